@@ -1,0 +1,1 @@
+"""The end-user side of Sealpost: a headless client core (keys, store, sync) and the TUI."""

@@ -1,0 +1,327 @@
+"""The headless client: accounts, sending through a crash-safe outbox, syncing and listening."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client.events import ClientEvent, ConnectionChanged, MessageStored
+from client.ledger import PrivacyLedger
+from client.profile import (
+    Profile,
+    ProfileError,
+    ProfileInfo,
+    create_profile,
+    load_profile,
+    profile_dir,
+)
+from client.relay_api import RelayAPI, RelayError, RelayUnavailable
+from client.settings import ClientSettings
+from client.store import Contact, Conversation, LocalStore, OutboxEntry, StoredMessage
+from shared.api import AccountInfo, MailboxItem, RegisterAccount
+from shared.envelope import ChatContent, ChatPayload, Envelope
+from shared.identifiers import new_message_id
+from shared.keys import AccountKeys, PublicKeys
+from shared.seal import VerificationError, open_envelope, seal_envelope
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class SyncReport:
+    stored: list[StoredMessage] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def quarantined(self) -> list[StoredMessage]:
+        return [m for m in self.stored if m.status == "quarantined"]
+
+
+@dataclass
+class FlushReport:
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # msg id -> why the relay refused it
+    pending: int = 0  # still queued because the relay is unreachable
+
+
+class Messenger:
+    """One profile's client core. Use ``async with Messenger.open(...)``."""
+
+    def __init__(self, profile: Profile, settings: ClientSettings | None = None) -> None:
+        self.profile = profile
+        self.settings = settings or ClientSettings(home=profile.home)
+        self.store = LocalStore(profile.store_path)
+        self.ledger = PrivacyLedger(profile.ledger_path)
+        self.api = RelayAPI(
+            profile.info.relay_url,
+            profile.handle,
+            profile.keys,
+            self.ledger,
+            timeout_s=self.settings.request_timeout_s,
+            max_retries=self.settings.max_retries,
+        )
+
+    @classmethod
+    def open(cls, home: Path, name: str) -> "Messenger":
+        return cls(load_profile(home, name), ClientSettings(home=home))
+
+    @classmethod
+    async def create_account(
+        cls,
+        home: Path,
+        name: str,
+        handle: str,
+        relay_url: str,
+        *,
+        country: str | None = None,
+        business: bool = False,
+        display_name: str | None = None,
+    ) -> "Messenger":
+        """Generate keys, register them with the relay, then write the profile.
+
+        Nothing is written unless the relay accepted the account, so a failed attempt can
+        simply be repeated.
+        """
+        profile_dir(home, name)  # validates the name before any network traffic
+        keys = AccountKeys.generate()
+        request = RegisterAccount(
+            handle=handle,
+            kind="business" if business else "person",
+            display_name=display_name or handle,
+            country=country,
+            sign_key=keys.public.sign_b64,
+            box_key=keys.public.box_b64,
+        )
+        if (home / "profiles" / name / "profile.json").exists():
+            raise ProfileError(f"Profile '{name}' already exists; pick another --profile.")
+        async with RelayAPI(relay_url, handle, keys) as api:
+            await api.register(request)
+        info = ProfileInfo(
+            name=name,
+            handle=handle,
+            relay_url=relay_url,
+            kind=request.kind,
+            display_name=request.display_name,
+            country=country,
+        )
+        profile = create_profile(home, info, keys)
+        messenger = cls(profile, ClientSettings(home=home))
+        messenger.ledger.record(
+            "POST",
+            relay_url.rstrip("/") + "/v1/accounts",
+            {"note": "registration"},
+            request.model_dump_json().encode(),
+        )
+        return messenger
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        self.store.close()
+
+    async def __aenter__(self) -> "Messenger":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    # --- directory -------------------------------------------------------------------------
+
+    async def contact(self, handle: str) -> Contact:
+        """The peer's directory entry, pinned locally on first use."""
+        cached = self.store.contact(handle)
+        if cached:
+            return cached
+        info: AccountInfo = await self.api.lookup(handle)
+        contact = Contact(
+            handle=info.handle,
+            kind=info.kind,
+            display_name=info.display_name,
+            verified=info.verified,
+            sign_key=info.sign_key,
+            box_key=info.box_key,
+        )
+        self.store.save_contact(contact)
+        return contact
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def send_text(self, to: str, text: str) -> StoredMessage:
+        """Queue a chat message durably, then try to deliver the outbox.
+
+        The message is in the local store before any network I/O; if the relay is down it
+        stays queued (status ``queued``) and goes out with the next flush.
+        """
+        sent_at = now_ms()
+        ChatContent(text=text)  # refuse oversize text before queueing it
+        message = StoredMessage(
+            msg_id=new_message_id(),
+            peer=to,
+            direction="out",
+            sender=self.profile.handle,
+            recipient=to,
+            text=text,
+            sent_at=sent_at,
+            status="queued",
+        )
+        self.store.queue_outgoing(message, Conversation(peer=to, display_name=to))
+        await self.flush_outbox()
+        return self.store_message(message.msg_id)
+
+    def store_message(self, msg_id: str) -> StoredMessage:
+        with self.store.session() as s:
+            found = s.get(StoredMessage, msg_id)
+            assert found is not None
+            return found
+
+    def _seal(self, entry: OutboxEntry, contact: Contact) -> Envelope:
+        message = self.store_message(entry.msg_id)
+        payload = ChatPayload(
+            id=message.msg_id,
+            sender=message.sender,
+            recipient=message.recipient,
+            sent_at=message.sent_at,
+            content=ChatContent(text=message.text or ""),
+        )
+        keys = PublicKeys.from_b64(contact.sign_key, contact.box_key)
+        return seal_envelope(payload, self.profile.keys, keys.box)
+
+    async def flush_outbox(self) -> FlushReport:
+        """Send every queued message; relay refusals are recorded on the message, not retried."""
+        report = FlushReport()
+        entries = self.store.outbox()
+        for index, entry in enumerate(entries):
+            try:
+                if entry.envelope_json is None:
+                    contact = await self.contact(entry.recipient)
+                    entry.envelope_json = self._seal(entry, contact).model_dump_json()
+                    self.store.update_outbox(entry)
+                envelope = Envelope.model_validate_json(entry.envelope_json)
+                await self.api.send(envelope)
+            except RelayUnavailable as exc:
+                entry.attempts += 1
+                entry.last_error = str(exc)
+                self.store.update_outbox(entry)
+                report.pending = len(entries) - index
+                return report
+            except RelayError as exc:
+                self.store.mark_sent(entry.msg_id, status="failed", error=exc.message)
+                report.failed[entry.msg_id] = exc.message
+                continue
+            self.store.mark_sent(entry.msg_id)
+            report.sent.append(entry.msg_id)
+        return report
+
+    # --- receiving -------------------------------------------------------------------------
+
+    async def _receive(self, item: MailboxItem) -> StoredMessage | None:
+        """Open, verify and store one envelope; returns it if new. Never drops a message."""
+        envelope = item.envelope
+        if self.store.has_message(envelope.id):
+            return None
+        base = dict(
+            msg_id=envelope.id,
+            peer=envelope.sender,
+            direction="in",
+            sender=envelope.sender,
+            recipient=envelope.recipient,
+            kind=envelope.kind,
+            category=envelope.category,
+            received_at=now_ms(),
+        )
+        conversation = Conversation(peer=envelope.sender, display_name=envelope.sender)
+        try:
+            contact = await self.contact(envelope.sender)
+            conversation = Conversation(
+                peer=contact.handle,
+                display_name=contact.display_name,
+                kind=contact.kind,
+                verified=contact.verified,
+            )
+            keys = PublicKeys.from_b64(contact.sign_key, contact.box_key)
+            if envelope.recipient != self.profile.handle:
+                raise VerificationError(
+                    "recipient_mismatch", f"addressed to {envelope.recipient}, not to this account"
+                )
+            payload = open_envelope(envelope, self.profile.keys, keys)
+        except (VerificationError, RelayError) as exc:
+            reason = exc.reason if isinstance(exc, VerificationError) else "unknown_sender"
+            detail = exc.detail if isinstance(exc, VerificationError) else exc.message
+            message = StoredMessage(
+                **base,
+                sent_at=base["received_at"],
+                status="quarantined",
+                quarantine_reason=reason,
+                quarantine_detail=detail,
+                envelope_json=envelope.model_dump_json(),
+            )
+        else:
+            text = payload.content.text if isinstance(payload, ChatPayload) else None
+            message = StoredMessage(
+                **base,
+                sent_at=payload.sent_at,
+                status="verified",
+                text=text,
+                payload_json=payload.model_dump_json(),
+            )
+        return message if self.store.add_incoming(message, conversation) else None
+
+    async def _receive_and_ack(self, items: list[MailboxItem]) -> SyncReport:
+        report = SyncReport()
+        for item in items:
+            stored = await self._receive(item)
+            if stored is None:
+                report.duplicates += 1
+            else:
+                report.stored.append(stored)
+        if items:
+            # Ack only after the store committed: a crash before this line means redelivery,
+            # which the store ignores; never a loss.
+            await self.api.ack([i.envelope.id for i in items])
+        return report
+
+    async def sync(self) -> SyncReport:
+        """Fetch every pending envelope, store it exactly once, and ack it."""
+        report = SyncReport()
+        after = 0
+        while True:
+            page = await self.api.mailbox_page(after=after)
+            if not page.items:
+                return report
+            part = await self._receive_and_ack(page.items)
+            report.stored += part.stored
+            report.duplicates += part.duplicates
+            after = page.next_after
+
+    async def listen(
+        self, on_event: Callable[[ClientEvent], None], stop: asyncio.Event | None = None
+    ) -> None:
+        """Stream the mailbox until ``stop`` is set, reconnecting with backoff; never raises
+        for network trouble, so a long-running UI keeps going while the relay is away."""
+        stop = stop or asyncio.Event()
+        delay = 1.0
+        cursor = 0
+        while not stop.is_set():
+            try:
+                await self.flush_outbox()
+                on_event(ConnectionChanged(online=True))
+                async for item in self.api.stream(after=cursor):
+                    delay = 1.0
+                    report = await self._receive_and_ack([item])
+                    cursor = item.seq
+                    for message in report.stored:
+                        on_event(MessageStored(message))
+                    if stop.is_set():
+                        return
+                raise RelayUnavailable("the relay closed the stream")
+            except (RelayUnavailable, RelayError) as exc:
+                on_event(
+                    ConnectionChanged(online=False, detail=f"{exc}; retrying in {delay:.0f} s")
+                )
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)

@@ -1,0 +1,163 @@
+"""Async HTTP client for the relay: signs every request, records it, backs off on 429."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from client.ledger import PrivacyLedger
+from shared.api import (
+    AccountInfo,
+    AckRequest,
+    AckResponse,
+    BatchRequest,
+    BatchResponse,
+    MailboxItem,
+    MailboxPage,
+    RegisterAccount,
+    SendResult,
+)
+from shared.auth import sign_request
+from shared.envelope import Envelope
+from shared.keys import AccountKeys
+
+MAX_RETRY_AFTER_S = 30.0
+
+
+class RelayError(Exception):
+    """The relay refused a request; ``code`` and ``message`` come from its error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class RelayUnavailable(Exception):
+    """The relay could not be reached; the work is kept and can be retried later."""
+
+
+class RelayAPI:
+    def __init__(
+        self,
+        base_url: str,
+        handle: str,
+        keys: AccountKeys,
+        ledger: PrivacyLedger | None = None,
+        timeout_s: float = 15.0,
+        max_retries: int = 5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.handle = handle
+        self.keys = keys
+        self.ledger = ledger
+        self.max_retries = max_retries
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "RelayAPI":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    def _signed(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        headers = sign_request(self.keys.signing, self.handle, method, path, body)
+        if body:
+            headers["Content-Type"] = "application/json"
+        if self.ledger:
+            self.ledger.record(method, self.base_url + path, headers, body)
+        return headers
+
+    async def request(self, method: str, path: str, body: BaseModel | None = None) -> Any:
+        """Send one signed request and return its JSON; retries 429 and dropped connections."""
+        raw = body.model_dump_json(exclude_none=False).encode() if body is not None else b""
+        delay = 0.5
+        for attempt in range(self.max_retries + 1):
+            # A fresh signature (new nonce, new timestamp) each try: a resend is not a replay.
+            headers = self._signed(method, path, raw)
+            try:
+                response = await self._http.request(method, path, content=raw, headers=headers)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                if attempt == self.max_retries:
+                    raise RelayUnavailable(f"Relay {self.base_url} unreachable: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if response.status_code == 429 and attempt < self.max_retries:
+                retry_after = float(response.headers.get("Retry-After", "1"))
+                await asyncio.sleep(min(retry_after, MAX_RETRY_AFTER_S))
+                continue
+            return _json_or_raise(response)
+        raise AssertionError("unreachable")
+
+    # --- endpoints -------------------------------------------------------------------------
+
+    async def register(self, body: RegisterAccount) -> AccountInfo:
+        return AccountInfo.model_validate(await self.request("POST", "/v1/accounts", body))
+
+    async def lookup(self, handle: str) -> AccountInfo:
+        return AccountInfo.model_validate(await self.request("GET", f"/v1/accounts/{handle}"))
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        return SendResult.model_validate(await self.request("POST", "/v1/messages", envelope))
+
+    async def send_batch(self, envelopes: list[Envelope]) -> BatchResponse:
+        batch = BatchRequest(envelopes=envelopes)
+        return BatchResponse.model_validate(await self.request("POST", "/v1/messages/batch", batch))
+
+    async def mailbox_page(self, after: int = 0, limit: int | None = None) -> MailboxPage:
+        query = f"?after={after}" + (f"&limit={limit}" if limit else "")
+        return MailboxPage.model_validate(
+            await self.request("GET", f"/v1/mailboxes/{self.handle}{query}")
+        )
+
+    async def ack(self, ids: list[str]) -> AckResponse:
+        return AckResponse.model_validate(
+            await self.request("POST", f"/v1/mailboxes/{self.handle}/ack", AckRequest(ids=ids))
+        )
+
+    async def stream(self, after: int = 0) -> AsyncIterator[MailboxItem]:
+        """Yield envelopes from the SSE stream until the connection ends.
+
+        Raises :class:`RelayUnavailable` when the connection cannot be made or drops.
+        """
+        path = f"/v1/mailboxes/{self.handle}/stream"
+        headers = self._signed("GET", path, b"")
+        headers["Last-Event-ID"] = str(after)
+        timeout = httpx.Timeout(10.0, read=None)
+        try:
+            async with self._http.stream("GET", path, headers=headers, timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    _json_or_raise(resp)
+                event, data = "message", []
+                async for line in resp.aiter_lines():
+                    if line == "":
+                        if event == "envelope" and data:
+                            yield MailboxItem.model_validate_json("\n".join(data))
+                        event, data = "message", []
+                    elif line.startswith(":"):
+                        continue
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise RelayUnavailable(f"Stream from {self.base_url} dropped: {exc}") from exc
+
+
+def _json_or_raise(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        error = response.json()["error"]
+        code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", response.text[:200] or response.reason_phrase
+    raise RelayError(response.status_code, code, message)

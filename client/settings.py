@@ -1,0 +1,18 @@
+"""Client settings, read from ``SEALPOST_*`` environment variables (CLI flags override them)."""
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEALPOST_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path(user_data_dir("sealpost")),
+        description="Data directory holding profiles/",
+    )
+    request_timeout_s: float = 15.0
+    max_retries: int = Field(default=5, description="Retries after 429 or a dropped connection")

@@ -1,0 +1,181 @@
+"""The device's local store (SQLite via SQLModel): conversations, messages, outbox, contacts.
+
+Everything a person reads lives here, decrypted; the relay only ever holds sealed bytes.
+"""
+
+from pathlib import Path
+
+from sqlalchemy import Engine, Index, event
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+
+class Contact(SQLModel, table=True):
+    """A cached key-directory entry (keys are pinned on first use)."""
+
+    __tablename__ = "client_contact"
+
+    handle: str = Field(primary_key=True)
+    kind: str
+    display_name: str
+    verified: bool = False
+    sign_key: str
+    box_key: str
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "client_conversation"
+
+    peer: str = Field(primary_key=True)
+    display_name: str
+    kind: str = "person"
+    verified: bool = False
+    unread: int = 0
+    last_at: int = 0
+
+
+class StoredMessage(SQLModel, table=True):
+    """One message, in or out. ``status``: queued, sent, verified or quarantined."""
+
+    __tablename__ = "client_message"
+    __table_args__ = (Index("ix_client_message_peer_time", "peer", "sent_at"),)
+
+    msg_id: str = Field(primary_key=True)
+    peer: str
+    direction: str  # "in" | "out"
+    sender: str
+    recipient: str
+    kind: str = "chat"
+    category: str = "service"
+    text: str | None = None
+    payload_json: str | None = None
+    sent_at: int
+    received_at: int | None = None
+    status: str
+    quarantine_reason: str | None = None
+    quarantine_detail: str | None = None
+    envelope_json: str | None = Field(default=None, description="Kept for quarantined messages")
+
+
+class OutboxEntry(SQLModel, table=True):
+    """A message typed but not yet accepted by the relay; survives crashes and restarts.
+
+    ``envelope_json`` is filled once sealed, and resent byte for byte so that a retry after a
+    lost answer is recognised by the relay as a duplicate rather than a conflict.
+    """
+
+    __tablename__ = "client_outbox"
+
+    msg_id: str = Field(primary_key=True)
+    recipient: str
+    envelope_json: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+CLIENT_TABLES = [t.__table__ for t in (Contact, Conversation, StoredMessage, OutboxEntry)]
+
+
+class LocalStore:
+    def __init__(self, path: Path) -> None:
+        self.engine: Engine = create_engine(
+            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+        )
+
+        @event.listens_for(self.engine, "connect")
+        def _tune(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        SQLModel.metadata.create_all(self.engine, tables=CLIENT_TABLES)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- contacts --------------------------------------------------------------------------
+
+    def contact(self, handle: str) -> Contact | None:
+        with self.session() as s:
+            return s.get(Contact, handle)
+
+    def save_contact(self, contact: Contact) -> None:
+        with self.session() as s:
+            s.merge(contact)
+            s.commit()
+
+    # --- messages --------------------------------------------------------------------------
+
+    def has_message(self, msg_id: str) -> bool:
+        with self.session() as s:
+            return s.get(StoredMessage, msg_id) is not None
+
+    def add_incoming(self, message: StoredMessage, conversation: Conversation) -> bool:
+        """Store a received message once; returns False if it was already stored."""
+        with self.session() as s:
+            if s.get(StoredMessage, message.msg_id) is not None:
+                return False
+            convo = s.get(Conversation, conversation.peer) or conversation
+            convo.unread += 1
+            convo.last_at = max(convo.last_at, message.sent_at)
+            s.add(convo)
+            s.add(message)
+            try:
+                s.commit()
+            except IntegrityError:  # stored concurrently by another sync of this profile
+                s.rollback()
+                return False
+            return True
+
+    def queue_outgoing(self, message: StoredMessage, conversation: Conversation) -> None:
+        with self.session() as s:
+            convo = s.get(Conversation, conversation.peer) or conversation
+            convo.last_at = max(convo.last_at, message.sent_at)
+            s.add(convo)
+            s.add(message)
+            s.add(OutboxEntry(msg_id=message.msg_id, recipient=message.recipient))
+            s.commit()
+
+    def outbox(self) -> list[OutboxEntry]:
+        with self.session() as s:
+            return list(s.exec(select(OutboxEntry)))
+
+    def update_outbox(self, entry: OutboxEntry) -> None:
+        with self.session() as s:
+            s.merge(entry)
+            s.commit()
+
+    def mark_sent(self, msg_id: str, status: str = "sent", error: str | None = None) -> None:
+        with self.session() as s:
+            message = s.get(StoredMessage, msg_id)
+            if message:
+                message.status = status
+                message.quarantine_detail = error
+                s.add(message)
+            entry = s.get(OutboxEntry, msg_id)
+            if entry:
+                s.delete(entry)
+            s.commit()
+
+    def conversations(self) -> list[Conversation]:
+        with self.session() as s:
+            return list(s.exec(select(Conversation).order_by(col(Conversation.last_at).desc())))
+
+    def messages(self, peer: str | None = None) -> list[StoredMessage]:
+        with self.session() as s:
+            query = select(StoredMessage).order_by(col(StoredMessage.sent_at))
+            if peer is not None:
+                query = query.where(StoredMessage.peer == peer)
+            return list(s.exec(query))
+
+    def mark_read(self, peer: str) -> None:
+        with self.session() as s:
+            convo = s.get(Conversation, peer)
+            if convo:
+                convo.unread = 0
+                s.add(convo)
+                s.commit()

@@ -1,0 +1,3 @@
+from sealpost.cli import main
+
+raise SystemExit(main())

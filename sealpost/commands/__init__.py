@@ -1,0 +1,1 @@
+"""One module per subcommand (or group of closely related subcommands)."""

@@ -1,0 +1,114 @@
+"""``sealpost account create|show|list``: profiles and their relay accounts."""
+
+import argparse
+from typing import Any
+
+from sealpost.commands.context import guarded, home_of, run_client
+from sealpost.commands.output import print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "account",
+        help="create and inspect profiles",
+        description="A profile is one account on this device: keys + local store.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    c = actions.add_parser(
+        "create",
+        help="generate keys and register a handle on a relay",
+        epilog="examples:\n  sealpost account create --profile alice --handle alice "
+        "--relay http://127.0.0.1:8700 --country +39\n  sealpost account create "
+        "--profile shop --handle acme --relay http://127.0.0.1:8700 --business "
+        "--name 'ACME Shoes'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("--profile", required=True, help="local profile name")
+    c.add_argument("--handle", required=True, help="public handle: 3-32 of a-z 0-9 _ . -")
+    c.add_argument("--relay", required=True, help="relay URL, e.g. http://127.0.0.1:8700")
+    c.add_argument("--country", help="country calling code, e.g. +39 (required for persons)")
+    c.add_argument("--business", action="store_true", help="register a business account")
+    c.add_argument("--name", help="display name (default: the handle)")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(run=create)
+
+    s = actions.add_parser("show", help="print a profile's identity and public keys")
+    s.add_argument("--profile", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=show)
+
+    ls = actions.add_parser("list", help="list profiles in --home")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(run=list_)
+
+
+def _describe(messenger: Any) -> dict[str, Any]:
+    info = messenger.profile.info
+    public = messenger.profile.keys.public
+    return {
+        **info.model_dump(),
+        "sign_key": public.sign_b64,
+        "box_key": public.box_b64,
+        "dir": str(messenger.profile.dir),
+    }
+
+
+def create(args: Any) -> int:
+    from client.messenger import Messenger
+
+    if not args.business and not args.country:
+        from sealpost.commands.output import fail
+
+        return fail(
+            "a person account needs --country (a calling code such as +39); "
+            "businesses pass --business instead.",
+            2,
+        )
+
+    async def go() -> int:
+        messenger = await Messenger.create_account(
+            home_of(args),
+            args.profile,
+            args.handle,
+            args.relay,
+            country=args.country,
+            business=args.business,
+            display_name=args.name,
+        )
+        async with messenger:
+            data = _describe(messenger)
+        if args.json:
+            print_json(data)
+        else:
+            print(
+                f"created profile '{args.profile}': {data['kind']} @{args.handle} on "
+                f"{args.relay}\n  keys in {data['dir']}/keys.json (mode 0600)"
+            )
+        return 0
+
+    return guarded(go)
+
+
+def show(args: Any) -> int:
+    async def body(messenger: Any) -> int:
+        data = _describe(messenger)
+        if args.json:
+            print_json(data)
+        else:
+            for key, value in data.items():
+                print(f"{key:>13}: {value}")
+        return 0
+
+    return run_client(args, body)
+
+
+def list_(args: Any) -> int:
+    from client.profile import list_profiles
+
+    names = list_profiles(home_of(args))
+    if args.json:
+        print_json(names)
+    else:
+        print("\n".join(names) if names else f"no profiles in {home_of(args)}")
+    return 0

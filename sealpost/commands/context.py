@@ -1,0 +1,37 @@
+"""Shared plumbing for client commands: resolve --home, open a profile, map errors to exits."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from client.messenger import Messenger
+from client.profile import ProfileError
+from client.relay_api import RelayError, RelayUnavailable
+from client.settings import ClientSettings
+from sealpost.commands.output import fail
+
+
+def home_of(args: Any) -> Path:
+    return Path(args.home) if getattr(args, "home", None) else ClientSettings().home
+
+
+def run_client(args: Any, body: Callable[[Messenger], Awaitable[int]]) -> int:
+    """Open ``--profile``, run ``body`` with it, and turn known failures into clear messages."""
+
+    async def go() -> int:
+        async with Messenger.open(home_of(args), args.profile) as messenger:
+            return await body(messenger)
+
+    return guarded(go)
+
+
+def guarded(make: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return asyncio.run(make())  # type: ignore[arg-type]
+    except ProfileError as exc:
+        return fail(str(exc))
+    except RelayUnavailable as exc:
+        return fail(f"{exc}. Is the relay running? Check the URL in the profile.")
+    except RelayError as exc:
+        return fail(exc.message + f" [{exc.code}]")

@@ -1,0 +1,143 @@
+"""``sealpost send`` and ``sealpost inbox``: scriptable messaging for testers."""
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from sealpost.commands.context import run_client
+from sealpost.commands.output import fail, print_json, terminal_safe
+
+
+def register(sub: Any) -> None:
+    s = sub.add_parser(
+        "send",
+        help="send a chat message",
+        description="Seal and send a message. It is queued in the local store first: if the "
+        "relay is unreachable it stays queued and goes out with the next send or inbox.",
+        epilog="example:\n  sealpost send --profile alice --to bob 'see you at 8'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--profile", required=True)
+    s.add_argument("--to", required=True, help="recipient handle")
+    s.add_argument("text", help="message text")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=send)
+
+    i = sub.add_parser(
+        "inbox",
+        help="sync, then print conversations",
+        description="Fetch pending messages from the relay, verify and store each exactly once, "
+        "then print every conversation. Messages that fail verification are shown "
+        "as QUARANTINED with the reason, never as genuine.",
+        epilog="examples:\n  sealpost inbox --profile bob\n  sealpost inbox --profile bob "
+        "--json | jq '.conversations[].messages[].text'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("--profile", required=True)
+    i.add_argument("--peer", help="only this conversation")
+    i.add_argument("--no-sync", action="store_true", help="print the local store only")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(run=inbox)
+
+
+def send(args: Any) -> int:
+    async def body(messenger: Any) -> int:
+        message = await messenger.send_text(args.to, args.text)
+        if args.json:
+            print_json(
+                {
+                    "id": message.msg_id,
+                    "to": args.to,
+                    "status": message.status,
+                    "error": message.quarantine_detail,
+                }
+            )
+        elif message.status == "sent":
+            print(f"sent {message.msg_id} to {args.to}")
+        elif message.status == "queued":
+            print(
+                f"queued {message.msg_id}: relay unreachable; it goes out with the next "
+                "`sealpost send` or `sealpost inbox`"
+            )
+        if message.status == "failed":
+            return fail(f"the relay refused the message: {message.quarantine_detail}")
+        return 0
+
+    return run_client(args, body)
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def message_json(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.msg_id,
+        "direction": m.direction,
+        "sender": m.sender,
+        "recipient": m.recipient,
+        "kind": m.kind,
+        "category": m.category,
+        "text": m.text if m.status != "quarantined" else None,
+        "sent_at": m.sent_at,
+        "status": m.status,
+        "quarantine_reason": m.quarantine_reason,
+        "detail": m.quarantine_detail,
+    }
+
+
+def inbox(args: Any) -> int:
+    async def body(messenger: Any) -> int:
+        synced = None
+        if not args.no_sync:
+            report = await messenger.sync()
+            await messenger.flush_outbox()
+            synced = {
+                "new": len(report.stored),
+                "duplicates": report.duplicates,
+                "quarantined": len(report.quarantined),
+            }
+        store = messenger.store
+        convos = [c for c in store.conversations() if args.peer in (None, c.peer)]
+        data = {
+            "profile": messenger.profile.info.name,
+            "handle": messenger.profile.handle,
+            "synced": synced,
+            "conversations": [
+                {
+                    "peer": c.peer,
+                    "display_name": c.display_name,
+                    "kind": c.kind,
+                    "verified": c.verified,
+                    "unread": c.unread,
+                    "messages": [message_json(m) for m in store.messages(c.peer)],
+                }
+                for c in convos
+            ],
+        }
+        if args.json:
+            print_json(data)
+            return 0
+        if synced:
+            print(f"synced: {synced['new']} new, {synced['quarantined']} quarantined")
+        if not convos:
+            print("no conversations yet")
+        for convo in data["conversations"]:
+            mark = " ✔" if convo["verified"] else ""
+            print(
+                f"\n== {terminal_safe(convo['display_name'])} (@{convo['peer']}){mark}"
+                f" · {convo['unread']} unread"
+            )
+            for m in convo["messages"]:
+                who = "you" if m["direction"] == "out" else m["sender"]
+                if m["status"] == "quarantined":
+                    line = (
+                        f"QUARANTINED, could not verify ({m['quarantine_reason']}): {m['detail']}"
+                    )
+                else:
+                    state = {"queued": " (queued)", "failed": " (NOT SENT)"}.get(m["status"], "")
+                    line = terminal_safe(m["text"] or "") + state
+                print(f"  [{_time(m['sent_at'])}] {who}: {line}")
+        return 0
+
+    return run_client(args, body)

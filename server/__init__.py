@@ -1,0 +1,1 @@
+"""The Sealpost relay: routes, stores and forwards sealed envelopes; never sees plaintext."""

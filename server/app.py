@@ -1,0 +1,45 @@
+"""Assembles the relay: settings, database, routers, error handlers, guards."""
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from server.body_limit import BodySizeLimit
+from server.clock import Clock, SystemClock
+from server.db import create_tables, make_engine
+from server.errors import error_response, install_error_handlers
+from server.notify import MailboxNotifier
+from server.ratelimit import TokenBuckets
+from server.routes import accounts, health, mailbox, messages
+from server.settings import RelaySettings
+from shared.version import PROTOCOL_VERSION
+
+
+def create_app(settings: RelaySettings | None = None, clock: Clock | None = None) -> FastAPI:
+    """A ready relay app; tables are created if missing."""
+    settings = settings or RelaySettings()
+    app = FastAPI(
+        title="Sealpost relay",
+        version=f"protocol-{PROTOCOL_VERSION}",
+        description="Routes sealed envelopes. See docs/protocol.md for the wire format.",
+    )
+    engine = make_engine(settings.db)
+    create_tables(engine)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock or SystemClock()
+    app.state.notifier = MailboxNotifier()
+    app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)
+    app.state.nonce_inserts = 0
+    app.state.shutting_down = False
+
+    install_error_handlers(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
+
+    for module in (health, accounts, messages, mailbox):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,143 @@
+"""Signed-request authentication and per-account rate limiting, as FastAPI dependencies."""
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from server.db import get_session
+from server.errors import ApiError
+from server.models import Account, RequestNonce
+from server.ratelimit import retry_after_header
+from shared.auth import (
+    HANDLE_HEADER,
+    NONCE_HEADER,
+    NONCE_PATTERN,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signing_string,
+)
+from shared.encoding import b64decode
+from shared.identifiers import HANDLE_PATTERN
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The auth headers of a request, parsed but not yet verified."""
+
+    handle: str
+    timestamp_ms: int
+    nonce: str
+    signature: bytes
+    message: bytes  # the exact bytes the signature must cover
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def signed_request(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> SignedRequest:
+    """Parse the four Sealpost-* headers; 401 with what is missing or malformed."""
+    headers = request.headers
+    missing = [
+        h
+        for h in (HANDLE_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+        if h not in headers
+    ]
+    if missing:
+        raise ApiError(401, "unauthenticated", f"Sign the request: missing {', '.join(missing)}.")
+    handle, ts, nonce = headers[HANDLE_HEADER], headers[TIMESTAMP_HEADER], headers[NONCE_HEADER]
+    if not re.match(HANDLE_PATTERN, handle):
+        raise ApiError(401, "unauthenticated", f"{HANDLE_HEADER} is not a valid handle.")
+    if not ts.isdigit() or len(ts) > 16:
+        raise ApiError(401, "unauthenticated", f"{TIMESTAMP_HEADER} must be unix milliseconds.")
+    if not re.match(NONCE_PATTERN, nonce):
+        raise ApiError(401, "unauthenticated", f"{NONCE_HEADER} must be 32 lowercase hex digits.")
+    try:
+        signature = b64decode(headers[SIGNATURE_HEADER])
+    except ValueError:
+        signature = b""
+    if len(signature) != 64:
+        raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 64 bytes in base64.")
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return SignedRequest(
+        handle=handle,
+        timestamp_ms=int(ts),
+        nonce=nonce,
+        signature=signature,
+        message=signing_string(request.method, path, int(ts), nonce, body),
+    )
+
+
+def verify_signed(request: Request, signed: SignedRequest, key_b64: str, session: Session) -> None:
+    """Check signature, clock window and nonce freshness; 401 naming the failed check."""
+    state = request.app.state
+    try:
+        VerifyKey(b64decode(key_b64)).verify(signed.message, signed.signature)
+    except (BadSignatureError, ValueError) as exc:
+        raise ApiError(
+            401,
+            "bad_signature",
+            "The signature does not match this request and the account's key. Sign "
+            "method, path with query, timestamp, nonce and the body's sha256 exactly.",
+        ) from exc
+    now = state.clock.now_ms()
+    window_ms = state.settings.auth_window_s * 1000
+    skew = signed.timestamp_ms - now
+    if abs(skew) > window_ms:
+        raise ApiError(
+            401,
+            "stale_request",
+            f"The request timestamp is {skew / 1000:+.0f} s from the relay's clock; "
+            f"allowed is ±{state.settings.auth_window_s} s. Check the device clock.",
+        )
+    session.add(RequestNonce(handle=signed.handle, nonce=signed.nonce, seen_at=now))
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ApiError(
+            401,
+            "replayed_request",
+            "This nonce was already used; send a fresh nonce with every request.",
+        ) from exc
+    state.nonce_inserts += 1
+    if state.nonce_inserts % 1000 == 0:
+        # Nonces older than twice the window can never be accepted again; forget them.
+        session.exec(delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * window_ms))
+        session.commit()
+
+
+def authenticated(
+    request: Request,
+    signed: Annotated[SignedRequest, Depends(signed_request)],
+    session: Annotated[Session, Depends(get_session)],
+) -> Account:
+    """The account that signed this request, after signature, window, replay and rate checks."""
+    account = session.get(Account, signed.handle)
+    if account is None:
+        raise ApiError(
+            401,
+            "unknown_account",
+            f"No account '{signed.handle}' on this relay; register it first.",
+        )
+    verify_signed(request, signed, account.sign_key, session)
+    wait = request.app.state.rate_limits.take(account.handle)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many requests from {account.handle}; retry after {wait:.1f} s.",
+            headers=retry_after_header(wait),
+        )
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(authenticated)]
+DbSession = Annotated[Session, Depends(get_session)]

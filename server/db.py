@@ -1,0 +1,44 @@
+"""Engine creation for SQLite (default) and PostgreSQL, and the per-request session."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import Request
+from sqlalchemy import Engine, event
+from sqlmodel import Session, SQLModel, create_engine
+
+from server.models import RELAY_TABLES
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the relay's access pattern (many short writes, concurrent readers)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _tune(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets readers (streams) proceed while a sender writes; NORMAL sync is durable
+            # across a process crash, which is what a relay restart needs.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def create_tables(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=RELAY_TABLES)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: one session per request."""
+    with Session(request.app.state.engine) as session:
+        yield session

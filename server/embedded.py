@@ -1,0 +1,66 @@
+"""Run a real relay on a loopback port inside this process (demo, tests, simulator)."""
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from server.app import create_app
+from server.clock import Clock
+from server.settings import RelaySettings
+
+
+class EmbeddedRelay:
+    """A relay served by uvicorn in a background thread; use as a context manager.
+
+    ``port=0`` picks a free port. ``url`` is set once the server is listening.
+    """
+
+    def __init__(self, settings: RelaySettings, clock: Clock | None = None, port: int = 0) -> None:
+        self.settings = settings
+        self.app = create_app(settings, clock)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            daemon=True,
+            name=f"relay:{self.port}",
+        )
+
+    def start(self) -> "EmbeddedRelay":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the embedded relay did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.app.state.shutting_down = True
+        self.app.state.notifier.wake_all()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.app.state.engine.dispose()
+
+    def __enter__(self) -> "EmbeddedRelay":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,69 @@
+"""Registration and the public key directory."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from sqlalchemy.exc import IntegrityError
+
+from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
+from server.errors import ApiError
+from server.models import Account
+from shared.api import AccountInfo, RegisterAccount
+from shared.identifiers import HANDLE_PATTERN
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+
+def _info(account: Account) -> AccountInfo:
+    return AccountInfo(
+        handle=account.handle,
+        kind=account.kind,  # type: ignore[arg-type]
+        display_name=account.display_name,
+        verified=account.verified,
+        sign_key=account.sign_key,
+        box_key=account.box_key,
+    )
+
+
+@router.post("", status_code=201)
+def register(
+    body: RegisterAccount,
+    request: Request,
+    signed: Annotated[SignedRequest, Depends(signed_request)],
+    session: DbSession,
+) -> AccountInfo:
+    """Register a handle with its public keys; the request is signed by the key it registers."""
+    if signed.handle != body.handle:
+        raise ApiError(401, "bad_signature", "Sign the registration as the handle it registers.")
+    verify_signed(request, signed, body.sign_key, session)
+    if session.get(Account, body.handle) is not None:
+        raise ApiError(409, "handle_taken", f"'{body.handle}' is taken; choose another handle.")
+    settings = request.app.state.settings
+    account = Account(
+        handle=body.handle,
+        kind=body.kind,
+        display_name=body.display_name,
+        country=body.country,
+        sign_key=body.sign_key,
+        box_key=body.box_key,
+        verified=body.kind == "business" and settings.auto_verify_businesses,
+        created_at=request.app.state.clock.now_ms(),
+    )
+    session.add(account)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ApiError(409, "handle_taken", f"'{body.handle}' is taken; choose another.") from exc
+    return _info(account)
+
+
+@router.get("/{handle}")
+def lookup(
+    handle: Annotated[str, Path(pattern=HANDLE_PATTERN)], _: CurrentAccount, session: DbSession
+) -> AccountInfo:
+    """A handle's public keys and display name."""
+    account = session.get(Account, handle)
+    if account is None:
+        raise ApiError(404, "unknown_handle", f"No account '{handle}' on this relay.")
+    return _info(account)

@@ -1,0 +1,46 @@
+"""Submitting envelopes, one at a time or in batches."""
+
+from fastapi import APIRouter, Request, Response
+
+from server.auth import CurrentAccount, DbSession
+from server.errors import ApiError
+from server.mailbox import store_envelopes
+from shared.api import BatchRequest, BatchResponse, SendResult
+from shared.envelope import Envelope
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+_STATUS_OF = {"sender_mismatch": 403, "unknown_recipient": 404, "id_conflict": 409}
+
+
+@router.post("", status_code=202, responses={200: {"model": SendResult}})
+def send_one(
+    envelope: Envelope,
+    account: CurrentAccount,
+    session: DbSession,
+    request: Request,
+    response: Response,
+) -> SendResult:
+    """Store one envelope for its recipient. A retry of the same envelope answers ``duplicate``."""
+    state = request.app.state
+    [result], woken = store_envelopes(session, account.handle, [envelope], state.clock.now_ms())
+    if result.error:
+        raise ApiError(
+            _STATUS_OF.get(result.error.code, 422), result.error.code, result.error.message
+        )
+    if result.status == "duplicate":
+        response.status_code = 200
+    state.notifier.publish(woken)
+    return result
+
+
+@router.post("/batch")
+def send_batch(
+    batch: BatchRequest, account: CurrentAccount, session: DbSession, request: Request
+) -> BatchResponse:
+    """Store up to 1,000 envelopes; each gets its own result, so one bad item spoils nothing."""
+    state = request.app.state
+    results, woken = store_envelopes(session, account.handle, batch.envelopes, state.clock.now_ms())
+    state.notifier.publish(woken)
+    counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+    return BatchResponse(results=results, **counts)

@@ -1,0 +1,30 @@
+"""The relay's one settings object, read from ``SEALPOST_RELAY_*`` environment variables and CLI."""
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{Path(user_data_dir('sealpost')) / 'relay.db'}"
+
+
+class RelaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEALPOST_RELAY_", extra="ignore")
+
+    db: str = Field(default_factory=default_db_url, description="SQLAlchemy URL")
+    host: str = "127.0.0.1"
+    port: int = 8700
+    auth_window_s: int = Field(
+        default=60, ge=5, description="Allowed clock skew of signed requests"
+    )
+    rate_per_s: float = Field(default=50.0, gt=0, description="Token-bucket refill per account")
+    rate_burst: int = Field(default=200, ge=1, description="Token-bucket size per account")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
+    page_limit: int = Field(default=500, ge=1, le=1000, description="Envelopes per mailbox page")
+    auto_verify_businesses: bool = Field(
+        default=True, description="Simulator shortcut: every business gets the verified mark"
+    )
