@@ -298,30 +298,52 @@ class Messenger:
     async def listen(
         self, on_event: Callable[[ClientEvent], None], stop: asyncio.Event | None = None
     ) -> None:
-        """Stream the mailbox until ``stop`` is set, reconnecting with backoff; never raises
-        for network trouble, so a long-running UI keeps going while the relay is away."""
+        """Stream the mailbox until ``stop`` is set, reconnecting with backoff.
+
+        Never raises for network trouble, so a long-running UI keeps going while the relay is
+        away; ``on_event`` hears about every stored message and every connection change.
+        """
         stop = stop or asyncio.Event()
         delay = 1.0
-        cursor = 0
-        while not stop.is_set():
-            try:
-                await self.flush_outbox()
-                on_event(ConnectionChanged(online=True))
-                async for item in self.api.stream(after=cursor):
+        progress = _StreamProgress()
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                streaming = asyncio.create_task(self._stream_once(on_event, progress))
+                await asyncio.wait({streaming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    streaming.cancel()
+                    await asyncio.gather(streaming, return_exceptions=True)
+                    return
+                try:
+                    streaming.result()
+                    detail = "the relay closed the stream"
+                except (RelayUnavailable, RelayError) as exc:
+                    detail = str(exc)
+                if progress.advanced:  # it worked for a while: reconnect quickly
+                    progress.advanced = False
                     delay = 1.0
-                    report = await self._receive_and_ack([item])
-                    cursor = item.seq
-                    for message in report.stored:
-                        on_event(MessageStored(message))
-                    if stop.is_set():
-                        return
-                raise RelayUnavailable("the relay closed the stream")
-            except (RelayUnavailable, RelayError) as exc:
                 on_event(
-                    ConnectionChanged(online=False, detail=f"{exc}; retrying in {delay:.0f} s")
+                    ConnectionChanged(online=False, detail=f"{detail}; retrying in {delay:.0f} s")
                 )
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, 30.0)
+                await asyncio.wait({stopping}, timeout=delay)
+                delay = min(delay * 2, 30.0)
+        finally:
+            stopping.cancel()
+
+    async def _stream_once(
+        self, on_event: Callable[[ClientEvent], None], progress: "_StreamProgress"
+    ) -> None:
+        await self.flush_outbox()
+        on_event(ConnectionChanged(online=True))
+        async for item in self.api.stream(after=progress.seq):
+            report = await self._receive_and_ack([item])
+            progress.seq, progress.advanced = item.seq, True
+            for message in report.stored:
+                on_event(MessageStored(message))
+
+
+@dataclass
+class _StreamProgress:
+    seq: int = 0  # last seq handled; a reconnect resumes after it
+    advanced: bool = False  # something arrived since the last (re)connect

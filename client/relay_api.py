@@ -24,6 +24,7 @@ from shared.envelope import Envelope
 from shared.keys import AccountKeys
 
 MAX_RETRY_AFTER_S = 30.0
+CONNECT_RETRIES = 2
 
 
 class RelayError(Exception):
@@ -84,7 +85,10 @@ class RelayAPI:
             try:
                 response = await self._http.request(method, path, content=raw, headers=headers)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
-                if attempt == self.max_retries:
+                # Nothing listening is unlikely to change within seconds: give up sooner than
+                # on a connection that dropped mid-request.
+                refused = isinstance(exc, httpx.ConnectError) and attempt >= CONNECT_RETRIES
+                if attempt == self.max_retries or refused:
                     raise RelayUnavailable(f"Relay {self.base_url} unreachable: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

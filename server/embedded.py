@@ -21,7 +21,9 @@ class EmbeddedRelay:
     def __init__(self, settings: RelaySettings, clock: Clock | None = None, port: int = 0) -> None:
         self.settings = settings
         self.app = create_app(settings, clock)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # listener says TCP explicitly, and without it every response waits ~40 ms (Nagle).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]

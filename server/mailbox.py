@@ -42,7 +42,12 @@ def _routing_error(envelope: Envelope, sender: str, known: set[str]) -> SendResu
 
 
 def store_envelopes(
-    session: Session, sender: str, envelopes: Sequence[Envelope], now_ms: int
+    session: Session,
+    sender: str,
+    envelopes: Sequence[Envelope],
+    now_ms: int,
+    *,
+    retry: bool = True,
 ) -> tuple[list[SendResult], set[str]]:
     """Validate routing and store new envelopes idempotently.
 
@@ -104,7 +109,9 @@ def store_envelopes(
     except IntegrityError:
         # A concurrent request stored one of these ids first: redo the batch, which now sees it.
         session.rollback()
-        return store_envelopes(session, sender, envelopes, now_ms)
+        if not retry:
+            raise
+        return store_envelopes(session, sender, envelopes, now_ms, retry=False)
     return results, {row.recipient for row in new_rows}
 
 

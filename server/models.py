@@ -1,7 +1,10 @@
 """The relay's tables. Ciphertexts are stored as opaque bytes; nothing here is plaintext."""
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
+SeqType = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Account(SQLModel, table=True):
@@ -14,7 +17,7 @@ class Account(SQLModel, table=True):
     sign_key: str = Field(max_length=64)
     box_key: str = Field(max_length=64)
     verified: bool = False
-    created_at: int
+    created_at: int = Field(sa_type=BigInteger)
 
 
 class MailboxEntry(SQLModel, table=True):
@@ -30,7 +33,7 @@ class MailboxEntry(SQLModel, table=True):
         Index("ix_mailbox_pending", "recipient", "acked_at", "seq"),
     )
 
-    seq: int | None = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, primary_key=True, sa_type=SeqType)
     msg_id: str = Field(max_length=32)
     sender: str = Field(max_length=32)
     recipient: str = Field(max_length=32)
@@ -38,12 +41,12 @@ class MailboxEntry(SQLModel, table=True):
     category: str = Field(max_length=16)
     template_id: str | None = Field(default=None, max_length=64)
     campaign_id: str | None = Field(default=None, max_length=64)
-    not_before: int | None = None
-    expires_at: int | None = None
+    not_before: int | None = Field(default=None, sa_type=BigInteger)
+    expires_at: int | None = Field(default=None, sa_type=BigInteger)
     digest: str = Field(max_length=64, description="sha256 of the ciphertext, for idempotency")
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    received_at: int
-    acked_at: int | None = None
+    received_at: int = Field(sa_type=BigInteger)
+    acked_at: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class RequestNonce(SQLModel, table=True):
@@ -53,7 +56,7 @@ class RequestNonce(SQLModel, table=True):
 
     handle: str = Field(primary_key=True, max_length=32)
     nonce: str = Field(primary_key=True, max_length=32)
-    seen_at: int = Field(index=True)
+    seen_at: int = Field(index=True, sa_type=BigInteger)
 
 
 RELAY_TABLES = [Account.__table__, MailboxEntry.__table__, RequestNonce.__table__]

@@ -1,0 +1,183 @@
+"""The scriptable commands testers use, run as real processes against a real relay."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+
+def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "sealpost", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_account_send_inbox_round_trip(sqlite_relay, home):
+    url = sqlite_relay.url
+    created = json.loads(
+        sealpost(
+            home,
+            "account",
+            "create",
+            "--profile",
+            "alice",
+            "--handle",
+            "alice",
+            "--relay",
+            url,
+            "--country",
+            "+39",
+            "--json",
+        ).stdout
+    )
+    assert created["handle"] == "alice" and created["kind"] == "person"
+    sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "shop",
+        "--handle",
+        "acme",
+        "--relay",
+        url,
+        "--business",
+        "--name",
+        "ACME Shoes",
+    )
+    sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "bob",
+        "--handle",
+        "bob",
+        "--relay",
+        url,
+        "--country",
+        "+44",
+    )
+    keys = home / "profiles" / "alice" / "keys.json"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+
+    sent = json.loads(
+        sealpost(
+            home,
+            "send",
+            "--profile",
+            "alice",
+            "--to",
+            "bob",
+            "ciao [bold]Bob[/bold] \x1b[31mred",
+            "--json",
+        ).stdout
+    )
+    assert sent["status"] == "sent"
+    inbox = json.loads(sealpost(home, "inbox", "--profile", "bob", "--json").stdout)
+    assert inbox["synced"] == {"new": 1, "duplicates": 0, "quarantined": 0}
+    [convo] = inbox["conversations"]
+    assert convo["peer"] == "alice"
+    assert [(m["text"], m["status"]) for m in convo["messages"]] == [
+        ("ciao [bold]Bob[/bold] \x1b[31mred", "verified")
+    ]
+
+    human = sealpost(home, "inbox", "--profile", "bob", "--no-sync").stdout
+    assert "\x1b" not in human and "\\x1b[31mred" in human
+    listed = json.loads(sealpost(home, "account", "list", "--json").stdout)
+    assert listed == ["alice", "bob", "shop"]
+
+
+def test_clear_errors(sqlite_relay, home):
+    missing = sealpost(home, "inbox", "--profile", "ghost", check=False)
+    assert missing.returncode == 1
+    assert "No profile 'ghost'" in missing.stderr and "account create" in missing.stderr
+
+    no_country = sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "p",
+        "--handle",
+        "pat",
+        "--relay",
+        sqlite_relay.url,
+        check=False,
+    )
+    assert no_country.returncode == 2 and "--country" in no_country.stderr
+
+    sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "alice",
+        "--handle",
+        "alice",
+        "--relay",
+        sqlite_relay.url,
+        "--country",
+        "+39",
+    )
+    taken = sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "alice2",
+        "--handle",
+        "alice",
+        "--relay",
+        sqlite_relay.url,
+        "--country",
+        "+39",
+        check=False,
+    )
+    assert taken.returncode == 1 and "handle_taken" in taken.stderr
+    assert not (home / "profiles" / "alice2").exists()  # nothing half-written
+
+    unknown = sealpost(home, "send", "--profile", "alice", "--to", "nobody", "hi", check=False)
+    assert unknown.returncode == 1 and "nobody" in unknown.stderr
+
+    down = sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "x",
+        "--handle",
+        "xavier",
+        "--relay",
+        "http://127.0.0.1:9",
+        "--country",
+        "+1",
+        check=False,
+    )
+    assert down.returncode == 1 and "Is the relay running?" in down.stderr
+
+
+def test_help_teaches(home):
+    top = sealpost(home, "--help").stdout
+    for command in ("relay", "account", "send", "inbox", "demo", "quick tour"):
+        assert command in top
+    assert "example" in sealpost(home, "send", "--help").stdout
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "sealpost", "demo"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Alice: Hi Bob!" in result.stdout
+    assert "[verified]" in result.stdout
+    assert "none found" in result.stdout

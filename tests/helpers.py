@@ -1,0 +1,47 @@
+"""Small helpers for black-box tests that speak raw HTTP to a relay."""
+
+import json
+from typing import Any
+
+import httpx
+
+from shared.auth import sign_request
+from shared.keys import AccountKeys
+
+
+def signed(
+    base_url: str,
+    keys: AccountKeys,
+    handle: str,
+    method: str,
+    path: str,
+    body: bytes | Any = b"",
+    **sign_kwargs: Any,
+) -> httpx.Response:
+    """Send one request signed as ``handle`` (body: raw bytes or a JSON-able value)."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = sign_request(keys.signing, handle, method, path, raw, **sign_kwargs)
+    headers["Content-Type"] = "application/json"
+    return httpx.request(method, base_url + path, content=raw, headers=headers, timeout=10)
+
+
+def relay_storage_bytes(db_url: str) -> bytes:
+    """Every byte the relay keeps: the SQLite file and its WAL, or a dump of all PG rows."""
+    if db_url.startswith("sqlite"):
+        from pathlib import Path
+
+        path = Path(db_url.split("///", 1)[1])
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    import psycopg
+
+    chunks: list[bytes] = []
+    with psycopg.connect(db_url) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    chunks.append(value if isinstance(value, bytes) else str(value).encode())
+    return b"\n".join(chunks)
