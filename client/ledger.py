@@ -8,9 +8,21 @@ from typing import Any
 
 
 class PrivacyLedger:
-    def __init__(self, path: Path) -> None:
+    """Appends to ``path``; with ``path=None`` it holds entries in memory until :meth:`attach`
+    (registration happens before the profile directory exists, and must be recorded too)."""
+
+    def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._held: list[str] = []
         self._lock = threading.Lock()
+
+    def attach(self, path: Path) -> None:
+        """Start writing to ``path``, first flushing whatever was held in memory."""
+        with self._lock:
+            self.path = path
+            held, self._held = self._held, []
+            with path.open("a", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in held)
 
     def record(self, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
         """Append one request exactly as it left the device (body decoded when it is JSON)."""
@@ -27,10 +39,16 @@ class PrivacyLedger:
             "body": decoded,
         }
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with self._lock:
+            if self.path is None:
+                self._held.append(line)
+                return
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
 
     def entries(self) -> list[dict[str, Any]]:
+        if self.path is None:
+            return [json.loads(line) for line in self._held]
         if not self.path.exists():
             return []
         with self.path.open(encoding="utf-8") as f:

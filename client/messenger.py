@@ -23,7 +23,14 @@ from shared.api import AccountInfo, MailboxItem, RegisterAccount
 from shared.envelope import ChatContent, ChatPayload, Envelope
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, PublicKeys
-from shared.seal import VerificationError, open_envelope, seal_envelope
+from shared.seal import (
+    PayloadTooLarge,
+    VerificationError,
+    open_envelope,
+    padded_size,
+    seal_envelope,
+    sign_payload,
+)
 
 
 def now_ms() -> int:
@@ -97,7 +104,8 @@ class Messenger:
         )
         if (home / "profiles" / name / "profile.json").exists():
             raise ProfileError(f"Profile '{name}' already exists; pick another --profile.")
-        async with RelayAPI(relay_url, handle, keys) as api:
+        ledger = PrivacyLedger(None)  # held in memory until the profile exists
+        async with RelayAPI(relay_url, handle, keys, ledger) as api:
             await api.register(request)
         info = ProfileInfo(
             name=name,
@@ -108,13 +116,8 @@ class Messenger:
             country=country,
         )
         profile = create_profile(home, info, keys)
+        ledger.attach(profile.ledger_path)
         messenger = cls(profile, ClientSettings(home=home))
-        messenger.ledger.record(
-            "POST",
-            relay_url.rstrip("/") + "/v1/accounts",
-            {"note": "registration"},
-            request.model_dump_json().encode(),
-        )
         return messenger
 
     async def aclose(self) -> None:
@@ -154,8 +157,6 @@ class Messenger:
         The message is in the local store before any network I/O; if the relay is down it
         stays queued (status ``queued``) and goes out with the next flush.
         """
-        sent_at = now_ms()
-        ChatContent(text=text)  # refuse oversize text before queueing it
         message = StoredMessage(
             msg_id=new_message_id(),
             peer=to,
@@ -163,9 +164,11 @@ class Messenger:
             sender=self.profile.handle,
             recipient=to,
             text=text,
-            sent_at=sent_at,
+            sent_at=now_ms(),
             status="queued",
         )
+        # Refuse what could never be sealed now, rather than leave it stuck in the outbox.
+        padded_size(len(sign_payload(self._payload(message), self.profile.keys)))
         self.store.queue_outgoing(message, Conversation(peer=to, display_name=to))
         await self.flush_outbox()
         return self.store_message(message.msg_id)
@@ -176,15 +179,18 @@ class Messenger:
             assert found is not None
             return found
 
-    def _seal(self, entry: OutboxEntry, contact: Contact) -> Envelope:
-        message = self.store_message(entry.msg_id)
-        payload = ChatPayload(
+    @staticmethod
+    def _payload(message: StoredMessage) -> ChatPayload:
+        return ChatPayload(
             id=message.msg_id,
             sender=message.sender,
             recipient=message.recipient,
             sent_at=message.sent_at,
             content=ChatContent(text=message.text or ""),
         )
+
+    def _seal(self, entry: OutboxEntry, contact: Contact) -> Envelope:
+        payload = self._payload(self.store_message(entry.msg_id))
         keys = PublicKeys.from_b64(contact.sign_key, contact.box_key)
         return seal_envelope(payload, self.profile.keys, keys.box)
 
@@ -200,15 +206,19 @@ class Messenger:
                     self.store.update_outbox(entry)
                 envelope = Envelope.model_validate_json(entry.envelope_json)
                 await self.api.send(envelope)
-            except RelayUnavailable as exc:
+            except (RelayUnavailable, RelayError) as exc:
+                if isinstance(exc, RelayError) and not exc.transient:
+                    self.store.mark_sent(entry.msg_id, status="failed", error=exc.message)
+                    report.failed[entry.msg_id] = exc.message
+                    continue
                 entry.attempts += 1
                 entry.last_error = str(exc)
                 self.store.update_outbox(entry)
                 report.pending = len(entries) - index
                 return report
-            except RelayError as exc:
-                self.store.mark_sent(entry.msg_id, status="failed", error=exc.message)
-                report.failed[entry.msg_id] = exc.message
+            except PayloadTooLarge as exc:
+                self.store.mark_sent(entry.msg_id, status="failed", error=str(exc))
+                report.failed[entry.msg_id] = str(exc)
                 continue
             self.store.mark_sent(entry.msg_id)
             report.sent.append(entry.msg_id)
@@ -247,6 +257,8 @@ class Messenger:
                 )
             payload = open_envelope(envelope, self.profile.keys, keys)
         except (VerificationError, RelayError) as exc:
+            if isinstance(exc, RelayError) and exc.code != "unknown_handle":
+                raise  # can't check it now (rate limit, relay trouble): leave it unacked
             reason = exc.reason if isinstance(exc, VerificationError) else "unknown_sender"
             detail = exc.detail if isinstance(exc, VerificationError) else exc.message
             message = StoredMessage(
@@ -336,14 +348,13 @@ class Messenger:
     ) -> None:
         await self.flush_outbox()
         on_event(ConnectionChanged(online=True))
-        async for item in self.api.stream(after=progress.seq):
+        async for item in self.api.stream():
             report = await self._receive_and_ack([item])
-            progress.seq, progress.advanced = item.seq, True
+            progress.advanced = True
             for message in report.stored:
                 on_event(MessageStored(message))
 
 
 @dataclass
 class _StreamProgress:
-    seq: int = 0  # last seq handled; a reconnect resumes after it
     advanced: bool = False  # something arrived since the last (re)connect

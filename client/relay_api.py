@@ -25,6 +25,7 @@ from shared.keys import AccountKeys
 
 MAX_RETRY_AFTER_S = 30.0
 CONNECT_RETRIES = 2
+STREAM_SILENCE_S = 45.0
 
 
 class RelayError(Exception):
@@ -35,6 +36,11 @@ class RelayError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later as is: rate limited, a stale clock, or the relay's own fault."""
+        return self.status == 429 or self.status >= 500 or self.code == "stale_request"
 
 
 class RelayUnavailable(Exception):
@@ -126,15 +132,17 @@ class RelayAPI:
             await self.request("POST", f"/v1/mailboxes/{self.handle}/ack", AckRequest(ids=ids))
         )
 
-    async def stream(self, after: int = 0) -> AsyncIterator[MailboxItem]:
+    async def stream(self) -> AsyncIterator[MailboxItem]:
         """Yield envelopes from the SSE stream until the connection ends.
+
+        Every (re)connection starts with all envelopes still unacked.
 
         Raises :class:`RelayUnavailable` when the connection cannot be made or drops.
         """
         path = f"/v1/mailboxes/{self.handle}/stream"
         headers = self._signed("GET", path, b"")
-        headers["Last-Event-ID"] = str(after)
-        timeout = httpx.Timeout(10.0, read=None)
+        # The relay sends a keepalive every 15 s; silence for much longer means a dead link.
+        timeout = httpx.Timeout(10.0, read=STREAM_SILENCE_S)
         try:
             async with self._http.stream("GET", path, headers=headers, timeout=timeout) as resp:
                 if resp.status_code != 200:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from server.body_limit import BodySizeLimit
 from server.clock import Clock, SystemClock
-from server.db import create_tables, make_engine
+from server.db import create_tables, make_engine, read_engine
 from server.errors import error_response, install_error_handlers
 from server.notify import MailboxNotifier
 from server.ratelimit import TokenBuckets
@@ -27,6 +27,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     create_tables(engine)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine(engine)
     app.state.clock = clock or SystemClock()
     app.state.notifier = MailboxNotifier()
     app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)

@@ -55,7 +55,7 @@ def signed_request(request: Request, body: Annotated[bytes, Depends(raw_body)]) 
     handle, ts, nonce = headers[HANDLE_HEADER], headers[TIMESTAMP_HEADER], headers[NONCE_HEADER]
     if not re.match(HANDLE_PATTERN, handle):
         raise ApiError(401, "unauthenticated", f"{HANDLE_HEADER} is not a valid handle.")
-    if not ts.isdigit() or len(ts) > 16:
+    if not (ts.isascii() and ts.isdigit()) or len(ts) > 16:
         raise ApiError(401, "unauthenticated", f"{TIMESTAMP_HEADER} must be unix milliseconds.")
     if not re.match(NONCE_PATTERN, nonce):
         raise ApiError(401, "unauthenticated", f"{NONCE_HEADER} must be 32 lowercase hex digits.")
@@ -65,13 +65,18 @@ def signed_request(request: Request, body: Annotated[bytes, Depends(raw_body)]) 
         signature = b""
     if len(signature) != 64:
         raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 64 bytes in base64.")
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # Sign over the path and query exactly as sent (not percent-decoded), and the timestamp
+    # header's own text, so a client never has to guess a normalisation.
+    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    if query:
+        path += f"?{query}"
     return SignedRequest(
         handle=handle,
         timestamp_ms=int(ts),
         nonce=nonce,
         signature=signature,
-        message=signing_string(request.method, path, int(ts), nonce, body),
+        message=signing_string(request.method, path, ts, nonce, body),
     )
 
 

@@ -27,6 +27,17 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # Let SQLAlchemy, not the driver, open transactions (see _begin).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+            # Nearly every request writes (at least its nonce), and a deferred transaction that
+            # reads and then writes fails at once with SQLITE_BUSY when another writer got in
+            # between. IMMEDIATE takes the write lock up front, waiting on busy_timeout instead.
+            # Pure readers (delivery streams) use read_engine() and stay deferred.
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     if url.startswith("postgresql://"):
@@ -34,11 +45,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
+def read_engine(engine: Engine) -> Engine:
+    """The same database for read-only work: on SQLite its transactions take no write lock."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="DEFERRED")
+    return engine
+
+
 def create_tables(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine, tables=RELAY_TABLES)
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request."""
-    with Session(request.app.state.engine) as session:
+    """FastAPI dependency: one session per request.
+
+    No expiry on commit: reading an attribute after the auth commit must not open a new
+    transaction, which on a long-lived stream would hold SQLite's write lock for its lifetime.
+    """
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session

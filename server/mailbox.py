@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from server.models import Account, MailboxEntry
 from shared.api import ErrorDetail, SendResult
-from shared.encoding import b64encode
+from shared.encoding import b64encode, canonical_json
 from shared.envelope import Envelope
 
 
@@ -70,7 +70,8 @@ def store_envelopes(
             results.append(error)
             continue
         raw = envelope.ciphertext_bytes()
-        digest = hashlib.sha256(raw).hexdigest()
+        # The digest covers routing fields too: a "retry" that changes them is a conflict.
+        digest = hashlib.sha256(canonical_json(envelope.model_dump(mode="json"))).hexdigest()
         if envelope.id in existing:
             if existing[envelope.id] == (sender, digest):
                 results.append(SendResult(id=envelope.id, status="duplicate"))

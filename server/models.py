@@ -43,7 +43,7 @@ class MailboxEntry(SQLModel, table=True):
     campaign_id: str | None = Field(default=None, max_length=64)
     not_before: int | None = Field(default=None, sa_type=BigInteger)
     expires_at: int | None = Field(default=None, sa_type=BigInteger)
-    digest: str = Field(max_length=64, description="sha256 of the ciphertext, for idempotency")
+    digest: str = Field(max_length=64, description="sha256 of the canonical envelope (idempotency)")
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: int = Field(sa_type=BigInteger)
     acked_at: int | None = Field(default=None, sa_type=BigInteger)

@@ -100,7 +100,7 @@ class ErrorDetail(_Strict):
 
 
 class ErrorBody(_Strict):
-    """Every 4xx answer: ``{"error": {"code": ..., "message": ...}}``."""
+    """Every error answer (4xx, and the rare 5xx): ``{"error": {"code": ..., "message": ...}}``."""
 
     error: ErrorDetail
 

@@ -4,8 +4,8 @@ The signed string (UTF-8) is, with ``\\n`` between fields:
 
     SEALPOST-REQ-V1
     <METHOD upper-case>
-    <path, with ?query exactly as sent>
-    <timestamp: unix milliseconds, decimal>
+    <path, with ?query, exactly as sent on the request line (not percent-decoded)>
+    <timestamp: the Sealpost-Timestamp header's text (unix milliseconds, decimal digits)>
     <nonce: 32 lowercase hex digits, fresh per request>
     <sha256 of the raw body, lowercase hex (of b"" when there is none)>
 """
@@ -27,7 +27,9 @@ AUTH_HEADERS = (HANDLE_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
 NONCE_PATTERN = r"^[0-9a-f]{32}$"
 
 
-def signing_string(method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> bytes:
+def signing_string(
+    method: str, path: str, timestamp_ms: int | str, nonce: str, body: bytes
+) -> bytes:
     """The exact bytes a request signature covers."""
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join(

@@ -5,11 +5,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from client.messenger import Messenger
 from client.profile import ProfileError
 from client.relay_api import RelayError, RelayUnavailable
 from client.settings import ClientSettings
 from sealpost.commands.output import fail
+from shared.seal import PayloadTooLarge
 
 
 def home_of(args: Any) -> Path:
@@ -35,3 +38,8 @@ def guarded(make: Callable[[], Awaitable[int]]) -> int:
         return fail(f"{exc}. Is the relay running? Check the URL in the profile.")
     except RelayError as exc:
         return fail(exc.message + f" [{exc.code}]")
+    except PayloadTooLarge as exc:
+        return fail(f"message too long to seal ({exc}); split it into several messages.")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return fail(f"invalid input: {problems}")

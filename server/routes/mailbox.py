@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
@@ -18,6 +18,9 @@ from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
 
 router = APIRouter(prefix="/v1/mailboxes", tags=["mailbox"])
+
+# A client that never acks gets no more than this many envelopes ahead of its acks.
+MAX_UNACKED_PER_STREAM = 5000
 
 HandlePath = Annotated[str, Path(pattern=HANDLE_PATTERN)]
 
@@ -68,40 +71,39 @@ def _frame(item: MailboxItem) -> bytes:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream(
-    handle: HandlePath,
-    account: CurrentAccount,
-    request: Request,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    handle: HandlePath, account: CurrentAccount, request: Request
 ) -> StreamingResponse:
-    """Server-sent events: every pending envelope after the cursor, then new ones as they come.
+    """Server-sent events: every pending envelope, then new ones as they arrive.
 
-    Resume after a disconnect with ``Last-Event-ID`` (or ``?after=``). Delivery is at least
-    once: an envelope is sent again on a later connection until it is acked.
+    Resuming is reconnecting: a new connection sends every envelope still unacked, including
+    ones received but not yet acked (the client's store ignores those). A ``Last-Event-ID`` is
+    deliberately not used to skip anything: on PostgreSQL a lower ``seq`` can commit after a
+    higher one, and skipping by cursor could then hide it.
     """
     _own(account, handle)
-    cursor = after or 0
-    if last_event_id and last_event_id.isdigit():
-        cursor = max(cursor, int(last_event_id))
     state = request.app.state
+    page = state.settings.page_limit
 
-    def fetch(after_seq: int) -> list[MailboxItem]:
-        with Session(state.engine) as session:
-            rows = pending(session, handle, after_seq, state.settings.page_limit)
-            return [MailboxItem(seq=r.seq or 0, envelope=to_envelope(r)) for r in rows]
+    def fetch(exclude: set[int]) -> list[MailboxItem]:
+        with Session(state.read_engine) as session:
+            rows = pending(session, handle, 0, page + len(exclude))
+        return [MailboxItem(seq=r.seq or 0, envelope=to_envelope(r)) for r in rows]
 
     async def frames() -> AsyncIterator[bytes]:
-        nonlocal cursor
+        sent: set[int] = set()  # sent on this connection and not yet acked
         wake = state.notifier.subscribe(handle)
         try:
-            yield f"retry: 2000\nevent: ready\ndata: {json.dumps({'after': cursor})}\n\n".encode()
+            yield b"retry: 2000\nevent: ready\ndata: {}\n\n"
             while not state.shutting_down:
                 wake.clear()  # before the fetch, so mail stored during it wakes the next wait
-                items = await anyio.to_thread.run_sync(fetch, cursor)
-                for item in items:
+                items = await anyio.to_thread.run_sync(fetch, sent)
+                # Forget acked ones; what is still pending and already sent is not sent again.
+                sent &= {item.seq for item in items}
+                fresh = [item for item in items if item.seq not in sent][:page]
+                for item in fresh:
                     yield _frame(item)
-                    cursor = item.seq
-                if len(items) == state.settings.page_limit:
+                    sent.add(item.seq)
+                if len(fresh) == page and len(sent) < MAX_UNACKED_PER_STREAM:
                     continue
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=state.settings.keepalive_s)

@@ -38,7 +38,9 @@ def send_one(
 def send_batch(
     batch: BatchRequest, account: CurrentAccount, session: DbSession, request: Request
 ) -> BatchResponse:
-    """Store up to 1,000 envelopes; each gets its own result, so one bad item spoils nothing."""
+    """Store up to 1,000 envelopes, each with its own result: a refused envelope (unknown
+    recipient, id conflict) spoils nothing. A malformed one fails the batch with 422 naming
+    its index, since the whole body must match the schema."""
     state = request.app.state
     results, woken = store_envelopes(session, account.handle, batch.envelopes, state.clock.now_ms())
     state.notifier.publish(woken)
