@@ -19,8 +19,9 @@ from client.profile import (
 from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from client.settings import ClientSettings
 from client.store import Contact, Conversation, LocalStore, OutboxEntry, StoredMessage
+from client.template_messages import show_template_message
 from shared.api import AccountInfo, MailboxItem, RegisterAccount
-from shared.envelope import ChatContent, ChatPayload, Envelope
+from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, PublicKeys
 from shared.seal import (
@@ -256,6 +257,11 @@ class Messenger:
                     "recipient_mismatch", f"addressed to {envelope.recipient}, not to this account"
                 )
             payload = open_envelope(envelope, self.profile.keys, keys)
+            shown = (
+                await show_template_message(self.api, self.store, envelope, payload)
+                if isinstance(payload, TemplatePayload)
+                else None
+            )
         except (VerificationError, RelayError) as exc:
             if isinstance(exc, RelayError) and exc.code != "unknown_handle":
                 raise  # can't check it now (rate limit, relay trouble): leave it unacked
@@ -270,13 +276,14 @@ class Messenger:
                 envelope_json=envelope.model_dump_json(),
             )
         else:
-            text = payload.content.text if isinstance(payload, ChatPayload) else None
             message = StoredMessage(
                 **base,
                 sent_at=payload.sent_at,
                 status="verified",
-                text=text,
+                text=shown.text if shown else payload.content.text,  # type: ignore[union-attr]
+                label=shown.label if shown else None,
                 payload_json=payload.model_dump_json(),
+                rendered_json=shown.rendered.model_dump_json() if shown else None,
             )
         return message if self.store.add_incoming(message, conversation) else None
 

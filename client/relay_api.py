@@ -14,14 +14,27 @@ from shared.api import (
     AckResponse,
     BatchRequest,
     BatchResponse,
+    BudgetView,
+    CampaignCreate,
+    CampaignList,
+    CampaignReport,
+    LookupRequest,
+    LookupResponse,
     MailboxItem,
     MailboxPage,
+    Preferences,
     RegisterAccount,
     SendResult,
+    SetLevel,
+    TemplateInfo,
+    TemplateList,
+    TopUp,
 )
 from shared.auth import sign_request
 from shared.envelope import Envelope
 from shared.keys import AccountKeys
+from shared.pricing import PriceTable
+from shared.templates import TemplateDraft
 
 MAX_RETRY_AFTER_S = 30.0
 CONNECT_RETRIES = 2
@@ -130,6 +143,69 @@ class RelayAPI:
     async def ack(self, ids: list[str]) -> AckResponse:
         return AckResponse.model_validate(
             await self.request("POST", f"/v1/mailboxes/{self.handle}/ack", AckRequest(ids=ids))
+        )
+
+    async def lookup_many(self, handles: list[str]) -> LookupResponse:
+        body = LookupRequest(handles=handles)
+        return LookupResponse.model_validate(
+            await self.request("POST", "/v1/accounts/lookup", body)
+        )
+
+    # --- templates, campaigns, budget (businesses) ------------------------------------------
+
+    async def register_template(self, draft: TemplateDraft) -> TemplateInfo:
+        return TemplateInfo.model_validate(await self.request("POST", "/v1/templates", draft))
+
+    async def templates_of(self, business: str) -> TemplateList:
+        return TemplateList.model_validate(
+            await self.request("GET", f"/v1/templates?business={business}")
+        )
+
+    async def template(self, template_id: str) -> TemplateInfo:
+        return TemplateInfo.model_validate(
+            await self.request("GET", f"/v1/templates/{template_id}")
+        )
+
+    async def create_campaign(self, body: CampaignCreate) -> CampaignReport:
+        return CampaignReport.model_validate(await self.request("POST", "/v1/campaigns", body))
+
+    async def campaigns(self) -> CampaignList:
+        return CampaignList.model_validate(await self.request("GET", "/v1/campaigns"))
+
+    async def campaign(self, campaign_id: str) -> CampaignReport:
+        return CampaignReport.model_validate(
+            await self.request("GET", f"/v1/campaigns/{campaign_id}")
+        )
+
+    async def cancel_campaign(self, campaign_id: str) -> CampaignReport:
+        return CampaignReport.model_validate(
+            await self.request("POST", f"/v1/campaigns/{campaign_id}/cancel")
+        )
+
+    async def budget(self) -> BudgetView:
+        return BudgetView.model_validate(await self.request("GET", "/v1/budget"))
+
+    async def top_up(self, amount: int) -> BudgetView:
+        return BudgetView.model_validate(
+            await self.request("POST", "/v1/budget/top-up", TopUp(amount=amount))
+        )
+
+    async def pricing(self) -> PriceTable:
+        return PriceTable.model_validate(await self.request("GET", "/v1/pricing"))
+
+    # --- a person's choices -----------------------------------------------------------------
+
+    async def preferences(self) -> Preferences:
+        return Preferences.model_validate(await self.request("GET", "/v1/prefs"))
+
+    async def set_level(self, body: SetLevel) -> Preferences:
+        return Preferences.model_validate(await self.request("PUT", "/v1/prefs/level", body))
+
+    async def set_choice(self, choice: str, business: str, on: bool) -> Preferences:
+        """``choice``: "blocked" or "promotions-stopped"."""
+        method = "PUT" if on else "DELETE"
+        return Preferences.model_validate(
+            await self.request(method, f"/v1/prefs/{choice}/{business}")
         )
 
     async def stream(self) -> AsyncIterator[MailboxItem]:

@@ -23,6 +23,17 @@ class Contact(SQLModel, table=True):
     box_key: str
 
 
+class CachedTemplate(SQLModel, table=True):
+    """A template fetched from the registry, kept once its hash checked out."""
+
+    __tablename__ = "client_template"
+
+    id: str = Field(primary_key=True)
+    business: str
+    hash: str
+    definition: str
+
+
 class Conversation(SQLModel, table=True):
     __tablename__ = "client_conversation"
 
@@ -48,7 +59,9 @@ class StoredMessage(SQLModel, table=True):
     kind: str = "chat"
     category: str = "service"
     text: str | None = None
+    label: str | None = Field(default=None, description="Marketing / Utility / Authentication")
     payload_json: str | None = None
+    rendered_json: str | None = Field(default=None, description="RenderedTemplate, for buttons")
     sent_at: int
     received_at: int | None = None
     status: str
@@ -73,7 +86,10 @@ class OutboxEntry(SQLModel, table=True):
     last_error: str | None = None
 
 
-CLIENT_TABLES = [t.__table__ for t in (Contact, Conversation, StoredMessage, OutboxEntry)]
+CLIENT_TABLES = [
+    t.__table__  # type: ignore[attr-defined]
+    for t in (Contact, CachedTemplate, Conversation, StoredMessage, OutboxEntry)
+]
 
 
 class LocalStore:
@@ -102,6 +118,15 @@ class LocalStore:
     def contact(self, handle: str) -> Contact | None:
         with self.session() as s:
             return s.get(Contact, handle)
+
+    def template(self, template_id: str) -> CachedTemplate | None:
+        with self.session() as s:
+            return s.get(CachedTemplate, template_id)
+
+    def save_template(self, template: CachedTemplate) -> None:
+        with self.session() as s:
+            s.merge(template)
+            s.commit()
 
     def save_contact(self, contact: Contact) -> None:
         with self.session() as s:

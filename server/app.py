@@ -1,5 +1,8 @@
 """Assembles the relay: settings, database, routers, error handlers, guards."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
@@ -7,10 +10,13 @@ from starlette.requests import Request
 from server.body_limit import BodySizeLimit
 from server.clock import Clock, SystemClock
 from server.db import create_tables, make_engine, read_engine
+from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
+from server.mailbox import HOUR_MS, RoutingRules
 from server.notify import MailboxNotifier
+from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
-from server.routes import accounts, health, mailbox, messages
+from server.routes import accounts, campaigns, health, mailbox, messages, prefs, templates
 from server.settings import RelaySettings
 from shared.version import PROTOCOL_VERSION
 
@@ -18,7 +24,18 @@ from shared.version import PROTOCOL_VERSION
 def create_app(settings: RelaySettings | None = None, clock: Clock | None = None) -> FastAPI:
     """A ready relay app; tables are created if missing."""
     settings = settings or RelaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.dispatcher.start()
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            app.state.dispatcher.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Sealpost relay",
         version=f"protocol-{PROTOCOL_VERSION}",
         description="Routes sealed envelopes. See docs/protocol.md for the wire format.",
@@ -29,10 +46,22 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
     app.state.clock = clock or SystemClock()
+    app.state.wall_clock = SystemClock()
     app.state.notifier = MailboxNotifier()
     app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)
     app.state.nonce_inserts = 0
     app.state.shutting_down = False
+    app.state.routing = RoutingRules(
+        prices=load_price_table(settings.price_table),
+        service_window_ms=settings.service_window_h * HOUR_MS,
+    )
+    app.state.dispatcher = Dispatcher(
+        engine,
+        app.state.clock,
+        app.state.notifier,
+        daily_cap=settings.marketing_cap_24h,
+        interval_s=settings.dispatch_interval_s,
+    )
 
     install_error_handlers(app)
 
@@ -40,7 +69,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
 
-    for module in (health, accounts, messages, mailbox):
+    for module in (health, accounts, messages, mailbox, templates, campaigns, prefs):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

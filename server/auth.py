@@ -92,7 +92,9 @@ def verify_signed(request: Request, signed: SignedRequest, key_b64: str, session
             "The signature does not match this request and the account's key. Sign "
             "method, path with query, timestamp, nonce and the body's sha256 exactly.",
         ) from exc
-    now = state.clock.now_ms()
+    # Wall time, not state.clock: the injectable clock moves scheduling and caps (tests,
+    # simulations), while signatures are made on real device clocks.
+    now = state.wall_clock.now_ms()
     window_ms = state.settings.auth_window_s * 1000
     skew = signed.timestamp_ms - now
     if abs(skew) > window_ms:

@@ -29,7 +29,7 @@ class EmbeddedRelay:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off"
+            self.app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -2,15 +2,34 @@
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from server.models import Account, MailboxEntry
+from server.billing import charge, locked_campaign, movements_of, reserve
+from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
+from server.pricing import PriceTable
 from shared.api import ErrorDetail, SendResult
 from shared.encoding import b64encode, canonical_json
 from shared.envelope import Envelope
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class RoutingRules:
+    """The relay's settings that decide what may be routed."""
+
+    prices: PriceTable
+    service_window_ms: int = 24 * HOUR_MS
+
+
+@dataclass
+class StoreOutcome:
+    results: list[SendResult]
+    woken: set[str] = field(default_factory=set)  # recipients with new pending mail
+    scheduled: bool = False  # template messages now wait for the dispatcher
 
 
 def _reject(envelope: Envelope, code: str, message: str) -> SendResult:
@@ -19,91 +38,172 @@ def _reject(envelope: Envelope, code: str, message: str) -> SendResult:
     )
 
 
-def _routing_error(envelope: Envelope, sender: str, known: set[str]) -> SendResult | None:
-    if envelope.sender != sender:
-        return _reject(
-            envelope,
-            "sender_mismatch",
-            f"Envelope sender is {envelope.sender} but the request is signed by {sender}.",
+class _Batch:
+    """Everything a batch needs from the database, loaded once."""
+
+    def __init__(self, session: Session, sender: Account, envelopes: Sequence[Envelope]) -> None:
+        handles = {e.recipient for e in envelopes}
+        self.accounts = {
+            a.handle: a
+            for a in session.exec(select(Account).where(col(Account.handle).in_(handles)))
+        }
+        self.templates = {
+            t.id: t
+            for t in session.exec(
+                select(Template).where(
+                    col(Template.id).in_({e.template_id for e in envelopes if e.template_id})
+                )
+            )
+        }
+        campaign_ids = sorted({e.campaign_id for e in envelopes if e.campaign_id})
+        # Locked in a fixed order so two batches of overlapping campaigns cannot deadlock.
+        self.campaigns: dict[str, Campaign] = {}
+        for cid in campaign_ids:
+            campaign = locked_campaign(session, cid)
+            if campaign is not None:
+                self.campaigns[cid] = campaign
+        persons = [h for h, a in self.accounts.items() if a.kind == "person"]
+        self.blocked_by = set(
+            session.exec(
+                select(BusinessChoice.person).where(
+                    BusinessChoice.business == sender.handle,
+                    col(BusinessChoice.person).in_(persons),
+                    col(BusinessChoice.blocked),
+                )
+            )
         )
-    if envelope.recipient not in known:
-        return _reject(
-            envelope, "unknown_recipient", f"No account '{envelope.recipient}' on this relay."
-        )
-    if envelope.kind == "chat" and envelope.category != "service":
+        self.windows: dict[str, int] = {}
+        if sender.kind == "business":
+            for contact in session.exec(
+                select(ChatContact).where(
+                    ChatContact.business == sender.handle, col(ChatContact.person).in_(persons)
+                )
+            ):
+                self.windows[contact.person] = contact.last_at
+
+
+def _chat_error(
+    envelope: Envelope, sender: Account, batch: _Batch, rules: RoutingRules, now_ms: int
+) -> SendResult | None:
+    if envelope.category != "service":
         return _reject(envelope, "invalid_category", "A chat message has category 'service'.")
-    if envelope.kind == "template":
+    if envelope.template_id or envelope.campaign_id:
+        return _reject(envelope, "invalid_request", "Chat messages carry no template or campaign.")
+    recipient = batch.accounts[envelope.recipient]
+    if sender.kind == "business" and recipient.kind == "person":
+        last = batch.windows.get(recipient.handle)
+        if last is None or now_ms - last > rules.service_window_ms:
+            hours = rules.service_window_ms // HOUR_MS
+            return _reject(
+                envelope,
+                "outside_service_window",
+                f"A business may write free-form only within {hours} h of the person's last "
+                "message to it; send an approved template instead.",
+            )
+    return None
+
+
+def _template_error(envelope: Envelope, sender: Account, batch: _Batch) -> SendResult | None:
+    template = batch.templates.get(envelope.template_id or "")
+    if template is None or template.business != sender.handle:
         return _reject(
             envelope,
             "unknown_template",
-            "Template messages need a template registered on this relay.",
+            f"No template '{envelope.template_id}' registered by {sender.handle}.",
         )
+    if envelope.category != template.category:
+        return _reject(
+            envelope,
+            "category_mismatch",
+            f"Template '{template.id}' is registered as {template.category}; the "
+            f"envelope says {envelope.category}.",
+        )
+    campaign = batch.campaigns.get(envelope.campaign_id or "")
+    if campaign is None or campaign.business != sender.handle:
+        return _reject(
+            envelope,
+            "unknown_campaign",
+            f"No campaign '{envelope.campaign_id}' of {sender.handle}; create one first.",
+        )
+    if campaign.template_id != template.id:
+        return _reject(
+            envelope,
+            "campaign_mismatch",
+            f"Campaign '{campaign.id}' sends template '{campaign.template_id}'.",
+        )
+    if campaign.cancelled:
+        return _reject(envelope, "campaign_cancelled", f"Campaign '{campaign.id}' was cancelled.")
+    if campaign.stop_reason:
+        return _reject(
+            envelope,
+            "campaign_stopped",
+            f"Campaign '{campaign.id}' stopped: {campaign.stop_reason}.",
+        )
+    for name, value, want in (
+        ("not_before", envelope.not_before, campaign.send_at),
+        ("expires_at", envelope.expires_at, campaign.expires_at),
+    ):
+        if value is not None and value != want:
+            return _reject(
+                envelope,
+                "campaign_mismatch",
+                f"{name} must be omitted or equal the campaign's ({want}).",
+            )
+    if batch.accounts[envelope.recipient].kind != "person":
+        return _reject(envelope, "not_a_person", "Template messages go to persons only.")
     return None
 
 
 def store_envelopes(
     session: Session,
-    sender: str,
+    sender: Account,
     envelopes: Sequence[Envelope],
+    rules: RoutingRules,
     now_ms: int,
     *,
     retry: bool = True,
-) -> tuple[list[SendResult], set[str]]:
-    """Validate routing and store new envelopes idempotently.
+) -> StoreOutcome:
+    """Validate routing and store new envelopes idempotently, in one transaction.
 
-    Returns one result per envelope, in order, and the recipients that got new mail. A resent
-    envelope (same id, same sender, same ciphertext) is a ``duplicate``, not a second delivery;
-    the same id with anything else is refused as ``id_conflict``.
+    Returns one result per envelope, in order. A resent envelope (same id, same sender, same
+    bytes) is a ``duplicate``, not a second delivery; the same id with anything else is an
+    ``id_conflict``. Template messages are priced and their money reserved here; they wait in
+    state ``scheduled`` until the dispatcher applies the recipient's choices and releases them.
     """
-    recipients = {e.recipient for e in envelopes}
-    known = set(session.exec(select(Account.handle).where(col(Account.handle).in_(recipients))))
-    ids = [e.id for e in envelopes]
+    batch = _Batch(session, sender, envelopes)
     existing = {
         row.msg_id: (row.sender, row.digest)
-        for row in session.exec(select(MailboxEntry).where(col(MailboxEntry.msg_id).in_(ids)))
-    }
-    results: list[SendResult] = []
-    new_rows: list[MailboxEntry] = []
-    for envelope in envelopes:
-        error = _routing_error(envelope, sender, known)
-        if error:
-            results.append(error)
-            continue
-        raw = envelope.ciphertext_bytes()
-        # The digest covers routing fields too: a "retry" that changes them is a conflict.
-        digest = hashlib.sha256(canonical_json(envelope.model_dump(mode="json"))).hexdigest()
-        if envelope.id in existing:
-            if existing[envelope.id] == (sender, digest):
-                results.append(SendResult(id=envelope.id, status="duplicate"))
-            else:
-                results.append(
-                    _reject(
-                        envelope,
-                        "id_conflict",
-                        "This message id is taken by another message; use a fresh random id.",
-                    )
-                )
-            continue
-        existing[envelope.id] = (sender, digest)
-        new_rows.append(
-            MailboxEntry(
-                msg_id=envelope.id,
-                sender=sender,
-                recipient=envelope.recipient,
-                kind=envelope.kind,
-                category=envelope.category,
-                template_id=envelope.template_id,
-                campaign_id=envelope.campaign_id,
-                not_before=envelope.not_before,
-                expires_at=envelope.expires_at,
-                digest=digest,
-                ciphertext=raw,
-                received_at=now_ms,
-            )
+        for row in session.exec(
+            select(MailboxEntry).where(col(MailboxEntry.msg_id).in_([e.id for e in envelopes]))
         )
+    }
+    results: list[SendResult | None] = []
+    rows: list[MailboxEntry | None] = []
+    for envelope in envelopes:
+        digest = hashlib.sha256(canonical_json(envelope.model_dump(mode="json"))).hexdigest()
+        error = _first_error(envelope, sender, batch, rules, existing, digest, now_ms)
+        if error is not None:
+            results.append(error)
+            rows.append(None)
+            continue
+        existing[envelope.id] = (sender.handle, digest)
+        row = _row(envelope, digest, now_ms)
+        if envelope.kind == "template":
+            campaign = batch.campaigns[envelope.campaign_id or ""]
+            row.not_before, row.expires_at = campaign.send_at, campaign.expires_at
+            country = batch.accounts[envelope.recipient].country
+            row.price = rules.prices.price(country, envelope.category)
+            row.state = "scheduled"
+        elif envelope.recipient in batch.blocked_by:
+            # Blocked: accepted as far as the sender can tell, but never delivered.
+            row.state, row.refusal, row.ciphertext = "refused", "blocked", b""
+        else:
+            row.released_at = now_ms
         results.append(SendResult(id=envelope.id, status="accepted"))
-    if not new_rows:
-        return results, set()
+        rows.append(row)
+    _reserve_campaign_money(session, batch, envelopes, rows, results, now_ms)
+    new_rows = [r for r in rows if r is not None]
+    _record_chat_contacts(session, sender, batch, new_rows, now_ms)
     session.add_all(new_rows)
     try:
         session.commit()
@@ -112,19 +212,116 @@ def store_envelopes(
         session.rollback()
         if not retry:
             raise
-        return store_envelopes(session, sender, envelopes, now_ms, retry=False)
-    return results, {row.recipient for row in new_rows}
+        return store_envelopes(session, sender, envelopes, rules, now_ms, retry=False)
+    return StoreOutcome(
+        results=[r for r in results if r is not None],
+        woken={r.recipient for r in new_rows if r.state == "pending"},
+        scheduled=any(r.state == "scheduled" for r in new_rows),
+    )
+
+
+def _first_error(
+    envelope: Envelope,
+    sender: Account,
+    batch: _Batch,
+    rules: RoutingRules,
+    existing: dict[str, tuple[str, str]],
+    digest: str,
+    now_ms: int,
+) -> SendResult | None:
+    if envelope.sender != sender.handle:
+        return _reject(
+            envelope,
+            "sender_mismatch",
+            f"Envelope sender is {envelope.sender} but the request is signed by {sender.handle}.",
+        )
+    if envelope.id in existing:
+        if existing[envelope.id] == (sender.handle, digest):
+            return SendResult(id=envelope.id, status="duplicate")
+        return _reject(
+            envelope,
+            "id_conflict",
+            "This message id is taken by another message; use a fresh random id.",
+        )
+    if envelope.recipient not in batch.accounts:
+        return _reject(
+            envelope, "unknown_recipient", f"No account '{envelope.recipient}' on this relay."
+        )
+    if envelope.kind == "chat":
+        return _chat_error(envelope, sender, batch, rules, now_ms)
+    return _template_error(envelope, sender, batch)
+
+
+def _reserve_campaign_money(
+    session: Session,
+    batch: _Batch,
+    envelopes: Sequence[Envelope],
+    rows: list[MailboxEntry | None],
+    results: list[SendResult | None],
+    now_ms: int,
+) -> None:
+    """Reserve each campaign's new messages in order; the ones that don't fit are refused."""
+    for campaign_id, campaign in batch.campaigns.items():
+        indexes = [i for i, r in enumerate(rows) if r is not None and r.campaign_id == campaign_id]
+        if not indexes:
+            continue
+        fitted, why = reserve(session, campaign, [rows[i].price for i in indexes], now_ms)  # type: ignore[union-attr]
+        campaign.accepted += fitted
+        if why == "budget_exhausted":
+            campaign.rejected_budget += len(indexes) - fitted
+        for i in indexes[fitted:]:
+            message = (
+                f"Campaign '{campaign_id}' has spent its budget: {campaign.stop_reason}."
+                if why == "budget_exhausted"
+                else "The business balance cannot cover this message; top up and resend."
+            )
+            results[i] = _reject(envelopes[i], why, message)
+            rows[i] = None
+
+
+def _record_chat_contacts(
+    session: Session, sender: Account, batch: _Batch, rows: list[MailboxEntry], now_ms: int
+) -> None:
+    """A person writing to a business opens its service window and counts as 'chatted'."""
+    if sender.kind != "person":
+        return
+    for business in {r.recipient for r in rows if r.kind == "chat"}:
+        if batch.accounts[business].kind != "business":
+            continue
+        contact = session.get(ChatContact, (sender.handle, business))
+        if contact is None:
+            session.add(ChatContact(person=sender.handle, business=business, last_at=now_ms))
+        else:
+            contact.last_at = now_ms
+
+
+def _row(envelope: Envelope, digest: str, now_ms: int) -> MailboxEntry:
+    return MailboxEntry(
+        msg_id=envelope.id,
+        sender=envelope.sender,
+        recipient=envelope.recipient,
+        kind=envelope.kind,
+        category=envelope.category,
+        template_id=envelope.template_id,
+        campaign_id=envelope.campaign_id,
+        not_before=envelope.not_before,
+        expires_at=envelope.expires_at,
+        digest=digest,
+        ciphertext=envelope.ciphertext_bytes(),
+        received_at=now_ms,
+        state="pending",
+    )
 
 
 def pending(session: Session, recipient: str, after: int, limit: int) -> list[MailboxEntry]:
-    """Unacknowledged envelopes of ``recipient`` with ``seq > after``, oldest first."""
+    """Envelopes waiting in ``recipient``'s mailbox with ``seq > after``, oldest first."""
     query = (
         select(MailboxEntry)
         .where(
             MailboxEntry.recipient == recipient,
-            col(MailboxEntry.acked_at).is_(None),
-            MailboxEntry.seq > after,
-        )  # type: ignore[operator]
+            MailboxEntry.state == "pending",
+            MailboxEntry.seq > after,  # type: ignore[operator]
+        )
         .order_by(col(MailboxEntry.seq))
         .limit(limit)
     )
@@ -134,26 +331,31 @@ def pending(session: Session, recipient: str, after: int, limit: int) -> list[Ma
 def acknowledge(
     session: Session, recipient: str, ids: Sequence[str], now_ms: int
 ) -> tuple[list[str], list[str]]:
-    """Remove acked envelopes from ``recipient``'s mailbox; ids not pending there are untouched."""
-    found = set(
+    """Remove acked envelopes from ``recipient``'s mailbox and charge the paid ones.
+
+    Ids not pending in this mailbox change nothing (and are reported as unknown).
+    """
+    rows = list(
         session.exec(
-            select(MailboxEntry.msg_id).where(
+            select(MailboxEntry)
+            .where(
                 MailboxEntry.recipient == recipient,
-                col(MailboxEntry.acked_at).is_(None),
+                MailboxEntry.state == "pending",
                 col(MailboxEntry.msg_id).in_(ids),
             )
+            .with_for_update()
         )
     )
-    if found:
-        session.exec(  # type: ignore[call-overload]
-            update(MailboxEntry)
-            .where(col(MailboxEntry.msg_id).in_(found), MailboxEntry.recipient == recipient)
-            .values(acked_at=now_ms, ciphertext=b"")
-        )
+    for row in rows:
+        row.state, row.acked_at, row.ciphertext = "acked", now_ms, b""
+    paid = [(r.campaign_id, r.sender, r.price) for r in rows if r.price]
+    if paid:
+        charge(session, movements_of(paid), now_ms)
+    if rows:
         session.commit()
-    acked = [i for i in dict.fromkeys(ids) if i in found]
-    unknown = [i for i in dict.fromkeys(ids) if i not in found]
-    return acked, unknown
+    found = {r.msg_id for r in rows}
+    unique = list(dict.fromkeys(ids))
+    return [i for i in unique if i in found], [i for i in unique if i not in found]
 
 
 def to_envelope(row: MailboxEntry) -> Envelope:
@@ -163,9 +365,9 @@ def to_envelope(row: MailboxEntry) -> Envelope:
         id=row.msg_id,
         sender=row.sender,
         recipient=row.recipient,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         category=row.category,
-        template_id=row.template_id,  # type: ignore[arg-type]
+        template_id=row.template_id,
         campaign_id=row.campaign_id,
         not_before=row.not_before,
         expires_at=row.expires_at,

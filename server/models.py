@@ -21,16 +21,22 @@ class Account(SQLModel, table=True):
 
 
 class MailboxEntry(SQLModel, table=True):
-    """One envelope waiting for (or, once acked, remembered after) its recipient.
+    """One envelope, from submission until it is acked, refused, expired or cancelled.
 
-    After an ack the ciphertext is wiped but the row stays as a tombstone, so a sender's retry
-    of the same id is still recognised as a duplicate instead of being delivered twice.
+    ``state``: ``scheduled`` (held by the relay until ``not_before``; template messages always
+    start here so user choices are applied at release), ``pending`` (in the mailbox, visible
+    to its recipient), then one of ``acked``, ``refused``, ``expired``, ``cancelled``. Leaving
+    ``pending``/``scheduled`` wipes the ciphertext; the row stays as a tombstone so a
+    sender's retry of the same id is recognised as a duplicate, never delivered twice.
     """
 
     __tablename__ = "relay_mailbox"
     __table_args__ = (
         UniqueConstraint("msg_id", name="uq_mailbox_msg_id"),
-        Index("ix_mailbox_pending", "recipient", "acked_at", "seq"),
+        Index("ix_mailbox_pending", "recipient", "state", "seq"),
+        Index("ix_mailbox_due", "state", "not_before"),
+        Index("ix_mailbox_released", "recipient", "category", "released_at"),
+        Index("ix_mailbox_campaign", "campaign_id", "state"),
     )
 
     seq: int | None = Field(default=None, primary_key=True, sa_type=SeqType)
@@ -46,7 +52,11 @@ class MailboxEntry(SQLModel, table=True):
     digest: str = Field(max_length=64, description="sha256 of the canonical envelope (idempotency)")
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: int = Field(sa_type=BigInteger)
+    state: str = Field(default="pending", max_length=16)
+    released_at: int | None = Field(default=None, sa_type=BigInteger)
     acked_at: int | None = Field(default=None, sa_type=BigInteger)
+    price: int = Field(default=0, sa_type=BigInteger, description="micro-units reserved")
+    refusal: str | None = Field(default=None, max_length=32, description="reason class")
 
 
 class RequestNonce(SQLModel, table=True):
@@ -59,4 +69,127 @@ class RequestNonce(SQLModel, table=True):
     seen_at: int = Field(index=True, sa_type=BigInteger)
 
 
-RELAY_TABLES = [Account.__table__, MailboxEntry.__table__, RequestNonce.__table__]
+class Template(SQLModel, table=True):
+    """A registered message template: public, like on real platforms."""
+
+    __tablename__ = "relay_template"
+    __table_args__ = (UniqueConstraint("business", "name", "language", name="uq_template_name"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    business: str = Field(index=True, max_length=32)
+    name: str = Field(max_length=64)
+    language: str = Field(max_length=8)
+    category: str = Field(max_length=16)
+    requested_category: str = Field(max_length=16)
+    reclassified_reason: str | None = None
+    definition: str = Field(description="the finalized TemplateDraft as JSON")
+    hash: str = Field(max_length=64)
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Campaign(SQLModel, table=True):
+    """A business's send of one template to an audience it keeps to itself.
+
+    The relay knows only counts: how many the business says it targets, and what happened to
+    the envelopes it submitted. Money columns are integer micro-units.
+    """
+
+    __tablename__ = "relay_campaign"
+
+    id: str = Field(primary_key=True, max_length=64)
+    business: str = Field(index=True, max_length=32)
+    name: str = Field(max_length=100)
+    template_id: str = Field(max_length=64)
+    category: str = Field(max_length=16)
+    send_at: int = Field(sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger)
+    budget: int = Field(sa_type=BigInteger)
+    reserved: int = Field(default=0, sa_type=BigInteger)
+    spent: int = Field(default=0, sa_type=BigInteger)
+    refunded: int = Field(default=0, sa_type=BigInteger)
+    targeted: int = 0
+    accepted: int = 0
+    rejected_budget: int = 0
+    delivered: int = 0
+    cancelled: bool = False
+    stop_reason: str | None = None
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Balance(SQLModel, table=True):
+    """A business's money: ``available + reserved + spent == topped_up`` at all times."""
+
+    __tablename__ = "relay_balance"
+
+    business: str = Field(primary_key=True, max_length=32)
+    available: int = Field(default=0, sa_type=BigInteger)
+    reserved: int = Field(default=0, sa_type=BigInteger)
+    spent: int = Field(default=0, sa_type=BigInteger)
+    topped_up: int = Field(default=0, sa_type=BigInteger)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One money movement: topup, reserve, charge or refund (amount always positive)."""
+
+    __tablename__ = "relay_ledger"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=SeqType)
+    business: str = Field(index=True, max_length=32)
+    campaign_id: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=16)
+    amount: int = Field(sa_type=BigInteger)
+    messages: int = 0
+    note: str = ""
+    at: int = Field(sa_type=BigInteger)
+
+
+class Preference(SQLModel, table=True):
+    """A person's global marketing level: all, chatted, weekly (with a limit) or none."""
+
+    __tablename__ = "relay_preference"
+
+    person: str = Field(primary_key=True, max_length=32)
+    level: str = Field(default="all", max_length=16)
+    weekly_limit: int | None = None
+
+
+class BusinessChoice(SQLModel, table=True):
+    """A person's choice about one business: ``blocked`` or ``promotions_stopped``."""
+
+    __tablename__ = "relay_business_choice"
+
+    person: str = Field(primary_key=True, max_length=32)
+    business: str = Field(primary_key=True, max_length=32)
+    blocked: bool = False
+    promotions_stopped: bool = False
+
+
+class ChatContact(SQLModel, table=True):
+    """That a person has written to a business (routing metadata the relay sees anyway).
+
+    Feeds the "only businesses I have chatted with" level and the business's 24-hour service
+    window for free-form replies.
+    """
+
+    __tablename__ = "relay_chat_contact"
+
+    person: str = Field(primary_key=True, max_length=32)
+    business: str = Field(primary_key=True, max_length=32)
+    last_at: int = Field(sa_type=BigInteger)
+
+
+RELAY_TABLES = [
+    t.__table__  # type: ignore[attr-defined]
+    for t in (
+        Account,
+        MailboxEntry,
+        RequestNonce,
+        Template,
+        Campaign,
+        Balance,
+        LedgerEntry,
+        Preference,
+        BusinessChoice,
+        ChatContact,
+    )
+]

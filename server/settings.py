@@ -25,6 +25,22 @@ class RelaySettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
     page_limit: int = Field(default=500, ge=1, le=1000, description="Envelopes per mailbox page")
+    price_table: str | None = Field(
+        default=None, description="JSON price table to use instead of the shipped one"
+    )
+    marketing_cap_24h: int = Field(
+        default=2, ge=0, description="Marketing messages per person per rolling 24 h, all senders"
+    )
+    default_expiry_days: int = Field(default=30, ge=1, le=365)
+    service_window_h: int = Field(
+        default=24, ge=1, description="How long after a person writes a business may reply freely"
+    )
+    dispatch_interval_s: float = Field(
+        default=1.0, gt=0, description="How often scheduled messages and expiries are checked"
+    )
+    report_min_count: int = Field(
+        default=5, ge=2, description="Refusal reasons counted below this are suppressed in reports"
+    )
     auto_verify_businesses: bool = Field(
         default=True, description="Simulator shortcut: every business gets the verified mark"
     )

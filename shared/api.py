@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.encoding import b64decode
 from shared.envelope import Envelope
 from shared.identifiers import CountryCode, Handle, MessageId
+from shared.templates import TemplateDraft
 from shared.version import MAX_BATCH_ENVELOPES
 
 AccountKind = Literal["person", "business"]
@@ -111,3 +112,138 @@ class Health(_Strict):
 
 
 SendResult.model_rebuild()
+
+
+# --- directory -------------------------------------------------------------------------------
+
+
+class LookupRequest(_Strict):
+    handles: list[Handle] = Field(min_length=1, max_length=MAX_BATCH_ENVELOPES)
+
+
+class LookupResponse(_Strict):
+    accounts: list[AccountInfo]
+    unknown: list[str]
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+class TemplateInfo(_Strict):
+    """A registered template as the registry publishes it."""
+
+    id: str
+    business: Handle
+    hash: str = Field(description="template_hash(business, template), hex")
+    category: str
+    requested_category: str
+    reclassified_reason: str | None
+    template: TemplateDraft
+    created_at: int
+
+
+class TemplateList(_Strict):
+    templates: list[TemplateInfo]
+
+
+# --- campaigns, budget, pricing --------------------------------------------------------------
+
+RefusalClass = Literal["blocked", "stopped_promotions", "marketing_level", "daily_cap"]
+REFUSAL_CLASSES: tuple[RefusalClass, ...] = (
+    "blocked",
+    "stopped_promotions",
+    "marketing_level",
+    "daily_cap",
+)
+INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
+
+
+class CampaignCreate(_Strict):
+    template_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(default="", max_length=100)
+    send_at: int | None = Field(default=None, ge=0, description="Unix ms; omit to send now")
+    budget: int = Field(description="Most this campaign may spend, micro-units")
+    audience_size: int = Field(ge=1, le=10_000_000, description="Copies the business will send")
+    expires_in_days: int | None = Field(default=None, ge=1, le=365)
+
+
+class CampaignReport(_Strict):
+    """Aggregates only: never which person did what."""
+
+    id: str
+    name: str
+    template_id: str
+    category: str
+    status: Literal["scheduled", "sending", "done", "cancelled", "stopped"]
+    stop_reason: str | None
+    send_at: int
+    expires_at: int
+    budget: int
+    targeted: int
+    accepted: int
+    rejected_budget: int
+    scheduled: int
+    delivered_to_mailbox: int = Field(description="released into mailboxes, not yet acked")
+    delivered: int
+    refused: int
+    refused_by_reason: dict[str, int | None] = Field(
+        description="Per reason class; null where fewer than the relay's minimum count"
+    )
+    expired: int
+    cancelled: int
+    spend: int
+    reserved: int
+    refunded: int
+    cost_per_delivered: int | None
+    interactions: dict[str, int | None] = Field(
+        description="Estimated interaction counts; filled by privacy-preserving signals"
+    )
+
+
+class CampaignList(_Strict):
+    campaigns: list[CampaignReport]
+
+
+class TopUp(_Strict):
+    amount: int = Field(gt=0, le=10**15, description="micro-units to add")
+
+
+class LedgerLine(_Strict):
+    at: int
+    kind: Literal["topup", "reserve", "charge", "refund"]
+    amount: int
+    messages: int
+    campaign_id: str | None
+    note: str
+
+
+class BudgetView(_Strict):
+    currency: str
+    available: int
+    reserved: int
+    spent: int
+    topped_up: int
+    ledger: list[LedgerLine]
+
+
+# --- a person's choices ----------------------------------------------------------------------
+
+MarketingLevel = Literal["all", "chatted", "weekly", "none"]
+
+
+class SetLevel(_Strict):
+    level: MarketingLevel
+    weekly_limit: int | None = Field(default=None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _weekly_needs_limit(self) -> "SetLevel":
+        if (self.level == "weekly") != (self.weekly_limit is not None):
+            raise ValueError("weekly_limit is required with level 'weekly' and only with it")
+        return self
+
+
+class Preferences(_Strict):
+    level: MarketingLevel
+    weekly_limit: int | None
+    blocked: list[str]
+    promotions_stopped: list[str]

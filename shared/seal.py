@@ -36,6 +36,9 @@ VerificationFailure = Literal[
     "recipient_mismatch",
     "id_mismatch",
     "kind_mismatch",
+    # Checked by the client after opening (see client/messenger.py):
+    "unknown_sender",
+    "template_mismatch",
 ]
 
 

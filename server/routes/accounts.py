@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 
 from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
 from server.errors import ApiError
 from server.models import Account
-from shared.api import AccountInfo, RegisterAccount
+from shared.api import AccountInfo, LookupRequest, LookupResponse, RegisterAccount
 from shared.identifiers import HANDLE_PATTERN
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -67,3 +68,16 @@ def lookup(
     if account is None:
         raise ApiError(404, "unknown_handle", f"No account '{handle}' on this relay.")
     return _info(account)
+
+
+@router.post("/lookup")
+def lookup_many(body: LookupRequest, _: CurrentAccount, session: DbSession) -> LookupResponse:
+    """Up to 1,000 handles' keys at once (a campaign's audience)."""
+    found = {
+        a.handle: a
+        for a in session.exec(select(Account).where(col(Account.handle).in_(body.handles)))
+    }
+    return LookupResponse(
+        accounts=[_info(found[h]) for h in dict.fromkeys(body.handles) if h in found],
+        unknown=[h for h in dict.fromkeys(body.handles) if h not in found],
+    )

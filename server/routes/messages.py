@@ -4,13 +4,31 @@ from fastapi import APIRouter, Request, Response
 
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
-from server.mailbox import store_envelopes
+from server.mailbox import StoreOutcome, store_envelopes
 from shared.api import BatchRequest, BatchResponse, SendResult
 from shared.envelope import Envelope
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
-_STATUS_OF = {"sender_mismatch": 403, "unknown_recipient": 404, "id_conflict": 409}
+_STATUS_OF = {
+    "sender_mismatch": 403,
+    "unknown_recipient": 404,
+    "unknown_template": 404,
+    "unknown_campaign": 404,
+    "id_conflict": 409,
+    "campaign_cancelled": 409,
+    "campaign_stopped": 409,
+    "budget_exhausted": 402,
+    "insufficient_balance": 402,
+    "outside_service_window": 403,
+}
+
+
+def _after_store(request: Request, outcome: StoreOutcome) -> None:
+    state = request.app.state
+    state.notifier.publish(outcome.woken)
+    if outcome.scheduled:
+        state.dispatcher.kick()
 
 
 @router.post("", status_code=202, responses={200: {"model": SendResult}})
@@ -23,14 +41,15 @@ def send_one(
 ) -> SendResult:
     """Store one envelope for its recipient. A retry of the same envelope answers ``duplicate``."""
     state = request.app.state
-    [result], woken = store_envelopes(session, account.handle, [envelope], state.clock.now_ms())
+    outcome = store_envelopes(session, account, [envelope], state.routing, state.clock.now_ms())
+    [result] = outcome.results
     if result.error:
         raise ApiError(
             _STATUS_OF.get(result.error.code, 422), result.error.code, result.error.message
         )
     if result.status == "duplicate":
         response.status_code = 200
-    state.notifier.publish(woken)
+    _after_store(request, outcome)
     return result
 
 
@@ -39,10 +58,13 @@ def send_batch(
     batch: BatchRequest, account: CurrentAccount, session: DbSession, request: Request
 ) -> BatchResponse:
     """Store up to 1,000 envelopes, each with its own result: a refused envelope (unknown
-    recipient, id conflict) spoils nothing. A malformed one fails the batch with 422 naming
-    its index, since the whole body must match the schema."""
+    recipient, id conflict, budget) spoils nothing. A malformed one fails the batch with 422
+    naming its index, since the whole body must match the schema."""
     state = request.app.state
-    results, woken = store_envelopes(session, account.handle, batch.envelopes, state.clock.now_ms())
-    state.notifier.publish(woken)
+    outcome = store_envelopes(
+        session, account, batch.envelopes, state.routing, state.clock.now_ms()
+    )
+    _after_store(request, outcome)
+    results = outcome.results
     counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
     return BatchResponse(results=results, **counts)

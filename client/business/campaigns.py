@@ -1,0 +1,232 @@
+"""Running a campaign: personalise and seal each copy locally, submit in batches."""
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from nacl.public import PublicKey
+
+from client.business.audience import Audience, AudienceRow, BadRowPolicy, apply_policy
+from client.relay_api import RelayAPI
+from shared.api import CampaignCreate, CampaignReport, TemplateInfo
+from shared.encoding import b64decode
+from shared.envelope import Envelope, TemplateContent, TemplatePayload
+from shared.identifiers import new_message_id
+from shared.keys import AccountKeys
+from shared.seal import seal_envelope
+from shared.templates import template_hash, variable_names
+from shared.version import MAX_BATCH_ENVELOPES
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]  # (copies handled so far, total)
+
+
+class CampaignError(Exception):
+    """The campaign cannot start; the message says why and what to do."""
+
+
+@dataclass
+class CampaignRun:
+    campaign: CampaignReport
+    submitted: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # error code -> count
+    stopped: str | None = None  # why submission stopped early
+    skipped_rows: list[tuple[int, str]] = field(default_factory=list)
+
+
+def seal_copy(
+    keys: AccountKeys,
+    business: str,
+    template: TemplateInfo,
+    row: AudienceRow,
+    box_key: PublicKey,
+    campaign_id: str,
+    sent_at: int,
+) -> Envelope:
+    """One personalised, signed and sealed copy; its variables exist only inside the seal."""
+    payload = TemplatePayload(
+        id=new_message_id(),
+        sender=business,
+        recipient=row.handle,
+        sent_at=sent_at,
+        content=TemplateContent(
+            template_id=template.id, template_hash=template.hash, variables=row.variables
+        ),
+    )
+    return seal_envelope(
+        payload,
+        keys,
+        box_key,
+        category=template.category,
+        template_id=template.id,
+        campaign_id=campaign_id,
+    )
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def resolve_audience(api: RelayAPI, audience: Audience) -> dict[str, PublicKey]:
+    """Box keys of every row's handle; rows that are not persons on the relay are dropped."""
+    keys: dict[str, PublicKey] = {}
+    lines = {row.handle: row.line for row in audience.rows}
+    for chunk in _chunks([row.handle for row in audience.rows], MAX_BATCH_ENVELOPES):
+        found = await api.lookup_many(list(chunk))
+        for handle in found.unknown:
+            audience.drop(lines[handle], f"{handle}: no such account on the relay")
+        for account in found.accounts:
+            if account.kind != "person":
+                audience.drop(lines[account.handle], f"{account.handle} is not a person")
+            else:
+                keys[account.handle] = PublicKey(b64decode(account.box_key))
+    return keys
+
+
+@dataclass
+class PreparedCampaign:
+    """A campaign created on the relay, with its audience resolved and ready to seal."""
+
+    template: TemplateInfo
+    rows: list[AudienceRow]
+    box_keys: dict[str, PublicKey]
+    report: CampaignReport
+    skipped_rows: list[tuple[int, str]]
+
+
+async def prepare_campaign(
+    api: RelayAPI,
+    business: str,
+    template: TemplateInfo,
+    audience: Audience,
+    *,
+    budget: int,
+    send_at: int | None = None,
+    name: str = "",
+    policy: BadRowPolicy = "skip",
+    expires_in_days: int | None = None,
+) -> PreparedCampaign:
+    """Check the template, resolve the audience's keys, and create the campaign on the relay."""
+    if template.business != business:
+        raise CampaignError(f"template {template.id} belongs to {template.business}")
+    if template_hash(business, template.template) != template.hash:
+        raise CampaignError(f"the registry's hash for {template.id} does not match its text")
+    needed = set(variable_names(template.template))
+    box_keys = await resolve_audience(api, audience)
+    apply_policy(audience, policy)
+    if any(set(row.variables) != needed for row in audience.rows):
+        raise CampaignError("audience columns do not match the template's variables")
+    report = await api.create_campaign(
+        CampaignCreate(
+            template_id=template.id,
+            name=name,
+            send_at=send_at,
+            budget=budget,
+            audience_size=len(audience.rows),
+            expires_in_days=expires_in_days,
+        )
+    )
+    return PreparedCampaign(
+        template=template,
+        rows=list(audience.rows),
+        box_keys=box_keys,
+        report=report,
+        skipped_rows=list(audience.problems),
+    )
+
+
+async def submit_campaign(
+    api: RelayAPI,
+    keys: AccountKeys,
+    business: str,
+    prepared: PreparedCampaign,
+    *,
+    on_progress: Progress | None = None,
+    workers: int = 2,
+) -> CampaignRun:
+    """Seal one copy per row and submit them in batches, stopping if the money runs out."""
+    template, rows, report = prepared.template, prepared.rows, prepared.report
+    run = CampaignRun(campaign=report, skipped_rows=prepared.skipped_rows)
+    loop = asyncio.get_running_loop()
+    sent_at = int(time.time() * 1000)
+
+    def seal_part(part: Sequence[AudienceRow]) -> list[Envelope]:
+        return [
+            seal_copy(
+                keys, business, template, row, prepared.box_keys[row.handle], report.id, sent_at
+            )
+            for row in part
+        ]
+
+    async def seal_batch(batch: Sequence[AudienceRow]) -> list[Envelope]:
+        # PyNaCl releases the GIL inside libsodium, so the cores share the sealing.
+        size = max(1, -(-len(batch) // workers))
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(pool, seal_part, part) for part in _chunks(batch, size))
+        )
+        return [envelope for part in parts for envelope in part]
+
+    stop_codes = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        batches = _chunks(rows, MAX_BATCH_ENVELOPES)
+        # Seal the next batch while the current one is on the wire.
+        upcoming = asyncio.ensure_future(seal_batch(batches[0])) if batches else None
+        for index in range(len(batches)):
+            assert upcoming is not None
+            envelopes = await upcoming
+            if index + 1 < len(batches):
+                upcoming = asyncio.ensure_future(seal_batch(batches[index + 1]))
+            response = await api.send_batch(envelopes)
+            run.submitted += len(envelopes)
+            run.accepted += response.accepted
+            run.duplicate += response.duplicate
+            for result in response.results:
+                if result.error:
+                    run.rejected[result.error.code] += 1
+            if on_progress:
+                on_progress(run.submitted, len(rows))
+            stopping = [r.error for r in response.results if r.error and r.error.code in stop_codes]
+            if stopping:
+                run.stopped = stopping[0].message
+                upcoming.cancel()
+                break
+    run.campaign = await api.campaign(report.id)
+    return run
+
+
+async def run_campaign(
+    api: RelayAPI,
+    keys: AccountKeys,
+    business: str,
+    template: TemplateInfo,
+    audience: Audience,
+    *,
+    budget: int,
+    send_at: int | None = None,
+    name: str = "",
+    policy: BadRowPolicy = "skip",
+    expires_in_days: int | None = None,
+    on_progress: Progress | None = None,
+    workers: int = 2,
+) -> CampaignRun:
+    """Create the campaign on the relay and submit one sealed copy per audience row."""
+    prepared = await prepare_campaign(
+        api,
+        business,
+        template,
+        audience,
+        budget=budget,
+        send_at=send_at,
+        name=name,
+        policy=policy,
+        expires_in_days=expires_in_days,
+    )
+    return await submit_campaign(
+        api, keys, business, prepared, on_progress=on_progress, workers=workers
+    )

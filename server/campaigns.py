@@ -1,0 +1,151 @@
+"""Creating, cancelling and reporting campaigns. Reports are aggregates, never people."""
+
+import secrets
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from server.billing import locked_balance, locked_campaign, movements_of, refund
+from server.errors import ApiError
+from server.models import Account, Campaign, MailboxEntry, Template
+from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
+
+DAY_MS = 86_400_000
+# A send time this far in the past is a mistake, not clock skew.
+PAST_TOLERANCE_MS = 60_000
+
+
+def create(
+    session: Session, business: Account, body: CampaignCreate, now_ms: int, default_expiry_days: int
+) -> Campaign:
+    if business.kind != "business":
+        raise ApiError(403, "businesses_only", "Only business accounts run campaigns.")
+    template = session.get(Template, body.template_id)
+    if template is None or template.business != business.handle:
+        raise ApiError(
+            404,
+            "unknown_template",
+            f"No template '{body.template_id}' of {business.handle}; see "
+            "`sealpost business template list`.",
+        )
+    if body.budget <= 0:
+        raise ApiError(422, "invalid_budget", f"The budget must be positive, got {body.budget}.")
+    send_at = now_ms if body.send_at is None else body.send_at
+    if send_at < now_ms - PAST_TOLERANCE_MS:
+        raise ApiError(
+            422,
+            "send_time_past",
+            f"The send time is {(now_ms - send_at) // 1000} s in the past; "
+            "pick a future time or omit it to send now.",
+        )
+    balance = locked_balance(session, business.handle)
+    if body.budget > balance.available:
+        raise ApiError(
+            402,
+            "insufficient_balance",
+            f"The budget ({body.budget} micro-units) exceeds the available balance "
+            f"({balance.available}); top up first.",
+        )
+    days = body.expires_in_days or default_expiry_days
+    campaign = Campaign(
+        id=f"cmp_{secrets.token_hex(8)}",
+        business=business.handle,
+        name=body.name or template.name,
+        template_id=template.id,
+        category=template.category,
+        send_at=send_at,
+        expires_at=send_at + days * DAY_MS,
+        budget=body.budget,
+        targeted=body.audience_size,
+        created_at=now_ms,
+    )
+    session.add(campaign)
+    session.commit()
+    return campaign
+
+
+def owned(session: Session, business: Account, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.business != business.handle:
+        raise ApiError(
+            404, "unknown_campaign", f"No campaign '{campaign_id}' of {business.handle}."
+        )
+    return campaign
+
+
+def cancel(session: Session, business: Account, campaign_id: str, now_ms: int) -> Campaign:
+    """Cancel what has not been released yet and refund it; released messages still count."""
+    owned(session, business, campaign_id)
+    campaign = locked_campaign(session, campaign_id)
+    assert campaign is not None
+    rows = list(
+        session.exec(
+            select(MailboxEntry)
+            .where(MailboxEntry.campaign_id == campaign_id, MailboxEntry.state == "scheduled")
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        row.state, row.ciphertext = "cancelled", b""
+    campaign.cancelled = True
+    refund(
+        session, movements_of((r.campaign_id, r.sender, r.price) for r in rows), now_ms, "cancelled"
+    )
+    session.commit()
+    return campaign
+
+
+def report(session: Session, campaign: Campaign, now_ms: int, min_count: int) -> CampaignReport:
+    counts: dict[tuple[str, str | None], int] = {
+        (state, reason): n
+        for state, reason, n in session.exec(
+            select(MailboxEntry.state, MailboxEntry.refusal, func.count())
+            .where(MailboxEntry.campaign_id == campaign.id)
+            .group_by(MailboxEntry.state, MailboxEntry.refusal)
+        )
+    }
+
+    def total(state: str) -> int:
+        return sum(n for (s, _), n in counts.items() if s == state)
+
+    scheduled, in_mailbox = total("scheduled"), total("pending")
+    by_reason: dict[str, int | None] = {}
+    for reason in REFUSAL_CLASSES:
+        n = counts.get(("refused", reason), 0)
+        # A small count could point at one person ("the only one who blocked us"); hide it.
+        by_reason[reason] = n if n == 0 or n >= min_count else None
+    if campaign.cancelled:
+        status = "cancelled"
+    elif scheduled and now_ms < campaign.send_at:
+        status = "scheduled"
+    elif scheduled or in_mailbox:
+        status = "sending"
+    else:
+        status = "stopped" if campaign.stop_reason else "done"
+    delivered = total("acked")
+    return CampaignReport(
+        id=campaign.id,
+        name=campaign.name,
+        template_id=campaign.template_id,
+        category=campaign.category,
+        status=status,
+        stop_reason=campaign.stop_reason,
+        send_at=campaign.send_at,
+        expires_at=campaign.expires_at,
+        budget=campaign.budget,
+        targeted=campaign.targeted,
+        accepted=campaign.accepted,
+        rejected_budget=campaign.rejected_budget,
+        scheduled=scheduled,
+        delivered_to_mailbox=in_mailbox,
+        delivered=delivered,
+        refused=total("refused"),
+        refused_by_reason=by_reason,
+        expired=total("expired"),
+        cancelled=total("cancelled"),
+        spend=campaign.spent,
+        reserved=campaign.reserved,
+        refunded=campaign.refunded,
+        cost_per_delivered=campaign.spent // delivered if delivered else None,
+        interactions=dict.fromkeys(INTERACTIONS),
+    )

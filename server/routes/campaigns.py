@@ -1,0 +1,123 @@
+"""A business's campaigns, budget and the price table."""
+
+from fastapi import APIRouter, Request
+from sqlmodel import col, select
+
+from server import billing, campaigns
+from server.auth import CurrentAccount, DbSession
+from server.errors import ApiError
+from server.models import Campaign, LedgerEntry
+from shared.api import (
+    BudgetView,
+    CampaignCreate,
+    CampaignList,
+    CampaignReport,
+    LedgerLine,
+    TopUp,
+)
+from shared.pricing import PriceTable
+
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+
+
+def _report(request: Request, session: DbSession, campaign: Campaign) -> CampaignReport:
+    state = request.app.state
+    return campaigns.report(
+        session, campaign, state.clock.now_ms(), state.settings.report_min_count
+    )
+
+
+@router.post("/campaigns", status_code=201)
+def create_campaign(
+    body: CampaignCreate, account: CurrentAccount, session: DbSession, request: Request
+) -> CampaignReport:
+    """Open a campaign for a registered template; then submit its sealed copies as template
+    envelopes with this campaign id. Money is reserved per copy as it is submitted."""
+    state = request.app.state
+    campaign = campaigns.create(
+        session, account, body, state.clock.now_ms(), state.settings.default_expiry_days
+    )
+    return _report(request, session, campaign)
+
+
+@router.get("/campaigns")
+def list_campaigns(account: CurrentAccount, session: DbSession, request: Request) -> CampaignList:
+    rows = session.exec(
+        select(Campaign)
+        .where(Campaign.business == account.handle)
+        .order_by(col(Campaign.created_at))
+    )
+    return CampaignList(campaigns=[_report(request, session, c) for c in rows])
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign_status(
+    campaign_id: str, account: CurrentAccount, session: DbSession, request: Request
+) -> CampaignReport:
+    """Aggregate analytics for one campaign."""
+    return _report(request, session, campaigns.owned(session, account, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/cancel")
+def cancel_campaign(
+    campaign_id: str, account: CurrentAccount, session: DbSession, request: Request
+) -> CampaignReport:
+    """Cancel every copy not yet released and refund it."""
+    campaign = campaigns.cancel(session, account, campaign_id, request.app.state.clock.now_ms())
+    return _report(request, session, campaign)
+
+
+def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
+    balance = billing.locked_balance(session, business)
+    entries = session.exec(
+        select(LedgerEntry).where(LedgerEntry.business == business).order_by(col(LedgerEntry.id))
+    )
+    return BudgetView(
+        currency=request.app.state.routing.prices.currency,
+        available=balance.available,
+        reserved=balance.reserved,
+        spent=balance.spent,
+        topped_up=balance.topped_up,
+        ledger=[
+            LedgerLine(
+                at=e.at,
+                kind=e.kind,
+                amount=e.amount,
+                messages=e.messages,  # type: ignore[arg-type]
+                campaign_id=e.campaign_id,
+                note=e.note,
+            )
+            for e in entries
+        ],
+    )
+
+
+@router.get("/budget")
+def show_budget(account: CurrentAccount, session: DbSession, request: Request) -> BudgetView:
+    """Balance and the full ledger of top-ups, reservations, charges and refunds."""
+    _businesses_only(account.kind)
+    view = _budget(request, session, account.handle)
+    session.commit()
+    return view
+
+
+@router.post("/budget/top-up")
+def top_up(
+    body: TopUp, account: CurrentAccount, session: DbSession, request: Request
+) -> BudgetView:
+    """Add money (simulated payment)."""
+    _businesses_only(account.kind)
+    billing.top_up(session, account.handle, body.amount, request.app.state.clock.now_ms())
+    session.commit()
+    return _budget(request, session, account.handle)
+
+
+@router.get("/pricing")
+def pricing(_: CurrentAccount, request: Request) -> PriceTable:
+    """The price per delivered template message by country and category."""
+    return request.app.state.routing.prices
+
+
+def _businesses_only(kind: str) -> None:
+    if kind != "business":
+        raise ApiError(403, "businesses_only", "Budgets belong to business accounts.")

@@ -1,0 +1,48 @@
+"""The public template registry."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlmodel import col, select
+
+from server import template_registry
+from server.auth import CurrentAccount, DbSession
+from server.errors import ApiError
+from server.models import Template
+from shared.api import TemplateInfo, TemplateList
+from shared.identifiers import HANDLE_PATTERN
+from shared.templates import TemplateDraft
+
+router = APIRouter(prefix="/v1/templates", tags=["templates"])
+
+
+@router.post("", status_code=201)
+def register(
+    draft: TemplateDraft, account: CurrentAccount, session: DbSession, request: Request
+) -> TemplateInfo:
+    """Register a template. A promotional "utility" template is registered as marketing and
+    the answer says why (``reclassified_reason``); marketing ones get "Stop promotions"."""
+    template = template_registry.register(session, account, draft, request.app.state.clock.now_ms())
+    return template_registry.info(template)
+
+
+@router.get("")
+def list_templates(
+    _: CurrentAccount,
+    session: DbSession,
+    business: Annotated[str, Query(pattern=HANDLE_PATTERN)],
+) -> TemplateList:
+    """A business's templates, oldest first."""
+    rows = session.exec(
+        select(Template).where(Template.business == business).order_by(col(Template.created_at))
+    )
+    return TemplateList(templates=[template_registry.info(t) for t in rows])
+
+
+@router.get("/{template_id}")
+def get_template(template_id: str, _: CurrentAccount, session: DbSession) -> TemplateInfo:
+    """One template: clients fetch it to render a message and check its hash."""
+    template = session.get(Template, template_id)
+    if template is None:
+        raise ApiError(404, "unknown_template", f"No template '{template_id}'.")
+    return template_registry.info(template)
