@@ -8,9 +8,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sealpost.commands import account, demo, messaging, relay
+from sealpost.commands import account, business, demo, messaging, prefs, relay
 
-COMMANDS = (relay, account, messaging, demo)
+COMMANDS = (relay, account, messaging, prefs, business, demo)
 
 EPILOG = """\
 quick tour:

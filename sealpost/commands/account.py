@@ -1,10 +1,12 @@
 """``sealpost account create|show|list``: profiles and their relay accounts."""
 
 import argparse
+import re
 from typing import Any
 
 from sealpost.commands.context import guarded, home_of, run_client
 from sealpost.commands.output import print_json
+from shared.identifiers import HANDLE_PATTERN
 
 
 def register(sub: Any) -> None:
@@ -57,6 +59,14 @@ def _describe(messenger: Any) -> dict[str, Any]:
 def create(args: Any) -> int:
     from client.messenger import Messenger
 
+    if not re.match(HANDLE_PATTERN, args.handle):
+        from sealpost.commands.output import fail
+
+        return fail(
+            f"'{args.handle}' is not a valid handle: 3 to 32 characters of lowercase "
+            "letters, digits, _ . - (starting with a letter or digit).",
+            2,
+        )
     if not args.business and not args.country:
         from sealpost.commands.output import fail
 

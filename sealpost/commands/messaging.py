@@ -78,6 +78,7 @@ def message_json(m: Any) -> dict[str, Any]:
         "recipient": m.recipient,
         "kind": m.kind,
         "category": m.category,
+        "label": m.label,
         "text": m.text if m.status != "quarantined" else None,
         "sent_at": m.sent_at,
         "status": m.status,
@@ -137,6 +138,8 @@ def inbox(args: Any) -> int:
                 else:
                     state = {"queued": " (queued)", "failed": " (NOT SENT)"}.get(m["status"], "")
                     line = terminal_safe(m["text"] or "") + state
+                    if m["label"]:
+                        line = f"[{m['label']}] " + line.replace("\n", "\n      ")
                 print(f"  [{_time(m['sent_at'])}] {who}: {line}")
         return 0
 

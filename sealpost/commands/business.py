@@ -1,0 +1,434 @@
+"""``sealpost business ...``: the business console (templates, campaigns, budget, pricing)."""
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sealpost.commands.context import run_client
+from sealpost.commands.output import fail, print_json
+
+EPILOG = """\
+examples:
+  sealpost business --profile shop budget top-up 50
+  sealpost business --profile shop template add --name spring_offer --category marketing \\
+      --body 'Hi {{name}}, use {{code}} for 20% off' --example name=Ana --example code=SPRING20 \\
+      --button 'url:Shop now:https://acme.example' --button 'copy_code:Copy code'
+  sealpost business --profile shop campaign create --template spring_offer \\
+      --audience customers.csv --budget 10 --at 2026-12-01T09:00
+  sealpost business --profile shop campaign status cmp_...
+
+The audience CSV has a header row with a 'handle' column and one column per template variable
+(e.g. name, code). It never leaves this machine: each copy is personalised and sealed here.
+Amounts are in the relay's currency (see `pricing`), e.g. 12.50.
+"""
+
+
+def register(sub: Any) -> None:
+    b = sub.add_parser(
+        "business",
+        help="business console: templates, campaigns, budget",
+        description="Run marketing as a business profile.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("--profile", help="the business profile")
+    groups = b.add_subparsers(dest="area", metavar="AREA", required=True)
+
+    def leaf(parent: Any, name: str, help_: str, run: Any) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=help_)
+        # --profile may come before the area or after the action, whichever reads better.
+        p.add_argument("--profile", default=argparse.SUPPRESS, help="the business profile")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.set_defaults(run=run)
+        return p
+
+    t = groups.add_parser("template", help="register and list templates").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    add = leaf(
+        t,
+        "add",
+        "register a template (validated; promotional utility becomes marketing)",
+        template_add,
+    )
+    add.add_argument("--file", type=Path, help="a JSON template (fields as in docs/protocol.md)")
+    add.add_argument("--name", help="lowercase name, e.g. spring_offer")
+    add.add_argument("--category", choices=["marketing", "utility", "authentication"])
+    add.add_argument("--language", default="en")
+    add.add_argument("--header")
+    add.add_argument("--body", help="text with {{placeholders}}, up to 1,024 characters")
+    add.add_argument("--footer")
+    add.add_argument(
+        "--button",
+        action="append",
+        default=[],
+        metavar="TYPE:TEXT[:URL]",
+        help="quick_reply:TEXT, url:TEXT:URL or copy_code:TEXT (repeatable)",
+    )
+    add.add_argument(
+        "--example",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="example value for a placeholder (one per placeholder)",
+    )
+    leaf(t, "list", "list this business's templates", template_list)
+
+    c = groups.add_parser("campaign", help="create, follow and cancel campaigns").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    create = leaf(c, "create", "personalise, seal and submit a campaign", campaign_create)
+    create.add_argument("--template", required=True, help="template id or name")
+    create.add_argument("--audience", required=True, type=Path, help="CSV: handle + variables")
+    create.add_argument("--budget", required=True, help="most this campaign may spend, e.g. 25")
+    create.add_argument(
+        "--at",
+        help="send time, ISO 8601 (e.g. 2026-12-01T09:00; local time "
+        "unless it has an offset); default now",
+    )
+    create.add_argument("--name", default="", help="a name for reports")
+    create.add_argument(
+        "--on-bad-row",
+        choices=["skip", "stop"],
+        default="skip",
+        help="skip bad CSV rows (reported by line) or stop before sending",
+    )
+    create.add_argument(
+        "--expires-days", type=int, help="refund copies undelivered after N days (default 30)"
+    )
+    leaf(c, "list", "all campaigns with their figures", campaign_list)
+    for name, help_, run in (
+        ("status", "one campaign's analytics", campaign_status),
+        ("cancel", "cancel unsent copies and refund them", campaign_cancel),
+    ):
+        leaf(c, name, help_, run).add_argument("campaign", help="campaign id (cmp_...)")
+
+    m = groups.add_parser("budget", help="balance and ledger").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    leaf(m, "show", "balance and every ledger movement", budget_show)
+    leaf(m, "top-up", "add money (simulated payment)", budget_top_up).add_argument(
+        "amount", help="e.g. 50 or 12.50"
+    )
+    leaf(groups, "pricing", "price per delivered message by country", pricing)
+
+
+def _needs_profile(args: Any) -> int | None:
+    if not getattr(args, "profile", None):
+        return fail("which business? pass --profile NAME", 2)
+    return None
+
+
+def _money(micro: int, currency: str = "") -> str:
+    from client.business.money import format_amount
+
+    return format_amount(micro, currency)
+
+
+def _draft_from_args(args: Any) -> Any:
+    from shared.templates import Button, TemplateDraft
+
+    if args.file:
+        return TemplateDraft.model_validate_json(args.file.read_text())
+    if not (args.name and args.category and args.body):
+        raise ValueError("give --file, or --name, --category and --body")
+    buttons = []
+    for spec in args.button:
+        kind, _, rest = spec.partition(":")
+        text, _, url = rest.partition(":") if kind != "url" else _split_url(rest)
+        buttons.append(Button(type=kind, text=text, url=url or None))
+    examples = dict(e.split("=", 1) for e in args.example if "=" in e)
+    return TemplateDraft(
+        name=args.name,
+        category=args.category,
+        language=args.language,
+        header=args.header,
+        body=args.body,
+        footer=args.footer,
+        buttons=buttons,
+        examples=examples,
+    )
+
+
+def _split_url(rest: str) -> tuple[str, str, str]:
+    text, sep, url = rest.partition(":http")
+    return text, sep, "http" + url if sep else ""
+
+
+def template_add(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+    from shared.templates import finalize, validate_draft
+
+    try:
+        draft = _draft_from_args(args)
+    except (ValueError, OSError) as exc:
+        return fail(f"template: {exc}", 2)
+    problems = validate_draft(finalize(draft)[0])
+    if problems:  # the relay would say the same; say it without a round trip
+        for p in problems:
+            print(f"  [{p.rule}] {p.message}", file=sys.stderr)
+        return fail(f"the template breaks {len(problems)} rule(s); nothing was registered")
+
+    async def body(m: Any) -> int:
+        info = await m.api.register_template(draft)
+        if args.json:
+            print_json(info.model_dump())
+            return 0
+        print(f"registered {info.template.name} as {info.id} ({info.category})")
+        if info.reclassified_reason:
+            print(f"  note: {info.reclassified_reason}")
+        return 0
+
+    return run_client(args, body)
+
+
+def template_list(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        templates = (await m.api.templates_of(m.profile.handle)).templates
+        if args.json:
+            print_json([t.model_dump() for t in templates])
+        elif not templates:
+            print("no templates yet; add one with `sealpost business template add`")
+        for t in templates if not args.json else []:
+            print(f"{t.id}  {t.template.name:<24} {t.category:<14} {t.template.language}")
+        return 0
+
+    return run_client(args, body)
+
+
+def _parse_at(text: str | None) -> int | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a naive time means the user's local time
+    return int(moment.timestamp() * 1000)
+
+
+def _progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        if done == total or done % 5000 == 0:
+            print(f"submitted {done}/{total}", file=sys.stderr)
+        return
+    width = 30
+    filled = width * done // max(total, 1)
+    print(
+        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    if done == total:
+        print(file=sys.stderr)
+
+
+def campaign_create(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+    from client.business.audience import AudienceError, read_audience
+    from client.business.campaigns import CampaignError, run_campaign
+    from client.business.money import parse_amount
+    from shared.templates import variable_names
+
+    try:
+        budget = parse_amount(args.budget)
+        send_at = _parse_at(args.at)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+
+    async def body(m: Any) -> int:
+        templates = (await m.api.templates_of(m.profile.handle)).templates
+        matches = [t for t in templates if args.template in (t.id, t.template.name)]
+        if not matches:
+            return fail(f"no template '{args.template}'; see `sealpost business template list`")
+        template = matches[-1]
+        try:
+            audience = read_audience(args.audience, variable_names(template.template))
+            for line, why in audience.problems:
+                print(f"{args.audience}:{line}: {why}", file=sys.stderr)
+            if audience.unused_columns:
+                print(
+                    f"note: columns not used by the template: {', '.join(audience.unused_columns)}",
+                    file=sys.stderr,
+                )
+            run = await run_campaign(
+                m.api,
+                m.profile.keys,
+                m.profile.handle,
+                template,
+                audience,
+                budget=budget,
+                send_at=send_at,
+                name=args.name,
+                policy=args.on_bad_row,
+                expires_in_days=args.expires_days,
+                on_progress=_progress,
+            )
+        except (AudienceError, CampaignError) as exc:
+            return fail(str(exc))
+        if args.json:
+            print_json(
+                {
+                    "campaign": run.campaign.model_dump(),
+                    "submitted": run.submitted,
+                    "accepted": run.accepted,
+                    "rejected": dict(run.rejected),
+                    "stopped": run.stopped,
+                    "skipped_rows": run.skipped_rows,
+                }
+            )
+        else:
+            print(
+                f"campaign {run.campaign.id}: {run.accepted} of {run.submitted} copies "
+                f"accepted, {run.campaign.status}"
+            )
+            for code_, n in run.rejected.items():
+                print(f"  {n} refused: {code_}")
+            if run.skipped_rows:
+                print(f"  {len(run.skipped_rows)} audience rows skipped (listed above)")
+        if run.stopped:
+            print(f"stopped: {run.stopped}", file=sys.stderr)
+            return 3
+        return 0
+
+    return run_client(args, body)
+
+
+def _print_report(r: Any, currency: str = "") -> None:
+    print(
+        f"{r.id}  {r.name}  [{r.status}]" + (f"  stopped: {r.stop_reason}" if r.stop_reason else "")
+    )
+    print(
+        f"  targeted {r.targeted}  accepted {r.accepted}  scheduled {r.scheduled}  "
+        f"in mailboxes {r.delivered_to_mailbox}  delivered {r.delivered}"
+    )
+    reasons = ", ".join(f"{k} {'<k' if v is None else v}" for k, v in r.refused_by_reason.items())
+    print(f"  refused {r.refused} ({reasons})  expired {r.expired}  cancelled {r.cancelled}")
+    cpd = _money(r.cost_per_delivered, currency) if r.cost_per_delivered is not None else "-"
+    print(
+        f"  spend {_money(r.spend, currency)} of {_money(r.budget, currency)}  reserved "
+        f"{_money(r.reserved)}  refunded {_money(r.refunded)}  per delivered {cpd}"
+    )
+    known = {k: v for k, v in r.interactions.items() if v is not None}
+    print(f"  interactions: {known or 'not yet measured (privacy-preserving signals)'}")
+
+
+def campaign_list(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        campaigns = (await m.api.campaigns()).campaigns
+        if args.json:
+            print_json([c.model_dump() for c in campaigns])
+            return 0
+        if not campaigns:
+            print("no campaigns yet")
+        for c in campaigns:
+            _print_report(c)
+        return 0
+
+    return run_client(args, body)
+
+
+def campaign_status(args: Any) -> int:
+    return _one_campaign(args, cancel=False)
+
+
+def campaign_cancel(args: Any) -> int:
+    return _one_campaign(args, cancel=True)
+
+
+def _one_campaign(args: Any, cancel: bool) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        call = m.api.cancel_campaign if cancel else m.api.campaign
+        report = await call(args.campaign)
+        if args.json:
+            print_json(report.model_dump())
+        else:
+            _print_report(report)
+        return 0
+
+    return run_client(args, body)
+
+
+def budget_show(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        view = await m.api.budget()
+        _print_budget(view, args.json)
+        return 0
+
+    return run_client(args, body)
+
+
+def budget_top_up(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+    from client.business.money import parse_amount
+
+    try:
+        amount = parse_amount(args.amount)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    if amount == 0:
+        return fail("top up by more than zero", 2)
+
+    async def body(m: Any) -> int:
+        _print_budget(await m.api.top_up(amount), args.json)
+        return 0
+
+    return run_client(args, body)
+
+
+def _print_budget(view: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(view.model_dump())
+        return
+    cur = view.currency
+    print(
+        f"available {_money(view.available, cur)}  reserved {_money(view.reserved, cur)}  "
+        f"spent {_money(view.spent, cur)}  (topped up {_money(view.topped_up, cur)})"
+    )
+    for e in view.ledger:
+        when = datetime.fromtimestamp(e.at / 1000).strftime("%Y-%m-%d %H:%M")
+        what = f"{e.messages} msg " if e.messages else ""
+        print(
+            f"  {when}  {e.kind:<7} {_money(e.amount, cur):>12}  {what}"
+            f"{e.campaign_id or ''} {e.note}".rstrip()
+        )
+
+
+def pricing(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        table = await m.api.pricing()
+        if args.json:
+            print(json.dumps(table.model_dump(), indent=2))
+            return 0
+        print(f"price per delivered message ({table.currency}); service replies are free")
+        print(f"  {'country':<28} {'marketing':>10} {'utility':>10} {'auth':>10}")
+        rows = [(f"{code_} {row.name or ''}", row) for code_, row in table.countries.items()]
+        rows.append(("other countries", table.default))
+        for label, row in rows:
+            print(
+                f"  {label:<28} {_money(row.marketing):>10} {_money(row.utility):>10} "
+                f"{_money(row.authentication):>10}"
+            )
+        return 0
+
+    return run_client(args, body)

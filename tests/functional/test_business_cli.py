@@ -1,0 +1,180 @@
+"""The business console and a person's choices, as a tester scripts them."""
+
+import json
+
+from tests.functional.test_cli import sealpost
+
+
+def test_campaign_from_the_command_line(sqlite_relay, home, tmp_path):
+    url = sqlite_relay.url
+    sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "shop",
+        "--handle",
+        "acme",
+        "--relay",
+        url,
+        "--business",
+        "--name",
+        "ACME Shoes",
+    )
+    for name, country in (("ana", "+39"), ("ben", "+44"), ("cyd", "+49")):
+        sealpost(
+            home,
+            "account",
+            "create",
+            "--profile",
+            name,
+            "--handle",
+            name,
+            "--relay",
+            url,
+            "--country",
+            country,
+        )
+    top = json.loads(
+        sealpost(home, "business", "--profile", "shop", "budget", "top-up", "5", "--json").stdout
+    )
+    assert top["available"] == 5_000_000
+
+    bad = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "template",
+        "add",
+        "--name",
+        "x",
+        "--category",
+        "marketing",
+        "--body",
+        "Hi {{name}} and {{ oops }}",
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "[malformed_placeholder]" in bad.stderr and "[missing_example]" in bad.stderr
+
+    added = json.loads(
+        sealpost(
+            home,
+            "business",
+            "template",
+            "add",
+            "--profile",
+            "shop",
+            "--name",
+            "spring_offer",
+            "--category",
+            "utility",
+            "--body",
+            "Hi {{name}}, use {{code}} for 20% off!",
+            "--example",
+            "name=Ana",
+            "--example",
+            "code=SPRING20",
+            "--button",
+            "url:Shop now:https://acme.example/shop",
+            "--json",
+        ).stdout
+    )
+    assert added["category"] == "marketing" and "20% off" in added["reclassified_reason"]
+
+    sealpost(home, "prefs", "--profile", "ben", "block", "acme")
+    shown = json.loads(sealpost(home, "prefs", "--profile", "ben", "show", "--json").stdout)
+    assert shown["blocked"] == ["acme"]
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text(
+        "handle,name,code,city\nana,Ana Rossi,ANA-7731,Rome\nben,Ben,BEN-1,Leeds\n"
+        "not a handle,X,Y,Z\ncyd,Cy,CY-9,Berlin\n"
+    )
+    created = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "campaign",
+        "create",
+        "--template",
+        "spring_offer",
+        "--audience",
+        str(csv),
+        "--budget",
+        "1",
+        "--json",
+    )
+    assert f"{csv}:4:" in created.stderr and "city" in created.stderr
+    result = json.loads(created.stdout)
+    assert result["accepted"] == 3 and result["skipped_rows"][0][0] == 4
+    campaign_id = result["campaign"]["id"]
+
+    inbox = sealpost(home, "inbox", "--profile", "ana").stdout
+    assert "[Marketing] Hi Ana Rossi, use ANA-7731 for 20% off!" in inbox
+    assert "no conversations" in sealpost(home, "inbox", "--profile", "ben").stdout
+    sealpost(home, "inbox", "--profile", "cyd")
+
+    status = json.loads(
+        sealpost(
+            home, "business", "--profile", "shop", "campaign", "status", campaign_id, "--json"
+        ).stdout
+    )
+    assert (status["delivered"], status["refused"]) == (2, 1)
+    assert status["spend"] == 69_100 + 136_500  # Italy + Germany marketing
+    human = sealpost(home, "business", "--profile", "shop", "budget", "show").stdout
+    assert "charge" in human and "reserve" in human and "refund" in human
+    assert "Italy" in sealpost(home, "business", "--profile", "shop", "pricing").stdout
+
+    past = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "campaign",
+        "create",
+        "--template",
+        "spring_offer",
+        "--audience",
+        str(csv),
+        "--budget",
+        "1",
+        "--at",
+        "2020-01-01T00:00",
+        check=False,
+    )
+    assert past.returncode == 1 and "in the past" in past.stderr
+    negative = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "campaign",
+        "create",
+        "--template",
+        "spring_offer",
+        "--audience",
+        str(csv),
+        "--budget",
+        "-3",
+        check=False,
+    )
+    assert negative.returncode == 2 and "zero or more" in negative.stderr
+    unknown = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "campaign",
+        "create",
+        "--template",
+        "nope",
+        "--audience",
+        str(csv),
+        "--budget",
+        "1",
+        check=False,
+    )
+    assert unknown.returncode == 1 and "no template 'nope'" in unknown.stderr
