@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nacl.exceptions import CryptoError
+
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.ledger import PrivacyLedger
 from client.profile import (
@@ -217,7 +219,7 @@ class Messenger:
                 self.store.update_outbox(entry)
                 report.pending = len(entries) - index
                 return report
-            except PayloadTooLarge as exc:
+            except (PayloadTooLarge, CryptoError) as exc:
                 self.store.mark_sent(entry.msg_id, status="failed", error=str(exc))
                 report.failed[entry.msg_id] = str(exc)
                 continue

@@ -94,9 +94,12 @@ class RelayAPI:
             self.ledger.record(method, self.base_url + path, headers, body)
         return headers
 
-    async def request(self, method: str, path: str, body: BaseModel | None = None) -> Any:
+    async def request(self, method: str, path: str, body: BaseModel | bytes | None = None) -> Any:
         """Send one signed request and return its JSON; retries 429 and dropped connections."""
-        raw = body.model_dump_json(exclude_none=False).encode() if body is not None else b""
+        if isinstance(body, BaseModel):
+            raw = body.model_dump_json().encode()
+        else:
+            raw = body or b""
         delay = 0.5
         for attempt in range(self.max_retries + 1):
             # A fresh signature (new nonce, new timestamp) each try: a resend is not a replay.
@@ -133,6 +136,11 @@ class RelayAPI:
     async def send_batch(self, envelopes: list[Envelope]) -> BatchResponse:
         batch = BatchRequest(envelopes=envelopes)
         return BatchResponse.model_validate(await self.request("POST", "/v1/messages/batch", batch))
+
+    async def send_batch_json(self, envelopes: list[str]) -> BatchResponse:
+        """The same as :meth:`send_batch` for envelopes already serialised as JSON."""
+        body = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
+        return BatchResponse.model_validate(await self.request("POST", "/v1/messages/batch", body))
 
     async def mailbox_page(self, after: int = 0, limit: int | None = None) -> MailboxPage:
         query = f"?after={after}" + (f"&limit={limit}" if limit else "")

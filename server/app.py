@@ -54,6 +54,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.routing = RoutingRules(
         prices=load_price_table(settings.price_table),
         service_window_ms=settings.service_window_h * HOUR_MS,
+        daily_cap=settings.marketing_cap_24h,
     )
     app.state.dispatcher = Dispatcher(
         engine,

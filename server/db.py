@@ -1,5 +1,6 @@
 """Engine creation for SQLite (default) and PostgreSQL, and the per-request session."""
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,14 +31,32 @@ def make_engine(url: str) -> Engine:
             # Let SQLAlchemy, not the driver, open transactions (see _begin).
             dbapi_conn.isolation_level = None
 
+        # SQLite has one writer at a time. Queue writers on a lock in this process rather
+        # than in SQLite's busy handler, which sleeps in steps of up to 100 ms and so turns
+        # brief contention (a request vs. the dispatcher) into long stalls.
+        write_lock = threading.Lock()
+
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:  # type: ignore[no-untyped-def]
             # Nearly every request writes (at least its nonce), and a deferred transaction that
             # reads and then writes fails at once with SQLITE_BUSY when another writer got in
-            # between. IMMEDIATE takes the write lock up front, waiting on busy_timeout instead.
-            # Pure readers (delivery streams) use read_engine() and stay deferred.
+            # between. IMMEDIATE takes the write lock up front. Pure readers (delivery
+            # streams) use read_engine() and stay deferred.
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            if mode == "IMMEDIATE":
+                write_lock.acquire()
+                conn.info["sealpost_write_lock"] = True
+            try:
+                conn.exec_driver_sql(f"BEGIN {mode}")
+            except BaseException:
+                _end(conn)
+                raise
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _end(conn) -> None:  # type: ignore[no-untyped-def]
+            if conn.info.pop("sealpost_write_lock", False):
+                write_lock.release()
 
         return engine
     if url.startswith("postgresql://"):

@@ -3,17 +3,16 @@ expires what was never delivered. Runs in a background thread; tests call ``run_
 
 import logging
 import threading
-from collections import Counter
-from dataclasses import replace
+from collections import defaultdict
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
 
 from server.billing import movements_of, refund
-from server.choices import RecipientState, refusal
 from server.clock import Clock
-from server.models import BusinessChoice, ChatContact, MailboxEntry, Preference
+from server.models import MailboxEntry
 from server.notify import MailboxNotifier
+from server.release import Candidate, decide
 
 log = logging.getLogger("sealpost.dispatcher")
 
@@ -78,126 +77,86 @@ class Dispatcher:
 
     def _release_batch(self) -> int:
         now = self.clock.now_ms()
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
         with Session(self.engine) as session:
+            # Plain rows and set-based updates: a campaign releases thousands at a time.
             due = list(
-                session.exec(
-                    select(MailboxEntry)
-                    .where(MailboxEntry.state == "scheduled", col(MailboxEntry.not_before) <= now)
-                    .order_by(col(MailboxEntry.not_before), col(MailboxEntry.seq))
+                session.execute(
+                    select(
+                        table.c.seq,
+                        table.c.recipient,
+                        table.c.sender,
+                        table.c.category,
+                        table.c.campaign_id,
+                        table.c.price,
+                        table.c.expires_at,
+                    )
+                    .where(table.c.state == "scheduled", table.c.not_before <= now)
+                    .order_by(table.c.not_before, table.c.seq)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
                 )
             )
             if not due:
                 return 0
-            states = _recipient_states(session, due, now)
-            refunds = []
+            outcomes = decide(
+                session,
+                [Candidate(r.recipient, r.sender, r.category, r.expires_at) for r in due],
+                now,
+                self.daily_cap,
+            )
+            released: list[int] = []
+            refused: dict[str, list[int]] = defaultdict(list)
+            refunds: dict[str, list[tuple[str | None, str, int]]] = defaultdict(list)
             woken = set()
-            for row in due:
-                if row.expires_at is not None and row.expires_at <= now:
-                    row.state, row.ciphertext = "expired", b""
-                    refunds.append(("expired", row))
+            for row, outcome in zip(due, outcomes, strict=True):
+                if outcome is None:
+                    released.append(row.seq)
+                    woken.add(row.recipient)
                     continue
-                key = (row.recipient, row.sender)
-                reason = refusal(row.category, states[key], self.daily_cap)
-                if reason:
-                    row.state, row.refusal, row.ciphertext = "refused", reason, b""
-                    refunds.append(("refused", row))
-                    continue
-                row.state, row.released_at = "pending", now
-                woken.add(row.recipient)
-                if row.category == "marketing":
-                    # Later messages in this same pass must see this one in the counts.
-                    for (person, business), state in list(states.items()):
-                        if person == row.recipient:
-                            states[(person, business)] = _bump(state)
-            for why in ("refused", "expired"):
-                rows = [r for w, r in refunds if w == why]
-                if rows:
-                    refund(
-                        session,
-                        movements_of((r.campaign_id, r.sender, r.price) for r in rows),
-                        now,
-                        why,
-                    )
+                refused[outcome].append(row.seq)
+                why = "expired" if outcome == "expired" else "refused"
+                refunds[why].append((row.campaign_id, row.sender, row.price))
+            if released:
+                session.execute(
+                    update(table)
+                    .where(table.c.seq.in_(released))
+                    .values(state="pending", released_at=now)
+                )
+            for reason, seqs in refused.items():
+                state, why = ("expired", None) if reason == "expired" else ("refused", reason)
+                session.execute(
+                    update(table)
+                    .where(table.c.seq.in_(seqs))
+                    .values(state=state, refusal=why, ciphertext=b"")
+                )
+            for why, rows in refunds.items():
+                refund(session, movements_of(rows), now, why)
             session.commit()
         self.notifier.publish(woken)
         return len(due)
 
     def _expire_batch(self) -> int:
         now = self.clock.now_ms()
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
         with Session(self.engine) as session:
             overdue = list(
-                session.exec(
-                    select(MailboxEntry)
-                    .where(
-                        col(MailboxEntry.state).in_(["pending", "scheduled"]),
-                        col(MailboxEntry.expires_at) <= now,
-                    )
+                session.execute(
+                    select(table.c.seq, table.c.sender, table.c.campaign_id, table.c.price)
+                    .where(table.c.state.in_(["pending", "scheduled"]), table.c.expires_at <= now)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
                 )
             )
-            for row in overdue:
-                row.state, row.ciphertext = "expired", b""
+            if not overdue:
+                return 0
+            session.execute(
+                update(table)
+                .where(table.c.seq.in_([r.seq for r in overdue]))
+                .values(state="expired", ciphertext=b"")
+            )
             paid = [(r.campaign_id, r.sender, r.price) for r in overdue if r.price]
             if paid:
                 refund(session, movements_of(paid), now, "expired")
             session.commit()
         return len(overdue)
-
-
-def _bump(state: RecipientState) -> RecipientState:
-    return replace(
-        state,
-        marketing_last_24h=state.marketing_last_24h + 1,
-        marketing_last_7d=state.marketing_last_7d + 1,
-    )
-
-
-def _recipient_states(
-    session: Session, rows: list[MailboxEntry], now: int
-) -> dict[tuple[str, str], RecipientState]:
-    """Each (person, business) pair's choices and recent marketing counts, in a few queries."""
-    persons = {r.recipient for r in rows}
-    prefs = {
-        p.person: p
-        for p in session.exec(select(Preference).where(col(Preference.person).in_(persons)))
-    }
-    choices = {
-        (c.person, c.business): c
-        for c in session.exec(select(BusinessChoice).where(col(BusinessChoice.person).in_(persons)))
-    }
-    chatted = {
-        (c.person, c.business)
-        for c in session.exec(select(ChatContact).where(col(ChatContact.person).in_(persons)))
-    }
-
-    def released_since(since: int) -> Counter[str]:
-        query = (
-            select(MailboxEntry.recipient, func.count())
-            .where(
-                col(MailboxEntry.recipient).in_(persons),
-                MailboxEntry.category == "marketing",
-                col(MailboxEntry.released_at) > since,
-            )
-            .group_by(MailboxEntry.recipient)
-        )
-        return Counter(dict(session.exec(query).all()))  # type: ignore[arg-type]
-
-    day, week = released_since(now - DAY_MS), released_since(now - 7 * DAY_MS)
-    states = {}
-    for row in rows:
-        key = (row.recipient, row.sender)
-        pref = prefs.get(row.recipient)
-        choice = choices.get(key)
-        states[key] = RecipientState(
-            blocked=bool(choice and choice.blocked),
-            promotions_stopped=bool(choice and choice.promotions_stopped),
-            level=pref.level if pref else "all",
-            weekly_limit=pref.weekly_limit if pref else None,
-            has_chatted=key in chatted,
-            marketing_last_24h=day[row.recipient],
-            marketing_last_7d=week[row.recipient],
-        )
-    return states

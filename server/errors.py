@@ -3,6 +3,7 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.api import ErrorBody, ErrorDetail
@@ -55,5 +56,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not even decode the body
+            return error_response(
+                400, "malformed_json", "The request body is not valid JSON (or not UTF-8)."
+            )
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # Input the schemas let through but the database refuses (a last line of defence).
+        return error_response(
+            422, "invalid_request", f"A value cannot be stored: {str(exc.orig).splitlines()[0]}"
+        )

@@ -2,13 +2,16 @@
 
 from typing import Literal
 
+from nacl.bindings import crypto_core_ed25519_is_valid_point
+from nacl.exceptions import CryptoError
+from nacl.public import PublicKey, SealedBox
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.encoding import b64decode
 from shared.envelope import Envelope
 from shared.identifiers import CountryCode, Handle, MessageId
 from shared.templates import TemplateDraft
-from shared.version import MAX_BATCH_ENVELOPES
+from shared.version import MAX_BATCH_ENVELOPES, MAX_INT64
 
 AccountKind = Literal["person", "business"]
 
@@ -17,13 +20,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_key(value: str) -> str:
+def _key_bytes(value: str) -> bytes:
     try:
         raw = b64decode(value)
     except ValueError as exc:
         raise ValueError("must be standard base64") from exc
     if len(raw) != 32:
         raise ValueError(f"must encode 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _check_sign_key(value: str) -> str:
+    if not crypto_core_ed25519_is_valid_point(_key_bytes(value)):
+        raise ValueError("is not a valid Ed25519 public key")
+    return value
+
+
+def _check_box_key(value: str) -> str:
+    # A low-order X25519 point (e.g. all zeros) cannot be sealed to: refuse it here rather
+    # than let every sender's client fail on it.
+    try:
+        SealedBox(PublicKey(_key_bytes(value))).encrypt(b"\0")
+    except CryptoError as exc:
+        raise ValueError("is not a usable X25519 public key") from exc
     return value
 
 
@@ -32,14 +51,15 @@ class RegisterAccount(_Strict):
 
     handle: Handle
     kind: AccountKind = "person"
-    display_name: str = Field(min_length=1, max_length=64)
+    display_name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
     country: CountryCode | None = Field(
         default=None, description="Calling code such as +39; required for persons (pricing)"
     )
     sign_key: str = Field(description="base64 Ed25519 public key (32 bytes)")
     box_key: str = Field(description="base64 X25519 public key (32 bytes)")
 
-    _keys = field_validator("sign_key", "box_key")(classmethod(lambda cls, v: _check_key(v)))
+    _sign = field_validator("sign_key")(classmethod(lambda cls, v: _check_sign_key(v)))
+    _box = field_validator("box_key")(classmethod(lambda cls, v: _check_box_key(v)))
 
     @model_validator(mode="after")
     def _persons_have_a_country(self) -> "RegisterAccount":
@@ -160,9 +180,13 @@ INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked",
 
 class CampaignCreate(_Strict):
     template_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(default="", max_length=100)
-    send_at: int | None = Field(default=None, ge=0, description="Unix ms; omit to send now")
-    budget: int = Field(description="Most this campaign may spend, micro-units")
+    name: str = Field(default="", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    send_at: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="Unix ms; omit to send now"
+    )
+    budget: int = Field(
+        ge=-MAX_INT64, le=MAX_INT64, description="Most this campaign may spend, micro-units"
+    )
     audience_size: int = Field(ge=1, le=10_000_000, description="Copies the business will send")
     expires_in_days: int | None = Field(default=None, ge=1, le=365)
 

@@ -9,6 +9,7 @@ from shared.identifiers import Handle, MessageId, ShortId
 from shared.version import (
     MAX_CHAT_TEXT_CHARS,
     MAX_CIPHERTEXT_BYTES,
+    MAX_INT64,
     MIN_CIPHERTEXT_BYTES,
     PROTOCOL_VERSION,
 )
@@ -39,8 +40,12 @@ class Envelope(BaseModel):
     category: Category = "service"
     template_id: ShortId | None = None
     campaign_id: ShortId | None = None
-    not_before: int | None = Field(default=None, ge=0, description="Unix ms; hold until then")
-    expires_at: int | None = Field(default=None, ge=0, description="Unix ms; drop after")
+    not_before: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="Unix ms; hold until then"
+    )
+    expires_at: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="Unix ms; drop after"
+    )
     ciphertext: str = Field(max_length=_MAX_CIPHERTEXT_B64, description="base64 sealed box")
 
     @field_validator("ciphertext")
@@ -84,7 +89,7 @@ class _PayloadBase(BaseModel):
     id: MessageId
     sender: Handle
     recipient: Handle
-    sent_at: int = Field(ge=0, description="Unix ms, sender's clock")
+    sent_at: int = Field(ge=0, le=MAX_INT64, description="Unix ms, sender's clock")
 
 
 class ChatPayload(_PayloadBase):

@@ -9,4 +9,6 @@ MAX_CIPHERTEXT_BYTES = 64 * 1024
 SEAL_OVERHEAD_BYTES = 48  # X25519 ephemeral public key (32) + Poly1305 tag (16)
 
 MAX_BATCH_ENVELOPES = 1000
+# Integers on the wire fit a signed 64-bit column (times in ms, cursors, amounts).
+MAX_INT64 = 2**63 - 1
 MAX_CHAT_TEXT_CHARS = 16_000

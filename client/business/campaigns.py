@@ -1,23 +1,19 @@
 """Running a campaign: personalise and seal each copy locally, submit in batches."""
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from nacl.public import PublicKey
 
 from client.business.audience import Audience, AudienceRow, BadRowPolicy, apply_policy
+from client.business.sealing import Sealer
 from client.relay_api import RelayAPI
 from shared.api import CampaignCreate, CampaignReport, TemplateInfo
 from shared.encoding import b64decode
-from shared.envelope import Envelope, TemplateContent, TemplatePayload
-from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
-from shared.seal import seal_envelope
 from shared.templates import template_hash, variable_names
 from shared.version import MAX_BATCH_ENVELOPES
 
@@ -38,35 +34,6 @@ class CampaignRun:
     rejected: Counter[str] = field(default_factory=Counter)  # error code -> count
     stopped: str | None = None  # why submission stopped early
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
-
-
-def seal_copy(
-    keys: AccountKeys,
-    business: str,
-    template: TemplateInfo,
-    row: AudienceRow,
-    box_key: PublicKey,
-    campaign_id: str,
-    sent_at: int,
-) -> Envelope:
-    """One personalised, signed and sealed copy; its variables exist only inside the seal."""
-    payload = TemplatePayload(
-        id=new_message_id(),
-        sender=business,
-        recipient=row.handle,
-        sent_at=sent_at,
-        content=TemplateContent(
-            template_id=template.id, template_hash=template.hash, variables=row.variables
-        ),
-    )
-    return seal_envelope(
-        payload,
-        keys,
-        box_key,
-        category=template.category,
-        template_id=template.id,
-        campaign_id=campaign_id,
-    )
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -153,36 +120,20 @@ async def submit_campaign(
     """Seal one copy per row and submit them in batches, stopping if the money runs out."""
     template, rows, report = prepared.template, prepared.rows, prepared.report
     run = CampaignRun(campaign=report, skipped_rows=prepared.skipped_rows)
-    loop = asyncio.get_running_loop()
-    sent_at = int(time.time() * 1000)
-
-    def seal_part(part: Sequence[AudienceRow]) -> list[Envelope]:
-        return [
-            seal_copy(
-                keys, business, template, row, prepared.box_keys[row.handle], report.id, sent_at
-            )
-            for row in part
-        ]
-
-    async def seal_batch(batch: Sequence[AudienceRow]) -> list[Envelope]:
-        # PyNaCl releases the GIL inside libsodium, so the cores share the sealing.
-        size = max(1, -(-len(batch) // workers))
-        parts = await asyncio.gather(
-            *(loop.run_in_executor(pool, seal_part, part) for part in _chunks(batch, size))
-        )
-        return [envelope for part in parts for envelope in part]
-
+    sealer = Sealer(
+        keys, business, template, report.id, prepared.box_keys, copies=len(rows), workers=workers
+    )
     stop_codes = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    try:
         batches = _chunks(rows, MAX_BATCH_ENVELOPES)
         # Seal the next batch while the current one is on the wire.
-        upcoming = asyncio.ensure_future(seal_batch(batches[0])) if batches else None
+        upcoming = asyncio.ensure_future(sealer.seal(batches[0])) if batches else None
         for index in range(len(batches)):
             assert upcoming is not None
             envelopes = await upcoming
             if index + 1 < len(batches):
-                upcoming = asyncio.ensure_future(seal_batch(batches[index + 1]))
-            response = await api.send_batch(envelopes)
+                upcoming = asyncio.ensure_future(sealer.seal(batches[index + 1]))
+            response = await api.send_batch_json(envelopes)
             run.submitted += len(envelopes)
             run.accepted += response.accepted
             run.duplicate += response.duplicate
@@ -196,6 +147,8 @@ async def submit_campaign(
                 run.stopped = stopping[0].message
                 upcoming.cancel()
                 break
+    finally:
+        sealer.close()
     run.campaign = await api.campaign(report.id)
     return run
 

@@ -16,6 +16,7 @@ from server.mailbox import acknowledge, pending, to_envelope
 from server.models import Account
 from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
+from shared.version import MAX_INT64
 
 router = APIRouter(prefix="/v1/mailboxes", tags=["mailbox"])
 
@@ -36,7 +37,7 @@ def read_page(
     account: CurrentAccount,
     session: DbSession,
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> MailboxPage:
     """Pending envelopes after ``after`` (a ``seq``), oldest first. They stay until acked."""

@@ -25,10 +25,7 @@ _STATUS_OF = {
 
 
 def _after_store(request: Request, outcome: StoreOutcome) -> None:
-    state = request.app.state
-    state.notifier.publish(outcome.woken)
-    if outcome.scheduled:
-        state.dispatcher.kick()
+    request.app.state.notifier.publish(outcome.woken)
 
 
 @router.post("", status_code=202, responses={200: {"model": SendResult}})

@@ -1,0 +1,147 @@
+"""Sealing a campaign's copies on every core.
+
+PyNaCl holds the GIL, so threads do not add cores; large campaigns are sealed in worker
+processes instead. Each worker gets the business key and template once and returns envelopes
+as JSON text, ready to be joined into a batch body without re-validating them.
+"""
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+from nacl.public import PublicKey
+
+from client.business.audience import AudienceRow
+from shared.api import TemplateInfo
+from shared.envelope import Envelope, TemplateContent, TemplatePayload
+from shared.identifiers import new_message_id
+from shared.keys import AccountKeys
+from shared.seal import seal_envelope
+
+# Below this many copies a process pool costs more to start than it saves.
+PROCESS_POOL_MIN_COPIES = 2000
+
+_worker: dict[str, Any] = {}
+
+
+def seal_copy(
+    keys: AccountKeys,
+    business: str,
+    template: TemplateInfo,
+    row: AudienceRow,
+    box_key: PublicKey,
+    campaign_id: str,
+    sent_at: int,
+) -> Envelope:
+    """One personalised, signed and sealed copy; its variables exist only inside the seal."""
+    payload = TemplatePayload(
+        id=new_message_id(),
+        sender=business,
+        recipient=row.handle,
+        sent_at=sent_at,
+        content=TemplateContent(
+            template_id=template.id, template_hash=template.hash, variables=row.variables
+        ),
+    )
+    return seal_envelope(
+        payload,
+        keys,
+        box_key,
+        category=template.category,
+        template_id=template.id,
+        campaign_id=campaign_id,
+    )
+
+
+def _state(
+    keys: dict[str, str], business: str, template_json: str, campaign_id: str, sent_at: int
+) -> dict[str, Any]:
+    return {
+        "keys": AccountKeys.from_json(keys),
+        "business": business,
+        "template": TemplateInfo.model_validate_json(template_json),
+        "campaign_id": campaign_id,
+        "sent_at": sent_at,
+    }
+
+
+def _init_worker(*init: Any) -> None:
+    """Runs once in each worker process: the campaign's fixed inputs become its globals."""
+    _worker.update(_state(*init))
+
+
+def _seal_rows(
+    rows: Sequence[tuple[AudienceRow, bytes]], state: dict[str, Any] | None = None
+) -> list[str]:
+    w = state or _worker  # in-process callers pass their own; worker processes use theirs
+    return [
+        seal_copy(
+            w["keys"],
+            w["business"],
+            w["template"],
+            row,
+            PublicKey(box),
+            w["campaign_id"],
+            w["sent_at"],
+        ).model_dump_json()
+        for row, box in rows
+    ]
+
+
+class Sealer:
+    """Seals batches of rows into envelope JSON, on ``workers`` processes when worth it."""
+
+    def __init__(
+        self,
+        keys: AccountKeys,
+        business: str,
+        template: TemplateInfo,
+        campaign_id: str,
+        box_keys: dict[str, PublicKey],
+        *,
+        copies: int,
+        workers: int = 2,
+    ) -> None:
+        self.box_keys = box_keys
+        self.workers = max(1, workers)
+        init = (
+            keys.to_json(),
+            business,
+            template.model_dump_json(),
+            campaign_id,
+            int(time.time() * 1000),
+        )
+        self._pool: Executor
+        self._state: dict[str, Any] | None = None
+        if self.workers > 1 and copies >= PROCESS_POOL_MIN_COPIES:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=_context(), initializer=_init_worker, initargs=init
+            )
+        else:
+            self.workers = 1
+            self._state = _state(*init)  # several campaigns may seal at once in one process
+            self._pool = ThreadPoolExecutor(1)
+
+    async def seal(self, rows: Sequence[AudienceRow]) -> list[str]:
+        loop = asyncio.get_running_loop()
+        pairs = [(row, bytes(self.box_keys[row.handle])) for row in rows]
+        size = max(1, -(-len(pairs) // self.workers))
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._pool, _seal_rows, pairs[i : i + size], self._state)
+                for i in range(0, len(pairs), size)
+            )
+        )
+        return [envelope for part in parts for envelope in part]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _context() -> Any:
+    # fork starts in milliseconds and shares the loaded modules; elsewhere, spawn.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
