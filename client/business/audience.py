@@ -29,9 +29,11 @@ class Audience:
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong)
     unused_columns: list[str] = field(default_factory=list)
 
-    def drop(self, line: int, why: str) -> None:
-        self.rows = [r for r in self.rows if r.line != line]
-        self.problems.append((line, why))
+    def drop_many(self, problems: list[tuple[int, str]]) -> None:
+        """Remove the rows at these lines, recording why."""
+        gone = {line for line, _ in problems}
+        self.rows = [r for r in self.rows if r.line not in gone]
+        self.problems = sorted(self.problems + problems)
 
 
 def read_audience(path: Path, variables: list[str]) -> Audience:

@@ -42,17 +42,22 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
 
 async def resolve_audience(api: RelayAPI, audience: Audience) -> dict[str, PublicKey]:
     """Box keys of every row's handle; rows that are not persons on the relay are dropped."""
-    keys: dict[str, PublicKey] = {}
     lines = {row.handle: row.line for row in audience.rows}
-    for chunk in _chunks([row.handle for row in audience.rows], MAX_BATCH_ENVELOPES):
-        found = await api.lookup_many(list(chunk))
-        for handle in found.unknown:
-            audience.drop(lines[handle], f"{handle}: no such account on the relay")
+    chunks = _chunks([row.handle for row in audience.rows], MAX_BATCH_ENVELOPES)
+    # A few lookups in flight at once: their round trips overlap.
+    answers = []
+    for i in range(0, len(chunks), 4):
+        answers += await asyncio.gather(*(api.lookup_many(list(c)) for c in chunks[i : i + 4]))
+    keys: dict[str, PublicKey] = {}
+    dropped: list[tuple[int, str]] = []
+    for found in answers:
+        dropped += [(lines[h], f"{h}: no such account on the relay") for h in found.unknown]
         for account in found.accounts:
             if account.kind != "person":
-                audience.drop(lines[account.handle], f"{account.handle} is not a person")
+                dropped.append((lines[account.handle], f"{account.handle} is not a person"))
             else:
                 keys[account.handle] = PublicKey(b64decode(account.box_key))
+    audience.drop_many(dropped)
     return keys
 
 
