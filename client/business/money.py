@@ -20,7 +20,9 @@ def parse_amount(text: str) -> int:
 
 
 def format_amount(micro: int, currency: str = "") -> str:
-    """12_500_000 -> "12.50"; keeps extra decimals only where there are some."""
+    """12_500_000 -> "12.50", 122_000 -> "0.122": cents always, more decimals only if needed."""
     value = Decimal(micro) / MICRO
-    text = f"{value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:,.6f}"
+    text = f"{value:,.6f}".rstrip("0")
+    if len(text.partition(".")[2]) < 2:
+        text = f"{value:,.2f}"
     return f"{text} {currency}".strip()

@@ -179,5 +179,6 @@ def test_demo_runs_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "Alice: Hi Bob!" in result.stdout
-    assert "[verified]" in result.stdout
+    assert "alice got [Marketing] Hi Signora Rossi" in result.stdout
+    assert "carol: nothing arrived" in result.stdout
     assert "none found" in result.stdout
