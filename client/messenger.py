@@ -73,6 +73,7 @@ class Messenger:
             timeout_s=self.settings.request_timeout_s,
             max_retries=self.settings.max_retries,
         )
+        self._flush_lock = asyncio.Lock()
 
     @classmethod
     def open(cls, home: Path, name: str) -> "Messenger":
@@ -160,6 +161,15 @@ class Messenger:
         The message is in the local store before any network I/O; if the relay is down it
         stays queued (status ``queued``) and goes out with the next flush.
         """
+        message = self.queue_text(to, text)
+        await self.flush_outbox()
+        return self.store_message(message.msg_id)
+
+    def queue_text(self, to: str, text: str) -> StoredMessage:
+        """Store a chat message as ``queued`` without network I/O; :meth:`flush_outbox` sends it.
+
+        Lets an interactive client show the message at once, before the relay answers.
+        """
         message = StoredMessage(
             msg_id=new_message_id(),
             peer=to,
@@ -173,8 +183,7 @@ class Messenger:
         # Refuse what could never be sealed now, rather than leave it stuck in the outbox.
         padded_size(len(sign_payload(self._payload(message), self.profile.keys)))
         self.store.queue_outgoing(message, Conversation(peer=to, display_name=to))
-        await self.flush_outbox()
-        return self.store_message(message.msg_id)
+        return message
 
     def store_message(self, msg_id: str) -> StoredMessage:
         with self.store.session() as s:
@@ -199,6 +208,13 @@ class Messenger:
 
     async def flush_outbox(self) -> FlushReport:
         """Send every queued message; relay refusals are recorded on the message, not retried."""
+        # One flush at a time: a send and a reconnect flushing together could seal the same
+        # entry twice, and the relay takes a second, different envelope under one id as a
+        # conflict rather than a duplicate.
+        async with self._flush_lock:
+            return await self._flush_outbox()
+
+    async def _flush_outbox(self) -> FlushReport:
         report = FlushReport()
         entries = self.store.outbox()
         for index, entry in enumerate(entries):

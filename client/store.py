@@ -204,3 +204,46 @@ class LocalStore:
                 convo.unread = 0
                 s.add(convo)
                 s.commit()
+
+    # --- queries for interactive clients (the TUI) -------------------------------------------
+
+    def conversation(self, peer: str) -> Conversation | None:
+        with self.session() as s:
+            return s.get(Conversation, peer)
+
+    def messages_page(
+        self, peer: str, before: tuple[int, str] | None = None, limit: int = 200
+    ) -> list[StoredMessage]:
+        """At most ``limit`` messages of ``peer`` older than ``before`` (sent_at, msg_id), oldest
+        first; a long conversation opens from its newest page without loading the rest."""
+        with self.session() as s:
+            query = select(StoredMessage).where(StoredMessage.peer == peer)
+            if before is not None:
+                at, msg_id = before
+                query = query.where(
+                    (col(StoredMessage.sent_at) < at)
+                    | ((col(StoredMessage.sent_at) == at) & (col(StoredMessage.msg_id) < msg_id))
+                )
+            query = query.order_by(
+                col(StoredMessage.sent_at).desc(), col(StoredMessage.msg_id).desc()
+            ).limit(limit)
+            return list(reversed(list(s.exec(query))))
+
+    def last_incoming(self, peer: str, limit: int = 5) -> list[StoredMessage]:
+        """The newest ``limit`` messages received from ``peer``, oldest first (for reports)."""
+        with self.session() as s:
+            query = (
+                select(StoredMessage)
+                .where(StoredMessage.peer == peer, StoredMessage.direction == "in")
+                .order_by(col(StoredMessage.sent_at).desc(), col(StoredMessage.msg_id).desc())
+                .limit(limit)
+            )
+            return list(reversed(list(s.exec(query))))
+
+    def has_outgoing(self, peer: str) -> bool:
+        """Whether this device ever wrote to ``peer`` (first-contact prompts depend on it)."""
+        with self.session() as s:
+            query = select(StoredMessage.msg_id).where(
+                StoredMessage.peer == peer, StoredMessage.direction == "out"
+            )
+            return s.exec(query.limit(1)).first() is not None

@@ -7,9 +7,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from server import schema
 from server.body_limit import BodySizeLimit
 from server.clock import Clock, SystemClock
-from server.db import create_tables, make_engine, read_engine
+from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
 from server.mailbox import HOUR_MS, RoutingRules
@@ -22,7 +23,8 @@ from shared.version import PROTOCOL_VERSION
 
 
 def create_app(settings: RelaySettings | None = None, clock: Clock | None = None) -> FastAPI:
-    """A ready relay app; tables are created if missing."""
+    """A ready relay app. Raises ``schema.SchemaMismatch`` unless the database is migrated
+    (or ``settings.auto_migrate`` is set, as for embedded relays)."""
     settings = settings or RelaySettings()
 
     @asynccontextmanager
@@ -41,7 +43,9 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         description="Routes sealed envelopes. See docs/protocol.md for the wire format.",
     )
     engine = make_engine(settings.db)
-    create_tables(engine)
+    if settings.auto_migrate:
+        schema.upgrade(engine)
+    schema.require_current(engine, settings.db)
     app.state.settings = settings
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)

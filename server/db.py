@@ -6,9 +6,7 @@ from pathlib import Path
 
 from fastapi import Request
 from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
-
-from server.models import RELAY_TABLES
+from sqlmodel import Session, create_engine
 
 
 def make_engine(url: str) -> Engine:
@@ -69,10 +67,6 @@ def read_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return engine.execution_options(sqlite_begin="DEFERRED")
     return engine
-
-
-def create_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=RELAY_TABLES)
 
 
 def get_session(request: Request) -> Iterator[Session]:

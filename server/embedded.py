@@ -19,8 +19,9 @@ class EmbeddedRelay:
     """
 
     def __init__(self, settings: RelaySettings, clock: Clock | None = None, port: int = 0) -> None:
-        self.settings = settings
-        self.app = create_app(settings, clock)
+        # An embedded relay owns its (usually throwaway) database: bring it up to date.
+        self.settings = settings.model_copy(update={"auto_migrate": True})
+        self.app = create_app(self.settings, clock)
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
         # listener says TCP explicitly, and without it every response waits ~40 ms (Nagle).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -176,20 +176,3 @@ class ChatContact(SQLModel, table=True):
     person: str = Field(primary_key=True, max_length=32)
     business: str = Field(primary_key=True, max_length=32)
     last_at: int = Field(sa_type=BigInteger)
-
-
-RELAY_TABLES = [
-    t.__table__  # type: ignore[attr-defined]
-    for t in (
-        Account,
-        MailboxEntry,
-        RequestNonce,
-        Template,
-        Campaign,
-        Balance,
-        LedgerEntry,
-        Preference,
-        BusinessChoice,
-        ChatContact,
-    )
-]

@@ -41,6 +41,9 @@ class RelaySettings(BaseSettings):
     report_min_count: int = Field(
         default=5, ge=2, description="Refusal reasons counted below this are suppressed in reports"
     )
+    auto_migrate: bool = Field(
+        default=False, description="Upgrade the schema at start (embedded relays, tests)"
+    )
     auto_verify_businesses: bool = Field(
         default=True, description="Simulator shortcut: every business gets the verified mark"
     )

@@ -18,7 +18,8 @@ from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger
 from sealpost.benchmarks.relay_process import RelayProcess
-from server.db import create_tables, make_engine
+from server import schema
+from server.db import make_engine
 from server.models import Account
 from shared.envelope import TemplateContent, TemplatePayload
 from shared.identifiers import new_message_id
@@ -38,7 +39,7 @@ TEMPLATE = TemplateDraft(
 
 def _seed_persons(db_url: str, n: int) -> list[tuple[str, PublicKey]]:
     engine = make_engine(db_url)
-    create_tables(engine)
+    schema.upgrade(engine)
     persons = []
     with Session(engine) as session:
         for i in range(n):

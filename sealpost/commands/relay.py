@@ -1,43 +1,90 @@
-"""``sealpost relay``: serve a relay."""
+"""``sealpost relay`` (serve a relay) and ``sealpost migrate`` (create or upgrade its schema)."""
 
 import argparse
 from typing import Any
+
+from sealpost.commands.output import fail
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "relay",
         help="run a relay server",
-        description="Run the Sealpost relay. It stores only sealed envelopes, never plaintext.",
-        epilog="examples:\n  sealpost relay\n  sealpost relay --db postgresql://postgres@127.0.0.1/"
-        "sealpost --port 8701\n\nEvery option can also be set as SEALPOST_RELAY_<NAME>.",
+        description="Run the Sealpost relay. It stores only sealed envelopes, never plaintext. "
+        "The database must be migrated first (sealpost migrate).",
+        epilog="examples:\n"
+        "  sealpost migrate && sealpost relay\n"
+        "  sealpost migrate --db postgresql://postgres@127.0.0.1/sealpost\n"
+        "  sealpost relay --db postgresql://postgres@127.0.0.1/sealpost --port 8701\n\n"
+        "Several relays may share one PostgreSQL database (see docs/deploy.md).\n"
+        "Every option can also be set as SEALPOST_RELAY_<NAME>.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--db",
-        help="database URL: sqlite:///path.db (default, in the user data "
-        "dir) or postgresql://user@host/dbname",
-    )
+    _db_option(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8700)")
     p.set_defaults(run=run)
+
+    m = sub.add_parser(
+        "migrate",
+        help="create or upgrade the relay's database schema",
+        description="Bring the relay database to the schema this version of Sealpost needs "
+        "(SQLite or PostgreSQL). Safe to run again: it does nothing when up to date.",
+    )
+    _db_option(m)
+    m.add_argument("--check", action="store_true", help="only report; exit 1 if not current")
+    m.set_defaults(run=migrate)
+
+
+def _db_option(p: Any) -> None:
+    p.add_argument(
+        "--db",
+        help="database URL: sqlite:///path.db (default: relay.db in the user data dir) or "
+        "postgresql://user@host/dbname",
+    )
+
+
+def _settings(args: Any, **extra: Any) -> Any:
+    from server.settings import RelaySettings
+
+    options = {"db": args.db, **extra}
+    return RelaySettings(**{k: v for k, v in options.items() if v is not None})
 
 
 def run(args: Any) -> int:
     import uvicorn
 
     from server.app import create_app
-    from server.settings import RelaySettings
+    from server.schema import SchemaMismatch
 
-    overrides = {
-        k: v
-        for k, v in (("db", args.db), ("host", args.host), ("port", args.port))
-        if v is not None
-    }
-    settings = RelaySettings(**overrides)
-    app = create_app(settings)
+    settings = _settings(args, host=args.host, port=args.port)
+    try:
+        app = create_app(settings)
+    except SchemaMismatch as exc:
+        return fail(str(exc))
     print(f"sealpost relay on http://{settings.host}:{settings.port}  (db: {settings.db})")
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=2
     )
+    return 0
+
+
+def migrate(args: Any) -> int:
+    from server import schema
+    from server.db import make_engine
+
+    settings = _settings(args)
+    engine = make_engine(settings.db)
+    try:
+        before = schema.state(engine)
+        if args.check:
+            print(f"schema {before.current or 'none'}; this relay needs {before.head}")
+            return 0 if before.ok else 1
+        after = schema.upgrade(engine)
+    finally:
+        engine.dispose()
+    if before.current == after.current:
+        print(f"{settings.db}: already at schema {after.current}")
+    else:
+        print(f"{settings.db}: schema {before.current or 'none'} -> {after.current}")
     return 0
