@@ -344,6 +344,7 @@ class Messenger:
         delay = 1.0
         progress = _StreamProgress()
         stopping = asyncio.create_task(stop.wait())
+        streaming: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 streaming = asyncio.create_task(self._stream_once(on_event, progress))
@@ -367,6 +368,10 @@ class Messenger:
                 delay = min(delay * 2, 30.0)
         finally:
             stopping.cancel()
+            if streaming is not None and not streaming.done():
+                # Cancelled from outside (e.g. a UI shutting down): don't orphan the stream.
+                streaming.cancel()
+                await asyncio.gather(streaming, return_exceptions=True)
 
     async def _stream_once(
         self, on_event: Callable[[ClientEvent], None], progress: "_StreamProgress"

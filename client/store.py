@@ -5,7 +5,7 @@ Everything a person reads lives here, decrypted; the relay only ever holds seale
 
 from pathlib import Path
 
-from sqlalchemy import Engine, Index, event
+from sqlalchemy import Engine, Index, event, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -247,3 +247,23 @@ class LocalStore:
                 StoredMessage.peer == peer, StoredMessage.direction == "out"
             )
             return s.exec(query.limit(1)).first() is not None
+
+    def last_messages(self) -> dict[str, StoredMessage]:
+        """The newest message of every conversation, in one query (for chat lists)."""
+        latest = (
+            select(StoredMessage.peer, func.max(StoredMessage.sent_at).label("at"))
+            .group_by(StoredMessage.peer)
+            .subquery()
+        )
+        query = select(StoredMessage).join(
+            latest,
+            (col(StoredMessage.peer) == latest.c.peer)
+            & (col(StoredMessage.sent_at) == latest.c.at),
+        )
+        found: dict[str, StoredMessage] = {}
+        with self.session() as s:
+            for message in s.exec(query):
+                held = found.get(message.peer)
+                if held is None or message.msg_id > held.msg_id:  # same ms: as messages_page
+                    found[message.peer] = message
+        return found

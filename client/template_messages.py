@@ -45,11 +45,15 @@ async def _template(api: RelayAPI, store: LocalStore, template_id: str) -> Cache
         if exc.code == "unknown_template":
             raise _mismatch(f"template {template_id} is not in the registry") from exc
         raise
-    # Cache only what hashes correctly under its own business; a bad entry is never pinned.
+    # The hash is recomputed here, never taken from the registry's answer; an answer whose
+    # text does not match its own published hash is refused and not cached.
+    computed = template_hash(info.business, info.template)
+    if computed != info.hash:
+        raise _mismatch(f"the registry's copy of {template_id} does not match its hash")
     fetched = CachedTemplate(
         id=info.id,
         business=info.business,
-        hash=template_hash(info.business, info.template),
+        hash=computed,
         definition=info.template.model_dump_json(),
     )
     store.save_template(fetched)

@@ -14,7 +14,7 @@ from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
 from server.mailbox import HOUR_MS, RoutingRules
-from server.notify import MailboxNotifier
+from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
 from server.routes import accounts, campaigns, health, mailbox, messages, prefs, templates
@@ -30,11 +30,17 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.dispatcher.start()
+        wakeups = None
+        if app.state.engine.dialect.name == "postgresql":
+            wakeups = PostgresWakeups(settings.db, app.state.notifier)
+            wakeups.start()
         try:
             yield
         finally:
             app.state.shutting_down = True
             app.state.dispatcher.stop()
+            if wakeups:
+                wakeups.stop()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -95,6 +95,20 @@ def cancel(session: Session, business: Account, campaign_id: str, now_ms: int) -
     return campaign
 
 
+def suppress_small(counts: dict[str, int], min_count: int) -> dict[str, int | None]:
+    """Hide counts between 1 and ``min_count - 1``: a small count can point at one person
+    ("the only one who blocked us"). When exactly one is hidden it could be recovered as the
+    total minus the rest, so the next smallest non-zero count is hidden with it."""
+    shown: dict[str, int | None] = dict(counts)
+    hidden = [k for k, n in counts.items() if 0 < n < min_count]
+    if len(hidden) == 1:
+        others = sorted((n, k) for k, n in counts.items() if n and k not in hidden)
+        hidden += [k for _, k in others[:1]]
+    for key in hidden:
+        shown[key] = None
+    return shown
+
+
 def report(session: Session, campaign: Campaign, now_ms: int, min_count: int) -> CampaignReport:
     counts: dict[tuple[str, str | None], int] = {
         (state, reason): n
@@ -109,13 +123,13 @@ def report(session: Session, campaign: Campaign, now_ms: int, min_count: int) ->
         return sum(n for (s, _), n in counts.items() if s == state)
 
     scheduled, in_mailbox = total("scheduled"), total("pending")
-    by_reason: dict[str, int | None] = {}
-    for reason in REFUSAL_CLASSES:
-        n = counts.get(("refused", reason), 0)
-        # A small count could point at one person ("the only one who blocked us"); hide it.
-        by_reason[reason] = n if n == 0 or n >= min_count else None
+    by_reason = suppress_small(
+        {r: counts.get(("refused", r), 0) for r in REFUSAL_CLASSES}, min_count
+    )
     if campaign.cancelled:
         status = "cancelled"
+    elif not counts:
+        status = "open"  # created; no copy submitted yet
     elif scheduled and now_ms < campaign.send_at:
         status = "scheduled"
     elif scheduled or in_mailbox:

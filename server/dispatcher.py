@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from server.billing import movements_of, refund
 from server.clock import Clock
 from server.models import MailboxEntry
-from server.notify import MailboxNotifier
+from server.notify import MailboxNotifier, announce
 from server.release import Candidate, decide
 
 log = logging.getLogger("sealpost.dispatcher")
@@ -35,7 +35,7 @@ class Dispatcher:
         self.notifier = notifier
         self.daily_cap = daily_cap
         self.interval_s = interval_s
-        self._kick = threading.Event()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time within this process
@@ -46,18 +46,14 @@ class Dispatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._kick.set()
+        self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
 
-    def kick(self) -> None:
-        """Run a pass now (new messages may be due) instead of at the next tick."""
-        self._kick.set()
-
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._kick.wait(self.interval_s)
-            self._kick.clear()
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
             if self._stop.is_set():
                 return
             try:
@@ -132,6 +128,7 @@ class Dispatcher:
                 )
             for why, rows in refunds.items():
                 refund(session, movements_of(rows), now, why)
+            announce(session, woken)
             session.commit()
         self.notifier.publish(woken)
         return len(due)

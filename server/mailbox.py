@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from server.billing import charge, locked_campaign, movements_of, refund, reserve
 from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
+from server.notify import announce
 from server.pricing import PriceTable
 from server.release import Candidate, decide
 from shared.api import ErrorDetail, SendResult
@@ -242,9 +243,11 @@ def store_envelopes(
     new_rows = [r for r in rows if r is not None]
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
+    woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
     try:
         if new_rows:
             session.execute(insert(MailboxEntry.__table__), new_rows)  # type: ignore[attr-defined]
+        announce(session, woken)
         session.commit()
     except IntegrityError:
         # A concurrent request stored one of these ids first: redo the batch, which now sees it.
@@ -254,7 +257,7 @@ def store_envelopes(
         return store_envelopes(session, sender, envelopes, rules, now_ms, retry=False)
     return StoreOutcome(
         results=[r for r in results if r is not None],
-        woken={r["recipient"] for r in new_rows if r["state"] == "pending"},
+        woken=woken,
     )
 
 

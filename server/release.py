@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, text
 from sqlmodel import Session, col, select
 
 from server.choices import RecipientState, refusal
@@ -32,6 +32,7 @@ def decide(
 
     Earlier releases in the same call count towards later ones' caps.
     """
+    _lock_persons(session, {c.recipient for c in candidates})
     states = _recipient_states(session, candidates, now)
     sent_now: Counter[str] = Counter()  # marketing released in this call, per person
     outcomes: list[str | None] = []
@@ -51,6 +52,21 @@ def decide(
         if reason is None and c.category == "marketing":
             sent_now[c.recipient] += 1
     return outcomes
+
+
+def _lock_persons(session: Session, persons: set[str]) -> None:
+    """Serialise releases to the same person across relay processes, so two of them cannot
+    both see room under a cap and both release. Locks are taken in sorted order (no
+    deadlock among them) and end with the transaction. SQLite has one writer anyway."""
+    if not persons or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtext(p)) "
+            "FROM (SELECT unnest(CAST(:persons AS text[])) AS p ORDER BY 1) AS ordered"
+        ),
+        {"persons": sorted(persons)},
+    )
 
 
 def _recipient_states(

@@ -198,7 +198,7 @@ class CampaignReport(_Strict):
     name: str
     template_id: str
     category: str
-    status: Literal["scheduled", "sending", "done", "cancelled", "stopped"]
+    status: Literal["open", "scheduled", "sending", "done", "cancelled", "stopped"]
     stop_reason: str | None
     send_at: int
     expires_at: int

@@ -319,23 +319,26 @@ def _is_stop_button(button: Button) -> bool:
 def finalize(draft: TemplateDraft) -> tuple[TemplateDraft, str | None]:
     """The template as it will be registered, and why it was reclassified (None if it was not).
 
-    A utility template that promotes (promotional terms in its header, body, footer or button
-    texts, or a copy_code button, i.e. a coupon) becomes marketing. Every marketing template
+    A utility or authentication template that promotes (promotional terms in its header, body,
+    footer or button texts; for utility also a copy_code button, i.e. a coupon) becomes
+    marketing. Every marketing template
     carries a quick reply :data:`STOP_PROMOTIONS`, appended if missing. Idempotent; ``draft`` is
     not modified.
     """
     category = draft.category
     reason = None
-    if category == "utility":
+    if category in ("utility", "authentication"):
         texts = [draft.header or "", draft.body, draft.footer or ""]
         texts += [b.text for b in draft.buttons]
         found = [f"'{term}'" for term in promotional_terms("\n".join(texts))]
-        if any(b.type == "copy_code" for b in draft.buttons):
+        # A copy-code button is a coupon in a utility message, but a one-time code in an
+        # authentication one.
+        if category == "utility" and any(b.type == "copy_code" for b in draft.buttons):
             found.append("a copy-code button")
         if found:
-            category = "marketing"
             terms = ", ".join(found)
-            reason = f"utility templates may not promote; found {terms}: registered as marketing"
+            reason = f"{category} templates may not promote; found {terms}: registered as marketing"
+            category = "marketing"
     buttons = list(draft.buttons)
     if category == "marketing" and not any(_is_stop_button(b) for b in buttons):
         buttons.append(Button(type="quick_reply", text=STOP_PROMOTIONS))
@@ -409,7 +412,8 @@ def validate_draft(draft: TemplateDraft) -> list[TemplateProblem]:
                 f"remove {count - limit}",
             )
 
-    for part, text in (("header", final.header or ""), ("body", final.body)):
+    parts = (("header", final.header or ""), ("body", final.body), ("footer", final.footer or ""))
+    for part, text in parts:
         for fragment in find_malformed(text):
             add(
                 "malformed_placeholder",

@@ -6,7 +6,7 @@ from sqlmodel import col, select
 from server import billing, campaigns
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
-from server.models import Campaign, LedgerEntry
+from server.models import Balance, Campaign, LedgerEntry
 from shared.api import (
     BudgetView,
     CampaignCreate,
@@ -68,7 +68,7 @@ def cancel_campaign(
 
 
 def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
-    balance = billing.locked_balance(session, business)
+    balance = session.get(Balance, business) or Balance(business=business)
     entries = session.exec(
         select(LedgerEntry).where(LedgerEntry.business == business).order_by(col(LedgerEntry.id))
     )
@@ -96,9 +96,7 @@ def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
 def show_budget(account: CurrentAccount, session: DbSession, request: Request) -> BudgetView:
     """Balance and the full ledger of top-ups, reservations, charges and refunds."""
     _businesses_only(account.kind)
-    view = _budget(request, session, account.handle)
-    session.commit()
-    return view
+    return _budget(request, session, account.handle)
 
 
 @router.post("/budget/top-up")

@@ -86,6 +86,7 @@ async def stream(
     page = state.settings.page_limit
 
     def fetch(exclude: set[int]) -> list[MailboxItem]:
+        # Enough rows to get past the ones already sent (and not yet acked) on this stream.
         with Session(state.read_engine) as session:
             rows = pending(session, handle, 0, page + len(exclude))
         return [MailboxItem(seq=r.seq or 0, envelope=to_envelope(r)) for r in rows]
@@ -100,12 +101,13 @@ async def stream(
                 items = await anyio.to_thread.run_sync(fetch, sent)
                 # Forget acked ones; what is still pending and already sent is not sent again.
                 sent &= {item.seq for item in items}
-                fresh = [item for item in items if item.seq not in sent][:page]
+                room = max(0, min(page, MAX_UNACKED_PER_STREAM - len(sent)))
+                fresh = [item for item in items if item.seq not in sent][:room]
                 for item in fresh:
                     yield _frame(item)
                     sent.add(item.seq)
-                if len(fresh) == page and len(sent) < MAX_UNACKED_PER_STREAM:
-                    continue
+                if fresh and len(fresh) == room:
+                    continue  # maybe more pending: look again without waiting
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=state.settings.keepalive_s)
                 except TimeoutError:

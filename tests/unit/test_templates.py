@@ -499,3 +499,24 @@ def test_render_never_leaves_a_placeholder(case):
     for name, value in variables.items():
         assert value in rendered
         assert "{{" + name + "}}" not in rendered
+
+
+def test_promotional_authentication_template_is_reclassified_but_otp_code_is_not():
+    otp = TemplateDraft(
+        name="otp",
+        category="authentication",
+        body="Your code is {{code}}.",
+        buttons=[Button(type="copy_code", text="Copy code")],
+        examples={"code": "123456"},
+    )
+    assert finalize(otp)[0].category == "authentication"
+    promo = otp.model_copy(update={"body": "Your code is {{code}}. 50% off today only!"})
+    final, reason = finalize(promo)
+    assert final.category == "marketing"
+    assert reason is not None and reason.startswith("authentication templates may not promote")
+
+
+def test_footer_placeholders_are_checked_for_shape_too():
+    draft = TemplateDraft(name="x", category="utility", body="Hello", footer="Bye {{ name }}")
+    rules = {p.rule for p in validate_draft(draft)}
+    assert "malformed_placeholder" in rules
