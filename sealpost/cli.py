@@ -8,9 +8,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sealpost.commands import account, bench, business, demo, messaging, prefs, relay
+from sealpost.commands import account, bench, business, chat, demo, messaging, prefs, relay
 
-COMMANDS = (relay, account, messaging, prefs, business, demo, bench)
+COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench)
 
 EPILOG = """\
 quick tour:

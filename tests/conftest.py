@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from client.messenger import Messenger
+from server import schema
+from server.db import make_engine
 from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
 
@@ -64,6 +66,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_available: bool) -
             pytest.fail(f"SEALPOST_REQUIRE_PG is set but no PostgreSQL answers at {PG_ADMIN_URL}")
         pytest.skip(f"no PostgreSQL answers at {PG_ADMIN_URL}")
     url = _new_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests of several relay processes."""
+    if not pg_available:
+        if os.environ.get("SEALPOST_REQUIRE_PG"):
+            pytest.fail(f"SEALPOST_REQUIRE_PG is set but no PostgreSQL answers at {PG_ADMIN_URL}")
+        pytest.skip(f"no PostgreSQL answers at {PG_ADMIN_URL}")
+    url = _new_pg_database()
+    engine = make_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
     try:
         yield url
     finally:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger
-from sealpost.benchmarks.relay_process import RelayProcess
+from sealpost.relay_process import RelayProcess
 from server import schema
 from server.db import make_engine
 from server.models import Account

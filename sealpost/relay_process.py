@@ -1,4 +1,5 @@
-"""A relay in its own process, so a benchmark's client and relay use separate cores."""
+"""A relay in its own OS process: for benchmarks (client and relay on separate cores) and for
+tests of several relays sharing one PostgreSQL database. The database must be migrated."""
 
 import os
 import socket
@@ -18,8 +19,10 @@ def free_port() -> int:
 
 
 class RelayProcess:
-    def __init__(self, db_url: str, log: Path, **env: str) -> None:
-        self.port = free_port()
+    """``sealpost relay`` as a child process; ``env`` sets SEALPOST_RELAY_<NAME> options."""
+
+    def __init__(self, db_url: str, log: Path, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self._proc = subprocess.Popen(
@@ -39,6 +42,12 @@ class RelayProcess:
                 self.stop()
                 raise RuntimeError(f"relay process did not start; see {log}")
             time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as in a crash."""
+        self._proc.kill()
+        self._proc.wait(timeout=10)
+        self._log.close()
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -1,0 +1,1 @@
+"""The person-side terminal client (Textual): ``sealpost chat --profile P``."""

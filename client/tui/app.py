@@ -1,0 +1,420 @@
+"""SealpostApp: the person-side terminal client on top of the headless client core.
+
+All network I/O runs in workers: the push stream (``Messenger.listen``, which reconnects on its
+own) and every request the person triggers. Client events become Textual messages.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from client.events import ClientEvent, ConnectionChanged, MessageStored
+from client.messenger import Messenger
+from client.relay_api import RelayError, RelayUnavailable
+from client.store import Contact, LocalStore
+from client.tui.messages import (
+    ConnectionStateChanged,
+    MessageArrived,
+    ReplySubmitted,
+    TemplateButtonPressed,
+)
+from client.tui.screens.first_contact import FirstContactChoice, FirstContactModal
+from client.tui.screens.help import HelpScreen
+from client.tui.screens.main import MainScreen
+from client.tui.screens.privacy import PrivacyExplainer
+from client.tui.screens.report import REPORT_LIMIT, ReportModal
+from client.tui.screens.settings import SettingsScreen
+from client.tui.state import TuiState
+from client.tui.text import TimeFormat, local_time, one_line
+from client.tui.widgets.composer import Composer
+from client.tui.widgets.message_render import is_marketing
+from shared.api import Preferences, SetLevel
+from shared.seal import PayloadTooLarge
+from shared.templates import STOP_PROMOTIONS, RenderedButton
+
+T = TypeVar("T")
+THEMES = ("textual-dark", "textual-light")
+
+
+class SealpostApp(App[None]):
+    """``SealpostApp(home, profile)``; the profile must exist (see ``sealpost account``)."""
+
+    CSS_PATH = "sealpost.tcss"
+    TITLE = "Sealpost"
+    ENABLE_COMMAND_PALETTE = True
+
+    # Binding ids let a keymap in the profile's tui.json rebind any of these.
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", id="sealpost.help"),
+        Binding("f2", "settings", "Settings", id="sealpost.settings"),
+        Binding("f3", "privacy", "What's shared", id="sealpost.privacy"),
+        Binding("ctrl+f", "filter", "Filter", id="sealpost.filter"),
+        Binding("ctrl+b", "block", "Block", id="sealpost.block"),
+        Binding("ctrl+r", "report", "Report", id="sealpost.report"),
+        Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
+        Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
+        Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        home: Path,
+        profile: str,
+        *,
+        time_format: TimeFormat = local_time,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        # Opened here so a missing profile fails before the terminal switches to the app.
+        self.messenger = Messenger.open(home, profile)
+        self.store: LocalStore = self.messenger.store
+        self.state_path = self.messenger.profile.dir / "tui.json"
+        self.state = TuiState.load(self.state_path)
+        self.time_format = time_format
+        self.cursor_blink = cursor_blink
+        self.prefs: Preferences | None = None
+        self.online = False
+        self._stop = asyncio.Event()
+        self._asking: set[str] = set()  # businesses whose first-contact prompt is open
+        self._contacts: dict[str, Contact | None] = {}
+        self.sub_title = f"@{self.messenger.profile.handle} · connecting…"
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self.state.theme in THEMES:
+            self.theme = self.state.theme
+        if self.state.keymap:
+            self.set_keymap(self.state.keymap)
+        self.push_screen(MainScreen())
+        self.listen()
+        self.fetch_preferences()
+
+    async def on_unmount(self) -> None:
+        self._stop.set()
+        await self.messenger.aclose()
+
+    @property
+    def main(self) -> MainScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        raise LookupError("main screen not mounted")
+
+    # --- directory helpers ----------------------------------------------------------------
+
+    def contact(self, handle: str) -> Contact | None:
+        """The pinned directory entry of ``handle``; cached, since pinned entries never change."""
+        if handle not in self._contacts:
+            # A miss is cached too, and forgotten when a message from the handle arrives
+            # (that is when the client core pins a new contact).
+            self._contacts[handle] = self.store.contact(handle)
+        return self._contacts[handle]
+
+    def name_of(self, handle: str) -> tuple[str, bool]:
+        """Display name and verified mark of ``handle`` as pinned on this device."""
+        contact = self.contact(handle)
+        if contact:
+            return contact.display_name, contact.verified
+        return handle, False
+
+    def is_business(self, handle: str) -> bool:
+        contact = self.contact(handle)
+        return bool(contact and contact.kind == "business")
+
+    # --- the push stream ------------------------------------------------------------------
+
+    @work(exit_on_error=False, group="listen")
+    async def listen(self) -> None:
+        """Run the client's stream loop for as long as the app runs, whatever goes wrong."""
+        while not self._stop.is_set():
+            try:
+                await self.messenger.listen(self._client_event, self._stop)
+            except Exception as exc:  # survive anything: the loop is the app's lifeline
+                self.log.error(f"listen failed: {exc!r}")
+                self.post_message(ConnectionStateChanged(False, f"client error: {exc}"))
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=2.0)
+                except TimeoutError:
+                    pass
+
+    def _client_event(self, event: ClientEvent) -> None:
+        if isinstance(event, MessageStored):
+            self.post_message(MessageArrived(event.message))
+        elif isinstance(event, ConnectionChanged):
+            self.post_message(ConnectionStateChanged(event.online, event.detail))
+
+    def on_connection_state_changed(self, event: ConnectionStateChanged) -> None:
+        came_back = event.online and not self.online
+        self.online = event.online
+        state = "online" if event.online else "offline, retrying"
+        self.sub_title = f"@{self.messenger.profile.handle} · {state}"
+        self.main.show_connection(event.online, event.detail)
+        if came_back:
+            # The reconnect flushed the outbox: statuses may have changed from queued to sent.
+            current = self.main.current_peer
+            if current:
+                self.main.conversation_changed(current)
+            self.fetch_preferences()
+
+    def on_message_arrived(self, event: MessageArrived) -> None:
+        message = event.message
+        if self._contacts.get(message.peer) is None:
+            self._contacts.pop(message.peer, None)
+        name, verified = self.name_of(message.peer)
+        marketing = is_marketing(message)
+        title = ("Marketing · " if marketing else "New message · ") + name
+        if verified:
+            title += " ✔"
+        if message.status == "quarantined":
+            body = f"could not verify a message (reason: {message.quarantine_reason})"
+        else:
+            body = one_line(message.text, 120)
+        # Never silent for marketing: the toast is shown whatever the bell setting says.
+        self.notify(
+            body, title=title, severity="warning" if marketing else "information", markup=False
+        )
+        if self.state.bell:
+            self.bell()
+        self.main.message_arrived(message)
+        self.maybe_first_contact(message.peer)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def on_reply_submitted(self, event: ReplySubmitted) -> None:
+        self.send_reply(event.peer, event.text)
+
+    def send_reply(self, peer: str, text: str) -> None:
+        """Store the message as queued at once (nothing typed is lost), then flush."""
+        try:
+            self.messenger.queue_text(peer, text)
+        except PayloadTooLarge:
+            self.notify("That message is too long to seal; split it up.", severity="error")
+            self.main.query_one(Composer).value = text  # give it back rather than lose it
+            return
+        self.main.conversation_changed(peer)
+        self.flush_outbox()
+
+    @work(exit_on_error=False, group="flush")
+    async def flush_outbox(self) -> None:
+        report = await self.messenger.flush_outbox()
+        if report.pending:
+            self.notify(
+                f"{report.pending} message(s) queued: the relay is unreachable; they go out "
+                "when it is back.",
+                severity="warning",
+            )
+        for why in report.failed.values():
+            self.notify(f"The relay refused a message: {why}", severity="error", markup=False)
+        current = self.main.current_peer
+        if current:
+            self.main.conversation_changed(current)
+
+    # --- template buttons -----------------------------------------------------------------
+
+    def on_template_button_pressed(self, event: TemplateButtonPressed) -> None:
+        self.press_template_button(event.message.peer, event.button)
+
+    def press_template_button(self, business: str, button: RenderedButton) -> None:
+        if button.type == "url" and button.url:
+            self.copy_to_clipboard(button.url)
+            if not self.is_headless:
+                self.open_url(button.url)
+            self.notify(f"Link copied (and opened): {button.url}", markup=False)
+        elif button.type == "copy_code":
+            self.copy_to_clipboard(button.copy_value or "")
+            self.notify(f"Code copied: {button.copy_value}", markup=False)
+        elif button.text == STOP_PROMOTIONS:
+            self.set_choice("promotions-stopped", business, True)
+        else:
+            self.send_reply(business, button.text)
+
+    # --- the relay's copy of the person's choices -------------------------------------------
+
+    async def _relay_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            return await call()
+        except RelayUnavailable:
+            self.notify(
+                f"{what}: the relay is unreachable; try again when online.", severity="warning"
+            )
+        except RelayError as exc:
+            self.notify(f"{what}: {exc.message}", severity="error", markup=False)
+        return None
+
+    def _prefs_changed(self, prefs: Preferences) -> None:
+        self.prefs = prefs
+        self.main.refresh_chats()
+
+    @work(exit_on_error=False, group="prefs")
+    async def fetch_preferences(self) -> None:
+        prefs = await self._relay_call("Loading your choices", self.messenger.api.preferences)
+        if prefs:
+            self._prefs_changed(prefs)
+
+    @work(exit_on_error=False, group="prefs")
+    async def set_choice(self, choice: str, business: str, on: bool) -> None:
+        words = {
+            ("blocked", True): "Blocked",
+            ("blocked", False): "Unblocked",
+            ("promotions-stopped", True): "Promotions stopped from",
+            ("promotions-stopped", False): "Promotions resumed from",
+        }[(choice, on)]
+        prefs = await self._relay_call(
+            words, lambda: self.messenger.api.set_choice(choice, business, on)
+        )
+        if prefs:
+            self._prefs_changed(prefs)
+            self.notify(f"{words} @{business}", markup=False)
+
+    @work(exit_on_error=False, group="prefs")
+    async def set_level(self, level: SetLevel) -> None:
+        prefs = await self._relay_call(
+            "Marketing level", lambda: self.messenger.api.set_level(level)
+        )
+        if prefs:
+            self._prefs_changed(prefs)
+            limit = f" ({prefs.weekly_limit} a week)" if prefs.level == "weekly" else ""
+            self.notify(f"Marketing level: {prefs.level}{limit}")
+
+    # --- first contact and reports ----------------------------------------------------------
+
+    def needs_first_contact(self, peer: str) -> bool:
+        return (
+            self.is_business(peer)
+            and peer not in self.state.first_contact
+            and peer not in self._asking
+            and not self.store.has_outgoing(peer)
+            and bool(self.store.last_incoming(peer, 1))
+        )
+
+    def maybe_first_contact(self, peer: str) -> None:
+        if not self.needs_first_contact(peer):
+            return
+        self._asking.add(peer)
+        name, verified = self.name_of(peer)
+        [first] = self.store.messages_page(peer, limit=1)
+        preview = first.text or "(a message that could not be verified)"
+
+        def decided(choice: FirstContactChoice | None) -> None:
+            self._asking.discard(peer)
+            if choice is None:
+                return  # put off: asked again next time the chat opens
+            self.state.first_contact[peer] = choice
+            self.save_state()
+            if choice == "block":
+                self.set_choice("blocked", peer, True)
+            elif choice == "report":
+                self.action_report(peer)
+
+        self.push_screen(FirstContactModal(peer, name, verified, preview), decided)
+
+    def action_report(self, peer: str | None = None) -> None:
+        peer = peer or self.main.current_peer
+        if peer is None:
+            self.notify("Open a conversation first.", severity="warning")
+            return
+        name, _ = self.name_of(peer)
+        messages = self.store.last_incoming(peer, REPORT_LIMIT)
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.state.record_report(peer, messages)
+                self.save_state()
+                self.notify(
+                    f"Report about @{peer} recorded on this device (not sent: the moderation "
+                    "channel comes later).",
+                    markup=False,
+                )
+
+        self.push_screen(ReportModal(peer, name, messages, self.time_format), confirmed)
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _current_business(self) -> str | None:
+        peer = self.main.current_peer
+        if peer is None or not self.is_business(peer):
+            self.notify("Open a conversation with a business first.", severity="warning")
+            return None
+        return peer
+
+    def action_block(self) -> None:
+        if business := self._current_business():
+            blocked = bool(self.prefs and business in self.prefs.blocked)
+            self.set_choice("blocked", business, not blocked)
+
+    def action_toggle_promotions(self) -> None:
+        if business := self._current_business():
+            stopped = bool(self.prefs and business in self.prefs.promotions_stopped)
+            self.set_choice("promotions-stopped", business, not stopped)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        keys = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            key = self.state.keymap.get(binding.id or "", binding.key)
+            shown = ", ".join(
+                self.get_key_display(Binding(k, binding.action)) for k in key.split(",")
+            )
+            keys.append((shown, binding.description))
+        return keys
+
+    def action_settings(self) -> None:
+        if isinstance(self.screen, SettingsScreen):
+            return
+        peer = self.main.current_peer
+        business = peer if peer and self.is_business(peer) else None
+        self.push_screen(SettingsScreen(self.prefs, business, self.state.bell))
+
+    def action_privacy(self) -> None:
+        if not isinstance(self.screen, PrivacyExplainer):
+            self.push_screen(PrivacyExplainer(classes="sealpost-modal"))
+
+    def action_filter(self) -> None:
+        self.main.query_one("#chat-filter").focus()
+
+    def action_toggle_theme(self) -> None:
+        self.set_theme_name("textual-light" if self.theme == "textual-dark" else "textual-dark")
+
+    def set_theme_name(self, theme: str) -> None:
+        self.theme = theme
+        self.state.theme = theme
+        self.save_state()
+
+    def set_bell(self, on: bool) -> None:
+        self.state.bell = on
+        self.save_state()
+
+    def save_state(self) -> None:
+        self.state.save(self.state_path)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Keys and how the app works", self.action_help)
+        yield SystemCommand(
+            "Settings", "Marketing level, blocks, bell, theme", self.action_settings
+        )
+        yield SystemCommand(
+            "What is shared", "What the platform can and cannot see", self.action_privacy
+        )
+        yield SystemCommand("Filter chats", "Fuzzy-find a conversation", self.action_filter)
+        yield SystemCommand(
+            "Block / unblock this business", "The relay refuses its messages", self.action_block
+        )
+        yield SystemCommand(
+            "Stop / resume promotions", "From this business only", self.action_toggle_promotions
+        )
+        yield SystemCommand(
+            "Report this business", "Shows exactly what would be sent first", self.action_report
+        )
+        yield SystemCommand("Toggle dark / light theme", "", self.action_toggle_theme)

@@ -1,0 +1,58 @@
+"""What the TUI remembers on this device, beside the store: ``<profile>/tui.json``.
+
+Settings (bell, theme, keymap), first-contact decisions, and reports recorded locally until
+the moderation channel exists. Nothing here is sent anywhere.
+"""
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class LocalReport(BaseModel):
+    business: str
+    at: int
+    message_ids: list[str]
+    texts: list[str]
+    sent: bool = False  # the moderation channel is not built yet
+
+
+class TuiState(BaseModel):
+    bell: bool = False
+    theme: str = "textual-dark"
+    keymap: dict[str, str] = Field(
+        default_factory=dict, description="binding id -> keys, e.g. {'sealpost.help': 'f1,?'}"
+    )
+    first_contact: dict[str, str] = Field(
+        default_factory=dict, description="business -> block | report | continue"
+    )
+    reports: list[LocalReport] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> "TuiState":
+        try:
+            return cls.model_validate_json(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except ValueError:
+            # A damaged file must not keep the app from starting; keep it aside for inspection.
+            os.replace(path, path.with_suffix(".damaged"))
+            return cls()
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
+
+    def record_report(self, business: str, messages: list[Any]) -> LocalReport:
+        report = LocalReport(
+            business=business,
+            at=int(time.time() * 1000),
+            message_ids=[m.msg_id for m in messages],
+            texts=[m.text or "" for m in messages],
+        )
+        self.reports.append(report)
+        return report

@@ -1,0 +1,1 @@
+"""Widgets of the person-side TUI."""

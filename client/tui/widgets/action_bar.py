@@ -1,0 +1,64 @@
+"""Real buttons for the selected template message, so keyboard and mouse users can act on it."""
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Label
+
+from client.store import StoredMessage
+from client.tui.messages import TemplateButtonPressed
+from client.tui.widgets.message_render import button_label, is_marketing, template_of
+from shared.templates import STOP_PROMOTIONS
+
+
+class ActionBar(Horizontal):
+    """Hidden unless the selected message has buttons."""
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.message: StoredMessage | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="action-caption")
+
+    async def show_for(self, message: StoredMessage | None) -> None:
+        template = template_of(message) if message else None
+        if message is self.message or (
+            message and self.message and message.msg_id == self.message.msg_id
+        ):
+            return
+        self.message = message
+        await self.remove_children(Button)
+        self.display = bool(template and template.buttons)
+        if not (message and template and template.buttons):
+            return
+        caption = "Marketing message:" if is_marketing(message) else "Actions:"
+        self.query_one("#action-caption", Label).update(Text(caption))
+        buttons = []
+        for index, button in enumerate(template.buttons):
+            stop = button.type == "quick_reply" and button.text == STOP_PROMOTIONS
+            widget = Button(
+                Text(button_label(button)),
+                id=f"template-button-{index}",
+                compact=True,
+                variant="error" if stop else "default",
+            )
+            widget.tooltip = Text(_tooltip(button.type, button.url))
+            buttons.append(widget)
+        await self.mount_all(buttons)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        template = template_of(self.message) if self.message else None
+        if not (self.message and template and event.button.id):
+            return
+        index = int(event.button.id.rsplit("-", 1)[1])
+        self.post_message(TemplateButtonPressed(self.message, template.buttons[index]))
+
+
+def _tooltip(kind: str, url: str | None) -> str:
+    if kind == "url":
+        return f"Open {url} (also copied to the clipboard)"
+    if kind == "copy_code":
+        return "Copy the code to the clipboard"
+    return "Send this as a reply"

@@ -1,0 +1,119 @@
+"""The chat list: a fuzzy filter over conversations with unread badges and states."""
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.fuzzy import Matcher
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from client.tui.messages import ConversationSelected
+from client.tui.text import one_line, safe
+
+PREVIEW_CHARS = 32  # fits the sidebar on one line; the list must not wrap previews
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    """One conversation as the list shows it."""
+
+    peer: str
+    name: str
+    business: bool
+    verified: bool
+    unread: int
+    preview: str
+    marketing: bool = False  # the newest message is marketing
+    blocked: bool = False
+    promotions_off: bool = False
+
+
+def row_prompt(row: ChatRow) -> Text:
+    text = Text(end="")
+    text.append(safe(row.name, keep_newlines=False), "bold" if row.unread else "")
+    if row.verified:
+        text.append(" ✔", "bold green")
+    if row.unread:
+        text.append(f" ({row.unread})", "bold reverse")
+    states = []
+    if row.blocked:
+        states.append(("blocked", "bold red"))
+    elif row.promotions_off:
+        states.append(("promotions off", "yellow"))
+    if row.marketing and not row.blocked:
+        states.append(("Marketing", "bold magenta"))
+    for label, style in states:
+        text.append("  ")
+        text.append(label, style)
+    text.append("\n")
+    text.append(one_line(row.preview, PREVIEW_CHARS) or " ", "dim")
+    return text
+
+
+class ChatList(Vertical):
+    """Filter input above the list; selecting a row posts ConversationSelected."""
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[ChatRow] = []
+        self.current: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Filter chats…", id="chat-filter", compact=True)
+        yield OptionList(id="chat-options", markup=False)
+
+    @property
+    def options(self) -> OptionList:
+        return self.query_one("#chat-options", OptionList)
+
+    def set_rows(self, rows: list[ChatRow]) -> None:
+        self.rows = rows
+        self._refill()
+
+    def visible_peers(self) -> list[str]:
+        return [o.id for o in self.options.options if o.id]
+
+    def _refill(self) -> None:
+        query = self.query_one("#chat-filter", Input).value.strip()
+        rows = self.rows
+        if query:
+            matcher = Matcher(query)
+            scored = [(matcher.match(f"{r.name} {r.peer}"), r) for r in rows]
+            rows = [r for score, r in sorted(scored, key=lambda p: -p[0]) if score > 0]
+        options = self.options
+        options.set_options(Option(row_prompt(r), id=r.peer) for r in rows)
+        if self.current is not None:
+            for index, row in enumerate(rows):
+                if row.peer == self.current:
+                    options.highlighted = index
+                    break
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._refill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter in the filter opens the best match.
+        event.stop()
+        peers = self.visible_peers()
+        if peers:
+            self.select(peers[0])
+            self.options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.select(event.option.id)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        # Moving through the list opens chats as you go, like a mail client's preview.
+        event.stop()
+        if event.option.id and event.option.id != self.current and self.options.has_focus:
+            self.select(event.option.id)
+
+    def select(self, peer: str) -> None:
+        if peer != self.current:
+            self.current = peer
+            self.post_message(ConversationSelected(peer))

@@ -1,0 +1,224 @@
+"""Several relay processes sharing one PostgreSQL database (skipped where none answers)."""
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+
+from client.business.audience import Audience, AudienceRow
+from client.business.campaigns import prepare_campaign, run_campaign, submit_campaign
+from client.events import ConnectionChanged, MessageStored
+from client.relay_api import RelayAPI, RelayUnavailable
+from sealpost.benchmarks.campaign import _seed_persons
+from sealpost.relay_process import RelayProcess
+from shared.templates import TemplateDraft
+
+pytestmark = pytest.mark.postgres
+
+PRICE_IT = 69_100  # marketing, +39
+OFFER = TemplateDraft(
+    name="offer",
+    category="marketing",
+    body="Hi {{name}}, {{code}} takes 20% off.",
+    examples={"name": "Ana", "code": "X1"},
+)
+
+
+@pytest.fixture
+def relays(pg_url, tmp_path):
+    """Two relay processes; streams keep alive only every 60 s, so a prompt delivery across
+    processes can only come from LISTEN/NOTIFY."""
+    opts = {"keepalive_s": "60", "dispatch_interval_s": "0.2", "rate_burst": "100000"}
+    started = [RelayProcess(pg_url, tmp_path / f"relay{i}.log", **opts) for i in range(2)]
+    yield started
+    for relay in started:
+        if relay._proc.poll() is None:
+            relay.stop()
+
+
+def audience(handles):
+    return Audience(
+        rows=[
+            AudienceRow(line=i + 2, handle=h, variables={"name": h, "code": f"C{i}"})
+            for i, h in enumerate(handles)
+        ]
+    )
+
+
+def ledger_is_exact(pg_url: str, business: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        available, reserved, spent, topped = conn.execute(
+            "SELECT available, reserved, spent, topped_up FROM relay_balance WHERE business=%s",
+            (business,),
+        ).fetchone()
+        assert available + reserved + spent == topped
+        sums = dict(
+            conn.execute(
+                "SELECT kind, sum(amount) FROM relay_ledger WHERE business=%s GROUP BY kind",
+                (business,),
+            ).fetchall()
+        )
+        assert sums.get("reserve", 0) - sums.get("charge", 0) - sums.get("refund", 0) == reserved
+        assert sums.get("charge", 0) == spent
+        held = conn.execute(
+            "SELECT coalesce(sum(price), 0) FROM relay_mailbox WHERE sender=%s "
+            "AND state IN ('scheduled', 'pending')",
+            (business,),
+        ).fetchone()[0]
+        assert held == reserved
+        charged = conn.execute(
+            "SELECT coalesce(sum(price), 0) FROM relay_mailbox WHERE sender=%s AND state='acked'",
+            (business,),
+        ).fetchone()[0]
+        assert charged == spent
+
+
+async def test_a_stream_on_one_process_gets_mail_sent_through_the_other(relays, make_account):
+    a, b = relays
+    alice = await make_account("alice", b)
+    bob = await make_account("bob", a)
+    online, got = asyncio.Event(), asyncio.Event()
+    texts: list[str] = []
+
+    def on_event(event):
+        if isinstance(event, ConnectionChanged) and event.online:
+            online.set()
+        if isinstance(event, MessageStored):
+            texts.append(event.message.text)
+            got.set()
+
+    stop = asyncio.Event()
+    listener = asyncio.create_task(bob.listen(on_event, stop))
+    await asyncio.wait_for(online.wait(), 10)
+    await asyncio.sleep(0.5)  # the stream is open and idle on process A
+    started = time.monotonic()
+    await alice.send_text("bob", "across processes")
+    await asyncio.wait_for(got.wait(), 10)
+    assert time.monotonic() - started < 3, "woken by the 60 s keepalive, not by NOTIFY"
+    stop.set()
+    await asyncio.wait_for(listener, 10)
+    assert texts == ["across processes"]
+
+
+async def test_campaign_through_one_delivered_through_the_other(relays, make_account):
+    a, b = relays
+    shop = await make_account("acme", a, business=True)
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    persons = [await make_account(f"per{i}", b) for i in range(4)]
+    run = await run_campaign(
+        shop.api,
+        shop.profile.keys,
+        "acme",
+        template,
+        audience([p.profile.handle for p in persons]),
+        budget=5_000_000,
+    )
+    assert run.accepted == 4
+    for person in persons:
+        [message] = (await person.sync()).stored
+        assert message.label == "Marketing" and f"Hi {person.profile.handle}" in message.text
+    status = await shop.api.campaign(run.campaign.id)
+    assert (status.delivered, status.spend) == (4, 4 * PRICE_IT)
+
+
+async def test_kill_9_mid_campaign_loses_and_duplicates_nothing(relays, pg_url, make_account):
+    a, b = relays
+    handles = [h for h, _ in _seed_persons(pg_url, 3000)]
+    real = [await make_account(f"real{i}", b) for i in range(3)]
+    shop = await make_account("acme", a, business=True)
+    await shop.api.top_up(10**10)
+    template = await shop.api.register_template(OFFER)
+    everyone = [p.profile.handle for p in real] + handles
+    prepared = await prepare_campaign(shop.api, "acme", template, audience(everyone), budget=10**10)
+
+    def crash_after_first_batch(done: int, total: int) -> None:
+        if done == 1000:
+            a.kill()
+
+    shop.api.max_retries = 0
+    with pytest.raises(RelayUnavailable):
+        await submit_campaign(
+            shop.api, shop.profile.keys, "acme", prepared, on_progress=crash_after_first_batch
+        )
+    # The business finishes through the surviving process: resubmitting the whole audience
+    # is safe only for copies never stored, so it asks the relay what landed first.
+    survivor = RelayAPI(b.url, "acme", shop.profile.keys)
+    with psycopg.connect(pg_url) as conn:
+        landed = {
+            r[0]
+            for r in conn.execute(
+                "SELECT recipient FROM relay_mailbox WHERE campaign_id=%s", (prepared.report.id,)
+            )
+        }
+    assert 1000 <= len(landed) < len(everyone)
+    prepared.rows = [row for row in prepared.rows if row.handle not in landed]
+    rest = await submit_campaign(survivor, shop.profile.keys, "acme", prepared)
+    assert rest.accepted == len(everyone) - len(landed)
+    for person in real:
+        assert len((await person.sync()).stored) == 1
+    with psycopg.connect(pg_url) as conn:
+        per_person = conn.execute(
+            "SELECT count(*), count(DISTINCT recipient) FROM relay_mailbox WHERE campaign_id=%s",
+            (prepared.report.id,),
+        ).fetchone()
+    assert per_person == (len(everyone), len(everyone))
+    ledger_is_exact(pg_url, "acme")
+    await survivor.aclose()
+
+
+async def test_two_processes_racing_for_the_last_budget_never_overspend(
+    relays, pg_url, make_account
+):
+    a, b = relays
+    handles = [h for h, _ in _seed_persons(pg_url, 400)]
+    shop = await make_account("acme", a, business=True)
+    await shop.api.top_up(PRICE_IT * 500)  # room for 500 copies; two campaigns of 400 each
+    template = await shop.api.register_template(OFFER)
+    first = await prepare_campaign(
+        shop.api, "acme", template, audience(handles), budget=PRICE_IT * 400
+    )
+    second = await prepare_campaign(
+        shop.api, "acme", template, audience(handles), budget=PRICE_IT * 400
+    )
+    via_b = RelayAPI(b.url, "acme", shop.profile.keys)
+    runs = await asyncio.gather(
+        submit_campaign(shop.api, shop.profile.keys, "acme", first),
+        submit_campaign(via_b, shop.profile.keys, "acme", second),
+    )
+    await via_b.aclose()
+    assert sum(r.accepted for r in runs) == 500
+    assert sum(r.rejected["insufficient_balance"] for r in runs) == 300
+    budget = await shop.api.budget()
+    assert (budget.available, budget.reserved) == (0, 500 * PRICE_IT)
+    ledger_is_exact(pg_url, "acme")
+
+
+async def test_scheduled_copies_fire_exactly_once_across_processes(relays, pg_url, make_account):
+    a, b = relays
+    handles = [h for h, _ in _seed_persons(pg_url, 600)]
+    shop = await make_account("acme", a, business=True)
+    await shop.api.top_up(10**9)
+    template = await shop.api.register_template(OFFER)
+    blocked = await make_account("blocker", b)
+    await blocked.api.set_choice("blocked", "acme", True)
+    send_at = int(time.time() * 1000) + 1500  # both processes' dispatchers race for these
+    run = await run_campaign(
+        shop.api,
+        shop.profile.keys,
+        "acme",
+        template,
+        audience([*handles, "blocker"]),
+        budget=10**9,
+        send_at=send_at,
+    )
+    assert run.accepted == 601
+    for _ in range(100):  # the relay's state, polled: up to 20 s
+        status = await shop.api.campaign(run.campaign.id)
+        if not status.scheduled:
+            break
+        await asyncio.sleep(0.2)
+    assert (status.delivered_to_mailbox, status.refused) == (600, 1)
+    assert status.refunded == PRICE_IT  # refunded once, not once per process
+    ledger_is_exact(pg_url, "acme")

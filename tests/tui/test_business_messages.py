@@ -1,0 +1,147 @@
+"""Marketing, first contact and quarantine in the TUI, end to end on a real relay."""
+
+from pathlib import Path
+
+from nacl.public import SealedBox
+
+from client.business.audience import read_audience
+from client.business.campaigns import run_campaign
+from client.messenger import Messenger, now_ms
+from client.tui.screens.first_contact import FirstContactModal
+from server.embedded import EmbeddedRelay
+from shared.encoding import b64encode
+from shared.envelope import ChatContent, ChatPayload, Envelope
+from shared.identifiers import new_message_id
+from shared.seal import pad, sign_payload
+from shared.templates import Button, TemplateDraft, variable_names
+from tests.conftest import PersonFactory
+from tests.tui.conftest import (
+    SIZE,
+    chat_list,
+    conversation,
+    conversation_text,
+    make_app,
+    toasts,
+    wait_for,
+)
+
+OFFER = TemplateDraft(
+    name="spring_offer",
+    category="marketing",
+    body="Hi {{name}}, your code {{code}} takes 20% off until Sunday.",
+    footer="ACME Shoes",
+    buttons=[
+        Button(type="url", text="Shop now", url="https://acme.example/shop"),
+        Button(type="copy_code", text="Copy code"),
+    ],
+    examples={"name": "Ana", "code": "SPRING20"},
+)
+
+
+async def send_offer(shop: Messenger, person: str, tmp_path: Path) -> None:
+    """``shop`` runs a one-person marketing campaign for ``person`` (the real business path)."""
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    csv = tmp_path / "audience.csv"
+    csv.write_text(f"handle,name,code\n{person},Bob,BOB20\n")
+    audience = read_audience(csv, variable_names(template.template))
+    run = await run_campaign(
+        shop.api, shop.profile.keys, shop.profile.handle, template, audience, budget=1_000_000
+    )
+    assert run.accepted == 1
+
+
+async def test_marketing_message_is_labelled_and_its_buttons_work(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.online)
+        await send_offer(shop, "bob", tmp_path)
+        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
+        await pilot.press("c")  # continue
+        await wait_for(pilot, lambda: "acme" in app.state.first_contact)
+        assert app.state.first_contact["acme"] == "continue"
+
+        text = conversation_text(app)
+        assert " Marketing " in text
+        assert "Hi Bob, your code BOB20 takes 20% off" in text
+        assert "[ Shop now ↗ ]" in text and "[ Copy code ⧉ ]" in text
+        assert "[ Stop promotions ↩ ]" in text
+        assert any(t.startswith("Marketing · ACME Shoes ✔") for t in toasts(app))
+        [row] = chat_list(app).rows
+        assert row.marketing and row.verified
+
+        await pilot.click("#template-button-1")  # copy code
+        assert app.clipboard == "BOB20"
+        app.copy_to_clipboard("")
+        # The same button drawn inside the conversation answers a click too.
+        view = conversation(app)
+        row = next(i for i, line in enumerate(view._lines) if line.hits)
+        hit = view._lines[row].hits[1]
+        await pilot.click(view, offset=(hit.x0 + 1, row - view.scroll_offset.y))
+        assert app.clipboard == "BOB20"
+        await pilot.click("#template-button-0")  # url: copied (not opened when headless)
+        assert app.clipboard == "https://acme.example/shop"
+
+        await pilot.click("#template-button-2")  # Stop promotions
+        await wait_for(pilot, lambda: app.prefs and app.prefs.promotions_stopped == ["acme"])
+        assert (await bob.api.preferences()).promotions_stopped == ["acme"]
+        await wait_for(pilot, lambda: chat_list(app).rows[0].promotions_off)
+
+
+async def test_first_contact_block(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()  # arrived while the app was closed: asked when the chat opens
+
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
+        await pilot.click("#block")
+        await wait_for(pilot, lambda: app.prefs and app.prefs.blocked == ["acme"])
+        assert (await bob.api.preferences()).blocked == ["acme"]
+        assert app.state.first_contact == {"acme": "block"}
+        await wait_for(pilot, lambda: chat_list(app).rows[0].blocked)
+    # Decided once: the next start does not ask again.
+    again = make_app(home, "bob")
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert not isinstance(again.screen, FirstContactModal)
+
+
+async def test_quarantined_message_is_shown_as_could_not_verify(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    alice = await make_account("alice", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    carol = await make_account("carol", sqlite_relay)
+    # Signed by alice for carol, but sealed to bob: a genuine signature on the wrong envelope.
+    for_carol = ChatPayload(
+        id=new_message_id(),
+        sender="alice",
+        recipient="carol",
+        sent_at=now_ms(),
+        content=ChatContent(text="SECRET meant for carol"),
+    )
+    sealed = SealedBox(bob.profile.keys.public.box).encrypt(
+        pad(sign_payload(for_carol, alice.profile.keys))
+    )
+    swapped = Envelope(
+        id=for_carol.id, sender="alice", recipient="bob", ciphertext=b64encode(sealed)
+    )
+    assert carol  # registered so the payload's recipient exists
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.online)
+        await alice.api.send(swapped)
+        await wait_for(pilot, lambda: "could not verify" in conversation_text(app))
+        text = conversation_text(app)
+        assert "could not verify: recipient_mismatch" in text
+        assert "SECRET" not in text
+        assert any("could not verify" in t for t in toasts(app))

@@ -1,0 +1,83 @@
+"""A deterministic snapshot of the main screen, and a large store opening fast."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from client.messenger import Messenger
+from client.tui.screens.report import ReportModal
+from server.embedded import EmbeddedRelay
+from tests.conftest import PersonFactory
+from tests.tui.conftest import SIZE, chat_list, conversation, make_app, wait_for
+from tests.tui.seed import seed_bulk, seed_demo
+
+
+def test_main_screen_snapshot(
+    sqlite_relay: EmbeddedRelay, home: Path, snap_compare: Callable[..., bool]
+) -> None:
+    # snap_compare runs the app in its own event loop, so this test is synchronous.
+    async def create() -> None:
+        bob = await Messenger.create_account(home, "bob", "bob", sqlite_relay.url, country="+39")
+        seed_demo(bob.store, "bob")
+        await bob.aclose()
+
+    asyncio.run(create())
+    app = make_app(home, "bob")
+    app.state.first_contact["acme"] = "continue"  # the prompt has its own tests
+
+    async def ready(pilot: Pilot) -> None:
+        await wait_for(pilot, lambda: app.online and app.prefs is not None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+async def test_report_shows_what_would_be_sent_and_records_locally(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob: Messenger = await make_account("bob", sqlite_relay)
+    seed_demo(bob.store, "bob")
+    app = make_app(home, "bob")
+    app.state.first_contact["acme"] = "continue"
+    async with app.run_test(size=SIZE) as pilot:
+        assert conversation(app).peer == "acme"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReportModal))
+        modal = app.screen
+        assert isinstance(modal, ReportModal)
+        assert [m.msg_id for m in modal.messages] == ["acme-000006"]  # only what acme sent
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: app.state.reports)
+        [report] = app.state.reports
+        assert (report.business, report.message_ids, report.sent) == (
+            "acme",
+            ["acme-000006"],
+            False,
+        )
+
+
+async def test_ten_thousand_messages_open_fast(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob: Messenger = await make_account("bob", sqlite_relay)
+    seed_bulk(bob.store, "bob", chats=50, per_chat=20, big=10_000)
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        view = conversation(app)
+        assert len(chat_list(app).rows) == 50
+        assert view.peer == "peer000"  # the big one is the newest
+        assert view.messages[-1].msg_id == "peer000-009999"
+        for peer in ("peer001", "peer000"):  # switching chats only reads one page
+            started = time.perf_counter()
+            app.main.open_conversation(peer)
+            await pilot.pause()
+            # Generous bound: CI machines are shared; `sealpost bench` measures it properly.
+            assert time.perf_counter() - started < 1.0
+        # Scrolling to the top pages older messages in; the same message stays in view.
+        before = len(view.messages)
+        view.scroll_to(y=0, animate=False, immediate=True)
+        await wait_for(pilot, lambda: len(view.messages) > before)
+        assert view.scroll_y > 0
