@@ -267,3 +267,50 @@ class LocalStore:
                 if held is None or message.msg_id > held.msg_id:  # same ms: as messages_page
                     found[message.peer] = message
         return found
+
+    def messages_after(
+        self, peer: str, after: tuple[int, str], limit: int = 200, *, inclusive: bool = False
+    ) -> list[StoredMessage]:
+        """At most ``limit`` messages of ``peer`` newer than ``after`` (sent_at, msg_id), oldest
+        first (``inclusive``: that message too); lets a view open in the middle of a chat."""
+        at, msg_id = after
+        same = (
+            col(StoredMessage.msg_id) >= msg_id if inclusive else col(StoredMessage.msg_id) > msg_id
+        )
+        with self.session() as s:
+            query = (
+                select(StoredMessage)
+                .where(StoredMessage.peer == peer)
+                .where(
+                    (col(StoredMessage.sent_at) > at) | ((col(StoredMessage.sent_at) == at) & same)
+                )
+                .order_by(col(StoredMessage.sent_at), col(StoredMessage.msg_id))
+                .limit(limit)
+            )
+            return list(s.exec(query))
+
+    def message(self, msg_id: str) -> StoredMessage | None:
+        with self.session() as s:
+            return s.get(StoredMessage, msg_id)
+
+    def search(self, query: str, limit: int = 200) -> list[StoredMessage]:
+        """Messages whose text contains ``query`` (case-insensitive), newest first.
+
+        Search is local by necessity: the relay only ever holds sealed blobs.
+        """
+        needle = query.strip()
+        if not needle:
+            return []
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.session() as s:
+            found = (
+                select(StoredMessage)
+                .where(col(StoredMessage.text).ilike(f"%{escaped}%", escape="\\"))
+                .order_by(col(StoredMessage.sent_at).desc(), col(StoredMessage.msg_id).desc())
+                .limit(limit)
+            )
+            return list(s.exec(found))
+
+    def unread_total(self) -> int:
+        with self.session() as s:
+            return int(s.exec(select(func.coalesce(func.sum(Conversation.unread), 0))).one())

@@ -15,7 +15,13 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Streams each read on a worker thread: size the pool like the thread pool (40).
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=30,
+        )
 
         @event.listens_for(engine, "connect")
         def _tune(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

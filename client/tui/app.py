@@ -16,8 +16,10 @@ from textual.screen import Screen
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
+from client.profile import load_profile
 from client.relay_api import RelayError, RelayUnavailable
-from client.store import Contact, LocalStore
+from client.settings import ClientSettings
+from client.store import Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
     MessageArrived,
@@ -26,11 +28,13 @@ from client.tui.messages import (
 )
 from client.tui.screens.first_contact import FirstContactChoice, FirstContactModal
 from client.tui.screens.help import HelpScreen
+from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
 from client.tui.screens.privacy import PrivacyExplainer
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
+from client.tui.screens.search import SearchHit, SearchScreen
 from client.tui.screens.settings import SettingsScreen
-from client.tui.state import TuiState
+from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.message_render import is_marketing
@@ -40,6 +44,11 @@ from shared.templates import STOP_PROMOTIONS, RenderedButton
 
 T = TypeVar("T")
 THEMES = ("textual-dark", "textual-light")
+NOTIFY_TEXT: dict[NotifyMode, str] = {
+    "toast": "toast",
+    "bell": "toast and terminal bell",
+    "off": "off (the unread count still shows)",
+}
 
 
 class SealpostApp(App[None]):
@@ -54,7 +63,10 @@ class SealpostApp(App[None]):
         Binding("f1,question_mark", "help", "Help", id="sealpost.help"),
         Binding("f2", "settings", "Settings", id="sealpost.settings"),
         Binding("f3", "privacy", "What's shared", id="sealpost.privacy"),
+        Binding("f4", "search", "Search", id="sealpost.search"),
+        Binding("f5", "ledger", "Ledger", id="sealpost.ledger"),
         Binding("ctrl+f", "filter", "Filter", id="sealpost.filter"),
+        Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify"),
         Binding("ctrl+b", "block", "Block", id="sealpost.block"),
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
@@ -69,10 +81,15 @@ class SealpostApp(App[None]):
         *,
         time_format: TimeFormat = local_time,
         cursor_blink: bool = True,
+        relay_url: str | None = None,
     ) -> None:
         super().__init__()
         # Opened here so a missing profile fails before the terminal switches to the app.
-        self.messenger = Messenger.open(home, profile)
+        loaded = load_profile(home, profile)
+        if relay_url:
+            # For this run only: the profile on disk keeps its own relay.
+            loaded.info = loaded.info.model_copy(update={"relay_url": relay_url})
+        self.messenger = Messenger(loaded, ClientSettings(home=home))
         self.store: LocalStore = self.messenger.store
         self.state_path = self.messenger.profile.dir / "tui.json"
         self.state = TuiState.load(self.state_path)
@@ -83,7 +100,9 @@ class SealpostApp(App[None]):
         self._stop = asyncio.Event()
         self._asking: set[str] = set()  # businesses whose first-contact prompt is open
         self._contacts: dict[str, Contact | None] = {}
-        self.sub_title = f"@{self.messenger.profile.handle} · connecting…"
+        self.connection_text = "connecting…"
+        self.unread_total = 0
+        self.update_sub_title()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -99,6 +118,10 @@ class SealpostApp(App[None]):
     async def on_unmount(self) -> None:
         self._stop.set()
         await self.messenger.aclose()
+
+    @property
+    def has_main(self) -> bool:
+        return any(isinstance(screen, MainScreen) for screen in self.screen_stack)
 
     @property
     def main(self) -> MainScreen:
@@ -153,8 +176,10 @@ class SealpostApp(App[None]):
     def on_connection_state_changed(self, event: ConnectionStateChanged) -> None:
         came_back = event.online and not self.online
         self.online = event.online
-        state = "online" if event.online else "offline, retrying"
-        self.sub_title = f"@{self.messenger.profile.handle} · {state}"
+        self.connection_text = "online" if event.online else "offline, retrying"
+        self.update_sub_title()
+        if not self.has_main:
+            return  # shutting down: the main screen is gone already
         self.main.show_connection(event.online, event.detail)
         if came_back:
             # The reconnect flushed the outbox: statuses may have changed from queued to sent.
@@ -163,10 +188,34 @@ class SealpostApp(App[None]):
                 self.main.conversation_changed(current)
             self.fetch_preferences()
 
+    def update_sub_title(self, unread: int | None = None) -> None:
+        """``@handle · online · N unread`` in the header, for every screen."""
+        if unread is not None:
+            self.unread_total = unread
+        parts = [f"@{self.messenger.profile.handle}", self.connection_text]
+        if self.unread_total:
+            parts.append(f"{self.unread_total} unread")
+        self.sub_title = " · ".join(parts)
+
     def on_message_arrived(self, event: MessageArrived) -> None:
         message = event.message
+        if not self.has_main:
+            return  # shutting down; the message is stored and shows next time
         if self._contacts.get(message.peer) is None:
             self._contacts.pop(message.peer, None)
+        self.main.message_arrived(message)
+        self.alert(message)
+        self.maybe_first_contact(message.peer)
+
+    def alert(self, message: StoredMessage) -> None:
+        """Toast and/or bell for an arriving message, as set for its conversation.
+
+        Marketing is never silent unless the person set that conversation to "off" themselves:
+        the default for every conversation is a toast, and the global bell only adds to it.
+        """
+        mode = self.state.notify_mode(message.peer)
+        if mode == "off":
+            return
         name, verified = self.name_of(message.peer)
         marketing = is_marketing(message)
         title = ("Marketing · " if marketing else "New message · ") + name
@@ -176,14 +225,11 @@ class SealpostApp(App[None]):
             body = f"could not verify a message (reason: {message.quarantine_reason})"
         else:
             body = one_line(message.text, 120)
-        # Never silent for marketing: the toast is shown whatever the bell setting says.
         self.notify(
             body, title=title, severity="warning" if marketing else "information", markup=False
         )
-        if self.state.bell:
+        if mode == "bell" or self.state.bell:
             self.bell()
-        self.main.message_arrived(message)
-        self.maybe_first_contact(message.peer)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -212,6 +258,8 @@ class SealpostApp(App[None]):
             )
         for why in report.failed.values():
             self.notify(f"The relay refused a message: {why}", severity="error", markup=False)
+        if not self.has_main:
+            return
         current = self.main.current_peer
         if current:
             self.main.conversation_changed(current)
@@ -250,7 +298,8 @@ class SealpostApp(App[None]):
 
     def _prefs_changed(self, prefs: Preferences) -> None:
         self.prefs = prefs
-        self.main.refresh_chats()
+        if self.has_main:
+            self.main.refresh_chats()
 
     @work(exit_on_error=False, group="prefs")
     async def fetch_preferences(self) -> None:
@@ -374,7 +423,55 @@ class SealpostApp(App[None]):
             return
         peer = self.main.current_peer
         business = peer if peer and self.is_business(peer) else None
-        self.push_screen(SettingsScreen(self.prefs, business, self.state.bell))
+        self.push_screen(
+            SettingsScreen(
+                self.prefs,
+                business,
+                self.state.bell,
+                peer=peer,
+                peer_name=self.name_of(peer)[0] if peer else None,
+                notify=self.state.notify_mode(peer) if peer else "toast",
+            )
+        )
+
+    def action_search(self) -> None:
+        if isinstance(self.screen, SearchScreen):
+            return
+
+        def chosen(hit: SearchHit | None) -> None:
+            if hit is not None:
+                if self.screen is not self.main:
+                    self.switch_to_main()
+                self.main.open_conversation(hit.peer, at=hit.msg_id)
+
+        self.push_screen(SearchScreen(self.store, self.name_of, self.time_format), chosen)
+
+    def switch_to_main(self) -> None:
+        while len(self.screen_stack) > 1 and self.screen is not self.main:
+            self.pop_screen()
+
+    def action_ledger(self) -> None:
+        if not isinstance(self.screen, LedgerScreen):
+            self.push_screen(
+                LedgerScreen(
+                    self.messenger.ledger.entries, self.messenger.profile.dir, self.time_format
+                )
+            )
+
+    def set_notify_mode(self, peer: str, mode: NotifyMode) -> None:
+        self.state.set_notify_mode(peer, mode)
+        self.save_state()
+        self.main.refresh_chats()
+        name, _ = self.name_of(peer)
+        self.notify(f"Notifications for {name}: {NOTIFY_TEXT[mode]}", markup=False)
+
+    def action_cycle_notify(self) -> None:
+        peer = self.main.current_peer
+        if peer is None:
+            self.notify("Open a conversation first.", severity="warning")
+            return
+        mode = self.state.notify_mode(peer)
+        self.set_notify_mode(peer, NOTIFY_MODES[(NOTIFY_MODES.index(mode) + 1) % 3])
 
     def action_privacy(self) -> None:
         if not isinstance(self.screen, PrivacyExplainer):
@@ -408,6 +505,17 @@ class SealpostApp(App[None]):
             "What is shared", "What the platform can and cannot see", self.action_privacy
         )
         yield SystemCommand("Filter chats", "Fuzzy-find a conversation", self.action_filter)
+        yield SystemCommand(
+            "Search messages", "In every conversation, on this device", self.action_search
+        )
+        yield SystemCommand(
+            "Privacy ledger", "Every request this app sent to the relay", self.action_ledger
+        )
+        yield SystemCommand(
+            "Notifications for this chat: toast / bell / off",
+            "Cycle; marketing is never silent unless you choose off",
+            self.action_cycle_notify,
+        )
         yield SystemCommand(
             "Block / unblock this business", "The relay refuses its messages", self.action_block
         )

@@ -1,15 +1,19 @@
 """What the TUI remembers on this device, beside the store: ``<profile>/tui.json``.
 
-Settings (bell, theme, keymap), first-contact decisions, and reports recorded locally until
-the moderation channel exists. Nothing here is sent anywhere.
+Settings (bell, theme, keymap, notifications per conversation), first-contact decisions, and
+reports recorded locally until the moderation channel exists. Nothing here is sent anywhere.
 """
 
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
+
+NotifyMode = Literal["toast", "bell", "off"]
+NOTIFY_MODES: tuple[NotifyMode, ...] = get_args(NotifyMode)
+DEFAULT_NOTIFY: NotifyMode = "toast"
 
 
 class LocalReport(BaseModel):
@@ -30,6 +34,19 @@ class TuiState(BaseModel):
         default_factory=dict, description="business -> block | report | continue"
     )
     reports: list[LocalReport] = Field(default_factory=list)
+    notify: dict[str, NotifyMode] = Field(
+        default_factory=dict,
+        description="conversation -> toast | bell | off; a conversation not listed gets a toast",
+    )
+
+    def notify_mode(self, peer: str) -> NotifyMode:
+        return self.notify.get(peer, DEFAULT_NOTIFY)
+
+    def set_notify_mode(self, peer: str, mode: NotifyMode) -> None:
+        if mode == DEFAULT_NOTIFY:
+            self.notify.pop(peer, None)
+        else:
+            self.notify[peer] = mode
 
     @classmethod
     def load(cls, path: Path) -> "TuiState":

@@ -7,6 +7,7 @@ Everything another party wrote (message text, display names, button labels, urls
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 
@@ -38,8 +39,18 @@ def plain(text: str | None, style: str = "") -> Text:
 
 def one_line(text: str | None, limit: int = 60) -> str:
     """A single-line preview of ``text`` of at most ``limit`` characters."""
-    flat = " ".join(safe(text, keep_newlines=False).split())
+    # Whitespace (newlines, tabs) becomes single spaces first; other controls are made visible.
+    flat = " ".join(safe(" ".join((text or "").split()), keep_newlines=False).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def follow_cursor_blink(screen: Any) -> None:
+    """Give every Input on ``screen`` the app's cursor-blink setting (off for snapshots)."""
+    from textual.widgets import Input
+
+    blink = getattr(screen.app, "cursor_blink", True)
+    for widget in screen.query(Input):
+        widget.cursor_blink = blink
 
 
 def local_time(ms: int) -> str:

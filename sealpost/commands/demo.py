@@ -1,7 +1,9 @@
 """``sealpost demo``: the whole product on a throwaway relay, in one command."""
 
+import argparse
 import asyncio
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,15 +21,47 @@ AUDIENCE = [
 ]
 
 
+DESCRIPTION = """\
+The whole product on a throwaway relay (loopback, temporary database), in one command.
+
+In a terminal, it opens the app: a relay starts inside this process, then a person (@bob) is
+seeded with chats from two friends, a business (@acme, ACME Shoes, with the verified mark)
+registers a marketing template and runs a campaign that reaches @bob; the terminal client
+then opens on @bob's profile. The campaign arrives over the live push stream: watch the
+"Marketing" toast, the first-contact prompt (Block / Report / Continue), the buttons under
+the message, the privacy marker, search (F4) and the privacy ledger (F5). Ctrl+Q quits and
+the relay and its files go away (unless --keep).
+
+When the output is not a terminal (piped, captured, CI), or with --script, it prints the
+scripted story instead: two people exchange sealed messages, a business runs a personalised
+campaign one person opted out of, and the relay's database is searched for every text, code
+and name (none are found).
+"""
+
+EPILOG = """\
+examples:
+  sealpost demo                 # the app, on a seeded relay (in a terminal)
+  sealpost demo --script        # the printed story, even in a terminal
+  sealpost demo | less          # not a terminal: the printed story
+  sealpost demo --keep          # keep the relay database and profiles afterwards
+"""
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the demo on an embedded relay",
-        description="Start a relay on loopback with a temporary database, create people and a "
-        "business, exchange sealed messages, run a personalised marketing campaign that one "
-        "person has opted out of, and show what the relay kept (no plaintext).",
+        help="open the app on a seeded throwaway relay (or print the scripted story)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--script",
+        action="store_true",
+        help="print the scripted story instead of opening the app (the default when the "
+        "output is not a terminal)",
+    )
     p.set_defaults(run=run)
 
 
@@ -134,7 +168,107 @@ async def _story(home: Path, relay_url: str) -> None:
             await messenger.aclose()
 
 
+FRIEND_LINES = [
+    *DEMO_LINES,
+    ("carol", "bob", "Bob, did you get the tickets for Saturday?"),
+    ("bob", "carol", "Yes, two seats in row F."),
+    ("carol", "bob", "Perfect, thank you!"),
+]
+
+
+async def seed_person_demo(home: Path, relay_url: str) -> None:
+    """@bob with two friends' chats, and a campaign from verified @acme on its way to him.
+
+    Bob's chats are synced into his store; the campaign is left in his mailbox so the app
+    receives it live over the push stream when it opens.
+    """
+    from client.business.audience import Audience, AudienceRow
+    from client.business.campaigns import run_campaign
+    from client.messenger import Messenger
+    from shared.templates import Button, TemplateDraft
+
+    people = {
+        handle: await Messenger.create_account(
+            home, handle, handle, relay_url, country=country, display_name=name
+        )
+        for handle, country, name in (
+            ("bob", "+44", "Bob Smith"),
+            ("alice", "+39", "Alice Rossi"),
+            ("carol", "+49", "Carol Weber"),
+        )
+    }
+    shop = await Messenger.create_account(
+        home, "shop", "acme", relay_url, business=True, display_name="ACME Shoes"
+    )
+    try:
+        for sender, recipient, text in FRIEND_LINES:
+            await people[sender].send_text(recipient, text)
+            await people["bob"].sync()
+        await shop.api.top_up(20_000_000)
+        template = await shop.api.register_template(
+            TemplateDraft(
+                name="winter_sale",
+                category="marketing",
+                body="Hi {{name}}, winter sale! Your personal code {{code}} takes 25% off.",
+                footer="ACME Shoes",
+                buttons=[
+                    Button(type="url", text="Shop now", url="https://acme.example/sale"),
+                    Button(type="copy_code", text="Copy code"),
+                ],
+                examples={"name": "Ana", "code": "WINTER25"},
+            )
+        )
+        audience = Audience(
+            rows=[
+                AudienceRow(line=2, handle="bob", variables={"name": "Bob", "code": "BOB-9K4M"}),
+                AudienceRow(
+                    line=3, handle="alice", variables={"name": "Alice", "code": "ALICE-7Q2X"}
+                ),
+            ]
+        )
+        await run_campaign(
+            shop.api,
+            shop.profile.keys,
+            "acme",
+            template,
+            audience,
+            budget=5_000_000,
+            name="Winter sale",
+        )
+    finally:
+        for messenger in (*people.values(), shop):
+            await messenger.aclose()
+
+
+def run_app(args: Any) -> int:
+    """The interactive demo: a seeded embedded relay, then the app on @bob's profile."""
+    from client.tui.app import SealpostApp
+    from server.embedded import EmbeddedRelay
+    from server.settings import RelaySettings
+
+    tmp = tempfile.mkdtemp(prefix="sealpost-demo-")
+    home = Path(tmp) / "home"
+    try:
+        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{Path(tmp) / 'relay.db'}")) as relay:
+            print(f"relay running at {relay.url}; seeding @bob, @alice, @carol and @acme …")
+            asyncio.run(seed_person_demo(home, relay.url))
+            SealpostApp(home, "bob").run()
+    finally:
+        if args.keep:
+            print(f"Demo files: {tmp} (open again: sealpost --home {home} chat --profile bob)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def run(args: Any) -> int:
+    interactive = sys.stdout.isatty() and sys.stdin.isatty() and not args.script
+    if interactive:
+        return run_app(args)
+    return run_script(args)
+
+
+def run_script(args: Any) -> int:
     from server.embedded import EmbeddedRelay
     from server.settings import RelaySettings
 

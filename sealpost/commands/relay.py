@@ -23,6 +23,11 @@ def register(sub: Any) -> None:
     _db_option(p)
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8700)")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: at scale it costs real CPU)",
+    )
     p.set_defaults(run=run)
 
     m = sub.add_parser(
@@ -64,7 +69,14 @@ def run(args: Any) -> int:
         return fail(str(exc))
     print(f"sealpost relay on http://{settings.host}:{settings.port}  (db: {settings.db})")
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=2
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=args.access_log,
+        # Clients and balancers reuse connections; 5 s (uvicorn's default) drops them under load.
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=2,
     )
     return 0
 

@@ -1,5 +1,6 @@
 """The main screen: chat list on the left, the open conversation on the right."""
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -76,12 +77,15 @@ class MainScreen(Screen[None]):
                     marketing=bool(message and is_marketing(message)),
                     blocked=bool(prefs and convo.peer in prefs.blocked),
                     promotions_off=bool(prefs and convo.peer in prefs.promotions_stopped),
+                    notify=app.state.notify_mode(convo.peer),
                 )
             )
         return rows
 
     def refresh_chats(self) -> None:
-        self.query_one(ChatList).set_rows(self.chat_rows())
+        rows = self.chat_rows()
+        self.query_one(ChatList).set_rows(rows)
+        self.app.update_sub_title(sum(r.unread for r in rows))
         self.refresh_header()
 
     def refresh_header(self) -> None:
@@ -97,16 +101,36 @@ class MainScreen(Screen[None]):
             verified=verified,
             blocked=bool(prefs and peer in prefs.blocked),
             promotions_off=bool(prefs and peer in prefs.promotions_stopped),
+            notify=self.app.state.notify_mode(peer),
         )
 
-    def open_conversation(self, peer: str) -> None:
+    def open_conversation(self, peer: str, at: str | None = None) -> None:
+        """Show ``peer``'s chat: its newest messages, or around message ``at`` (search)."""
         chat_list = self.query_one(ChatList)
         chat_list.current = peer
-        self.query_one(ConversationView).show(peer)
+        view = self.query_one(ConversationView)
+        if at is None or not view.show_at(peer, at):
+            view.show(peer)
+        if at is not None:
+            view.focus()
         self.query_one(Composer).peer = peer
-        self.app.store.mark_read(peer)
-        self.refresh_chats()
+        self.mark_read(peer)
         self.app.maybe_first_contact(peer)
+
+    def mark_read(self, peer: str) -> None:
+        """Clear ``peer``'s unread count; only its own row is redrawn (switching stays fast)."""
+        chat_list = self.query_one(ChatList)
+        row = next((r for r in chat_list.rows if r.peer == peer), None)
+        if row is None:
+            self.app.store.mark_read(peer)
+            self.refresh_chats()
+            return
+        if row.unread:
+            self.app.store.mark_read(peer)
+            chat_list.update_row(replace(row, unread=0))
+            self.app.update_sub_title(sum(r.unread for r in chat_list.rows))
+        chat_list.show_current()
+        self.refresh_header()
 
     def message_arrived(self, message: StoredMessage) -> None:
         if self.current_peer is None:
@@ -139,11 +163,11 @@ class MainScreen(Screen[None]):
         event.stop()
         self.open_conversation(event.peer)
 
-    async def on_conversation_view_selection_changed(
+    def on_conversation_view_selection_changed(
         self, event: ConversationView.SelectionChanged
     ) -> None:
         event.stop()
-        await self.query_one(ActionBar).show_for(event.message)
+        self.query_one(ActionBar).show(event.message)
 
     @on(Button.Pressed, "#privacy-marker")
     def open_privacy(self) -> None:

@@ -8,7 +8,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static, Switch
 
-from client.tui.text import safe
+from client.tui.state import NOTIFY_MODES, NotifyMode
+from client.tui.text import follow_cursor_blink, safe
 from shared.api import Preferences, SetLevel
 
 LEVELS = [
@@ -18,17 +19,40 @@ LEVELS = [
     ("none", "No marketing at all"),
 ]
 
+NOTIFY_CHOICES: list[tuple[NotifyMode, str]] = [
+    ("toast", "Toast (a note in the corner naming the sender; the default)"),
+    ("bell", "Toast and terminal bell"),
+    ("off", "Off: no toast, no bell; the unread count still shows"),
+]
+
+NOTIFY_HELP = (
+    "Marketing messages are never silent: they always raise a toast labelled 'Marketing', "
+    "unless you set that conversation to Off here yourself."
+)
+
 
 class SettingsScreen(ModalScreen[None]):
     """Changes go to the relay at once (through the app's workers); Escape closes."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, prefs: Preferences | None, business: str | None, bell: bool) -> None:
+    def __init__(
+        self,
+        prefs: Preferences | None,
+        business: str | None,
+        bell: bool,
+        *,
+        peer: str | None = None,
+        peer_name: str | None = None,
+        notify: NotifyMode = "toast",
+    ) -> None:
         super().__init__(classes="sealpost-modal")
         self.prefs = prefs
         self.business = business
         self.bell = bell
+        self.peer = peer
+        self.peer_name = peer_name or peer
+        self.notify_mode = notify
 
     def compose(self) -> ComposeResult:
         prefs = self.prefs
@@ -65,14 +89,32 @@ class SettingsScreen(ModalScreen[None]):
                     with Horizontal(classes="setting-row"):
                         yield Switch(stopped, id="promotions-stopped")
                         yield Label("Promotions stopped (utility messages still arrive)")
+                if self.peer:
+                    yield Label(
+                        Text(
+                            f"Notifications for {safe(self.peer_name, keep_newlines=False)} "
+                            f"(@{safe(self.peer)}), on this device",
+                            end="",
+                        ),
+                        classes="section",
+                    )
+                    with RadioSet(id="notify"):
+                        for value, title in NOTIFY_CHOICES:
+                            yield RadioButton(
+                                title, value=value == self.notify_mode, id=f"notify-{value}"
+                            )
+                    yield Static(Text(NOTIFY_HELP, "italic"), classes="setting-note")
                 yield Label("On this device", classes="section")
                 with Horizontal(classes="setting-row"):
                     yield Switch(self.bell, id="bell")
-                    yield Label("Terminal bell on every new message")
+                    yield Label("Terminal bell on every new message (except chats set to Off)")
                 with Horizontal(classes="setting-row"):
                     yield Switch(self.app.theme != "textual-light", id="dark")
                     yield Label("Dark theme")
             yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        follow_cursor_blink(self)
 
     def selected_level(self) -> SetLevel | None:
         radio = self.query_one("#level", RadioSet).pressed_button
@@ -106,6 +148,14 @@ class SettingsScreen(ModalScreen[None]):
             self.app.set_choice(  # type: ignore[attr-defined]
                 "promotions-stopped", self.business, event.value
             )
+
+    @on(RadioSet.Changed, "#notify")
+    def notify_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        mode = (event.pressed.id or "").removeprefix("notify-")
+        if self.peer and mode in NOTIFY_MODES and mode != self.notify_mode:
+            self.notify_mode = mode  # type: ignore[assignment]
+            self.app.set_notify_mode(self.peer, mode)  # type: ignore[attr-defined]
 
     @on(Switch.Changed, "#bell")
     def toggle_bell(self, event: Switch.Changed) -> None:

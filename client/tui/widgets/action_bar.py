@@ -8,11 +8,15 @@ from textual.widgets import Button, Label
 from client.store import StoredMessage
 from client.tui.messages import TemplateButtonPressed
 from client.tui.widgets.message_render import button_label, is_marketing, template_of
-from shared.templates import STOP_PROMOTIONS
+from shared.templates import MAX_BUTTONS, STOP_PROMOTIONS
 
 
 class ActionBar(Horizontal):
-    """Hidden unless the selected message has buttons."""
+    """Hidden unless the selected message has buttons.
+
+    The bar holds ``MAX_BUTTONS`` buttons from the start and only relabels and shows the ones a
+    message needs: switching chats or moving the selection never mounts widgets.
+    """
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -20,32 +24,38 @@ class ActionBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="action-caption")
+        for index in range(MAX_BUTTONS):
+            button = Button("", id=f"template-button-{index}", compact=True)
+            button.display = False
+            yield button
 
     async def show_for(self, message: StoredMessage | None) -> None:
-        template = template_of(message) if message else None
+        """Kept awaitable for callers; the work is synchronous (see :meth:`show`)."""
+        self.show(message)
+
+    def show(self, message: StoredMessage | None) -> None:
         if message is self.message or (
             message and self.message and message.msg_id == self.message.msg_id
         ):
             return
         self.message = message
-        await self.remove_children(Button)
-        self.display = bool(template and template.buttons)
-        if not (message and template and template.buttons):
+        template = template_of(message) if message else None
+        buttons = template.buttons if (message and template) else []
+        self.display = bool(buttons)
+        if not (message and buttons):
             return
         caption = "Marketing message:" if is_marketing(message) else "Actions:"
         self.query_one("#action-caption", Label).update(Text(caption))
-        buttons = []
-        for index, button in enumerate(template.buttons):
+        for index, widget in enumerate(self.query(Button).results(Button)):
+            if index >= len(buttons):
+                widget.display = False
+                continue
+            button = buttons[index]
             stop = button.type == "quick_reply" and button.text == STOP_PROMOTIONS
-            widget = Button(
-                Text(button_label(button)),
-                id=f"template-button-{index}",
-                compact=True,
-                variant="error" if stop else "default",
-            )
+            widget.label = Text(button_label(button))
+            widget.variant = "error" if stop else "default"
             widget.tooltip = Text(_tooltip(button.type, button.url))
-            buttons.append(widget)
-        await self.mount_all(buttons)
+            widget.display = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -53,7 +63,8 @@ class ActionBar(Horizontal):
         if not (self.message and template and event.button.id):
             return
         index = int(event.button.id.rsplit("-", 1)[1])
-        self.post_message(TemplateButtonPressed(self.message, template.buttons[index]))
+        if index < len(template.buttons):
+            self.post_message(TemplateButtonPressed(self.message, template.buttons[index]))
 
 
 def _tooltip(kind: str, url: str | None) -> str:

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.fuzzy import Matcher
 from textual.widgets import Input, OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from client.tui.messages import ConversationSelected
 from client.tui.text import one_line, safe
@@ -28,6 +28,7 @@ class ChatRow:
     marketing: bool = False  # the newest message is marketing
     blocked: bool = False
     promotions_off: bool = False
+    notify: str = "toast"  # toast | bell | off (off shows as "muted")
 
 
 def row_prompt(row: ChatRow) -> Text:
@@ -44,6 +45,10 @@ def row_prompt(row: ChatRow) -> Text:
         states.append(("promotions off", "yellow"))
     if row.marketing and not row.blocked:
         states.append(("Marketing", "bold magenta"))
+    if row.notify == "off":
+        states.append(("muted", "dim italic"))
+    elif row.notify == "bell":
+        states.append(("bell", "dim"))
     for label, style in states:
         text.append("  ")
         text.append(label, style)
@@ -71,6 +76,25 @@ class ChatList(Vertical):
     def set_rows(self, rows: list[ChatRow]) -> None:
         self.rows = rows
         self._refill()
+
+    def update_row(self, row: ChatRow) -> None:
+        """Redraw one conversation's row in place (same peer, new state)."""
+        self.rows = [row if r.peer == row.peer else r for r in self.rows]
+        try:
+            self.options.replace_option_prompt(row.peer, row_prompt(row))
+        except OptionDoesNotExist:  # filtered out: nothing on screen to redraw
+            pass
+
+    def show_current(self) -> None:
+        """Highlight the open conversation, if the filter shows it."""
+        if self.current is None:
+            return
+        try:
+            index = self.options.get_option_index(self.current)
+        except OptionDoesNotExist:
+            return
+        if self.options.highlighted != index:
+            self.options.highlighted = index
 
     def visible_peers(self) -> list[str]:
         return [o.id for o in self.options.options if o.id]

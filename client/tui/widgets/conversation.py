@@ -28,6 +28,8 @@ from client.tui.widgets.message_render import (
 )
 
 PAGE = 100  # a few screens of history; older pages load on scrolling up
+FIRST_PAGE = 50  # what a chat opens with: more than a tall screen, quick to lay out
+CONTEXT = 20  # messages shown above a search hit when a chat opens at it
 
 
 class ConversationView(ScrollView, can_focus=True):
@@ -78,6 +80,7 @@ class ConversationView(ScrollView, can_focus=True):
         self.peer: str | None = None
         self.messages: list[StoredMessage] = []
         self.has_older = False
+        self.has_newer = False  # opened in the middle (at a search hit): more below the window
         self._lines: list[RenderedLine] = []
         self._first_line: list[int] = []  # message index -> its first line
         self._layout_width = -1
@@ -88,15 +91,63 @@ class ConversationView(ScrollView, can_focus=True):
     def show(self, peer: str | None) -> None:
         """Open ``peer``'s newest page, scrolled to the end, newest message selected."""
         self.peer = peer
-        self.messages = self.store.messages_page(peer, limit=PAGE) if peer else []
-        self.has_older = len(self.messages) == PAGE
+        self.messages = self.store.messages_page(peer, limit=FIRST_PAGE) if peer else []
+        self.has_older = len(self.messages) == FIRST_PAGE
+        self.has_newer = False
         self.set_reactive(ConversationView.selected, len(self.messages) - 1)
         self._relayout()
         self.scroll_end(animate=False, immediate=True)
 
+    def show_at(self, peer: str, msg_id: str) -> bool:
+        """Open ``peer`` at ``msg_id`` (a search hit): a window around it, the hit selected.
+
+        Only a page on either side is read, so a hit deep in a long chat opens as fast as the
+        newest page; scrolling or moving past either end of the window reads more.
+        """
+        target = self.store.message(msg_id)
+        if target is None or target.peer != peer:
+            return False
+        key = (target.sent_at, target.msg_id)
+        older = self.store.messages_page(peer, before=key, limit=CONTEXT)
+        newer = self.store.messages_after(peer, key, limit=PAGE + 1, inclusive=True)
+        self.peer = peer
+        self.has_older = len(older) == CONTEXT
+        self.has_newer = len(newer) > PAGE
+        self.messages = older + newer[:PAGE]
+        self.set_reactive(ConversationView.selected, len(older))
+        self._relayout()
+        self.call_after_refresh(self._scroll_to_selected, True)
+        return True
+
+    def load_newer(self) -> int:
+        """Append the next page of a window opened in the middle; returns how many were added."""
+        if not (self.peer and self.has_newer and self.messages):
+            return 0
+        last = self.messages[-1]
+        newer = self.store.messages_after(self.peer, (last.sent_at, last.msg_id), limit=PAGE + 1)
+        self.has_newer = len(newer) > PAGE
+        newer = newer[:PAGE]
+        if newer:
+            self.messages = self.messages + newer
+            self._relayout()
+        return len(newer)
+
     def reload(self) -> None:
         """Re-read the loaded range plus anything newer, keeping the scroll position."""
         if self.peer is None:
+            return
+        if self.has_newer:
+            # A window in the middle of the chat: re-read just that window.
+            first = self.messages[0]
+            fresh = self.store.messages_after(
+                self.peer,
+                (first.sent_at, first.msg_id),
+                limit=len(self.messages) + 1,
+                inclusive=True,
+            )
+            self.has_newer = len(fresh) > len(self.messages)
+            self.messages = fresh[: len(self.messages)]
+            self._relayout()
             return
         at_end = self.scroll_y >= self.max_scroll_y - 1
         was_last = self.selected >= len(self.messages) - 1
@@ -214,11 +265,16 @@ class ConversationView(ScrollView, can_focus=True):
     def watch_selected(self, old: int, new: int) -> None:
         self.refresh()
         self.post_message(self.SelectionChanged(self.selected_message))
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self, top: bool = False) -> None:
+        """Bring the selected message into view (``top``: at the top of the view)."""
+        new = self.selected
         if 0 <= new < len(self._first_line):
             start = self._first_line[new]
             end = self._first_line[new + 1] if new + 1 < len(self._first_line) else len(self._lines)
             height = self.scrollable_content_region.height
-            if start < self.scroll_y:
+            if top or start < self.scroll_y:
                 self.scroll_to(y=start, animate=False, immediate=True)
             elif end > self.scroll_y + height:
                 self.scroll_to(y=max(end - height, 0), animate=False, immediate=True)
@@ -229,16 +285,22 @@ class ConversationView(ScrollView, can_focus=True):
         target = self.selected + step
         if target < 0 and self.load_older():
             target = self.selected + step
+        if target >= len(self.messages) and self.load_newer():
+            target = self.selected + step
         self.selected = max(0, min(target, len(self.messages) - 1))
 
     def action_select_edge(self, end: int) -> None:
-        if self.messages:
+        if end and self.has_newer:
+            self.show(self.peer)  # the newest page, as when the chat is opened
+        elif self.messages:
             self.selected = len(self.messages) - 1 if end else 0
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value <= 0 and old_value > 0 and self.has_older:
             self.call_later(self.load_older)
+        elif self.has_newer and new_value >= self.max_scroll_y and new_value > old_value:
+            self.call_later(self.load_newer)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

@@ -24,6 +24,7 @@ class ConversationHeader(Horizontal):
         verified: bool,
         blocked: bool = False,
         promotions_off: bool = False,
+        notify: str = "toast",
     ) -> None:
         text = Text(safe(name, keep_newlines=False), "bold", end="")
         if verified:
@@ -35,6 +36,10 @@ class ConversationHeader(Horizontal):
             text.append("  blocked", "bold red")
         elif promotions_off:
             text.append("  promotions off", "yellow")
+        if notify == "off":
+            text.append("  muted", "dim italic")
+        elif notify == "bell":
+            text.append("  bell", "dim")
         self.query_one("#peer-name", Label).update(text)
         self.query_one("#privacy-marker", Button).display = business
 

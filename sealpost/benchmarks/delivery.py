@@ -1,0 +1,314 @@
+"""Delivery: many connected clients receiving pushed messages, against a storage floor.
+
+Persons are written straight into the relay's database; each holds one delivery stream open
+(spread over the relay processes) and acks what it received every half second, as the real
+client does. A sender submits chat envelopes in batches of 1,000. Measured:
+
+- throughput: all messages submitted as fast as the relay takes them, until every one has
+  been received by its person (messages per second);
+- latency: at half that rate, from submission to arrival on the stream (p50, p99);
+- floor: the same rows inserted straight into the same kind of database, with no HTTP, no
+  checks and no delivery (rows per second). The ratio says what the relay costs on top.
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from sealpost.relay_process import RelayProcess
+from server import schema
+from server.db import make_engine
+from server.models import Account, MailboxEntry
+from shared.auth import sign_request
+from shared.encoding import b64encode
+from shared.keys import AccountKeys
+
+PG_ADMIN = os.environ.get("SEALPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TARGET_RATE = 5_000
+TARGET_P99_MS = 250
+
+
+def _seed(db_url: str, clients: int) -> tuple[list[tuple[str, AccountKeys]], AccountKeys]:
+    engine = make_engine(db_url)
+    schema.upgrade(engine)
+    people = [(f"reader{i:05d}", AccountKeys.generate()) for i in range(clients)]
+    sender = AccountKeys.generate()
+    with Session(engine) as session:
+        for handle, keys in [*people, ("benchsender", sender)]:
+            session.add(
+                Account(
+                    handle=handle,
+                    kind="person",
+                    display_name=handle,
+                    country="+39",
+                    sign_key=keys.public.sign_b64,
+                    box_key=keys.public.box_b64,
+                    created_at=0,
+                )
+            )
+        session.commit()
+    engine.dispose()
+    return people, sender
+
+
+def _envelopes(people: list[tuple[str, AccountKeys]], count: int) -> list[tuple[str, str]]:
+    """(message id, envelope JSON) pairs, round-robin over the people; the relay never opens
+    a ciphertext, so random padded bytes stand in for sealed ones."""
+    out = []
+    for i in range(count):
+        msg_id = secrets.token_hex(16)
+        envelope = {
+            "v": 1,
+            "id": msg_id,
+            "sender": "benchsender",
+            "recipient": people[i % len(people)][0],
+            "kind": "chat",
+            "category": "service",
+            "ciphertext": b64encode(secrets.token_bytes(256)),
+        }
+        out.append((msg_id, json.dumps(envelope, separators=(",", ":"))))
+    return out
+
+
+class _Receivers:
+    """One SSE stream per person; records when each message id arrives."""
+
+    def __init__(self, people: list[tuple[str, AccountKeys]], urls: list[str]) -> None:
+        self.people = people
+        self.urls = urls
+        self.arrived: dict[str, float] = {}
+        self.connected = 0
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10, read=None),
+            limits=httpx.Limits(
+                max_connections=len(people) * 2 + 50, max_keepalive_connections=len(people) * 2 + 50
+            ),
+        )
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for i, person in enumerate(self.people):
+            self.tasks.append(asyncio.create_task(self._run(person, self.urls[i % len(self.urls)])))
+        for _ in range(600):
+            if self.connected == len(self.people):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"only {self.connected} of {len(self.people)} streams connected")
+
+    async def _run(self, person: tuple[str, AccountKeys], url: str) -> None:
+        handle, keys = person
+        path = f"/v1/mailboxes/{handle}/stream"
+        to_ack: list[str] = []
+        acker = asyncio.create_task(self._ack_loop(handle, keys, url, to_ack))
+        try:
+            headers = sign_request(keys.signing, handle, "GET", path)
+            async with self.http.stream("GET", url + path, headers=headers) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("event: ready"):
+                        self.connected += 1
+                    elif line.startswith('data: {"seq"'):
+                        msg_id = json.loads(line[6:])["envelope"]["id"]
+                        self.arrived.setdefault(msg_id, time.perf_counter())
+                        to_ack.append(msg_id)
+        finally:
+            acker.cancel()
+
+    async def _ack_loop(self, handle: str, keys: AccountKeys, url: str, ids: list[str]) -> None:
+        path = f"/v1/mailboxes/{handle}/ack"
+        while True:
+            await asyncio.sleep(0.5)
+            if not ids:
+                continue
+            batch, ids[:] = ids[:1000], ids[1000:]
+            body = json.dumps({"ids": batch}).encode()
+            headers = sign_request(keys.signing, handle, "POST", path, body)
+            headers["Content-Type"] = "application/json"
+            await self.http.post(url + path, content=body, headers=headers)
+
+    async def wait_for(self, ids: list[str], timeout_s: float) -> None:
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            if all(i in self.arrived for i in ids[-200:]) and all(i in self.arrived for i in ids):
+                return
+            await asyncio.sleep(0.02)
+        missing = sum(i not in self.arrived for i in ids)
+        raise RuntimeError(f"{missing} of {len(ids)} messages never arrived")
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.http.aclose()
+
+
+async def _submit(
+    http: httpx.AsyncClient,
+    url: str,
+    sender: AccountKeys,
+    batch: list[tuple[str, str]],
+    sent: dict[str, float],
+) -> None:
+    path = "/v1/messages/batch"
+    body = ('{"envelopes":[' + ",".join(e for _, e in batch) + "]}").encode()
+    headers = sign_request(sender.signing, "benchsender", "POST", path, body)
+    headers["Content-Type"] = "application/json"
+    start = time.perf_counter()
+    for msg_id, _ in batch:
+        sent[msg_id] = start
+    for attempt in range(3):
+        try:
+            response = await http.post(url + path, content=body, headers=headers)
+            break
+        except httpx.TransportError:
+            # An overloaded relay may drop a kept-alive connection; the same bytes again are
+            # recognised as duplicates, so resending is safe (as the real client does).
+            if attempt == 2:
+                raise
+            headers = sign_request(sender.signing, "benchsender", "POST", path, body)
+            headers["Content-Type"] = "application/json"
+    answer = response.json() if response.status_code == 200 else {}
+    if answer.get("accepted", 0) + answer.get("duplicate", 0) != len(batch):
+        raise RuntimeError(f"batch refused: {response.status_code} {response.text[:200]}")
+
+
+async def _measure(
+    people: list[tuple[str, AccountKeys]], sender: AccountKeys, urls: list[str], messages: int
+) -> dict[str, Any]:
+    receivers = _Receivers(people, urls)
+    await receivers.start()
+    sent: dict[str, float] = {}
+    http = httpx.AsyncClient(timeout=60)
+    try:
+        burst = _envelopes(people, messages)
+        start = time.perf_counter()
+        for i in range(0, len(burst), 1000):
+            await _submit(http, urls[(i // 1000) % len(urls)], sender, burst[i : i + 1000], sent)
+        await receivers.wait_for([m for m, _ in burst], 120)
+        elapsed = max(receivers.arrived[m] for m, _ in burst) - start
+        rate = messages / elapsed
+
+        # Latency at half the measured rate, in batches of 100 on a steady clock.
+        paced = _envelopes(people, max(1000, messages // 2))
+        interval = 100 / (rate / 2)
+        tick = time.perf_counter()
+        for i in range(0, len(paced), 100):
+            await _submit(http, urls[(i // 100) % len(urls)], sender, paced[i : i + 100], sent)
+            tick += interval
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+        await receivers.wait_for([m for m, _ in paced], 120)
+        latencies = sorted((receivers.arrived[m] - sent[m]) * 1000 for m, _ in paced)
+    finally:
+        await http.aclose()
+        await receivers.close()
+    return {
+        "messages_per_s": round(rate),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "paced_rate": round(rate / 2),
+    }
+
+
+def _floor(db_url: str, people: list[tuple[str, AccountKeys]], messages: int) -> float:
+    """Rows per second for plain multi-row inserts of the same mailbox rows."""
+    engine = make_engine(db_url)
+    rows = [
+        {
+            "msg_id": secrets.token_hex(16),
+            "sender": "benchsender",
+            "recipient": people[i % len(people)][0],
+            "kind": "chat",
+            "category": "service",
+            "digest": "0" * 64,
+            "ciphertext": secrets.token_bytes(256),
+            "received_at": 0,
+            "state": "acked",
+            "price": 0,
+        }
+        for i in range(messages)
+    ]
+    table = MailboxEntry.__table__  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 1000):
+            conn.execute(insert(table), rows[i : i + 1000])
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return messages / elapsed
+
+
+def _new_pg_database() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=2) as conn:
+            name = f"sealpost_bench_{secrets.token_hex(4)}"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg(url: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def delivery(
+    backend: str = "sqlite", processes: int = 1, clients: int = 1000, messages: int = 10_000
+) -> dict[str, Any]:
+    name = f"delivery_{backend}_{processes}p"
+    with tempfile.TemporaryDirectory(prefix="sealpost-bench-") as tmp:
+        if backend == "sqlite":
+            db_url, floor_url = f"sqlite:///{tmp}/relay.db", f"sqlite:///{tmp}/floor.db"
+        else:
+            db_url, floor_url = _new_pg_database(), _new_pg_database()
+            if db_url is None or floor_url is None:
+                return {"name": name, "skipped": f"no PostgreSQL at {PG_ADMIN}", "ok": True}
+        try:
+            people, sender = _seed(db_url, clients)
+            _seed(floor_url, 1)
+            relays = [
+                RelayProcess(
+                    db_url, Path(tmp) / f"relay{i}.log", rate_burst="1000000", rate_per_s="1000000"
+                )
+                for i in range(processes)
+            ]
+            try:
+                result = asyncio.run(_measure(people, sender, [r.url for r in relays], messages))
+            except Exception as exc:
+                logs = "".join(
+                    (Path(tmp) / f"relay{i}.log").read_text()[-2000:] for i in range(processes)
+                )
+                raise RuntimeError(f"{name} failed: {exc!r}; relay log tail:\n{logs}") from exc
+            finally:
+                for relay in relays:
+                    relay.stop()
+            floor = _floor(floor_url, people, messages)
+        finally:
+            if backend == "postgres":
+                _drop_pg(db_url)
+                _drop_pg(floor_url)
+    ok = result["messages_per_s"] >= TARGET_RATE and result["p99_ms"] <= TARGET_P99_MS
+    return {
+        "name": name,
+        "what": f"{messages} chat messages pushed to {clients} connected clients through "
+        f"{processes} relay process(es) on {backend}",
+        "floor": "plain multi-row inserts of the same rows, rows per second",
+        "clients": clients,
+        "messages": messages,
+        "processes": processes,
+        **result,
+        "floor_rows_per_s": round(floor),
+        "ratio_to_floor": round(result["messages_per_s"] / floor, 3),
+        "target": f">= {TARGET_RATE} msg/s; p99 <= {TARGET_P99_MS} ms at half that rate",
+        "ok": ok,
+    }

@@ -1,0 +1,94 @@
+"""The real app in a real terminal (tmux), and the TUI benchmark's report."""
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sealpost.benchmarks.tui import tui_bench
+from sealpost.commands.bench import _line
+from server.embedded import EmbeddedRelay
+from tests.conftest import PersonFactory
+from tests.tui.test_business_messages import send_offer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tmux(*args: str) -> str:
+    done = subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
+    return done.stdout
+
+
+async def screen_shows(session: str, text: str, within: float = 20.0) -> str:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        if text in screen:
+            return screen
+        if loop.time() > deadline:
+            raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+async def test_real_app_in_tmux_shows_the_marketing_label(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    alice = await make_account("alice", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await send_offer(shop, "bob", tmp_path)
+    await alice.send_text("bob", "newest chat: opens first")
+    await bob.sync()
+
+    session = f"sealpost-test-{uuid.uuid4().hex[:8]}"
+    # Textual draws on stderr: leave it on the terminal.
+    command = (
+        f"env TERM=xterm-256color PYTHONPATH={ROOT} {sys.executable} -m sealpost "
+        f"--home {home} chat --profile bob"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
+    try:
+        screen = await screen_shows(session, "● online")
+        assert "newest chat: opens first" in screen and "ACME Shoes" in screen
+        await asyncio.sleep(0.5)  # keys sent while the app still probes the terminal get lost
+        # Open the business chat: filter the list, Enter opens the best match.
+        tmux("send-keys", "-t", session, "C-f")
+        tmux("send-keys", "-t", session, "-l", "acme")
+        await screen_shows(session, " acme ")  # typed into the filter
+        tmux("send-keys", "-t", session, "Enter")
+        await screen_shows(session, "New business: ACME Shoes")  # first contact
+        tmux("send-keys", "-t", session, "c")  # continue
+        screen = await screen_shows(session, "[ Shop now ↗ ]")
+        assert " Marketing " in screen
+        assert "Hi Bob, your code BOB20 takes 20% off" in screen
+        tmux("send-keys", "-t", session, "C-q")  # quits cleanly: the session ends with it
+        for _ in range(50):
+            if not _alive(session):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(session)
+    finally:
+        if _alive(session):
+            tmux("kill-session", "-t", session)
+
+
+def _alive(session: str) -> bool:
+    done = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True, timeout=10)
+    return done.returncode == 0
+
+
+def test_tui_bench_reports_targets_and_floors() -> None:
+    results = tui_bench(chats=3, messages=60, repeat=1)
+    assert [r["name"] for r in results] == ["tui_first_paint", "tui_chat_switch"]
+    for r in results:
+        assert {"name", "wall_s", "floor_s", "ratio", "target", "target_s", "ok"} <= set(r)
+        assert r["wall_s"] > 0 and r["floor_s"] > 0
+        assert r["ok"] == (r["wall_s"] <= r["target_s"])
+        assert r["name"] in _line(r) and "target wall_s <=" in _line(r)
+    assert [r["target_s"] for r in results] == [0.5, 0.05]
