@@ -20,6 +20,7 @@ from client.profile import (
 )
 from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from client.settings import ClientSettings
+from client.signals import SignalAgent
 from client.store import Contact, Conversation, LocalStore, OutboxEntry, StoredMessage
 from client.template_messages import show_template_message
 from shared.api import AccountInfo, MailboxItem, RegisterAccount
@@ -73,6 +74,7 @@ class Messenger:
             timeout_s=self.settings.request_timeout_s,
             max_retries=self.settings.max_retries,
         )
+        self.signals = SignalAgent(self.api, self.store.engine, profile.dir, self.ledger)
         self._flush_lock = asyncio.Lock()
 
     @classmethod
@@ -317,6 +319,11 @@ class Messenger:
             # Ack only after the store committed: a crash before this line means redelivery,
             # which the store ignores; never a loss.
             await self.api.ack([i.envelope.id for i in items])
+        for message in report.stored:
+            if message.status == "verified" and message.kind == "template":
+                campaign_id = _campaign_of(items, message.msg_id)
+                if campaign_id:
+                    await self.signals.on_delivered(message.msg_id, campaign_id)
         return report
 
     async def sync(self) -> SyncReport:
@@ -388,3 +395,7 @@ class Messenger:
 @dataclass
 class _StreamProgress:
     advanced: bool = False  # something arrived since the last (re)connect
+
+
+def _campaign_of(items: list[MailboxItem], msg_id: str) -> str | None:
+    return next((i.envelope.campaign_id for i in items if i.envelope.id == msg_id), None)

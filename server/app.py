@@ -17,7 +17,16 @@ from server.mailbox import HOUR_MS, RoutingRules
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
-from server.routes import accounts, campaigns, health, mailbox, messages, prefs, templates
+from server.routes import (
+    accounts,
+    campaigns,
+    health,
+    mailbox,
+    messages,
+    prefs,
+    signals,
+    templates,
+)
 from server.settings import RelaySettings
 from shared.version import PROTOCOL_VERSION
 
@@ -80,7 +89,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
 
-    for module in (health, accounts, messages, mailbox, templates, campaigns, prefs):
+    for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -5,10 +5,12 @@ import secrets
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from server import signals
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
 from server.models import Account, Campaign, MailboxEntry, Template
 from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
+from shared.signals import DEFAULT_EPSILON_PER_BIT, DEFAULT_K, keep_probability, publish
 
 DAY_MS = 86_400_000
 # A send time this far in the past is a mistake, not clock skew.
@@ -109,7 +111,22 @@ def suppress_small(counts: dict[str, int], min_count: int) -> dict[str, int | No
     return shown
 
 
-def report(session: Session, campaign: Campaign, now_ms: int, min_count: int) -> CampaignReport:
+def _interactions(session: Session, campaign_id: str, k: int) -> dict[str, object]:
+    """Debiased estimates from the anonymous reports, each hidden below k reports."""
+    n, ones = signals.tally_of(session, campaign_id)
+    p = keep_probability(DEFAULT_EPSILON_PER_BIT)
+    figures: dict[str, int | None] = {}
+    intervals: dict[str, list[float] | None] = {}
+    for event in INTERACTIONS:
+        found = publish(ones[event], n, p, k)
+        figures[event] = round(found.value) if found else None
+        intervals[event] = [round(found.low, 1), round(found.high, 1)] if found else None
+    return {"interactions": figures, "interaction_intervals": intervals, "signal_reports": n}
+
+
+def report(
+    session: Session, campaign: Campaign, now_ms: int, min_count: int, signals_k: int = DEFAULT_K
+) -> CampaignReport:
     counts: dict[tuple[str, str | None], int] = {
         (state, reason): n
         for state, reason, n in session.exec(
@@ -161,5 +178,5 @@ def report(session: Session, campaign: Campaign, now_ms: int, min_count: int) ->
         reserved=campaign.reserved,
         refunded=campaign.refunded,
         cost_per_delivered=campaign.spent // delivered if delivered else None,
-        interactions=dict.fromkeys(INTERACTIONS),
+        **_interactions(session, campaign.id, signals_k),
     )

@@ -176,3 +176,48 @@ class ChatContact(SQLModel, table=True):
     person: str = Field(primary_key=True, max_length=32)
     business: str = Field(primary_key=True, max_length=32)
     last_at: int = Field(sa_type=BigInteger)
+
+
+class RelaySecret(SQLModel, table=True):
+    """Secrets every relay process must share (e.g. the master key of signal tokens)."""
+
+    __tablename__ = "relay_secret"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TokenIssue(SQLModel, table=True):
+    """One anonymous signal token was issued for this delivered campaign copy (at most one)."""
+
+    __tablename__ = "relay_token_issue"
+
+    msg_id: str = Field(primary_key=True, max_length=32)
+    campaign_id: str = Field(max_length=64)
+    issued_at: int = Field(sa_type=BigInteger)
+
+
+class TokenSpent(SQLModel, table=True):
+    """Redeemed tokens: a report is counted once per token, whichever process receives it."""
+
+    __tablename__ = "relay_token_spent"
+
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    token_input: str = Field(primary_key=True, max_length=64)
+
+
+class SignalTally(SQLModel, table=True):
+    """Per campaign: how many reports arrived and how many had each (noisy) event bit set.
+    Reports themselves are not kept: only these sums."""
+
+    __tablename__ = "relay_signal_tally"
+
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    reports: int = 0
+    delivered: int = 0
+    read: int = 0
+    clicked: int = 0
+    dismissed: int = 0
+    stopped_promotions: int = 0
+    blocked: int = 0
+    reported: int = 0

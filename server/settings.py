@@ -41,6 +41,9 @@ class RelaySettings(BaseSettings):
     report_min_count: int = Field(
         default=5, ge=2, description="Refusal reasons counted below this are suppressed in reports"
     )
+    signals_min_k: int = Field(
+        default=50, ge=5, description="Interaction estimates below this many reports are hidden"
+    )
     auto_migrate: bool = Field(
         default=False, description="Upgrade the schema at start (embedded relays, tests)"
     )

@@ -220,8 +220,13 @@ class CampaignReport(_Strict):
     refunded: int
     cost_per_delivered: int | None
     interactions: dict[str, int | None] = Field(
-        description="Estimated interaction counts; filled by privacy-preserving signals"
+        description="Debiased estimates from anonymous randomized-response reports; null "
+        "below the relay's k reports"
     )
+    interaction_intervals: dict[str, list[float] | None] = Field(
+        default_factory=dict, description="95% confidence interval per estimate"
+    )
+    signal_reports: int = Field(default=0, description="Anonymous reports counted")
 
 
 class CampaignList(_Strict):
@@ -271,3 +276,38 @@ class Preferences(_Strict):
     weekly_limit: int | None
     blocked: list[str]
     promotions_stopped: list[str]
+
+
+# --- privacy signals -------------------------------------------------------------------------
+
+
+class CampaignKey(_Strict):
+    """A campaign's token-issuer public key (ristretto255, base64)."""
+
+    campaign_id: str
+    public_key: str
+
+
+class TokenRequest(_Strict):
+    """Authenticated: one blinded element for a campaign copy the caller received and acked."""
+
+    msg_id: MessageId
+    blinded_element: str = Field(max_length=64, description="base64, 32 bytes")
+
+
+class TokenResponse(_Strict):
+    campaign_id: str
+    evaluated_element: str
+    proof: str
+    public_key: str
+
+
+class SignalBatch(_Strict):
+    """Anonymous: reports as their canonical JSON text (see shared.signals.encode_report)."""
+
+    reports: list[str] = Field(min_length=1, max_length=100)
+
+
+class SignalResult(_Strict):
+    counted: int
+    refused: dict[int, str] = Field(description="index -> why (invalid_report, bad_token, ...)")

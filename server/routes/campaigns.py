@@ -23,7 +23,11 @@ router = APIRouter(prefix="/v1", tags=["campaigns"])
 def _report(request: Request, session: DbSession, campaign: Campaign) -> CampaignReport:
     state = request.app.state
     return campaigns.report(
-        session, campaign, state.clock.now_ms(), state.settings.report_min_count
+        session,
+        campaign,
+        state.clock.now_ms(),
+        state.settings.report_min_count,
+        state.settings.signals_min_k,
     )
 
 

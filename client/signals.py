@@ -1,0 +1,200 @@
+"""The person's side of interaction signals: one anonymous, noisy, delayed report per campaign.
+
+When a campaign copy is stored and acked, the client obtains a blind token for it on the
+authenticated channel and schedules the campaign's report for a random moment later in the
+day (so a report's timing cannot be matched with the delivery, the published attack on
+automatic receipts). Interactions (read, clicked, ...) set bits of that pending report. When
+it is due, its bits go through randomized response (charged to the person's epsilon ledger;
+with no budget left, or signals switched off, the bits are uniformly random and cost nothing,
+so the report still exists and says nothing) and it is sent on the anonymous channel: a
+separate HTTP client with no credentials, no handle and no message id.
+"""
+
+import json
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlmodel import Field, Session, SQLModel, select
+
+from client.ledger import PrivacyLedger
+from client.relay_api import RelayAPI, RelayError
+from shared.api import SignalBatch, SignalResult, TokenRequest, TokenResponse
+from shared.encoding import b64decode, b64encode
+from shared.signals import (
+    DEFAULT_EPSILON_PER_BIT,
+    BudgetExhausted,
+    EpsilonLedger,
+    Event,
+    encode_report,
+    event_bit,
+    randomize,
+    report_epsilon,
+    uniform_bits,
+)
+from shared.tokens import Token, blind, finalize, new_token_input
+
+DAY_S = 86_400
+
+
+class PendingSignal(SQLModel, table=True):
+    """One campaign's report, waiting for its moment. The true bits never leave the device."""
+
+    __tablename__ = "client_signal"
+
+    campaign_id: str = Field(primary_key=True)
+    day: str
+    token_input: str
+    token_output: str
+    true_bits: int
+    send_after: int  # unix seconds
+    sent: bool = False
+
+
+@dataclass
+class SignalSettings:
+    enabled: bool = True  # optional signals; explicit choices go through prefs regardless
+    max_delay_s: float = DAY_S  # reports leave at a random time within this after delivery
+    epsilon_per_bit: float = DEFAULT_EPSILON_PER_BIT
+
+
+class SignalAgent:
+    def __init__(
+        self, api: RelayAPI, engine: object, profile_dir: Path, ledger: PrivacyLedger
+    ) -> None:
+        self.api = api
+        self.engine = engine
+        self.dir = profile_dir
+        self.ledger = ledger
+        SQLModel.metadata.create_all(engine, tables=[PendingSignal.__table__])  # type: ignore[attr-defined, arg-type]
+        self.settings = self._load_settings()
+        self._rng = secrets.SystemRandom()
+
+    # --- settings and budget ----------------------------------------------------------------
+
+    @property
+    def _settings_path(self) -> Path:
+        return self.dir / "signals.json"
+
+    def _load_settings(self) -> SignalSettings:
+        try:
+            return SignalSettings(**json.loads(self._settings_path.read_text()))
+        except FileNotFoundError:
+            return SignalSettings()
+
+    def save_settings(self) -> None:
+        self._settings_path.write_text(json.dumps(self.settings.__dict__, indent=2))
+
+    def _budget(self) -> EpsilonLedger:
+        path = self.dir / "epsilon.json"
+        return (
+            EpsilonLedger.from_json(json.loads(path.read_text()))
+            if path.exists()
+            else EpsilonLedger()
+        )
+
+    def _save_budget(self, budget: EpsilonLedger) -> None:
+        (self.dir / "epsilon.json").write_text(json.dumps(budget.to_json(), indent=2))
+
+    # --- lifecycle of a report --------------------------------------------------------------
+
+    async def on_delivered(self, msg_id: str, campaign_id: str) -> None:
+        """A campaign copy was stored and acked: get its token and schedule its report."""
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            if s.get(PendingSignal, campaign_id) is not None:
+                return  # one report per campaign, whatever happens
+        token_input = new_token_input()
+        blind_scalar, blinded = blind(token_input)
+        answer = TokenResponse.model_validate(
+            await self.api.request(
+                "POST",
+                "/v1/signals/tokens",
+                TokenRequest(msg_id=msg_id, blinded_element=b64encode(blinded)),
+            )
+        )
+        output = finalize(
+            token_input,
+            blind_scalar,
+            blinded,
+            b64decode(answer.evaluated_element),
+            b64decode(answer.proof),
+            b64decode(answer.public_key),
+        )
+        now = time.time()
+        row = PendingSignal(
+            campaign_id=campaign_id,
+            day=datetime.fromtimestamp(now, UTC).date().isoformat(),
+            token_input=b64encode(token_input),
+            token_output=b64encode(output),
+            true_bits=event_bit("delivered"),
+            send_after=int(now + self._rng.uniform(0, self.settings.max_delay_s)),
+        )
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            s.merge(row)
+            s.commit()
+
+    def record(self, campaign_id: str, event: Event) -> None:
+        """Note an interaction on the campaign's pending report (it stays on this device)."""
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            row = s.get(PendingSignal, campaign_id)
+            if row is None or row.sent:
+                return
+            row.true_bits |= event_bit(event)
+            s.add(row)
+            s.commit()
+
+    def _noisy(self, true_bits: int, day: str) -> int:
+        if not self.settings.enabled:
+            return uniform_bits(self._rng)
+        budget = self._budget()
+        cost = report_epsilon(self.settings.epsilon_per_bit)
+        try:
+            budget.spend(day, cost)
+        except BudgetExhausted:
+            return uniform_bits(self._rng)
+        self._save_budget(budget)
+        return randomize(true_bits, self.settings.epsilon_per_bit, self._rng)
+
+    async def flush(self, now: float | None = None) -> SignalResult | None:
+        """Send every report whose moment has come, in one anonymous request."""
+        now = time.time() if now is None else now
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            due = list(
+                s.exec(
+                    select(PendingSignal).where(
+                        PendingSignal.sent == False,  # noqa: E712
+                        PendingSignal.send_after <= now,
+                    )
+                )
+            )
+        if not due:
+            return None
+        random.shuffle(due)  # the order of a batch must not mirror the order of deliveries
+        reports = [
+            encode_report(
+                row.campaign_id,
+                row.day,
+                self._noisy(row.true_bits, row.day),
+                Token(b64decode(row.token_input), b64decode(row.token_output)),
+            ).decode()
+            for row in due
+        ]
+        body = SignalBatch(reports=reports).model_dump_json().encode()
+        url = self.api.base_url + "/v1/signals"
+        headers = {"Content-Type": "application/json"}
+        self.ledger.record("POST", url, {"channel": "anonymous", **headers}, body)
+        # A fresh client: no connection, cookie or header shared with the account's channel.
+        async with httpx.AsyncClient(timeout=15) as anonymous:
+            response = await anonymous.post(url, content=body, headers=headers)
+        if response.status_code != 200:
+            raise RelayError(response.status_code, "signals_refused", response.text[:200])
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            for row in due:
+                row.sent = True
+                s.merge(row)
+            s.commit()
+        return SignalResult.model_validate(response.json())

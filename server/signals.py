@@ -1,0 +1,129 @@
+"""Anonymous interaction signals on the relay: token issuance, redemption, tallies.
+
+Issuance happens on the authenticated channel (the relay knows who received a campaign
+anyway); redemption on the anonymous one. The VOPRF blinding (shared.tokens) means the
+relay cannot link a redeemed token to the issuance it came from, and the per-campaign key is
+published with a proof on every evaluation, so it cannot tag one person with a key of their
+own. Only per-campaign sums are stored, never the reports.
+"""
+
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from server.errors import ApiError
+from server.models import Campaign, MailboxEntry, RelaySecret, SignalTally, TokenIssue, TokenSpent
+from shared.encoding import b64encode
+from shared.signals import EVENTS, InvalidReport, SignalReport, decode_report, events_of
+from shared.tokens import IssuerKey, TokenError, evaluate, verify_token
+
+MASTER = "signal_token_master"
+
+
+def master_secret(session: Session) -> bytes:
+    """The relay-wide secret campaign keys derive from; created once, shared by processes."""
+    row = session.get(RelaySecret, MASTER)
+    if row is None:
+        session.add(RelaySecret(name=MASTER, value=secrets.token_bytes(32)))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it first
+            session.rollback()
+        row = session.get(RelaySecret, MASTER)
+        assert row is not None
+    return row.value
+
+
+def campaign_key(session: Session, campaign_id: str) -> IssuerKey:
+    if session.get(Campaign, campaign_id) is None:
+        raise ApiError(404, "unknown_campaign", f"No campaign '{campaign_id}'.")
+    return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}")
+
+
+def issue(
+    session: Session, person: str, msg_id: str, blinded: bytes, now_ms: int
+) -> tuple[str, bytes, bytes, bytes]:
+    """Evaluate one blinded element for a campaign copy ``person`` has received and acked.
+
+    Returns (campaign id, evaluated element, proof, public key). One token per copy.
+    """
+    row = session.exec(select(MailboxEntry).where(MailboxEntry.msg_id == msg_id)).first()
+    if row is None or row.recipient != person or row.campaign_id is None:
+        raise ApiError(
+            404, "unknown_message", "No campaign message with this id was delivered to you."
+        )
+    if row.state != "acked":
+        raise ApiError(409, "not_delivered", "Ack the message before asking for its token.")
+    key = campaign_key(session, row.campaign_id)
+    session.add(TokenIssue(msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms))
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ApiError(
+            409, "token_already_issued", "A token was already issued for this message."
+        ) from exc
+    try:
+        [evaluated], proof = evaluate(key, [blinded])
+    except TokenError as exc:
+        session.rollback()
+        raise ApiError(422, "invalid_request", f"blinded_element: {exc}") from exc
+    session.commit()
+    return row.campaign_id, evaluated, proof, key.public_key
+
+
+def redeem(session: Session, raw_reports: list[str]) -> list[str | None]:
+    """Count each valid report once; per report None (counted) or the reason it was not."""
+    outcomes: list[str | None] = []
+    keys: dict[str, IssuerKey | None] = {}
+    for raw in raw_reports:
+        try:
+            report = decode_report(raw.encode())
+        except InvalidReport:
+            outcomes.append("invalid_report")
+            continue
+        if report.campaign_id not in keys:
+            exists = session.get(Campaign, report.campaign_id) is not None
+            keys[report.campaign_id] = (
+                IssuerKey.derive(master_secret(session), f"campaign:{report.campaign_id}")
+                if exists
+                else None
+            )
+        key = keys[report.campaign_id]
+        if key is None:
+            outcomes.append("unknown_campaign")
+            continue
+        token = report.token
+        if not verify_token(key, token.input, token.output):
+            outcomes.append("bad_token")
+            continue
+        outcomes.append(_count(session, report, b64encode(token.input)))
+    return outcomes
+
+
+def _count(session: Session, report: SignalReport, token_input: str) -> str | None:
+    session.add(TokenSpent(campaign_id=report.campaign_id, token_input=token_input))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return "token_spent"
+    tally = session.exec(
+        select(SignalTally).where(SignalTally.campaign_id == report.campaign_id).with_for_update()
+    ).first()
+    if tally is None:
+        tally = SignalTally(campaign_id=report.campaign_id)
+        session.add(tally)
+    tally.reports += 1
+    for event in events_of(report.bits):
+        setattr(tally, event, getattr(tally, event) + 1)
+    session.commit()  # per report: a spent token and its count land together
+    return None
+
+
+def tally_of(session: Session, campaign_id: str) -> tuple[int, dict[str, int]]:
+    row = session.get(SignalTally, campaign_id)
+    if row is None:
+        return 0, dict.fromkeys(EVENTS, 0)
+    return row.reports, {event: getattr(row, event) for event in EVENTS}

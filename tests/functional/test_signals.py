@@ -1,0 +1,143 @@
+"""Interaction signals end to end: blind tokens, one noisy anonymous report per campaign,
+redemption counted once, debiased and thresholded estimates in the business's report."""
+
+import json
+import math
+
+import httpx
+import pytest
+
+from client.business.audience import Audience, AudienceRow
+from client.business.campaigns import run_campaign
+from client.relay_api import RelayError
+from server.embedded import EmbeddedRelay
+from shared.api import TokenRequest
+from shared.auth import AUTH_HEADERS, sign_request
+from shared.signals import REPORT_FIELDS, decode_report
+from shared.templates import TemplateDraft
+from tests.conftest import relay_settings
+
+OFFER = TemplateDraft(
+    name="offer", category="marketing", body="Hi {{name}}, 20% off today.", examples={"name": "Ana"}
+)
+
+
+@pytest.fixture
+def k5_relay(sqlite_url):
+    with EmbeddedRelay(relay_settings(sqlite_url, signals_min_k=5)) as relay:
+        yield relay
+
+
+async def campaign_to(relay, make_account, n):
+    shop = await make_account("acme", relay, business=True)
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    persons = [await make_account(f"person{i}", relay) for i in range(n)]
+    audience = Audience(
+        rows=[
+            AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": f"N{i}"})
+            for i, p in enumerate(persons)
+        ]
+    )
+    run = await run_campaign(
+        shop.api, shop.profile.keys, "acme", template, audience, budget=5_000_000
+    )
+    for person in persons:
+        assert len((await person.sync()).stored) == 1  # stored, acked, token obtained
+    return shop, persons, run.campaign.id
+
+
+async def post_signals(relay, body=None, **kwargs):
+    async with httpx.AsyncClient() as http:
+        return await http.post(relay.url + "/v1/signals", json=body, **kwargs)
+
+
+def anonymous_requests(person):
+    return [e for e in person.ledger.entries() if e["url"].endswith("/v1/signals")]
+
+
+async def test_reports_are_anonymous_counted_once_and_estimated(k5_relay, make_account):
+    shop, persons, campaign_id = await campaign_to(k5_relay, make_account, 8)
+    for i, person in enumerate(persons):
+        if i % 2:
+            person.signals.record(campaign_id, "read")
+        result = await person.signals.flush(now=2e10)  # past any random delay
+        assert result is not None and result.counted == 1
+        [entry] = anonymous_requests(person)
+        # What crossed: only the declared report fields, no credential, handle or message id.
+        assert not set(entry["headers"]) & set(AUTH_HEADERS)
+        [raw] = entry["body"]["reports"]
+        report = decode_report(raw.encode())
+        assert tuple(json.loads(raw)) == tuple(sorted(REPORT_FIELDS))
+        assert report.campaign_id == campaign_id
+        for secret in (person.profile.handle, *(m.msg_id for m in person.store.messages())):
+            assert secret not in raw
+        budget = json.loads((person.profile.dir / "epsilon.json").read_text())
+        assert math.isclose(sum(budget["spent"].values()), 7 * math.log(3), rel_tol=1e-9)
+
+    status = await shop.api.campaign(campaign_id)
+    assert status.signal_reports == 8
+    for event in ("read", "clicked"):
+        low, high = status.interaction_intervals[event]
+        assert 0 <= low <= status.interactions[event] <= high <= 8
+
+    # A replayed report (captured from the first person's request) is never counted again.
+    replay = anonymous_requests(persons[0])[0]["body"]
+    again = (await post_signals(k5_relay, replay)).json()
+    assert again == {"counted": 0, "refused": {"0": "token_spent"}}
+    assert (await shop.api.campaign(campaign_id)).signal_reports == 8
+
+
+async def test_forged_tokens_credentials_and_double_issue_are_refused(k5_relay, make_account):
+    _, persons, _ = await campaign_to(k5_relay, make_account, 2)
+    await persons[0].signals.flush(now=2e10)
+    raw = anonymous_requests(persons[0])[0]["body"]["reports"][0]
+    fields = json.loads(raw)
+    forged = json.dumps(
+        {**fields, "token_input": fields["token_output"][:44]},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    answer = (await post_signals(k5_relay, {"reports": [forged, "{}"]})).json()
+    assert answer["counted"] == 0
+    assert set(answer["refused"].values()) <= {"bad_token", "invalid_report"}
+
+    body = json.dumps({"reports": [raw]}).encode()
+    headers = sign_request(persons[1].profile.keys.signing, "person1", "POST", "/v1/signals", body)
+    refused = await post_signals(
+        k5_relay, content=body, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "credentials_on_anonymous_channel"
+
+    msg_id = persons[1].store.messages()[0].msg_id
+    with pytest.raises(RelayError) as err:  # the person's client already took its one token
+        await persons[1].api.request(
+            "POST",
+            "/v1/signals/tokens",
+            TokenRequest(msg_id=msg_id, blinded_element="A" * 43 + "="),
+        )
+    assert err.value.code == "token_already_issued"
+    with pytest.raises(RelayError) as err:  # someone else's message
+        await persons[0].api.request(
+            "POST",
+            "/v1/signals/tokens",
+            TokenRequest(msg_id=msg_id, blinded_element="A" * 43 + "="),
+        )
+    assert err.value.code == "unknown_message"
+
+
+async def test_estimates_hidden_below_k_and_signals_off_spend_nothing(sqlite_relay, make_account):
+    shop, persons, campaign_id = await campaign_to(sqlite_relay, make_account, 3)
+    persons[0].signals.settings.enabled = False
+    for person in persons:
+        assert (await person.signals.flush(now=2e10)).counted == 1
+    assert not (persons[0].profile.dir / "epsilon.json").exists()  # random bits cost nothing
+    status = await shop.api.campaign(campaign_id)
+    assert status.signal_reports == 3  # default k is 50: nothing is published
+    assert set(status.interactions.values()) == {None}
+
+
+def test_a_trivially_small_k_is_refused(sqlite_url):
+    with pytest.raises(ValueError, match="signals_min_k"):
+        relay_settings(sqlite_url, signals_min_k=2)
