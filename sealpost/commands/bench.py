@@ -7,7 +7,7 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-BENCHMARKS = ("campaign", "delivery", "tui")
+BENCHMARKS = ("campaign", "delivery", "tui", "signals")
 
 
 def register(sub: Any) -> None:
@@ -54,10 +54,17 @@ def _tui(args: Any) -> list[dict[str, Any]]:
     return tui_bench(chats=50, messages=args.messages)
 
 
+def _signals(args: Any) -> list[dict[str, Any]]:
+    from sealpost.benchmarks.signals import estimation_error
+
+    return [estimation_error()]
+
+
 RUNNERS: dict[str, Callable[[Any], list[dict[str, Any]]]] = {
     "campaign": _campaign,
     "delivery": _delivery,
     "tui": _tui,
+    "signals": _signals,
 }
 
 
@@ -74,6 +81,12 @@ def _line(r: dict[str, Any]) -> str:
         return (
             f"{r['name']}: {r['wall_s']} s vs floor {r['floor_s']} s -> ratio {r['ratio']} "
             f"(target <= {r['target_ratio']}) {verdict}"
+        )
+    if "worst_error_pct" in r:
+        return (
+            f"{r['name']}: worst error {r['worst_error_pct']}% of {r['recipients']} "
+            f"recipients, 95% CI about ±{r['ci_half_width_pct']}% (target {r['target']}) "
+            f"{verdict}"
         )
     if "messages_per_s" in r:
         return (
