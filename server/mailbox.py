@@ -14,7 +14,7 @@ from server.models import Account, BusinessChoice, Campaign, ChatContact, Mailbo
 from server.notify import announce
 from server.pricing import PriceTable
 from server.release import Candidate, decide
-from shared.api import ErrorDetail, SendResult
+from shared.api import ErrorDetail, MailboxItem, SendResult
 from shared.encoding import b64encode
 from shared.envelope import Envelope
 
@@ -34,6 +34,7 @@ class RoutingRules:
 class StoreOutcome:
     results: list[SendResult]
     woken: set[str] = field(default_factory=set)  # recipients with new pending mail
+    pushed: dict[str, list[MailboxItem]] = field(default_factory=dict)  # their new envelopes
 
 
 def envelope_digest(envelope: Envelope) -> str:
@@ -244,9 +245,20 @@ def store_envelopes(
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
     woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
+    pushed: dict[str, list[MailboxItem]] = {}
     try:
         if new_rows:
-            session.execute(insert(MailboxEntry.__table__), new_rows)  # type: ignore[attr-defined]
+            table = MailboxEntry.__table__  # type: ignore[attr-defined]
+            seqs = (
+                session.execute(
+                    insert(table).returning(table.c.seq, sort_by_parameter_order=True), new_rows
+                )
+                .scalars()
+                .all()
+            )
+            for row, seq in zip(new_rows, seqs, strict=True):
+                if row["state"] == "pending":
+                    pushed.setdefault(row["recipient"], []).append(_item(row, seq))
         announce(session, woken)
         session.commit()
     except IntegrityError:
@@ -255,10 +267,7 @@ def store_envelopes(
         if not retry:
             raise
         return store_envelopes(session, sender, envelopes, rules, now_ms, retry=False)
-    return StoreOutcome(
-        results=[r for r in results if r is not None],
-        woken=woken,
-    )
+    return StoreOutcome(results=[r for r in results if r is not None], woken=woken, pushed=pushed)
 
 
 def _first_error(
@@ -425,6 +434,24 @@ def acknowledge(
     found = {r.msg_id for r in rows}
     unique = list(dict.fromkeys(ids))
     return [i for i in unique if i in found], [i for i in unique if i not in found]
+
+
+def _item(row: dict[str, Any], seq: int) -> MailboxItem:
+    """A just-stored row as the stream frame its recipient will get (no database read)."""
+    envelope = Envelope.model_construct(
+        v=1,
+        id=row["msg_id"],
+        sender=row["sender"],
+        recipient=row["recipient"],
+        kind=row["kind"],
+        category=row["category"],
+        template_id=row["template_id"],
+        campaign_id=row["campaign_id"],
+        not_before=row["not_before"],
+        expires_at=row["expires_at"],
+        ciphertext=b64encode(row["ciphertext"]),
+    )
+    return MailboxItem.model_construct(seq=seq, envelope=envelope)
 
 
 def to_envelope(row: MailboxEntry) -> Envelope:

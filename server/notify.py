@@ -9,6 +9,7 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -16,37 +17,68 @@ from sqlmodel import Session
 log = logging.getLogger("sealpost.notify")
 
 
+class Subscription:
+    """One open stream's mailbox watch: a wake-up flag, plus envelopes stored by this process
+    since the stream last looked (so it can send them without querying the database)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+        self.pushed: list[Any] = []
+        self.must_fetch = False  # woken without the envelopes: look in the database
+
+    def drain(self) -> tuple[list[Any], bool]:
+        """Pushed envelopes and whether a database read is needed too; resets both."""
+        pushed, self.pushed = self.pushed, []
+        must_fetch, self.must_fetch = self.must_fetch, False
+        self.event.clear()
+        return pushed, must_fetch
+
+    def _push(self, items: list[Any] | None) -> None:  # runs on the stream's own loop
+        if items is None:
+            self.must_fetch = True
+        else:
+            self.pushed.extend(items)
+        self.event.set()
+
+
 class MailboxNotifier:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = (
-            defaultdict(set)
-        )
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._lock = threading.Lock()
 
-    def subscribe(self, handle: str) -> asyncio.Event:
-        event = asyncio.Event()
+    def subscribe(self, handle: str) -> Subscription:
+        sub = Subscription()
         with self._lock:
-            self._waiters[handle].add((asyncio.get_running_loop(), event))
-        return event
+            self._subs[handle].add(sub)
+        return sub
 
-    def unsubscribe(self, handle: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, handle: str, sub: Subscription) -> None:
         with self._lock:
-            waiters = self._waiters.get(handle, set())
-            for item in [w for w in waiters if w[1] is event]:
-                waiters.discard(item)
-            if not waiters:
-                self._waiters.pop(handle, None)
+            subs = self._subs.get(handle, set())
+            subs.discard(sub)
+            if not subs:
+                self._subs.pop(handle, None)
 
     def publish(self, handles: set[str]) -> None:
-        """Wake every stream of ``handles``; safe to call from any thread."""
+        """Tell every stream of ``handles`` to look in the database; safe from any thread."""
+        self._deliver({h: None for h in handles})
+
+    def push(self, items: dict[str, list[Any]]) -> None:
+        """Hand freshly committed envelopes to the streams of their recipients in this
+        process; safe from any thread. Streams still re-read the database on connect and at
+        every keepalive, so nothing depends on a push arriving."""
+        self._deliver(items)  # type: ignore[arg-type]
+
+    def _deliver(self, items: dict[str, list[Any] | None]) -> None:
         with self._lock:
-            targets = [w for h in handles for w in self._waiters.get(h, ())]
-        for loop, event in targets:
-            loop.call_soon_threadsafe(event.set)
+            targets = [(sub, items[h]) for h in items for sub in self._subs.get(h, ())]
+        for sub, batch in targets:
+            sub.loop.call_soon_threadsafe(sub._push, batch)
 
     def wake_all(self) -> None:
         """Wake every stream, e.g. so they notice the relay is shutting down."""
-        self.publish(set(self._waiters))
+        self.publish(set(self._subs))
 
 
 CHANNEL = "sealpost_mailbox"

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v1/mailboxes", tags=["mailbox"])
 
 # A client that never acks gets no more than this many envelopes ahead of its acks.
 MAX_UNACKED_PER_STREAM = 5000
+# Pushed envelopes skip the database; after this many unacked, read it to prune.
+PRUNE_AFTER = 1000
 
 HandlePath = Annotated[str, Path(pattern=HANDLE_PATTERN)]
 
@@ -93,29 +95,42 @@ async def stream(
 
     async def frames() -> AsyncIterator[bytes]:
         sent: set[int] = set()  # sent on this connection and not yet acked
-        wake = state.notifier.subscribe(handle)
+        sub = state.notifier.subscribe(handle)
+        must_read = True  # the database, not pushes, decides what is pending
         try:
             yield b"retry: 2000\nevent: ready\ndata: {}\n\n"
             while not state.shutting_down:
-                wake.clear()  # before the fetch, so mail stored during it wakes the next wait
-                items = await anyio.to_thread.run_sync(fetch, sent)
-                # Forget acked ones; what is still pending and already sent is not sent again.
-                sent &= {item.seq for item in items}
-                room = max(0, min(page, MAX_UNACKED_PER_STREAM - len(sent)))
-                fresh = [item for item in items if item.seq not in sent][:room]
-                for item in fresh:
-                    yield _frame(item)
-                    sent.add(item.seq)
-                if fresh and len(fresh) == room:
-                    continue  # maybe more pending: look again without waiting
+                if must_read:
+                    sub.drain()  # anything pushed until now is covered by this read
+                    items = await anyio.to_thread.run_sync(fetch, sent)
+                    # Forget acked ones; pending ones already sent are not sent again.
+                    sent &= {item.seq for item in items}
+                    room = max(0, min(page, MAX_UNACKED_PER_STREAM - len(sent)))
+                    fresh = [item for item in items if item.seq not in sent][:room]
+                    for item in fresh:
+                        yield _frame(item)
+                        sent.add(item.seq)
+                    if fresh and len(fresh) == room:
+                        continue  # maybe more pending: read again without waiting
+                    must_read = False
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=state.settings.keepalive_s)
+                    await asyncio.wait_for(sub.event.wait(), timeout=state.settings.keepalive_s)
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield b": keepalive\n\n"
+                    must_read = True  # also a slow safety net for anything missed
+                    continue
+                pushed, must_read = sub.drain()
+                fresh = [item for item in pushed if item.seq not in sent]
+                if len(sent) + len(fresh) > PRUNE_AFTER:
+                    must_read = True  # let a read forget acked ones and apply the cap
+                    continue
+                for item in fresh:
+                    yield _frame(item)
+                    sent.add(item.seq)
         finally:
-            state.notifier.unsubscribe(handle, wake)
+            state.notifier.unsubscribe(handle, sub)
 
     return StreamingResponse(
         frames(),

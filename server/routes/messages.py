@@ -25,7 +25,7 @@ _STATUS_OF = {
 
 
 def _after_store(request: Request, outcome: StoreOutcome) -> None:
-    request.app.state.notifier.publish(outcome.woken)
+    request.app.state.notifier.push(outcome.pushed)
 
 
 @router.post("", status_code=202, responses={200: {"model": SendResult}})
