@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from nacl.public import PublicKey
-from sqlmodel import Session
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger
+from sealpost.benchmarks.seeding import seed_persons
 from sealpost.relay_process import RelayProcess
-from server import schema
-from server.db import make_engine
-from server.models import Account
 from shared.envelope import TemplateContent, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
@@ -38,28 +35,7 @@ TEMPLATE = TemplateDraft(
 
 
 def _seed_persons(db_url: str, n: int) -> list[tuple[str, PublicKey]]:
-    engine = make_engine(db_url)
-    schema.upgrade(engine)
-    persons = []
-    with Session(engine) as session:
-        for i in range(n):
-            keys = AccountKeys.generate()
-            handle = f"person{i:06d}"
-            session.add(
-                Account(
-                    handle=handle,
-                    kind="person",
-                    display_name=handle,
-                    country="+39",
-                    sign_key=keys.public.sign_b64,
-                    box_key=keys.public.box_b64,
-                    created_at=0,
-                )
-            )
-            persons.append((handle, keys.public.box))
-        session.commit()
-    engine.dispose()
-    return persons
+    return [(handle, keys.public.box) for handle, keys in seed_persons(db_url, n)]
 
 
 def _floor(

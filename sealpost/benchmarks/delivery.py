@@ -24,12 +24,11 @@ from typing import Any
 import httpx
 import psycopg
 from sqlalchemy import insert
-from sqlmodel import Session
 
+from sealpost.benchmarks.seeding import seed_persons
 from sealpost.relay_process import RelayProcess
-from server import schema
 from server.db import make_engine
-from server.models import Account, MailboxEntry
+from server.models import MailboxEntry
 from shared.auth import sign_request
 from shared.encoding import b64encode
 from shared.keys import AccountKeys
@@ -40,25 +39,8 @@ TARGET_P99_MS = 250
 
 
 def _seed(db_url: str, clients: int) -> tuple[list[tuple[str, AccountKeys]], AccountKeys]:
-    engine = make_engine(db_url)
-    schema.upgrade(engine)
-    people = [(f"reader{i:05d}", AccountKeys.generate()) for i in range(clients)]
-    sender = AccountKeys.generate()
-    with Session(engine) as session:
-        for handle, keys in [*people, ("benchsender", sender)]:
-            session.add(
-                Account(
-                    handle=handle,
-                    kind="person",
-                    display_name=handle,
-                    country="+39",
-                    sign_key=keys.public.sign_b64,
-                    box_key=keys.public.box_b64,
-                    created_at=0,
-                )
-            )
-        session.commit()
-    engine.dispose()
+    people = seed_persons(db_url, clients, prefix="reader")
+    [(_, sender)] = seed_persons(db_url, 1, prefix="benchsender")
     return people, sender
 
 
@@ -71,7 +53,7 @@ def _envelopes(people: list[tuple[str, AccountKeys]], count: int) -> list[tuple[
         envelope = {
             "v": 1,
             "id": msg_id,
-            "sender": "benchsender",
+            "sender": "benchsender000000",
             "recipient": people[i % len(people)][0],
             "kind": "chat",
             "category": "service",
@@ -161,7 +143,7 @@ async def _submit(
 ) -> None:
     path = "/v1/messages/batch"
     body = ('{"envelopes":[' + ",".join(e for _, e in batch) + "]}").encode()
-    headers = sign_request(sender.signing, "benchsender", "POST", path, body)
+    headers = sign_request(sender.signing, "benchsender000000", "POST", path, body)
     headers["Content-Type"] = "application/json"
     start = time.perf_counter()
     for msg_id, _ in batch:
@@ -175,7 +157,7 @@ async def _submit(
             # recognised as duplicates, so resending is safe (as the real client does).
             if attempt == 2:
                 raise
-            headers = sign_request(sender.signing, "benchsender", "POST", path, body)
+            headers = sign_request(sender.signing, "benchsender000000", "POST", path, body)
             headers["Content-Type"] = "application/json"
     answer = response.json() if response.status_code == 200 else {}
     if answer.get("accepted", 0) + answer.get("duplicate", 0) != len(batch):
@@ -225,7 +207,7 @@ def _floor(db_url: str, people: list[tuple[str, AccountKeys]], messages: int) ->
     rows = [
         {
             "msg_id": secrets.token_hex(16),
-            "sender": "benchsender",
+            "sender": "benchsender000000",
             "recipient": people[i % len(people)][0],
             "kind": "chat",
             "category": "service",

@@ -10,7 +10,7 @@ from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import prepare_campaign, run_campaign, submit_campaign
 from client.events import ConnectionChanged, MessageStored
 from client.relay_api import RelayAPI, RelayUnavailable
-from sealpost.benchmarks.campaign import _seed_persons
+from sealpost.benchmarks.seeding import seed_persons
 from sealpost.relay_process import RelayProcess
 from shared.templates import TemplateDraft
 
@@ -125,7 +125,7 @@ async def test_campaign_through_one_delivered_through_the_other(relays, make_acc
 
 async def test_kill_9_mid_campaign_loses_and_duplicates_nothing(relays, pg_url, make_account):
     a, b = relays
-    handles = [h for h, _ in _seed_persons(pg_url, 3000)]
+    handles = [h for h, _ in seed_persons(pg_url, 3000)]
     real = [await make_account(f"real{i}", b) for i in range(3)]
     shop = await make_account("acme", a, business=True)
     await shop.api.top_up(10**10)
@@ -172,7 +172,7 @@ async def test_two_processes_racing_for_the_last_budget_never_overspend(
     relays, pg_url, make_account
 ):
     a, b = relays
-    handles = [h for h, _ in _seed_persons(pg_url, 400)]
+    handles = [h for h, _ in seed_persons(pg_url, 400)]
     shop = await make_account("acme", a, business=True)
     await shop.api.top_up(PRICE_IT * 500)  # room for 500 copies; two campaigns of 400 each
     template = await shop.api.register_template(OFFER)
@@ -197,7 +197,7 @@ async def test_two_processes_racing_for_the_last_budget_never_overspend(
 
 async def test_scheduled_copies_fire_exactly_once_across_processes(relays, pg_url, make_account):
     a, b = relays
-    handles = [h for h, _ in _seed_persons(pg_url, 600)]
+    handles = [h for h, _ in seed_persons(pg_url, 600)]
     shop = await make_account("acme", a, business=True)
     await shop.api.top_up(10**9)
     template = await shop.api.register_template(OFFER)
