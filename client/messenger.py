@@ -261,6 +261,7 @@ class Messenger:
             kind=envelope.kind,
             category=envelope.category,
             received_at=now_ms(),
+            campaign_id=envelope.campaign_id,
         )
         conversation = Conversation(peer=envelope.sender, display_name=envelope.sender)
         try:

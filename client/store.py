@@ -68,6 +68,7 @@ class StoredMessage(SQLModel, table=True):
     quarantine_reason: str | None = None
     quarantine_detail: str | None = None
     envelope_json: str | None = Field(default=None, description="Kept for quarantined messages")
+    campaign_id: str | None = Field(default=None, description="The envelope's campaign, if any")
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -106,6 +107,17 @@ class LocalStore:
             cur.close()
 
         SQLModel.metadata.create_all(self.engine, tables=CLIENT_TABLES)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Stores created by older versions lack newer nullable columns: add them in place."""
+        added = {"client_message": {"campaign_id": "VARCHAR"}}
+        with self.engine.begin() as conn:
+            for table, columns in added.items():
+                have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

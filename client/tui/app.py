@@ -22,10 +22,12 @@ from client.settings import ClientSettings
 from client.store import Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
+    MarketingDismissed,
     MessageArrived,
     ReplySubmitted,
     TemplateButtonPressed,
 )
+from client.tui.screens.business import BusinessToolsScreen
 from client.tui.screens.first_contact import FirstContactChoice, FirstContactModal
 from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
@@ -34,15 +36,19 @@ from client.tui.screens.privacy import PrivacyExplainer
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
 from client.tui.screens.search import SearchHit, SearchScreen
 from client.tui.screens.settings import SettingsScreen
+from client.tui.signals import campaign_of, campaigns_of
 from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line
 from client.tui.widgets.composer import Composer
+from client.tui.widgets.conversation import ConversationView
 from client.tui.widgets.message_render import is_marketing
 from shared.api import Preferences, SetLevel
 from shared.seal import PayloadTooLarge
+from shared.signals import Event
 from shared.templates import STOP_PROMOTIONS, RenderedButton
 
 T = TypeVar("T")
+SIGNAL_FLUSH_S = 60.0  # how often due signal reports are looked for (each has its own moment)
 THEMES = ("textual-dark", "textual-light")
 NOTIFY_TEXT: dict[NotifyMode, str] = {
     "toast": "toast",
@@ -70,6 +76,8 @@ class SealpostApp(App[None]):
         Binding("ctrl+b", "block", "Block", id="sealpost.block"),
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
+        Binding("f6", "dismiss_marketing", "Dismiss promo", id="sealpost.dismiss"),
+        Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
         Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
         Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
     ]
@@ -82,6 +90,7 @@ class SealpostApp(App[None]):
         time_format: TimeFormat = local_time,
         cursor_blink: bool = True,
         relay_url: str | None = None,
+        signal_flush_s: float = SIGNAL_FLUSH_S,
     ) -> None:
         super().__init__()
         # Opened here so a missing profile fails before the terminal switches to the app.
@@ -95,6 +104,8 @@ class SealpostApp(App[None]):
         self.state = TuiState.load(self.state_path)
         self.time_format = time_format
         self.cursor_blink = cursor_blink
+        self.signal_flush_s = signal_flush_s
+        self._flushing_signals = False
         self.prefs: Preferences | None = None
         self.online = False
         self._stop = asyncio.Event()
@@ -114,10 +125,15 @@ class SealpostApp(App[None]):
         self.push_screen(MainScreen())
         self.listen()
         self.fetch_preferences()
+        self.set_interval(self.signal_flush_s, self.flush_signals)
 
     async def on_unmount(self) -> None:
         self._stop.set()
         await self.messenger.aclose()
+
+    @property
+    def is_business_profile(self) -> bool:
+        return self.messenger.profile.info.kind == "business"
 
     @property
     def has_main(self) -> bool:
@@ -187,6 +203,7 @@ class SealpostApp(App[None]):
             if current:
                 self.main.conversation_changed(current)
             self.fetch_preferences()
+            self.flush_signals()
 
     def update_sub_title(self, unread: int | None = None) -> None:
         """``@handle · online · N unread`` in the header, for every screen."""
@@ -267,9 +284,12 @@ class SealpostApp(App[None]):
     # --- template buttons -----------------------------------------------------------------
 
     def on_template_button_pressed(self, event: TemplateButtonPressed) -> None:
-        self.press_template_button(event.message.peer, event.button)
+        self.press_template_button(event.message, event.button)
 
-    def press_template_button(self, business: str, button: RenderedButton) -> None:
+    def press_template_button(self, message: StoredMessage, button: RenderedButton) -> None:
+        business = message.peer
+        if button.type in ("url", "copy_code"):
+            self.record_signal([campaign_of(message)], "clicked")
         if button.type == "url" and button.url:
             self.copy_to_clipboard(button.url)
             if not self.is_headless:
@@ -282,6 +302,81 @@ class SealpostApp(App[None]):
             self.set_choice("promotions-stopped", business, True)
         else:
             self.send_reply(business, button.text)
+
+    # --- interaction signals ----------------------------------------------------------------
+
+    def record_signal(self, campaigns: Iterable[str | None], event: Event) -> None:
+        """Note ``event`` on each campaign's pending report (local only; it leaves later,
+        noised, delayed and anonymously). Never lets a signal problem disturb the app."""
+        for campaign in dict.fromkeys(c for c in campaigns if c):
+            try:
+                self.messenger.signals.record(campaign, event)
+            except Exception as exc:  # a signal is never worth an error in the person's face
+                self.log.error(f"recording {event} for {campaign} failed: {exc!r}")
+
+    def record_business_signal(self, business: str, event: Event) -> None:
+        """Note ``event`` on every campaign ``business`` sent here (block, stop, report)."""
+        try:
+            campaigns = campaigns_of(self.store, business)
+        except Exception as exc:
+            self.log.error(f"finding campaigns of {business} failed: {exc!r}")
+            return
+        self.record_signal(campaigns, event)
+
+    def flush_signals(self) -> None:
+        """Send the signal reports whose moment has come (each was given a random one)."""
+        if self.online and not self._flushing_signals:
+            self._flushing_signals = True
+            self._flush_signals()
+
+    @work(exit_on_error=False, group="signals")
+    async def _flush_signals(self) -> None:
+        try:
+            result = await self.messenger.signals.flush()
+            if result is not None:
+                self.log.info(f"signal reports: {result.counted} counted")
+        except Exception as exc:  # the relay away, a refusal: the reports wait for next time
+            self.log.warning(f"sending signal reports failed: {exc!r}")
+        finally:
+            self._flushing_signals = False
+
+    def set_signals_enabled(self, on: bool) -> None:
+        signals = self.messenger.signals
+        signals.settings.enabled = on
+        try:
+            signals.save_settings()
+        except OSError as exc:
+            self.notify(f"Could not save the setting: {exc}", severity="error", markup=False)
+            return
+        self.notify(
+            "Optional signals on: reports carry your (noised) answers"
+            if on
+            else "Optional signals off: reports carry only random noise"
+        )
+
+    def action_dismiss_marketing(self) -> None:
+        """Dismiss the selected marketing message (or the newest one in the open chat)."""
+        if not self.has_main or self.main.current_peer is None:
+            self.notify("Open a conversation with a business first.", severity="warning")
+            return
+        view = self.main.query_one(ConversationView)
+        message = view.selected_message
+        if not (message and is_marketing(message) and campaign_of(message)):
+            message = next(
+                (m for m in reversed(view.messages) if is_marketing(m) and campaign_of(m)), None
+            )
+        if message is None:
+            self.notify("No marketing message to dismiss here.", severity="warning")
+            return
+        self.dismiss_marketing(message)
+
+    def on_marketing_dismissed(self, event: MarketingDismissed) -> None:
+        self.dismiss_marketing(event.message)
+
+    def dismiss_marketing(self, message: StoredMessage) -> None:
+        self.record_signal([campaign_of(message)], "dismissed")
+        name, _ = self.name_of(message.peer)
+        self.notify(f"Dismissed the promotion from {name}.", markup=False)
 
     # --- the relay's copy of the person's choices -------------------------------------------
 
@@ -321,6 +416,9 @@ class SealpostApp(App[None]):
         if prefs:
             self._prefs_changed(prefs)
             self.notify(f"{words} @{business}", markup=False)
+            if on:
+                event: Event = "blocked" if choice == "blocked" else "stopped_promotions"
+                self.record_business_signal(business, event)
 
     @work(exit_on_error=False, group="prefs")
     async def set_level(self, level: SetLevel) -> None:
@@ -376,6 +474,7 @@ class SealpostApp(App[None]):
             if ok:
                 self.state.record_report(peer, messages)
                 self.save_state()
+                self.record_business_signal(peer, "reported")
                 self.notify(
                     f"Report about @{peer} recorded on this device (not sent: the moderation "
                     "channel comes later).",
@@ -411,6 +510,8 @@ class SealpostApp(App[None]):
         keys = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
+            if binding.action == "business_tools" and not self.is_business_profile:
+                continue
             key = self.state.keymap.get(binding.id or "", binding.key)
             shown = ", ".join(
                 self.get_key_display(Binding(k, binding.action)) for k in key.split(",")
@@ -431,8 +532,21 @@ class SealpostApp(App[None]):
                 peer=peer,
                 peer_name=self.name_of(peer)[0] if peer else None,
                 notify=self.state.notify_mode(peer) if peer else "toast",
+                signals=self.messenger.signals.settings.enabled,
             )
         )
+
+    def action_business_tools(self) -> None:
+        if not self.is_business_profile:
+            self.notify("Business tools are for business profiles.", severity="warning")
+            return
+        if not isinstance(self.screen, BusinessToolsScreen):
+            self.push_screen(BusinessToolsScreen())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "business_tools" and not self.is_business_profile:
+            return False  # not in the footer of a person's app
+        return True
 
     def action_search(self) -> None:
         if isinstance(self.screen, SearchScreen):
@@ -525,4 +639,15 @@ class SealpostApp(App[None]):
         yield SystemCommand(
             "Report this business", "Shows exactly what would be sent first", self.action_report
         )
+        yield SystemCommand(
+            "Dismiss this promotion",
+            "Not interested (counted only in the campaign's noised, anonymous report)",
+            self.action_dismiss_marketing,
+        )
+        if self.is_business_profile:
+            yield SystemCommand(
+                "Business tools",
+                "Templates, campaigns, budget and analytics",
+                self.action_business_tools,
+            )
         yield SystemCommand("Toggle dark / light theme", "", self.action_toggle_theme)

@@ -51,6 +51,13 @@ class TemplateButtonPressed(Message):
 
 
 @dataclass
+class MarketingDismissed(Message):
+    """The person dismissed a marketing message ("not interested"); nothing is deleted."""
+
+    message: StoredMessage
+
+
+@dataclass
 class PreferencesChanged(Message):
     """The relay's copy of the person's choices, after a fetch or a change."""
 

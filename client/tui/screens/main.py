@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Header, Label
 
 from client.store import StoredMessage
 from client.tui.messages import ConversationSelected
+from client.tui.signals import campaign_of, shown_campaigns
 from client.tui.widgets.action_bar import ActionBar
 from client.tui.widgets.chat_list import ChatList, ChatRow
 from client.tui.widgets.composer import Composer
@@ -115,6 +116,7 @@ class MainScreen(Screen[None]):
             view.focus()
         self.query_one(Composer).peer = peer
         self.mark_read(peer)
+        self.app.record_signal(shown_campaigns(view.messages), "read")
         self.app.maybe_first_contact(peer)
 
     def mark_read(self, peer: str) -> None:
@@ -140,6 +142,7 @@ class MainScreen(Screen[None]):
             self.query_one(ConversationView).reload()
             if self.app.screen is self:
                 self.app.store.mark_read(message.peer)
+                self.app.record_signal([campaign_of(message)], "read")
         self.refresh_chats()
 
     def conversation_changed(self, peer: str) -> None:

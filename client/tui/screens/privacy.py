@@ -28,11 +28,24 @@ cannot open.
 
 **Limited non-personal info (business chats)**
 
-The app may send anonymous signals about marketing messages: one event from a fixed list
-(delivered, read, clicked, dismissed, stopped promotions, blocked, reported), a campaign id and
-a day. No handle, no message id, no text, no exact time. They are sent separately from your
-account, delayed, and randomly noised, so no single signal says anything certain about you;
-businesses only see totals over many people.
+For each marketing campaign you receive, the app sends **exactly one** anonymous report,
+whatever you did, so that a report existing says nothing. It holds only a campaign id, a day
+and yes/no answers from a fixed list (delivered, read, clicked, dismissed, stopped promotions,
+blocked, reported). Nothing else can be put in it: no handle, no message id, no text.
+
+- **Randomized response**: before it leaves, every yes/no is flipped at random (by default one
+  time in four), so no report says anything certain about you. A privacy budget limits how many
+  reports carry real answers each day and over any 30 days; beyond it, reports are pure noise.
+- **Random delay**: a report leaves at a random moment within a day of the delivery, never at
+  the moment you read or click, so its timing cannot be matched with you.
+- **No credentials**: reports go on a separate connection that carries no account key, handle
+  or signature. A one-time blind token proves you received the campaign without saying who
+  you are, and stops anyone sending two reports.
+- **Estimates only**: the platform adds the noisy reports up and publishes estimates with a
+  margin of error, and only when enough people reported (50 by default); businesses never see
+  a single person's report.
+- You can turn optional signals off in Settings (F2): reports still go out, but carry only
+  noise. Block, stop promotions and report are explicit choices and still take effect.
 
 **Reports** are the exception you make on purpose: before anything goes, you see exactly what
 would be sent (at most the last five messages from that business).

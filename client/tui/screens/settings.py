@@ -25,6 +25,12 @@ NOTIFY_CHOICES: list[tuple[NotifyMode, str]] = [
     ("off", "Off: no toast, no bell; the unread count still shows"),
 ]
 
+SIGNALS_HELP = (
+    "When on, the one anonymous report this device sends per campaign says, with random noise, "
+    "whether you read, clicked or dismissed it; when off, that report is pure noise, while "
+    "block, stop promotions and report stay explicit choices that are still sent."
+)
+
 NOTIFY_HELP = (
     "Marketing messages are never silent: they always raise a toast labelled 'Marketing', "
     "unless you set that conversation to Off here yourself."
@@ -45,6 +51,7 @@ class SettingsScreen(ModalScreen[None]):
         peer: str | None = None,
         peer_name: str | None = None,
         notify: NotifyMode = "toast",
+        signals: bool = True,
     ) -> None:
         super().__init__(classes="sealpost-modal")
         self.prefs = prefs
@@ -53,6 +60,7 @@ class SettingsScreen(ModalScreen[None]):
         self.peer = peer
         self.peer_name = peer_name or peer
         self.notify_mode = notify
+        self.signals = signals
 
     def compose(self) -> ComposeResult:
         prefs = self.prefs
@@ -104,6 +112,11 @@ class SettingsScreen(ModalScreen[None]):
                                 title, value=value == self.notify_mode, id=f"notify-{value}"
                             )
                     yield Static(Text(NOTIFY_HELP, "italic"), classes="setting-note")
+                yield Label("Privacy signals", classes="section")
+                with Horizontal(classes="setting-row"):
+                    yield Switch(self.signals, id="signals")
+                    yield Label("Send optional interaction signals")
+                yield Static(Text(SIGNALS_HELP, "italic"), classes="setting-note")
                 yield Label("On this device", classes="section")
                 with Horizontal(classes="setting-row"):
                     yield Switch(self.bell, id="bell")
@@ -156,6 +169,12 @@ class SettingsScreen(ModalScreen[None]):
         if self.peer and mode in NOTIFY_MODES and mode != self.notify_mode:
             self.notify_mode = mode  # type: ignore[assignment]
             self.app.set_notify_mode(self.peer, mode)  # type: ignore[attr-defined]
+
+    @on(Switch.Changed, "#signals")
+    def toggle_signals(self, event: Switch.Changed) -> None:
+        if event.value != self.signals:
+            self.signals = event.value
+            self.app.set_signals_enabled(event.value)  # type: ignore[attr-defined]
 
     @on(Switch.Changed, "#bell")
     def toggle_bell(self, event: Switch.Changed) -> None:

@@ -6,7 +6,8 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Label
 
 from client.store import StoredMessage
-from client.tui.messages import TemplateButtonPressed
+from client.tui.messages import MarketingDismissed, TemplateButtonPressed
+from client.tui.signals import campaign_of
 from client.tui.widgets.message_render import button_label, is_marketing, template_of
 from shared.templates import MAX_BUTTONS, STOP_PROMOTIONS
 
@@ -28,6 +29,10 @@ class ActionBar(Horizontal):
             button = Button("", id=f"template-button-{index}", compact=True)
             button.display = False
             yield button
+        dismiss = Button("Dismiss ✕", id="dismiss-marketing", compact=True)
+        dismiss.tooltip = Text(DISMISS_TIP)
+        dismiss.display = False
+        yield dismiss
 
     async def show_for(self, message: StoredMessage | None) -> None:
         """Kept awaitable for callers; the work is synchronous (see :meth:`show`)."""
@@ -46,7 +51,11 @@ class ActionBar(Horizontal):
             return
         caption = "Marketing message:" if is_marketing(message) else "Actions:"
         self.query_one("#action-caption", Label).update(Text(caption))
-        for index, widget in enumerate(self.query(Button).results(Button)):
+        self.query_one("#dismiss-marketing").display = bool(
+            is_marketing(message) and campaign_of(message)
+        )
+        for index in range(MAX_BUTTONS):
+            widget = self.query_one(f"#template-button-{index}", Button)
             if index >= len(buttons):
                 widget.display = False
                 continue
@@ -59,12 +68,22 @@ class ActionBar(Horizontal):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
+        if event.button.id == "dismiss-marketing":
+            if self.message:
+                self.post_message(MarketingDismissed(self.message))
+            return
         template = template_of(self.message) if self.message else None
         if not (self.message and template and event.button.id):
             return
         index = int(event.button.id.rsplit("-", 1)[1])
         if index < len(template.buttons):
             self.post_message(TemplateButtonPressed(self.message, template.buttons[index]))
+
+
+DISMISS_TIP = (
+    "Not interested: nothing is deleted; the campaign's anonymous, noised report counts it "
+    "(if optional signals are on)"
+)
 
 
 def _tooltip(kind: str, url: str | None) -> str:

@@ -42,6 +42,7 @@ class ConversationView(ScrollView, can_focus=True):
         Binding("end", "select_edge(1)", "Last", show=False),
         Binding("pageup", "page_up", show=False),
         Binding("pagedown", "page_down", show=False),
+        Binding("x", "app.dismiss_marketing", "Dismiss promo", show=False),
     ]
 
     COMPONENT_CLASSES = {
