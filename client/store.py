@@ -46,7 +46,8 @@ class Conversation(SQLModel, table=True):
 
 
 class StoredMessage(SQLModel, table=True):
-    """One message, in or out. ``status``: queued, sent, verified or quarantined."""
+    """One message, in or out. ``status``: queued or sent or failed (outgoing), verified or
+    quarantined (incoming)."""
 
     __tablename__ = "client_message"
     __table_args__ = (Index("ix_client_message_peer_time", "peer", "sent_at"),)

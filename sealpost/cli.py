@@ -47,3 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sealpost inbox | head`: the reader left, nothing to say
+        sys.stderr.close()
+        return 0

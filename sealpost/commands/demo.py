@@ -273,20 +273,22 @@ def run_script(args: Any) -> int:
     from server.settings import RelaySettings
 
     tmp = tempfile.mkdtemp(prefix="sealpost-demo-")
-    db_path = Path(tmp) / "relay.db"
-    with EmbeddedRelay(RelaySettings(db=f"sqlite:///{db_path}")) as relay:
-        print(f"relay running at {relay.url} (database {db_path})")
-        asyncio.run(_story(Path(tmp) / "home", relay.url))
-    relay_bytes = b"".join(p.read_bytes() for p in Path(tmp).glob("relay.db*"))
-    secrets = [t for _, _, t in DEMO_LINES] + [v for _, n, c in AUDIENCE for v in (n, c)]
-    leaked = [s for s in secrets if s.encode() in relay_bytes]
-    print(
-        f"\n3. The relay's database ({len(relay_bytes):,} bytes with its WAL) was searched for "
-        f"every message text, customer code and name: "
-        f"{'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
-    )
-    if args.keep:
-        print(f"Demo files: {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        db_path = Path(tmp) / "relay.db"
+        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{db_path}")) as relay:
+            print(f"relay running at {relay.url} (database {db_path})")
+            asyncio.run(_story(Path(tmp) / "home", relay.url))
+        relay_bytes = b"".join(p.read_bytes() for p in Path(tmp).glob("relay.db*"))
+        secrets = [t for _, _, t in DEMO_LINES] + [v for _, n, c in AUDIENCE for v in (n, c)]
+        leaked = [s for s in secrets if s.encode() in relay_bytes]
+        print(
+            f"\n3. The relay's database ({len(relay_bytes):,} bytes with its WAL) was searched "
+            f"for every message text, customer code and name: "
+            f"{'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
+        )
+        if args.keep:
+            print(f"Demo files: {tmp}")
+    finally:
+        if not args.keep:  # also when the story fails or the output pipe closes early
+            shutil.rmtree(tmp, ignore_errors=True)
     return 1 if leaked else 0
