@@ -1,6 +1,8 @@
 """The headless client: accounts, sending through a crash-safe outbox, syncing and listening."""
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,12 @@ from shared.seal import (
     seal_envelope,
     sign_payload,
 )
+from shared.tokens import TokenError
+
+log = logging.getLogger("sealpost.client")
+
+ACK_BATCH = 100
+ACK_LULL_S = 0.05
 
 
 def now_ms() -> int:
@@ -316,16 +324,26 @@ class Messenger:
                 report.duplicates += 1
             else:
                 report.stored.append(stored)
-        if items:
-            # Ack only after the store committed: a crash before this line means redelivery,
-            # which the store ignores; never a loss.
-            await self.api.ack([i.envelope.id for i in items])
-        for message in report.stored:
-            if message.status == "verified" and message.kind == "template":
-                campaign_id = _campaign_of(items, message.msg_id)
-                if campaign_id:
-                    await self.signals.on_delivered(message.msg_id, campaign_id)
+        await self._ack(items, report.stored)
         return report
+
+    async def _ack(self, items: list[MailboxItem], stored: list[StoredMessage]) -> None:
+        """Ack what the store has committed, then ask for signal tokens for campaign copies."""
+        if not items:
+            return
+        # Ack only after the store committed: a crash before this line means redelivery,
+        # which the store ignores; never a loss.
+        await self.api.ack([i.envelope.id for i in items])
+        for message in stored:
+            campaign_id = _campaign_of(items, message.msg_id)
+            if message.status != "verified" or message.kind != "template" or not campaign_id:
+                continue
+            try:
+                await self.signals.on_delivered(message.msg_id, campaign_id)
+            except (RelayError, RelayUnavailable, TokenError) as exc:
+                # No token, no report for this campaign: a gap in the statistics, never a
+                # reason to hold up the person's messages.
+                log.warning("no signal token for %s: %s", campaign_id, exc)
 
     async def sync(self) -> SyncReport:
         """Fetch every pending envelope, store it exactly once, and ack it."""
@@ -386,11 +404,48 @@ class Messenger:
     ) -> None:
         await self.flush_outbox()
         on_event(ConnectionChanged(online=True))
-        async for item in self.api.stream():
-            report = await self._receive_and_ack([item])
-            progress.advanced = True
-            for message in report.stored:
-                on_event(MessageStored(message))
+        # Each envelope is stored and shown at once; acks go out in small batches (after a
+        # short lull, or every 100), so a burst costs a few requests rather than one each.
+        unacked: list[MailboxItem] = []
+        stored: list[StoredMessage] = []
+
+        async def ack_now() -> None:
+            items, done = unacked[:], stored[:]
+            unacked.clear()
+            stored.clear()
+            await self._ack(items, done)
+
+        async def ack_after_lull() -> None:
+            loop = asyncio.get_running_loop()
+            wait = ACK_LULL_S
+            while wait > 0:  # sleep until no envelope has come for ACK_LULL_S
+                await asyncio.sleep(wait)
+                wait = ACK_LULL_S - (loop.time() - last_arrival[0])
+            with contextlib.suppress(RelayError, RelayUnavailable):  # redelivered later
+                await ack_now()
+
+        acker: asyncio.Task[None] | None = None
+        last_arrival = [0.0]
+        try:
+            async for item in self.api.stream():
+                message = await self._receive(item)
+                progress.advanced = True
+                last_arrival[0] = asyncio.get_running_loop().time()
+                unacked.append(item)
+                if message is not None:
+                    stored.append(message)
+                    on_event(MessageStored(message))
+                if len(unacked) >= ACK_BATCH:
+                    await ack_now()
+                elif acker is None or acker.done():
+                    acker = asyncio.create_task(ack_after_lull())
+        finally:
+            if acker is not None and not acker.done():
+                acker.cancel()
+            if unacked:
+                # Best effort on the way out; anything unacked is simply delivered again.
+                with contextlib.suppress(RelayError, RelayUnavailable):
+                    await asyncio.shield(ack_now())
 
 
 @dataclass
