@@ -48,6 +48,15 @@ from shared.signals import Event
 from shared.templates import STOP_PROMOTIONS, RenderedButton
 
 T = TypeVar("T")
+# Actions on the open conversation: kept out of the business tools' footer.
+CHAT_ACTIONS = {
+    "filter",
+    "cycle_notify",
+    "block",
+    "report",
+    "toggle_promotions",
+    "dismiss_marketing",
+}
 SIGNAL_FLUSH_S = 60.0  # how often due signal reports are looked for (each has its own moment)
 THEMES = ("textual-dark", "textual-light")
 NOTIFY_TEXT: dict[NotifyMode, str] = {
@@ -540,12 +549,23 @@ class SealpostApp(App[None]):
         if not self.is_business_profile:
             self.notify("Business tools are for business profiles.", severity="warning")
             return
-        if not isinstance(self.screen, BusinessToolsScreen):
-            self.push_screen(BusinessToolsScreen())
+        if isinstance(self.screen, BusinessToolsScreen):
+            return
+        # Installed, so closing it neither loses a half-typed template nor cancels a campaign
+        # still being sealed and sent: its workers keep running behind the chats.
+        if not self.is_screen_installed("business-tools"):
+            self.install_screen(BusinessToolsScreen(), "business-tools")
+        self.push_screen("business-tools")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "business_tools" and not self.is_business_profile:
-            return False  # not in the footer of a person's app
+        on_tools = bool(self.screen_stack) and isinstance(
+            self.screen_stack[-1], BusinessToolsScreen
+        )
+        if action == "business_tools":
+            # Not in the footer of a person's app, nor twice on the tools themselves.
+            return self.is_business_profile and not on_tools
+        if action in CHAT_ACTIONS and on_tools:
+            return False  # about the open chat, which the business tools cover
         return True
 
     def action_search(self) -> None:

@@ -16,6 +16,7 @@ GENERAL = (
 
 EXTRA_KEYS = [
     ("↑ ↓ / k j", "select a message in the conversation"),
+    ("x", "dismiss the selected marketing message (not interested)"),
     ("Tab / Shift+Tab", "move between chat list, conversation, buttons and composer"),
     ("Enter", "send what you typed (queued if the relay is away)"),
     ("Ctrl+P", "command palette"),

@@ -53,6 +53,12 @@ class MainScreen(Screen[None]):
             self.open_conversation(rows[0].peer)
         self.query_one("#chat-options").focus()
 
+    def on_screen_resume(self) -> None:
+        # Back from a modal or another screen: what arrived meanwhile is now in view.
+        view = self.query_one(ConversationView)
+        if view.peer is not None:
+            self.app.record_signal(shown_campaigns(view.messages), "read")
+
     # --- state from the app -------------------------------------------------------------
 
     @property

@@ -26,9 +26,9 @@ NOTIFY_CHOICES: list[tuple[NotifyMode, str]] = [
 ]
 
 SIGNALS_HELP = (
-    "When on, the one anonymous report this device sends per campaign says, with random noise, "
-    "whether you read, clicked or dismissed it; when off, that report is pure noise, while "
-    "block, stop promotions and report stay explicit choices that are still sent."
+    "When on, the one anonymous report sent per campaign says, with random noise, whether you "
+    "read, clicked or dismissed it (when off, it is pure noise). Blocking and stopping "
+    "promotions are explicit choices: they still reach the relay as your preferences."
 )
 
 NOTIFY_HELP = (

@@ -1,0 +1,39 @@
+"""Which campaigns an interaction in the app concerns (the signal agent does the rest).
+
+The app only notes events on the pending report of a campaign (``SignalAgent.record``); the
+report itself leaves later, noised, delayed and on the anonymous channel.
+"""
+
+from collections.abc import Iterable
+
+from sqlmodel import col, select
+
+from client.store import LocalStore, StoredMessage
+
+
+def campaign_of(message: StoredMessage | None) -> str | None:
+    """The campaign of a genuine campaign copy; None for anything else."""
+    if message is None or message.status != "verified" or message.kind != "template":
+        return None
+    return message.campaign_id
+
+
+def shown_campaigns(messages: Iterable[StoredMessage]) -> list[str]:
+    """The campaigns of the messages a view shows, each once, oldest first."""
+    return list(dict.fromkeys(c for m in messages if (c := campaign_of(m))))
+
+
+def campaigns_of(store: LocalStore, business: str) -> list[str]:
+    """Every campaign ``business`` sent this device a copy of."""
+    with store.session() as s:
+        query = (
+            select(StoredMessage.campaign_id)
+            .where(
+                StoredMessage.peer == business,
+                StoredMessage.kind == "template",
+                StoredMessage.status == "verified",
+                col(StoredMessage.campaign_id).is_not(None),
+            )
+            .distinct()
+        )
+        return [c for c in s.exec(query) if c]

@@ -1,0 +1,122 @@
+"""Interaction signals from the app: what the person does sets bits of the pending report."""
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from client.messenger import Messenger
+from client.signals import PendingSignal
+from client.store import LocalStore
+from client.tui.screens.first_contact import FirstContactModal
+from client.tui.screens.privacy import EXPLAINER
+from client.tui.screens.settings import SettingsScreen
+from server.embedded import EmbeddedRelay
+from shared.signals import events_of
+from tests.conftest import PersonFactory
+from tests.tui.conftest import SIZE, make_app, wait_for
+from tests.tui.test_business_messages import send_offer
+
+
+def pending(messenger: Messenger) -> list[PendingSignal]:
+    with Session(messenger.store.engine) as s:
+        return list(s.exec(select(PendingSignal)))
+
+
+def events(messenger: Messenger) -> set[str]:
+    """The true events of the (single) pending report, as this device holds them."""
+    [row] = pending(messenger)
+    return set(events_of(row.true_bits))
+
+
+async def test_reading_clicking_dismissing_and_blocking_set_bits(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()  # stored and acked: a token and a pending report with "delivered" only
+    assert events(bob) == {"delivered"}
+    [row] = pending(bob)
+    [message] = bob.store.messages("acme")
+    assert message.campaign_id == row.campaign_id
+
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        # The app opens on the marketing chat: it is shown, so it counts as read.
+        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
+        assert events(bob) == {"delivered", "read"}
+        await pilot.press("c")  # Continue records nothing
+        await wait_for(pilot, lambda: not isinstance(app.screen, FirstContactModal))
+        assert events(bob) == {"delivered", "read"}
+
+        await pilot.click("#template-button-0")  # the URL button
+        assert app.clipboard == "https://acme.example/shop"
+        assert events(bob) == {"delivered", "read", "clicked"}
+
+        assert app.main.query_one("#dismiss-marketing").display  # a button, and a key:
+        app.main.query_one("#conversation").focus()
+        await pilot.press("x")
+        assert "dismissed" in events(bob)
+
+        await pilot.press("ctrl+b")  # block, from anywhere
+        await wait_for(pilot, lambda: app.prefs and app.prefs.blocked == ["acme"])
+        assert events(bob) == {"delivered", "read", "clicked", "dismissed", "blocked"}
+        assert not pending(bob)[0].sent  # nothing left the device: the report is not due
+
+
+async def test_due_reports_are_flushed_on_the_anonymous_channel(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()
+    with Session(bob.store.engine) as s:  # its random moment has come
+        row = s.exec(select(PendingSignal)).one()
+        row.send_after = 0
+        s.add(row)
+        s.commit()
+
+    app = make_app(home, "bob")
+    app.signal_flush_s = 0.2
+    app.state.first_contact["acme"] = "continue"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: pending(bob)[0].sent)
+        [sent] = [e for e in app.messenger.ledger.entries() if e["url"].endswith("/v1/signals")]
+        assert sent["headers"]["channel"] == "anonymous"
+        assert not any(k.lower().startswith("sealpost-") for k in sent["headers"])
+        assert app.is_running  # and nothing crashed when later flushes found nothing due
+
+
+async def test_signals_switch_persists(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob = await make_account("bob", sqlite_relay)
+    assert bob.signals.settings.enabled
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await pilot.click("#signals")
+        await wait_for(pilot, lambda: not app.messenger.signals.settings.enabled)
+    reopened = Messenger.open(home, "bob")
+    assert not reopened.signals.settings.enabled
+    await reopened.aclose()
+    # The explainer says what the signals are, accurately.
+    for words in ("exactly one", "Randomized response", "Random delay", "No credentials"):
+        assert words in EXPLAINER
+    assert "only when enough people reported (50 by default)" in " ".join(EXPLAINER.split())
+
+
+def test_store_from_before_campaign_ids_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    LocalStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE client_message DROP COLUMN campaign_id")
+    conn.commit()
+    conn.close()
+    store = LocalStore(path)  # an older store: the column is added on open
+    assert store.messages() == []
+    store.close()
