@@ -160,7 +160,11 @@ class SignalAgent:
         return randomize(true_bits, self.settings.epsilon_per_bit, self._rng)
 
     async def flush(self, now: float | None = None) -> SignalResult | None:
-        """Send every report whose moment has come, in one anonymous request."""
+        """Send every report whose moment has come, each in its own anonymous request.
+
+        Call it from a loop of its own (the app does, every minute), not right after a
+        signed request: an anonymous request that follows an account's request from the same
+        address within milliseconds is easy to link to it."""
         now = time.time() if now is None else now
         with Session(self.engine) as s:  # type: ignore[arg-type]
             due = list(
@@ -173,17 +177,27 @@ class SignalAgent:
             )
         if not due:
             return None
-        random.shuffle(due)  # the order of a batch must not mirror the order of deliveries
-        reports = [
-            encode_report(
-                row.campaign_id,
-                row.day,
-                self._noisy(row.true_bits, row.day),
-                Token(b64decode(row.token_input), b64decode(row.token_output)),
-            ).decode()
-            for row in due
-        ]
-        body = SignalBatch(reports=reports).model_dump_json().encode()
+        random.shuffle(due)
+        counted = 0
+        refused: dict[int, str] = {}
+        for index, row in enumerate(due):
+            # One request per report, each on a fresh connection: reports sent together
+            # would tell the relay they come from the same person.
+            noisy = self._noisy(row.true_bits, row.day)
+            token = Token(b64decode(row.token_input), b64decode(row.token_output))
+            report = encode_report(row.campaign_id, row.day, noisy, token).decode()
+            result = await self._send_anonymously(report)
+            counted += result.counted
+            for why in result.refused.values():
+                refused[index] = why
+            with Session(self.engine) as s:  # type: ignore[arg-type]
+                row.sent = True
+                s.merge(row)
+                s.commit()
+        return SignalResult(counted=counted, refused=refused)
+
+    async def _send_anonymously(self, report: str) -> SignalResult:
+        body = SignalBatch(reports=[report]).model_dump_json().encode()
         url = self.api.base_url + "/v1/signals"
         headers = {"Content-Type": "application/json"}
         self.ledger.record("POST", url, {"channel": "anonymous", **headers}, body)
@@ -192,9 +206,4 @@ class SignalAgent:
             response = await anonymous.post(url, content=body, headers=headers)
         if response.status_code != 200:
             raise RelayError(response.status_code, "signals_refused", response.text[:200])
-        with Session(self.engine) as s:  # type: ignore[arg-type]
-            for row in due:
-                row.sent = True
-                s.merge(row)
-            s.commit()
         return SignalResult.model_validate(response.json())

@@ -8,9 +8,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sealpost.commands import account, bench, business, chat, demo, messaging, prefs, relay
+from sealpost.commands import (
+    account,
+    audit,
+    bench,
+    business,
+    chat,
+    demo,
+    messaging,
+    prefs,
+    relay,
+)
 
-COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench)
+COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench, audit)
 
 EPILOG = """\
 quick tour:

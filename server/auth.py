@@ -127,14 +127,18 @@ def authenticated(
     session: Annotated[Session, Depends(get_session)],
 ) -> Account:
     """The account that signed this request, after signature, window, replay and rate checks."""
-    account = session.get(Account, signed.handle)
-    if account is None:
-        raise ApiError(
-            401,
-            "unknown_account",
-            f"No account '{signed.handle}' on this relay; register it first.",
-        )
-    verify_signed(request, signed, account.sign_key, session)
+    try:
+        account = session.get(Account, signed.handle)
+        if account is None:
+            raise ApiError(
+                401,
+                "unknown_account",
+                f"No account '{signed.handle}' on this relay; register it first.",
+            )
+        verify_signed(request, signed, account.sign_key, session)  # commits
+    except BaseException:
+        session.rollback()  # never leave a transaction (and SQLite's write lock) behind
+        raise
     wait = request.app.state.rate_limits.take(account.handle)
     if wait:
         raise ApiError(

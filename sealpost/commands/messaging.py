@@ -93,7 +93,6 @@ def inbox(args: Any) -> int:
         if not args.no_sync:
             report = await messenger.sync()
             await messenger.flush_outbox()
-            await messenger.signals.flush()  # anonymous reports whose random moment has come
             synced = {
                 "new": len(report.stored),
                 "duplicates": report.duplicates,

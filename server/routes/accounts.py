@@ -9,10 +9,11 @@ from sqlmodel import col, select
 from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
 from server.errors import ApiError
 from server.models import Account
+from server.transactions import TransactionalRoute
 from shared.api import AccountInfo, LookupRequest, LookupResponse, RegisterAccount
 from shared.identifiers import HANDLE_PATTERN
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=TransactionalRoute)
 
 
 def _info(account: Account) -> AccountInfo:

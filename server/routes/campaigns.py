@@ -7,6 +7,7 @@ from server import billing, campaigns
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry
+from server.transactions import TransactionalRoute
 from shared.api import (
     BudgetView,
     CampaignCreate,
@@ -17,7 +18,7 @@ from shared.api import (
 )
 from shared.pricing import PriceTable
 
-router = APIRouter(prefix="/v1", tags=["campaigns"])
+router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=TransactionalRoute)
 
 
 def _report(request: Request, session: DbSession, campaign: Campaign) -> CampaignReport:

@@ -1,9 +1,10 @@
 from fastapi import APIRouter
 
+from server.transactions import TransactionalRoute
 from shared.api import Health
 from shared.version import PROTOCOL_VERSION
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=TransactionalRoute)
 
 
 @router.get("/healthz")

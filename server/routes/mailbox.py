@@ -14,11 +14,12 @@ from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.mailbox import acknowledge, pending, to_envelope
 from server.models import Account
+from server.transactions import TransactionalRoute
 from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
 from shared.version import MAX_INT64
 
-router = APIRouter(prefix="/v1/mailboxes", tags=["mailbox"])
+router = APIRouter(prefix="/v1/mailboxes", tags=["mailbox"], route_class=TransactionalRoute)
 
 # A client that never acks gets no more than this many envelopes ahead of its acks.
 MAX_UNACKED_PER_STREAM = 5000

@@ -5,10 +5,11 @@ from fastapi import APIRouter, Request, Response
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.mailbox import StoreOutcome, store_envelopes
+from server.transactions import TransactionalRoute
 from shared.api import BatchRequest, BatchResponse, SendResult
 from shared.envelope import Envelope
 
-router = APIRouter(prefix="/v1/messages", tags=["messages"])
+router = APIRouter(prefix="/v1/messages", tags=["messages"], route_class=TransactionalRoute)
 
 _STATUS_OF = {
     "sender_mismatch": 403,

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Path
 
 from server import preferences
 from server.auth import CurrentAccount, DbSession
+from server.transactions import TransactionalRoute
 from shared.api import Preferences, SetLevel
 from shared.identifiers import HANDLE_PATTERN
 
-router = APIRouter(prefix="/v1/prefs", tags=["preferences"])
+router = APIRouter(prefix="/v1/prefs", tags=["preferences"], route_class=TransactionalRoute)
 
 BusinessPath = Annotated[str, Path(pattern=HANDLE_PATTERN)]
 

@@ -5,11 +5,12 @@ from fastapi import APIRouter, Request
 from server import signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
+from server.transactions import TransactionalRoute
 from shared.api import CampaignKey, SignalBatch, SignalResult, TokenRequest, TokenResponse
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode, b64encode
 
-router = APIRouter(prefix="/v1/signals", tags=["signals"])
+router = APIRouter(prefix="/v1/signals", tags=["signals"], route_class=TransactionalRoute)
 
 
 @router.get("/keys/{campaign_id}")

@@ -9,11 +9,12 @@ from server import template_registry
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Template
+from server.transactions import TransactionalRoute
 from shared.api import TemplateInfo, TemplateList
 from shared.identifiers import HANDLE_PATTERN
 from shared.templates import TemplateDraft
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"])
+router = APIRouter(prefix="/v1/templates", tags=["templates"], route_class=TransactionalRoute)
 
 
 @router.post("", status_code=201)

@@ -1,0 +1,670 @@
+"""The audit's checks: each looks at what the relay received or kept and says pass or fail.
+
+Every check returns a :class:`Check` with a name, a verdict, a one-line summary, the figures
+behind it (``details``) and the violations it found (the first few shown, all counted).
+"""
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from sealpost.audit.recorder import Exchange
+from sealpost.audit.scan import scan
+from sealpost.audit.storage import StorageDump
+from sealpost.audit.world import INTERACTIONS, WorldResult
+from shared import api
+from shared.auth import AUTH_HEADERS
+from shared.encoding import b64decode
+from shared.identifiers import HANDLE_PATTERN
+from shared.signals import REPORT_FIELDS, InvalidReport, decode_report
+
+MAX_SHOWN = 12
+
+# Headers any client library sends; nothing else may cross without being declared here.
+TRANSPORT_HEADERS = {
+    "host",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "user-agent",
+    "content-length",
+    "content-type",
+}
+AUTH = {h.lower() for h in AUTH_HEADERS}
+
+
+@dataclass
+class Check:
+    name: str
+    title: str
+    passed: bool
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    violation_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "passed": self.passed,
+            "summary": self.summary,
+            "violation_count": self.violation_count,
+            "violations": self.violations,
+            "details": self.details,
+        }
+
+
+def _check(name: str, title: str, violations: list[str], summary: str, **details: Any) -> Check:
+    return Check(
+        name=name,
+        title=title,
+        passed=not violations,
+        summary=summary,
+        details=details,
+        violations=violations[:MAX_SHOWN],
+        violation_count=len(violations),
+    )
+
+
+# --- 1. canaries --------------------------------------------------------------------------------
+
+
+def canaries_absent(exchanges: list[Exchange], storage: StorageDump, canaries: list[str]) -> Check:
+    """No canary, in clear or encoded, in any byte the relay received, answered or kept."""
+    hits = []
+    scanned = 0
+    for ex in exchanges:
+        for part, blob in (
+            ("request line", ex.target.encode("latin-1")),
+            ("headers", ex.header_bytes),
+            ("body", ex.body),
+            ("answer", ex.response),
+        ):
+            scanned += len(blob)
+            found = scan(blob, f"{ex.label()} {part}")
+            if found and part == "headers":  # say which header
+                found = [
+                    hit
+                    for name, value in ex.headers
+                    for hit in scan(
+                        f"{name}: {value}".encode("latin-1"), f"{ex.label()} header {name}"
+                    )
+                ] or found
+            hits += found
+    for name, blob in storage.files.items():
+        scanned += len(blob)
+        hits += scan(blob, f"storage file {name}")
+    for where, blob in (
+        ("storage rows", storage.rows_text.encode()),
+        ("storage binary columns", storage.rows_binary),
+    ):
+        scanned += len(blob)
+        hits += scan(blob, where)
+    planted = set(canaries)
+    violations = [
+        f"{h.where}: {h.found} ({h.form}{', a planted canary' if h.found in planted else ''})"
+        for h in hits
+    ]
+    found = {h.found for h in hits if h.found in planted}
+    return _check(
+        "canaries_absent",
+        "No canary in any byte the relay saw or kept",
+        violations,
+        f"{len(canaries):,} canaries planted; {scanned:,} bytes searched "
+        f"({len(exchanges):,} requests with answers, {storage.total_bytes:,} bytes of database "
+        f"files, {sum(storage.row_counts.values()):,} rows): "
+        + (f"{len(hits)} traces of {len(found)} canaries" if hits else "none found"),
+        canaries_planted=len(canaries),
+        canary_kinds=_kinds(canaries),
+        bytes_searched=scanned,
+        forms=[
+            "clear (any case)",
+            "percent-decoded",
+            "base64-decoded (standard and URL-safe)",
+            "hex-decoded",
+            "marker in base64 at 3 alignments, hex, percent-encoding",
+        ],
+        planted_canaries_found=sorted(found)[:MAX_SHOWN],
+    )
+
+
+def _kinds(canaries: list[str]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for c in canaries:
+        kind = c.split("-")[1].lower() if c.startswith("CANARY-") else "phone"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+# --- 2. the anonymous channel -------------------------------------------------------------------
+
+
+def _strict_json(data: bytes) -> Any:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates)
+
+
+def is_signal_report(ex: Exchange) -> bool:
+    return ex.method == "POST" and ex.path == "/v1/signals"
+
+
+def signal_requests(
+    exchanges: list[Exchange], world: WorldResult
+) -> tuple[Check, list[tuple[int, Any]]]:
+    """Every anonymous report request is exactly the declared schema and carries nothing else.
+
+    Returns the check and the decoded reports as (exchange index, SignalReport).
+    """
+    handles = set(world.handles)
+    handle_bytes = [h.encode() for h in handles]
+    message_ids = set(world.message_ids)
+    id_bytes = {bytes.fromhex(m) for m in message_ids}  # 16 bytes each
+    campaigns = set(world.campaigns.values())
+    violations: list[str] = []
+    reports: list[tuple[int, Any]] = []
+    header_names: set[str] = set()
+    requests = [ex for ex in exchanges if is_signal_report(ex)]
+    for ex in requests:
+        where = ex.label()
+        names = {k for k, _ in ex.headers}
+        header_names |= names
+        if ex.query:
+            violations.append(f"{where}: a query string")
+        for name in sorted(names & AUTH):
+            violations.append(f"{where}: credential header {name}")
+        for name in sorted(names & {"cookie", "authorization", "proxy-authorization"}):
+            violations.append(f"{where}: {name} header")
+        for name in sorted(names - TRANSPORT_HEADERS - AUTH):
+            violations.append(f"{where}: undeclared header {name}")
+        for name, value in ex.headers:
+            words = set(re.findall(r"[A-Za-z0-9_.-]+", value))
+            if words & handles:
+                violations.append(f"{where}: header {name} names an account")
+            if words & message_ids:
+                violations.append(f"{where}: header {name} carries a message id")
+        try:
+            body = _strict_json(ex.body)
+        except ValueError as exc:
+            violations.append(f"{where}: body is not strict JSON ({exc})")
+            continue
+        if not isinstance(body, dict) or set(body) != {"reports"}:
+            violations.append(f'{where}: body is not exactly {{"reports": [...]}}')
+            continue
+        raw_reports = body["reports"]
+        if not isinstance(raw_reports, list) or not 1 <= len(raw_reports) <= 100:
+            violations.append(f"{where}: reports is not a list of 1 to 100 reports")
+            continue
+        for i, raw in enumerate(raw_reports):
+            if not isinstance(raw, str):
+                violations.append(f"{where}: report {i} is not a string")
+                continue
+            try:
+                report = decode_report(raw.encode())
+            except InvalidReport as exc:
+                violations.append(f"{where}: report {i} does not decode: {exc}")
+                continue
+            if tuple(sorted(json.loads(raw))) != tuple(sorted(REPORT_FIELDS)):
+                violations.append(f"{where}: report {i} has other fields than REPORT_FIELDS")
+            if report.campaign_id not in campaigns:
+                violations.append(f"{where}: report {i} names an unknown campaign")
+            token = report.token.input + report.token.output
+            windows = {token[j : j + 16] for j in range(len(token) - 15)}
+            if windows & id_bytes or set(re.findall(r"[0-9a-f]{32}", raw)) & message_ids:
+                violations.append(f"{where}: report {i} carries a message id")
+            if any(h in token for h in handle_bytes if len(h) >= 6):
+                violations.append(f"{where}: report {i} token bytes contain a handle")
+            reports.append((ex.index, report))
+        answer = _json_or_none(ex.response)
+        if ex.status != 200 or not answer or answer.get("counted") != len(raw_reports):
+            violations.append(f"{where}: the relay answered {ex.status} {ex.response[:120]!r}")
+    return (
+        _check(
+            "signal_requests",
+            "Every anonymous signal request matches the report schema, with no credential",
+            violations,
+            f"{len(requests):,} requests to POST /v1/signals with {len(reports):,} reports; "
+            f"header names seen: {', '.join(sorted(header_names)) or 'none'}",
+            requests=len(requests),
+            reports=len(reports),
+            reports_per_request=_histogram(
+                len(_strict_json(ex.body).get("reports", [])) for ex in requests if _safe(ex)
+            ),
+            header_names=sorted(header_names),
+            report_fields=list(REPORT_FIELDS),
+        ),
+        reports,
+    )
+
+
+def _safe(ex: Exchange) -> bool:
+    try:
+        return isinstance(_strict_json(ex.body), dict)
+    except ValueError:
+        return False
+
+
+def _histogram(values: Iterable[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+# --- 3. unlinkability of tokens -----------------------------------------------------------------
+
+WINDOW = 16
+
+
+class Fingerprints:
+    """Every 16-byte window of some values (raw, base64 text and hex text), so that any stored
+    or sent copy of 32 bytes or more of one of them is found by looking at a blob in steps of
+    16 bytes: such a copy always covers one whole aligned window."""
+
+    def __init__(self) -> None:
+        self.windows: set[bytes] = set()
+
+    def add(self, raw: bytes, b64: str) -> None:
+        for form in (raw, b64.encode(), raw.hex().encode()):
+            for i in range(len(form) - WINDOW + 1):
+                self.windows.add(form[i : i + WINDOW])
+
+    def found_in(self, blob: bytes) -> bool:
+        windows = self.windows
+        return any(blob[i : i + WINDOW] in windows for i in range(0, len(blob) - WINDOW + 1, 16))
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    def ranks(values: list[float]) -> list[float]:
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0.0] * len(values)
+        for rank, i in enumerate(order):
+            out[i] = float(rank)
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    n = len(xs)
+    mean = (n - 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry, strict=True))
+    var = sum((a - mean) ** 2 for a in rx)
+    return cov / var if var else 0.0
+
+
+def unlinkability(
+    exchanges: list[Exchange],
+    storage: StorageDump,
+    world: WorldResult,
+    reports: list[tuple[int, Any]],
+    published_keys: dict[str, str],
+) -> Check:
+    """Nothing ties a token's issuance to its redemption, in traffic or in storage."""
+    violations: list[str] = []
+    issued = Fingerprints()
+    issued_b64: set[str] = set()
+    issuance: list[Exchange] = []
+    keys_by_campaign: dict[str, set[str]] = {}
+    issue_order: dict[tuple[str, str], int] = {}
+    issue_stamps: set[str] = set()
+    for ex in exchanges:
+        if ex.method == "POST" and ex.path == "/v1/signals/tokens" and ex.status == 200:
+            issuance.append(ex)
+            request = _json_or_none(ex.body) or {}
+            answer = _json_or_none(ex.response) or {}
+            for value in (
+                request.get("blinded_element"),
+                answer.get("evaluated_element"),
+                answer.get("proof"),
+            ):
+                if isinstance(value, str):
+                    issued.add(b64decode(value), value)
+                    issued_b64.add(value)
+            keys_by_campaign.setdefault(answer.get("campaign_id", "?"), set()).add(
+                answer.get("public_key", "")
+            )
+            handle = ex.header("sealpost-handle") or "?"
+            issue_order[(handle, answer.get("campaign_id", "?"))] = ex.index
+            for name in ("sealpost-timestamp", "sealpost-nonce", "sealpost-signature"):
+                if ex.header(name):
+                    issue_stamps.add(ex.header(name) or "")
+    redeemed = Fingerprints()
+    redeemed_b64: set[str] = set()
+    redemption_index: dict[str, int] = {}
+    for index, report in reports:
+        redeemed.add(report.token.input, report.token_input)
+        redeemed.add(report.token.output, report.token_output)
+        redeemed_b64 |= {report.token_input, report.token_output}
+        redemption_index.setdefault(report.token_input, index)
+    signal_exchanges = [ex for ex in exchanges if is_signal_report(ex)]
+    for ex in signal_exchanges:
+        if issued.found_in(ex.wire) or any(v in ex.body.decode("latin-1") for v in issued_b64):
+            violations.append(f"{ex.label()}: carries a value from a token issuance")
+        words = set(re.findall(r"[0-9A-Za-z+/=]+", ex.wire.decode("latin-1")))
+        if words & issue_stamps:
+            violations.append(f"{ex.label()}: carries an issuance request's timestamp or nonce")
+    for ex in issuance:
+        if redeemed.found_in(ex.wire + b"\n" + ex.response):
+            violations.append(f"{ex.label()}: carries a value from a redeemed report")
+    # What the relay keeps: no issuance transcript, no token output, no report.
+    kept = b"\n".join([*storage.files.values(), storage.rows_text.encode(), storage.rows_binary])
+    if issued.found_in(kept):
+        violations.append("storage keeps a blinded element, evaluated element or proof")
+    outputs = Fingerprints()
+    for _, report in reports:
+        outputs.add(report.token.output, report.token_output)
+    if outputs.found_in(kept):
+        violations.append("storage keeps a redeemed token's output (the reports themselves)")
+    # One key per campaign, the same for everyone, and the one published anonymously.
+    for campaign, keys in keys_by_campaign.items():
+        if len(keys) != 1:
+            violations.append(f"campaign {campaign}: {len(keys)} different issuer keys handed out")
+        elif published_keys.get(campaign) not in keys:
+            violations.append(f"campaign {campaign}: the issuance key is not the published one")
+    # Order: issuance order against the order reports reached the relay, by the ground truth.
+    pairs = [
+        (issue_order[(r.handle, r.campaign_id)], redemption_index[r.token_input])
+        for r in world.redemptions
+        if (r.handle, r.campaign_id) in issue_order and r.token_input in redemption_index
+    ]
+    rho = _spearman([a for a, _ in pairs], [b for _, b in pairs]) if len(pairs) > 2 else 0.0
+    # Reports sent together share one arrival position, so the independent units are the
+    # requests, not the reports: the bound is 4 standard errors of rho for that many.
+    units = len({b for _, b in pairs})
+    bound = 4 / math.sqrt(units - 1) if units > 2 else 1.0
+    if abs(rho) > bound:
+        violations.append(
+            f"issuance order and report order are correlated (Spearman {rho:+.3f}, "
+            f"bound {bound:.3f})"
+        )
+    delays = sorted(r.send_after for r in world.redemptions)
+    spread = (delays[-1] - delays[0]) if delays else 0
+    return _check(
+        "token_unlinkability",
+        "No value links a token's issuance to its redemption",
+        violations,
+        f"{len(issuance):,} issuances, {len(reports):,} redemptions: no shared value "
+        f"(raw, base64 or hex, any 16-byte stretch); order correlation Spearman "
+        f"{rho:+.3f} (|rho| must stay under {bound:.3f}); "
+        f"reports spread over {spread / 3600:.1f} h",
+        issuances=len(issuance),
+        redemptions=len(reports),
+        pairs_with_ground_truth=len(pairs),
+        spearman_issue_vs_report_order=round(rho, 4),
+        spearman_bound=round(bound, 4),
+        report_times_spread_hours=round(spread / 3600, 2),
+        keys_per_campaign={c: len(k) for c, k in keys_by_campaign.items()},
+        stored_token_values="token inputs only (the spent set); no output, no issuance value",
+    )
+
+
+# --- 4. every other request: a declared schema --------------------------------------------------
+
+_H = HANDLE_PATTERN.strip("^$")
+_ID = r"[A-Za-z0-9_.:-]{1,64}"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    body: type[BaseModel] | None
+    query: frozenset[str] = frozenset()
+    auth: bool = True
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and re.fullmatch(self.pattern, path) is not None
+
+
+ROUTES = (
+    Route("GET", r"/healthz", None, auth=False),
+    Route("POST", r"/v1/accounts", api.RegisterAccount),
+    Route("POST", r"/v1/accounts/lookup", api.LookupRequest),
+    Route("GET", rf"/v1/accounts/{_H}", None),
+    Route("POST", r"/v1/messages", api.Envelope),
+    Route("POST", r"/v1/messages/batch", api.BatchRequest),
+    Route("GET", rf"/v1/mailboxes/{_H}", None, frozenset({"after", "limit"})),
+    Route("POST", rf"/v1/mailboxes/{_H}/ack", api.AckRequest),
+    Route("GET", rf"/v1/mailboxes/{_H}/stream", None),
+    Route("POST", r"/v1/templates", api.TemplateDraft),
+    Route("GET", r"/v1/templates", None, frozenset({"business"})),
+    Route("GET", rf"/v1/templates/{_ID}", None),
+    Route("POST", r"/v1/campaigns", api.CampaignCreate),
+    Route("GET", r"/v1/campaigns", None),
+    Route("GET", rf"/v1/campaigns/{_ID}", None),
+    Route("POST", rf"/v1/campaigns/{_ID}/cancel", None),
+    Route("GET", r"/v1/budget", None),
+    Route("POST", r"/v1/budget/top-up", api.TopUp),
+    Route("GET", r"/v1/pricing", None),
+    Route("GET", r"/v1/prefs", None),
+    Route("PUT", r"/v1/prefs/level", api.SetLevel),
+    *(
+        Route(m, rf"/v1/prefs/{c}/{_H}", None)
+        for m in ("PUT", "DELETE")
+        for c in ("blocked", "promotions-stopped")
+    ),
+    Route("GET", rf"/v1/signals/keys/{_ID}", None, auth=False),
+    Route("POST", r"/v1/signals/tokens", api.TokenRequest),
+)
+
+
+def _key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON value (list items collapsed), e.g. ``envelopes[].id``."""
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            paths.add(path)
+            paths |= _key_paths(v, path)
+    elif isinstance(value, list):
+        for item in value:
+            paths |= _key_paths(item, prefix + "[]")
+    return paths
+
+
+def _free_keys(model: type[BaseModel]) -> set[str]:
+    """Fields whose keys are data (dict[str, str] such as template variables or examples)."""
+    return {name for name, f in model.model_fields.items() if "dict[" in str(f.annotation)}
+
+
+def declared_schemas(exchanges: list[Exchange]) -> Check:
+    """Anything that crosses the boundary is declared in one schema (shared.api)."""
+    violations: list[str] = []
+    per_route: dict[str, int] = {}
+    checked = 0
+    for ex in exchanges:
+        if is_signal_report(ex):
+            continue  # its own, stricter check
+        checked += 1
+        where = ex.label()
+        route = next((r for r in ROUTES if r.matches(ex.method, ex.path)), None)
+        if route is None:
+            violations.append(f"{where}: no declared endpoint")
+            continue
+        key = f"{route.method} {route.pattern}"
+        per_route[key] = per_route.get(key, 0) + 1
+        names = {k for k, _ in ex.headers}
+        for name in sorted(names - TRANSPORT_HEADERS - AUTH):
+            violations.append(f"{where}: undeclared header {name}")
+        if route.auth and not AUTH <= names:
+            violations.append(f"{where}: not signed")
+        if ex.query:
+            params = [p.split("=", 1)[0] for p in ex.query.split("&")]
+            for p in params:
+                if p not in route.query:
+                    violations.append(f"{where}: undeclared query parameter {p!r}")
+        if route.body is None:
+            if ex.body:
+                violations.append(f"{where}: a body on an endpoint that takes none")
+            continue
+        try:
+            raw = _strict_json(ex.body)
+            model = route.body.model_validate(raw)
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0:2]
+            violations.append(f"{where}: body does not match {route.body.__name__}: {first}")
+            continue
+        # A lax model could ignore a field; every key sent must survive validation.
+        kept = _key_paths(model.model_dump(mode="json", exclude_unset=True, by_alias=True))
+        lost = _key_paths(raw) - kept
+        lost = {p for p in lost if not any(p.startswith(f + ".") for f in _free_keys(route.body))}
+        if lost:
+            violations.append(f"{where}: undeclared fields {sorted(lost)[:5]}")
+    return _check(
+        "declared_schemas",
+        "Every other request's body validates against a declared schema in shared.api",
+        violations,
+        f"{checked:,} requests on {len(per_route)} endpoints, each body validated against its "
+        "model (unknown fields refused), headers and query parameters against the declared set",
+        requests=checked,
+        requests_per_endpoint=dict(sorted(per_route.items())),
+    )
+
+
+# --- 5. counting, thresholds, estimates ---------------------------------------------------------
+
+
+def counted_once(world: WorldResult, replay: dict[str, Any]) -> Check:
+    """Each report counted exactly once; a replayed request adds nothing."""
+    violations = []
+    for label, cid in world.campaigns.items():
+        shown = world.published[cid]["signal_reports"]
+        sent = world.reporters.get(cid, 0)
+        if shown != sent:
+            violations.append(f"{label}: the relay counted {shown} reports, clients sent {sent}")
+    if replay.get("counted") != 0:
+        violations.append(f"a replayed report request was counted again: {replay}")
+    if replay.get("reports_after") != replay.get("reports_before"):
+        violations.append("the replay changed the campaign's report count")
+    return _check(
+        "reports_counted_once",
+        "Each report is counted once; a replayed request is refused",
+        violations,
+        f"reports counted per campaign equal reports sent; replay answered {replay.get('answer')}",
+        counted={
+            label: world.published[cid]["signal_reports"] for label, cid in world.campaigns.items()
+        },
+        sent={label: world.reporters.get(cid, 0) for label, cid in world.campaigns.items()},
+        replay=replay,
+    )
+
+
+def k_threshold(world: WorldResult, k: int) -> Check:
+    violations = []
+    rows = {}
+    for label, cid in world.campaigns.items():
+        report = world.published[cid]
+        n = report["signal_reports"]
+        shown = [e for e, v in report["interactions"].items() if v is not None]
+        rows[label] = {"reports": n, "published_events": len(shown)}
+        if n < k and shown:
+            violations.append(f"{label}: {n} < k = {k} reports, yet {shown} published")
+        if n >= k and len(shown) != len(INTERACTIONS):
+            violations.append(f"{label}: {n} >= k = {k} reports, yet figures hidden")
+    return _check(
+        "k_threshold",
+        f"Figures below k = {k} contributors are suppressed",
+        violations,
+        "; ".join(
+            f"{label}: {r['reports']} reports, {r['published_events']} figures"
+            for label, r in rows.items()
+        ),
+        k=k,
+        campaigns=rows,
+    )
+
+
+def _binomial_tail(m: int, q: float, t: int) -> float:
+    """P(X > t) for X ~ Binomial(m, q)."""
+    return sum(math.comb(m, i) * q**i * (1 - q) ** (m - i) for i in range(t + 1, m + 1))
+
+
+def allowed_misses(m: int, confidence: float = 0.95, alpha: float = 0.001) -> int:
+    """The most misses of m independent 95% intervals that is not evidence of a broken
+    estimator at level ``alpha``: the smallest t with P(Binomial(m, 0.05) > t) <= alpha."""
+    t = 0
+    while _binomial_tail(m, 1 - confidence, t) > alpha:
+        t += 1
+    return t
+
+
+def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
+    """Published estimates and intervals against the true counts the clients kept."""
+    table: list[dict[str, Any]] = []
+    for label, cid in world.campaigns.items():
+        report = world.published[cid]
+        truth = world.true_counts[cid]
+        for event in INTERACTIONS:
+            value = report["interactions"].get(event)
+            interval = report["interaction_intervals"].get(event)
+            row = {
+                "campaign": label,
+                "campaign_id": cid,
+                "event": event,
+                "reports": report["signal_reports"],
+                "true": truth[event],
+                "estimate": value,
+                "low": interval[0] if interval else None,
+                "high": interval[1] if interval else None,
+                "covered": None,
+            }
+            if interval:
+                row["covered"] = interval[0] <= truth[event] <= interval[1]
+            table.append(row)
+    published = [r for r in table if r["covered"] is not None]
+    misses = [r for r in published if not r["covered"]]
+    limit = allowed_misses(len(published))
+    violations = []
+    if not published:
+        violations.append("no estimate was published")
+    if len(misses) > limit:
+        violations.extend(
+            f"{r['campaign']} {r['event']}: true {r['true']} outside [{r['low']}, {r['high']}]"
+            for r in misses
+        )
+    worst = max(
+        (abs(r["estimate"] - r["true"]) / r["reports"] for r in published if r["reports"]),
+        default=0.0,
+    )
+    return (
+        _check(
+            "estimates_vs_truth",
+            "Published estimates cover the true counts",
+            violations,
+            f"{len(published) - len(misses)} of {len(published)} published 95% intervals hold "
+            f"the true count (at most {limit} misses allowed); worst error "
+            f"{100 * worst:.1f}% of a campaign's reports",
+            published=len(published),
+            covered=len(published) - len(misses),
+            allowed_misses=limit,
+            criterion=(
+                "Each published interval is a 95% interval, so each misses its true count "
+                "with probability about 0.05, independently across events (every bit is "
+                "randomized independently). The number of misses among m intervals is then "
+                "about Binomial(m, 0.05); the check fails when it exceeds the smallest t "
+                "with P(X > t) <= 0.001, i.e. when the misses are evidence (at the 0.1% "
+                "level) that the estimator or its interval is wrong. With a fixed seed the "
+                "verdict is reproducible."
+            ),
+            worst_error_share=round(worst, 4),
+        ),
+        table,
+    )
+
+
+CheckFn = Callable[..., Check]

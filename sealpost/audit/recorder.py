@@ -1,0 +1,267 @@
+"""A relay on loopback behind a recording ASGI layer: every request exactly as it arrived.
+
+The relay app is built by ``server.app.create_app`` unchanged; :class:`Recorder` wraps it and
+keeps, per HTTP exchange, the method, the raw path and query, every header, the full body (read
+before the app sees it, so even a body the app ignores is kept), the client address, and the
+answer. :class:`RecordingRelay` serves the wrapper with uvicorn in a thread, as
+``server.embedded.EmbeddedRelay`` does with the bare app; :class:`RelayProcess` runs one in a
+process of its own.
+"""
+
+import gc
+import multiprocessing
+import resource
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.app import create_app
+from server.settings import RelaySettings
+
+
+@dataclass
+class Exchange:
+    """One HTTP request the relay received, and what it answered."""
+
+    index: int
+    method: str
+    target: str  # path and ?query exactly as on the request line
+    headers: list[tuple[str, str]]  # names lower-cased by the server, values as sent
+    body: bytes
+    client: str
+    status: int = 0
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    @property
+    def header_bytes(self) -> bytes:
+        return "".join(f"{k}: {v}\r\n" for k, v in self.headers).encode("latin-1")
+
+    @property
+    def wire(self) -> bytes:
+        """Everything the relay received for this request, as one blob."""
+        line = f"{self.method} {self.target} HTTP/1.1\r\n".encode("latin-1")
+        return line + self.header_bytes + b"\r\n" + self.body
+
+    def label(self) -> str:
+        return f"#{self.index} {self.method} {self.target}"
+
+
+class Recorder:
+    """ASGI middleware that records every HTTP exchange and passes it on unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its body arrived
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        target = raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        client = scope.get("client") or ("?", 0)
+        with self._lock:
+            exchange = Exchange(
+                index=len(self.exchanges),
+                method=scope["method"],
+                target=target,
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+                body=b"".join(chunks),
+                client=f"{client[0]}:{client[1]}",
+            )
+            self.exchanges.append(exchange)
+        buffered: Message = {"type": "http.request", "body": exchange.body, "more_body": False}
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return buffered
+            return await receive()
+
+        response: list[bytes] = []
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+                exchange.response_headers = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]
+                ]
+            elif message["type"] == "http.response.body":
+                response.append(message.get("body", b""))
+                exchange.response = b"".join(response)
+            await send(message)
+
+        await self.app(scope, replay, record)
+
+
+class RecordingRelay:
+    """A relay on a free loopback port, every request recorded; use as a context manager."""
+
+    def __init__(self, settings: RelaySettings) -> None:
+        self.settings = settings.model_copy(update={"auto_migrate": True})
+        self.app = create_app(self.settings)
+        self.recorder = Recorder(self.app)
+        # As in server.embedded: IPPROTO_TCP so accepted sockets get TCP_NODELAY.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.recorder, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            daemon=True,
+            name=f"audit-relay:{self.port}",
+        )
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        return self.recorder.exchanges
+
+    def start(self) -> "RecordingRelay":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the audited relay did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.app.state.shutting_down = True
+        self.app.state.notifier.wake_all()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.app.state.engine.dispose()
+
+    def __enter__(self) -> "RecordingRelay":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _serve(settings_json: str, conn: Connection) -> None:
+    """Child process: run a recording relay until told to stop, then hand back the record."""
+    settings = RelaySettings.model_validate_json(settings_json)
+    # The record grows to tens of thousands of objects; full collections that rescan it
+    # would make the relay slower the longer the audit runs.
+    gc.set_threshold(50_000, 20, 100)
+    with RecordingRelay(settings) as relay:
+        gc.freeze()
+        conn.send(relay.url)
+        while True:
+            command, *args = conn.recv()
+            if command == "stop":
+                break
+            if command == "count":
+                conn.send(len(relay.exchanges))
+            elif command == "first":  # the first exchange with this method and path
+                method, path = args
+                conn.send(
+                    next(
+                        (e for e in relay.exchanges if e.method == method and e.path == path),
+                        None,
+                    )
+                )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send((relay.exchanges, usage.ru_utime + usage.ru_stime))
+    conn.close()
+
+
+class RelayProcess:
+    """A :class:`RecordingRelay` in a process of its own, so that the relay and the simulated
+    clients each have a core (and an interpreter lock) to themselves.
+
+    ``start()`` returns once it listens at ``url``; ``count()`` and ``first(method, path)``
+    look at the record so far; ``stop()`` shuts it down and returns every exchange recorded.
+    """
+
+    def __init__(self, settings: RelaySettings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve,
+            args=(settings.model_dump_json(), child),
+            name="audit-relay",
+            daemon=True,
+        )
+        self.url = ""
+        self.cpu_s = 0.0  # the relay process's CPU time, known after stop()
+
+    def start(self) -> "RelayProcess":
+        self._process.start()
+        try:
+            if not self._conn.poll(60):
+                raise EOFError
+            self.url = self._conn.recv()
+        except EOFError as exc:
+            self.kill()
+            raise RuntimeError("the audited relay did not start") from exc
+        return self
+
+    def count(self) -> int:
+        self._conn.send(("count",))
+        return int(self._conn.recv())
+
+    def first(self, method: str, path: str) -> Exchange | None:
+        self._conn.send(("first", method, path))
+        found: Exchange | None = self._conn.recv()
+        return found
+
+    def stop(self) -> list[Exchange]:
+        try:
+            self._conn.send(("stop",))
+            exchanges: list[Exchange]
+            exchanges, self.cpu_s = self._conn.recv()
+        finally:
+            self._process.join(timeout=15)
+            if self._process.is_alive():
+                self._process.kill()
+        return exchanges
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)

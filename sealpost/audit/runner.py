@@ -1,0 +1,251 @@
+"""Running the audit: a recording relay, the seeded world, the storage dump, then the checks."""
+
+import asyncio
+import gc
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlmodel import Session
+
+from sealpost.audit import checks
+from sealpost.audit.recorder import Exchange, RelayProcess
+from sealpost.audit.storage import StorageDump, dump_rows, read_files
+from sealpost.audit.world import CAMPAIGNS, WorldPlan, WorldResult, plan_world, seed_world
+from server.db import make_engine, read_engine
+from server.settings import RelaySettings
+from server.signals import tally_of
+from shared.signals import DEFAULT_K, MIN_K, decode_report
+
+
+def default_k(persons: int) -> int:
+    """The production default (50) when the big campaigns reach it, else about a quarter of
+    the persons, never below the smallest k the relay accepts."""
+    return max(MIN_K, min(DEFAULT_K, persons // 4))
+
+
+@dataclass
+class AuditOptions:
+    persons: int = 200
+    seed: int = 1
+    k: int | None = None  # None: default_k(persons)
+    keep: Path | None = None  # keep the relay database and profiles here
+
+
+@dataclass
+class AuditResult:
+    options: AuditOptions
+    k: int
+    checks: list[checks.Check]
+    estimates: list[dict[str, Any]]
+    traffic: dict[str, Any]
+    storage: dict[str, Any]
+    world: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "persons": self.options.persons,
+            "seed": self.options.seed,
+            "k": self.k,
+            "checks": [c.to_json() for c in self.checks],
+            "estimates": self.estimates,
+            "traffic": self.traffic,
+            "storage": self.storage,
+            "world": self.world,
+            "timings_s": self.timings,
+        }
+
+
+@contextmanager
+def _small_ca_bundle(tmp: Path) -> Iterator[None]:
+    """Point httpx at a one-certificate CA bundle while the audit runs.
+
+    Every simulated client creates httpx clients (two at registration, one per anonymous
+    request), and loading the full certifi bundle costs ~20 ms each: most of a 1,000-person
+    run. The audit speaks plain HTTP on loopback, so no certificate is ever checked.
+    """
+    import certifi
+
+    pem = Path(certifi.where()).read_text()
+    end = "-----END CERTIFICATE-----"
+    first = pem[pem.index("-----BEGIN CERTIFICATE-----") : pem.index(end) + len(end)]
+    bundle = tmp / "ca.pem"
+    bundle.write_text(first + "\n")
+    previous = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = previous
+
+
+def _workdir() -> Path:
+    # A RAM disk when there is one: thousands of profiles each fsync their keys.
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="sealpost-audit-", dir=base))
+
+
+async def _replay_and_keys(
+    relay: RelayProcess, world: WorldResult, reports_now: Callable[[str], int]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Replay one captured report request verbatim; fetch each campaign's key anonymously.
+
+    ``reports_now`` reads a campaign's report count from the relay's own aggregation rather
+    than through a business account, so the replay adds no signed request to the recording.
+    """
+    replay: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=relay.url, timeout=15) as anonymous:
+        for cid in world.campaigns.values():
+            answer = await anonymous.get(f"/v1/signals/keys/{cid}")
+            keys[cid] = answer.json().get("public_key", "")
+        captured = relay.first("POST", "/v1/signals")
+        if captured is not None:
+            report = decode_report(json.loads(captured.body)["reports"][0].encode())
+            label = next(k for k, v in world.campaigns.items() if v == report.campaign_id)
+            replay["campaign"] = label
+            replay["reports_before"] = world.published[report.campaign_id]["signal_reports"]
+            answer = await anonymous.post(
+                "/v1/signals",
+                content=captured.body,
+                headers={"Content-Type": "application/json"},
+            )
+            replay["answer"] = answer.json()
+            replay["counted"] = replay["answer"].get("counted")
+            replay["reports_after"] = reports_now(report.campaign_id)
+    return replay, keys
+
+
+def _report_counter(db_url: str) -> Callable[[str], int]:
+    """Reads a campaign's report count straight from the relay's database (read-only)."""
+
+    def reports_now(campaign_id: str) -> int:
+        engine = read_engine(make_engine(db_url))
+        try:
+            with Session(engine) as session:
+                return tally_of(session, campaign_id)[0]
+        finally:
+            engine.dispose()
+
+    return reports_now
+
+
+def run_audit(options: AuditOptions) -> AuditResult:
+    """Run the whole audit; raises only if the world cannot be set up at all."""
+    k = options.k or default_k(options.persons)
+    workdir = _workdir()
+    db_path = workdir / "relay.db"
+    db_url = f"sqlite:///{db_path}"
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    plan: WorldPlan = plan_world(options.persons, options.seed, k)
+    settings = RelaySettings(
+        db=db_url,
+        signals_min_k=k,
+        # Each person gets up to three campaigns on the same day (two big, one small).
+        marketing_cap_24h=len(CAMPAIGNS),
+        rate_per_s=1000.0,
+        rate_burst=5000,
+    )
+    storage = StorageDump()
+    relay = RelayProcess(settings)
+    try:
+        with _small_ca_bundle(workdir):
+            relay.start()
+            try:
+                world = asyncio.run(seed_world(plan, relay.url, workdir / "home"))
+                gc.unfreeze()
+                timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
+                clients = relay.count()  # what the audit itself sends next is not client traffic
+                replay, keys = asyncio.run(_replay_and_keys(relay, world, _report_counter(db_url)))
+                read_files(db_path, storage)  # with the WAL, while the relay runs
+                dump_rows(db_url, storage)
+            finally:
+                everything = relay.stop()
+        timings["relay_cpu"] = round(relay.cpu_s, 3)
+        read_files(db_path, storage, tag=" (after shutdown)")
+        exchanges = everything[:clients]
+        timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+
+        results: list[checks.Check] = [checks.canaries_absent(exchanges, storage, world.canaries)]
+        signal_check, reports = checks.signal_requests(exchanges, world)
+        results.append(signal_check)
+        results.append(checks.unlinkability(exchanges, storage, world, reports, keys))
+        results.append(checks.declared_schemas(exchanges))
+        results.append(checks.counted_once(world, replay))
+        results.append(checks.k_threshold(world, k))
+        estimate_check, table = checks.estimates(world)
+        results.append(estimate_check)
+        timings["checks"] = round(time.perf_counter() - started, 3)
+    finally:
+        if options.keep:
+            options.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(workdir, options.keep / workdir.name, dirs_exist_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    return AuditResult(
+        options=options,
+        k=k,
+        checks=results,
+        estimates=table,
+        traffic=_traffic(exchanges),
+        storage={
+            "files": {name: len(blob) for name, blob in storage.files.items()},
+            "rows": storage.row_counts,
+            "columns": storage.columns,
+        },
+        world={
+            "persons": options.persons,
+            "businesses": world.businesses,
+            "campaigns": world.campaigns,
+            "copies_accepted": {
+                label: world.targeted[cid] for label, cid in world.campaigns.items()
+            },
+            "reports_sent": {
+                label: world.reporters.get(cid, 0) for label, cid in world.campaigns.items()
+            },
+            "anonymous_requests": world.anonymous_requests,
+            "chats": len(plan.chats) + len(plan.replies),
+            "canaries": len(world.canaries),
+        },
+        timings=timings,
+    )
+
+
+def _traffic(exchanges: list[Exchange]) -> dict[str, Any]:
+    per: dict[str, int] = {}
+    for ex in exchanges:
+        route = next((r for r in checks.ROUTES if r.matches(ex.method, ex.path)), None)
+        key = (
+            "POST /v1/signals"
+            if checks.is_signal_report(ex)
+            else f"{route.method} {route.pattern}"
+            if route
+            else f"{ex.method} {ex.path} (undeclared)"
+        )
+        per[key] = per.get(key, 0) + 1
+    return {
+        "requests": len(exchanges),
+        "request_bytes": sum(len(ex.wire) for ex in exchanges),
+        "answer_bytes": sum(len(ex.response) for ex in exchanges),
+        "per_endpoint": dict(sorted(per.items(), key=lambda kv: -kv[1])),
+    }

@@ -1,0 +1,81 @@
+"""The researcher's audit: it passes on the real client and relay, and it fails loudly when a
+leak is planted on purpose (a canary in a header of the anonymous channel)."""
+
+import json
+
+import httpx
+import pytest
+
+import client.signals
+from sealpost.audit import AuditOptions, run_audit
+from sealpost.audit.world import plan_world
+from sealpost.cli import main
+
+PERSONS, SEED, K = 30, 5, 7
+
+
+def test_the_audit_passes_on_the_real_client(capsys):
+    assert main(["audit", "--persons", str(PERSONS), "--seed", str(SEED), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True
+    names = {c["name"]: c for c in report["checks"]}
+    assert set(names) == {
+        "canaries_absent",
+        "signal_requests",
+        "token_unlinkability",
+        "declared_schemas",
+        "reports_counted_once",
+        "k_threshold",
+        "estimates_vs_truth",
+    }
+    assert all(c["passed"] for c in names.values())
+    assert names["canaries_absent"]["details"]["canaries_planted"] > 5 * PERSONS
+    assert names["signal_requests"]["details"]["reports"] > PERSONS
+    # The estimates table: published figures for the big campaigns, none for the small one.
+    small = [r for r in report["estimates"] if r["campaign"] == "brio_small"]
+    assert small and all(r["estimate"] is None for r in small)
+    assert any(r["covered"] for r in report["estimates"])
+
+
+class LeakyClient(httpx.AsyncClient):
+    """A buggy anonymous channel: it tags each signal request with a customer's name."""
+
+    leaked = ""
+
+    async def post(self, url, *args, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+        if str(url).endswith("/v1/signals"):
+            headers = {**(headers or {}), "X-Debug-Customer": self.leaked}
+        return await super().post(url, *args, headers=headers, **kwargs)
+
+
+def test_a_planted_leak_is_reported_and_fails_the_audit(monkeypatch, capsys):
+    plan = plan_world(PERSONS, SEED, K)
+    LeakyClient.leaked = plan.persons[0].variables["acme_spring"]["name"]
+    assert LeakyClient.leaked.startswith("CANARY-NAME-")
+    monkeypatch.setattr(client.signals.httpx, "AsyncClient", LeakyClient)
+
+    result = run_audit(AuditOptions(persons=PERSONS, seed=SEED, k=K))
+    assert not result.passed
+    failed = {c.name: c for c in result.checks if not c.passed}
+    assert set(failed) == {"canaries_absent", "signal_requests"}
+    assert any(
+        LeakyClient.leaked in v and "x-debug-customer" in v.lower()
+        for v in failed["canaries_absent"].violations
+    )
+    assert any(
+        "undeclared header x-debug-customer" in v for v in failed["signal_requests"].violations
+    )
+    # Everything else about the run was still fine.
+    assert all(c.passed for c in result.checks if c.name not in failed)
+
+    # And the command line says so with its exit status and its report.
+    assert main(["audit", "--persons", str(PERSONS), "--seed", str(SEED)]) == 1
+    out = capsys.readouterr().out
+    assert "Sealpost privacy audit: FAIL" in out
+    assert "canaries_absent       FAIL" in out
+
+
+@pytest.mark.parametrize("persons", [9])
+def test_too_few_persons_is_refused(persons, capsys):
+    assert main(["audit", "--persons", str(persons)]) == 2
+    assert "--persons" in capsys.readouterr().err
