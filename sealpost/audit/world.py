@@ -27,8 +27,8 @@ from client.signals import PendingSignal
 from shared.signals import EVENTS
 from shared.templates import Button, TemplateDraft
 
-# Clients in flight at once. Higher does not go faster: the relay serialises writers, and at
-# 40 or more concurrent requests it can deadlock (see docs/privacy-boundary.md, "Audit notes").
+# Clients in flight at once. Higher does not go faster: the relay is CPU-bound (token
+# evaluation and per-request signature and nonce checks) and SQLite serialises writers.
 CONCURRENCY = 10
 INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 COUNTRIES = ("+39", "+44", "+49", "+33", "+34")
