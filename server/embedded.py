@@ -3,9 +3,11 @@
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from server.app import create_app
 from server.clock import Clock
@@ -18,10 +20,18 @@ class EmbeddedRelay:
     ``port=0`` picks a free port. ``url`` is set once the server is listening.
     """
 
-    def __init__(self, settings: RelaySettings, clock: Clock | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        clock: Clock | None = None,
+        port: int = 0,
+        wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    ) -> None:
         # An embedded relay owns its (usually throwaway) database: bring it up to date.
         self.settings = settings.model_copy(update={"auto_migrate": True})
         self.app = create_app(self.settings, clock)
+        # What uvicorn serves: the app, or a layer around it (the audit's request recorder).
+        self.served: ASGIApp = wrap(self.app) if wrap else self.app
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
         # listener says TCP explicitly, and without it every response waits ~40 ms (Nagle).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -30,7 +40,7 @@ class EmbeddedRelay:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
+            self.served, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -11,17 +11,13 @@ process of its own.
 import gc
 import multiprocessing
 import resource
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from types import TracebackType
 
-import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.app import create_app
+from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
 
 
@@ -125,61 +121,17 @@ class Recorder:
         await self.app(scope, replay, record)
 
 
-class RecordingRelay:
-    """A relay on a free loopback port, every request recorded; use as a context manager."""
+class RecordingRelay(EmbeddedRelay):
+    """An embedded relay whose every request passes through a :class:`Recorder`."""
 
     def __init__(self, settings: RelaySettings) -> None:
-        self.settings = settings.model_copy(update={"auto_migrate": True})
-        self.app = create_app(self.settings)
-        self.recorder = Recorder(self.app)
-        # As in server.embedded: IPPROTO_TCP so accepted sockets get TCP_NODELAY.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.recorder, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._sock]},
-            daemon=True,
-            name=f"audit-relay:{self.port}",
-        )
+        super().__init__(settings, wrap=Recorder)
+        assert isinstance(self.served, Recorder)
+        self.recorder = self.served
 
     @property
     def exchanges(self) -> list[Exchange]:
         return self.recorder.exchanges
-
-    def start(self) -> "RecordingRelay":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the audited relay did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.app.state.shutting_down = True
-        self.app.state.notifier.wake_all()
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-        self.app.state.engine.dispose()
-
-    def __enter__(self) -> "RecordingRelay":
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _serve(settings_json: str, conn: Connection) -> None:
