@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from shared.tokens import TokenError
 log = logging.getLogger("sealpost.client")
 
 ACK_BATCH = 100
+REPORT_MESSAGES = 5  # DESIGN: a report carries at most the last five messages
+REPORT_TEXT_CHARS = 2000
 ACK_LULL_S = 0.05
 
 
@@ -200,6 +203,35 @@ class Messenger:
             found = s.get(StoredMessage, msg_id)
             assert found is not None
             return found
+
+    async def report(self, business: str, messages: list[StoredMessage]) -> StoredMessage:
+        """Send a report about ``business`` to the moderation desk: exactly ``messages`` (at
+        most the last five from it), signed and sealed to the desk's key like any message, so
+        the relay routes it without reading it. Returns the sent (or queued) report."""
+        desk = self.settings.moderation_handle
+        try:
+            await self.contact(desk)
+        except RelayError as exc:
+            if exc.code == "unknown_handle":
+                raise RelayError(
+                    404, "no_moderation_desk", f"This relay has no moderation desk (@{desk})."
+                ) from exc
+            raise
+        report = {
+            "report": {
+                "business": business,
+                "messages": [
+                    {
+                        "id": m.msg_id,
+                        "sent_at": m.sent_at,
+                        "label": m.label,
+                        "text": (m.text or "")[:REPORT_TEXT_CHARS],
+                    }
+                    for m in messages[-REPORT_MESSAGES:]
+                ],
+            }
+        }
+        return await self.send_text(desk, json.dumps(report, ensure_ascii=False, indent=1))
 
     @staticmethod
     def _payload(message: StoredMessage) -> ChatPayload:

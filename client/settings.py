@@ -16,3 +16,6 @@ class ClientSettings(BaseSettings):
     )
     request_timeout_s: float = 15.0
     max_retries: int = Field(default=5, description="Retries after 429 or a dropped connection")
+    moderation_handle: str = Field(
+        default="moderation", description="The report desk's account on the relay"
+    )

@@ -483,14 +483,22 @@ class SealpostApp(App[None]):
             if ok:
                 self.state.record_report(peer, messages)
                 self.save_state()
-                self.record_business_signal(peer, "reported")
-                self.notify(
-                    f"Report about @{peer} recorded on this device (not sent: the moderation "
-                    "channel comes later).",
-                    markup=False,
-                )
+                self.send_report(peer, messages)
 
         self.push_screen(ReportModal(peer, name, messages, self.time_format), confirmed)
+
+    @work(exit_on_error=False, group="report")
+    async def send_report(self, business: str, messages: list[StoredMessage]) -> None:
+        """Seal the shown messages to the moderation desk and send them (a worker)."""
+        sent = await self._relay_call("Report", lambda: self.messenger.report(business, messages))
+        if sent is None:
+            return
+        self.record_business_signal(business, "reported")
+        how = "sent" if sent.status == "sent" else "queued (sent when back online)"
+        self.notify(
+            f"Report about @{business} {how} to the moderation desk, sealed to its key.",
+            markup=False,
+        )
 
     # --- actions --------------------------------------------------------------------------
 

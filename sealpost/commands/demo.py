@@ -200,6 +200,11 @@ async def seed_person_demo(home: Path, relay_url: str) -> None:
     shop = await Messenger.create_account(
         home, "shop", "acme", relay_url, business=True, display_name="ACME Shoes"
     )
+    # The platform's report desk: reports from the app are sealed to its key.
+    desk = await Messenger.create_account(
+        home, "desk", "moderation", relay_url, business=True, display_name="Moderation desk"
+    )
+    await desk.aclose()
     try:
         for sender, recipient, text in FRIEND_LINES:
             await people[sender].send_text(recipient, text)

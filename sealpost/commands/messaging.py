@@ -1,6 +1,8 @@
 """``sealpost send`` and ``sealpost inbox``: scriptable messaging for testers."""
 
 import argparse
+import asyncio
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +40,20 @@ def register(sub: Any) -> None:
     i.add_argument("--no-sync", action="store_true", help="print the local store only")
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=inbox)
+
+    r = sub.add_parser(
+        "report",
+        help="report a business to the moderation desk",
+        description="Show exactly what a report would contain (at most the last five messages "
+        "from that business), then send it signed and sealed to the moderation desk: the relay "
+        "carries it but cannot read it.",
+        epilog="example:\n  sealpost report --profile bob acme --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--profile", required=True)
+    r.add_argument("business", help="the business handle to report")
+    r.add_argument("--yes", action="store_true", help="send without asking (for scripts)")
+    r.set_defaults(run=report)
 
 
 def send(args: Any) -> int:
@@ -141,6 +157,32 @@ def inbox(args: Any) -> int:
                     if m["label"]:
                         line = f"[{m['label']}] " + line.replace("\n", "\n      ")
                 print(f"  [{_time(m['sent_at'])}] {who}: {line}")
+        return 0
+
+    return run_client(args, body)
+
+
+def report(args: Any) -> int:
+    async def body(messenger: Any) -> int:
+        from client.messenger import REPORT_MESSAGES
+
+        incoming = [m for m in messenger.store.messages(args.business) if m.direction == "in"]
+        chosen = incoming[-REPORT_MESSAGES:]
+        if not chosen:
+            return fail(f"no messages from @{args.business} to report")
+        print(f"A report about @{args.business} would contain exactly these messages:")
+        for m in chosen:
+            label = f"[{m.label}] " if m.label else ""
+            print(f"  [{_time(m.sent_at)}] {label}{terminal_safe(m.text or '')}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                return fail("not sent: add --yes to send without a prompt", 2)
+            answer = await asyncio.to_thread(input, "Send it to the moderation desk? [y/N] ")
+            if answer.strip().lower() != "y":
+                print("not sent")
+                return 0
+        sent = await messenger.report(args.business, chosen)
+        print(f"report {sent.status}: sealed to @{messenger.settings.moderation_handle}")
         return 0
 
     return run_client(args, body)

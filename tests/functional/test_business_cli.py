@@ -133,6 +133,27 @@ def test_campaign_from_the_command_line(sqlite_relay, home, tmp_path):
 
     inbox = sealpost(home, "inbox", "--profile", "ana").stdout
     assert "[Marketing] Hi Ana Rossi, use ANA-7731 for 20% off!" in inbox
+
+    sealpost(
+        home,
+        "account",
+        "create",
+        "--profile",
+        "desk",
+        "--handle",
+        "moderation",
+        "--relay",
+        url,
+        "--business",
+        "--name",
+        "Moderation desk",
+    )
+    reported = sealpost(home, "report", "--profile", "ana", "acme", "--yes").stdout
+    assert "ANA-7731" in reported and "report sent" in reported
+    desk = json.loads(sealpost(home, "inbox", "--profile", "desk", "--json").stdout)
+    [sent] = desk["conversations"][0]["messages"]
+    body = json.loads(sent["text"])["report"]
+    assert body["business"] == "acme" and "ANA-7731" in body["messages"][0]["text"]
     assert "no conversations" in sealpost(home, "inbox", "--profile", "ben").stdout
     sealpost(home, "inbox", "--profile", "cyd")
 

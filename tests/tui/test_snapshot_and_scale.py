@@ -1,6 +1,7 @@
 """A deterministic snapshot of the main screen, and a large store opening fast."""
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from client.messenger import Messenger
 from client.tui.screens.report import ReportModal
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory
-from tests.tui.conftest import SIZE, chat_list, conversation, make_app, wait_for
+from tests.tui.conftest import SIZE, chat_list, conversation, make_app, toasts, wait_for
 from tests.tui.seed import seed_bulk, seed_demo
 
 
@@ -35,10 +36,11 @@ def test_main_screen_snapshot(
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
 
-async def test_report_shows_what_would_be_sent_and_records_locally(
+async def test_report_shows_what_will_be_sent_and_seals_it_to_moderation(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
 ) -> None:
     bob: Messenger = await make_account("bob", sqlite_relay)
+    desk: Messenger = await make_account("moderation", sqlite_relay)
     seed_demo(bob.store, "bob")
     app = make_app(home, "bob")
     app.state.first_contact["acme"] = "continue"
@@ -48,15 +50,15 @@ async def test_report_shows_what_would_be_sent_and_records_locally(
         await wait_for(pilot, lambda: isinstance(app.screen, ReportModal))
         modal = app.screen
         assert isinstance(modal, ReportModal)
-        assert [m.msg_id for m in modal.messages] == ["acme-000006"]  # only what acme sent
+        shown = [m.msg_id for m in modal.messages]
+        assert shown == ["acme-000006"]  # only what acme sent
         await pilot.click("#confirm")
-        await wait_for(pilot, lambda: app.state.reports)
-        [report] = app.state.reports
-        assert (report.business, report.message_ids, report.sent) == (
-            "acme",
-            ["acme-000006"],
-            False,
-        )
+        await wait_for(pilot, lambda: any("moderation desk" in t for t in toasts(app)))
+    [report] = (await desk.sync()).stored
+    assert report.sender == "bob" and report.status == "verified"
+    body = json.loads(report.text or "")["report"]
+    assert body["business"] == "acme"
+    assert [m["id"] for m in body["messages"]] == shown  # exactly what was shown, no more
 
 
 async def test_ten_thousand_messages_open_fast(

@@ -13,8 +13,8 @@ from client.tui.text import TimeFormat, safe
 REPORT_LIMIT = 5  # DESIGN: a report carries at most the last five messages from the business
 
 NOT_YET_SENT = (
-    "The moderation channel is not built yet: confirming records this report on this device "
-    "only (in the profile's tui.json). Nothing is sent to the relay now."
+    "Confirming signs these messages and seals them to the moderation desk's key: the relay "
+    "carries the report but cannot read it. A copy stays in your chat with @moderation."
 )
 
 
@@ -64,7 +64,7 @@ class ReportModal(ModalScreen[bool]):
                     yield Static(report_item(message, self.time_format), classes="report-item")
             yield Static(Text(NOT_YET_SENT, "italic"), classes="modal-help", id="report-note")
             with Horizontal(classes="modal-buttons"):
-                yield Button("Record report", id="confirm", variant="warning")
+                yield Button("Send report", id="confirm", variant="warning")
                 yield Button("Cancel", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
