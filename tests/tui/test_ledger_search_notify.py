@@ -265,3 +265,20 @@ def test_local_search_is_literal_and_case_insensitive(tmp_path: Path) -> None:
     ]
     assert store.search("   ") == []
     store.close()
+
+
+async def test_a_keymap_in_tui_json_rebinds_keys(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob: Messenger = await make_account("bob", sqlite_relay)
+    path = bob.profile.dir / "tui.json"
+    state = TuiState.load(path)
+    state.keymap = {"sealpost.search": "f9"}
+    state.save(path)
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")  # the default key no longer searches
+        await pilot.pause()
+        assert not isinstance(app.screen, SearchScreen)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen))
