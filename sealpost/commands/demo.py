@@ -65,6 +65,43 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def winter_sale() -> Any:
+    """The demo business's marketing template (both demo modes register it)."""
+    from shared.templates import Button, TemplateDraft
+
+    return TemplateDraft(
+        name="winter_sale",
+        category="marketing",
+        body="Hi {{name}}, winter sale! Your personal code {{code}} takes 25% off.",
+        footer="ACME Shoes",
+        buttons=[
+            Button(type="url", text="Shop now", url="https://acme.example/sale"),
+            Button(type="copy_code", text="Copy code"),
+        ],
+        examples={"name": "Ana", "code": "WINTER25"},
+    )
+
+
+async def _cast(home: Path, relay_url: str) -> tuple[dict[str, Any], Any]:
+    """The demo's people (alice +39, bob +44, carol +49) and business @acme, registered."""
+    from client.messenger import Messenger
+
+    people = {
+        handle: await Messenger.create_account(
+            home, handle, handle, relay_url, country=country, display_name=name
+        )
+        for handle, country, name in (
+            ("alice", "+39", "Alice Rossi"),
+            ("bob", "+44", "Bob Smith"),
+            ("carol", "+49", "Carol Weber"),
+        )
+    }
+    shop = await Messenger.create_account(
+        home, "shop", "acme", relay_url, business=True, display_name="ACME Shoes"
+    )
+    return people, shop
+
+
 async def _chat(people: dict[str, Any]) -> None:
     from sealpost.commands.output import terminal_safe
 
@@ -85,23 +122,10 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> None:
     from client.business.campaigns import run_campaign
     from client.business.money import format_amount
     from sealpost.commands.output import terminal_safe
-    from shared.templates import Button, TemplateDraft
 
     print("\n2. A business runs a personalised marketing campaign")
     budget = await shop.api.top_up(20_000_000)
-    template = await shop.api.register_template(
-        TemplateDraft(
-            name="winter_sale",
-            category="marketing",
-            body="Hi {{name}}, winter sale! Your personal code {{code}} takes 25% off.",
-            footer="ACME Shoes",
-            buttons=[
-                Button(type="url", text="Shop now", url="https://acme.example/sale"),
-                Button(type="copy_code", text="Copy code"),
-            ],
-            examples={"name": "Ana", "code": "WINTER25"},
-        )
-    )
+    template = await shop.api.register_template(winter_sale())
     print(
         f"   @acme topped up {format_amount(budget.available, budget.currency)}, registered "
         f"template {template.template.name} ({template.category}; buttons: "
@@ -144,21 +168,8 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> None:
 
 
 async def _story(home: Path, relay_url: str) -> None:
-    from client.messenger import Messenger
 
-    people = {
-        handle: await Messenger.create_account(
-            home, handle, handle, relay_url, country=country, display_name=name
-        )
-        for handle, country, name in (
-            ("alice", "+39", "Alice Rossi"),
-            ("bob", "+44", "Bob Smith"),
-            ("carol", "+49", "Carol Weber"),
-        )
-    }
-    shop = await Messenger.create_account(
-        home, "shop", "acme", relay_url, business=True, display_name="ACME Shoes"
-    )
+    people, shop = await _cast(home, relay_url)
     print(f"created @alice (+39), @bob (+44), @carol (+49) and business @acme in {home}")
     try:
         await _chat(people)
@@ -185,21 +196,8 @@ async def seed_person_demo(home: Path, relay_url: str) -> None:
     from client.business.audience import Audience, AudienceRow
     from client.business.campaigns import run_campaign
     from client.messenger import Messenger
-    from shared.templates import Button, TemplateDraft
 
-    people = {
-        handle: await Messenger.create_account(
-            home, handle, handle, relay_url, country=country, display_name=name
-        )
-        for handle, country, name in (
-            ("bob", "+44", "Bob Smith"),
-            ("alice", "+39", "Alice Rossi"),
-            ("carol", "+49", "Carol Weber"),
-        )
-    }
-    shop = await Messenger.create_account(
-        home, "shop", "acme", relay_url, business=True, display_name="ACME Shoes"
-    )
+    people, shop = await _cast(home, relay_url)
     # The platform's report desk: reports from the app are sealed to its key.
     desk = await Messenger.create_account(
         home, "desk", "moderation", relay_url, business=True, display_name="Moderation desk"
@@ -210,19 +208,7 @@ async def seed_person_demo(home: Path, relay_url: str) -> None:
             await people[sender].send_text(recipient, text)
             await people["bob"].sync()
         await shop.api.top_up(20_000_000)
-        template = await shop.api.register_template(
-            TemplateDraft(
-                name="winter_sale",
-                category="marketing",
-                body="Hi {{name}}, winter sale! Your personal code {{code}} takes 25% off.",
-                footer="ACME Shoes",
-                buttons=[
-                    Button(type="url", text="Shop now", url="https://acme.example/sale"),
-                    Button(type="copy_code", text="Copy code"),
-                ],
-                examples={"name": "Ana", "code": "WINTER25"},
-            )
-        )
+        template = await shop.api.register_template(winter_sale())
         audience = Audience(
             rows=[
                 AudienceRow(line=2, handle="bob", variables={"name": "Bob", "code": "BOB-9K4M"}),
