@@ -13,6 +13,7 @@ from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
+from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
@@ -69,6 +70,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.notifier = MailboxNotifier()
     app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)
     app.state.nonce_inserts = 0
+    app.state.accounts = KnownAccounts()
     app.state.shutting_down = False
     app.state.routing = RoutingRules(
         prices=load_price_table(settings.price_table),

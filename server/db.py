@@ -1,7 +1,7 @@
 """Engine creation for SQLite (default) and PostgreSQL, and the per-request session."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import Request
@@ -75,8 +75,12 @@ def read_engine(engine: Engine) -> Engine:
     return engine
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """FastAPI dependency: one session per request.
+
+    Async so that FastAPI opens and closes it on the event loop (both are cheap and do no
+    I/O: the endpoint's worker thread connects, and ends the transaction, see
+    server/transactions.py) rather than spending a thread hop on each.
 
     No expiry on commit: reading an attribute after the auth commit must not open a new
     transaction, which on a long-lived stream would hold SQLite's write lock for its lifetime.

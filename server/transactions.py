@@ -1,11 +1,16 @@
-"""Every request's database transaction ends when its endpoint returns.
+"""Every request's database work runs on one worker thread and ends before its endpoint returns.
 
-Why: on SQLite a transaction holds the process's write lock (server/db.py). FastAPI closes a
-request's session only after validating and sending the response, each step on the shared
-thread pool; with enough requests waiting on the lock, the holder would never get a thread
-back to finish, and the relay would stall for good. Ending the transaction inside the
-endpoint's own thread, before it returns, makes that impossible (and keeps locks short on
-PostgreSQL too).
+Why one thread: FastAPI runs each sync dependency, the sync endpoint, and then the response's
+validation on the thread pool, one hop each. At thousands of requests a second those hops (and
+the GIL hand-offs they cause) cost more CPU than the requests' own work. So the relay's
+dependencies are async and do no I/O, and this route class runs the endpoint (after turning a
+:class:`~server.auth.Caller` into the verified account) in a single hop.
+
+Why the transaction ends inside: on SQLite a transaction holds the process's write lock
+(server/db.py). If a request's session were closed only after its response was sent, with
+enough requests waiting on the lock the holder would never get a thread back to finish, and
+the relay would stall for good. Ending the transaction on the endpoint's own thread, before it
+returns, makes that impossible (and keeps locks short on PostgreSQL too).
 """
 
 import functools
@@ -13,25 +18,57 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 from fastapi.routing import APIRoute
 from sqlmodel import Session
 
+from server.auth import Caller
 
-def _ending_transactions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(endpoint)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        sessions = [v for v in (*args, *kwargs.values()) if isinstance(v, Session)]
-        try:
-            result = endpoint(*args, **kwargs)
-        except BaseException:
-            for session in sessions:
-                session.rollback()
-            raise
+
+def _authenticate(kwargs: dict[str, Any]) -> None:
+    """Replace each Caller argument with its verified Account (blocking)."""
+    for name, value in kwargs.items():
+        if not isinstance(value, Caller):
+            continue
+        session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
+        if session is not None:
+            kwargs[name] = value.authenticate(session)
+            continue
+        state = value.request.app.state
+        with Session(state.engine, expire_on_commit=False) as own:
+            kwargs[name] = value.authenticate(own)
+
+
+def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    _authenticate(kwargs)
+    sessions = [v for v in kwargs.values() if isinstance(v, Session)]
+    try:
+        result = endpoint(**kwargs)
+    except BaseException:
         for session in sessions:
-            # Writes were committed by the endpoint; what is left is a read, and committing
-            # it (unlike a rollback) keeps the loaded objects usable for the response.
-            session.commit()
-        return result
+            session.rollback()
+        raise
+    for session in sessions:
+        # Writes were committed by the endpoint; what is left is a read, and committing
+        # it (unlike a rollback) keeps the loaded objects usable for the response.
+        session.commit()
+    return result
+
+
+def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    async def run(**kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(_run_in_transaction, endpoint, kwargs)
+
+    return run
+
+
+def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    async def run(**kwargs: Any) -> Any:
+        if any(isinstance(v, Caller) for v in kwargs.values()):
+            await anyio.to_thread.run_sync(_authenticate, kwargs)
+        return await endpoint(**kwargs)
 
     return run
 
@@ -40,6 +77,8 @@ class TransactionalRoute(APIRoute):
     """The route class of every relay router (``APIRouter(route_class=...)``)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _ending_transactions(endpoint)
+        if inspect.iscoroutinefunction(endpoint):
+            endpoint = _authenticated_first(endpoint)
+        else:
+            endpoint = _on_one_thread(endpoint)
         super().__init__(path, endpoint, **kwargs)

@@ -1,0 +1,40 @@
+"""A per-process cache of registered accounts, for authenticating requests without the ORM.
+
+Safe because an account never changes once registered (handle, kind, country and keys are
+fixed; there is no key rotation or deletion), so a cached copy can only be missing, never
+stale. Loading one through the ORM cost more CPU than the rest of a small request.
+"""
+
+import threading
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from server.models import Account
+
+_TABLE = Account.__table__  # type: ignore[attr-defined]
+
+
+class KnownAccounts:
+    """Handle -> a detached ``Account``; bounded so a flood of handles cannot grow it forever."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._accounts: dict[str, Account] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, handle: str) -> Account | None:
+        """The account, from memory or (once) from the database; None if not registered."""
+        account = self._accounts.get(handle)
+        if account is not None:
+            return account
+        row = session.execute(select(_TABLE).where(_TABLE.c.handle == handle)).first()
+        if row is None:
+            return None  # not cached: it may be registered a moment later
+        # A fresh instance, attached to no session, so threads can share it read-only.
+        account = Account(**row._mapping)
+        with self._lock:
+            if len(self._accounts) >= self._limit:
+                self._accounts.clear()
+            self._accounts[handle] = account
+        return account
