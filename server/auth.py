@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -91,8 +91,21 @@ async def signed_request(
     )
 
 
-def verify_signed(request: Request, signed: SignedRequest, key_b64: str, session: Session) -> None:
-    """Check signature, clock window and nonce freshness; 401 naming the failed check."""
+def verify_signed(
+    request: Request,
+    signed: SignedRequest,
+    key_b64: str,
+    session: Session,
+    *,
+    commit: bool = True,
+) -> None:
+    """Check signature, clock window and nonce freshness; 401 naming the failed check.
+
+    With ``commit=False`` the nonce joins the session's transaction (one commit per request
+    instead of two) and stays with the session until a commit: a rollback re-inserts it at
+    once (see ``_keep_nonce``), so a request that fails, or rolls back and retries, still
+    cannot be replayed.
+    """
     state = request.app.state
     try:
         VerifyKey(b64decode(key_b64)).verify(signed.message, signed.signature)
@@ -115,13 +128,12 @@ def verify_signed(request: Request, signed: SignedRequest, key_b64: str, session
             f"The request timestamp is {skew / 1000:+.0f} s from the relay's clock; "
             f"allowed is ±{state.settings.auth_window_s} s. Check the device clock.",
         )
-    # The nonce commits on its own, before the endpoint runs: an endpoint that fails (or
-    # rolls back and retries) must not leave its request replayable.
     # Core, not the ORM: this runs on every request and the unit of work costs more than it.
     nonce_row = {"handle": signed.handle, "nonce": signed.nonce, "seen_at": now}
     try:
-        session.execute(insert(_NONCES).values(nonce_row))
-        session.commit()
+        session.execute(insert(_NONCES), nonce_row)
+        if commit:
+            session.commit()
     except IntegrityError as exc:
         session.rollback()
         raise ApiError(
@@ -129,11 +141,30 @@ def verify_signed(request: Request, signed: SignedRequest, key_b64: str, session
             "replayed_request",
             "This nonce was already used; send a fresh nonce with every request.",
         ) from exc
+    if not commit:
+        session.info[PENDING_NONCE] = nonce_row
     state.nonce_inserts += 1
     if state.nonce_inserts % 1000 == 0:
         # Nonces older than twice the window can never be accepted again; forget them.
         session.exec(delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * window_ms))
-        session.commit()
+        if commit:
+            session.commit()
+
+
+PENDING_NONCE = "sealpost_pending_nonce"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _keep_nonce(session: Session, _previous: object) -> None:
+    """A rolled-back request keeps its nonce: insert it again in the next transaction."""
+    row = session.info.get(PENDING_NONCE)
+    if row is not None and session.is_active:
+        session.execute(insert(_NONCES), row)
+
+
+@event.listens_for(Session, "after_commit")
+def _nonce_kept(session: Session) -> None:
+    session.info.pop(PENDING_NONCE, None)
 
 
 @dataclass(frozen=True)
@@ -145,7 +176,8 @@ class Caller:
 
     def authenticate(self, session: Session) -> Account:
         """The account that signed the request, after signature, window, replay and rate
-        checks; commits the nonce. Blocking: call it on a worker thread."""
+        checks. The nonce is inserted in ``session``'s transaction, which the caller must
+        commit. Blocking: call it on a worker thread."""
         signed = self.signed
         try:
             account = self.request.app.state.accounts.get(session, signed.handle)
@@ -155,7 +187,7 @@ class Caller:
                     "unknown_account",
                     f"No account '{signed.handle}' on this relay; register it first.",
                 )
-            verify_signed(self.request, signed, account.sign_key, session)  # commits
+            verify_signed(self.request, signed, account.sign_key, session, commit=False)
         except BaseException:
             session.rollback()  # never leave a transaction (and SQLite's write lock) behind
             raise

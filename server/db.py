@@ -15,12 +15,14 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Streams each read on a worker thread: size the pool like the thread pool (40).
+        # Every worker thread (40) may hold a connection, and the dispatcher one more: a pool
+        # that large never opens and closes overflow connections under load (which, with the
+        # PRAGMAs below, cost more than the queries they served).
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=20,
-            max_overflow=30,
+            pool_size=50,
+            max_overflow=10,
         )
 
         @event.listens_for(engine, "connect")
@@ -53,12 +55,30 @@ def make_engine(url: str) -> Engine:
             try:
                 conn.exec_driver_sql(f"BEGIN {mode}")
             except BaseException:
-                _end(conn)
+                _release(conn)
                 raise
 
+        # SQLAlchemy fires these events *before* it commits or rolls back. Releasing the lock
+        # there would let the next writer's BEGIN IMMEDIATE meet SQLite's lock still held and
+        # sleep in the busy handler; so end the transaction here first (the driver's own
+        # commit/rollback that follows is then a no-op).
         @event.listens_for(engine, "commit")
+        def _commit(conn) -> None:  # type: ignore[no-untyped-def]
+            if conn.info.get("sealpost_write_lock"):
+                try:
+                    conn.connection.dbapi_connection.commit()
+                finally:
+                    _release(conn)
+
         @event.listens_for(engine, "rollback")
-        def _end(conn) -> None:  # type: ignore[no-untyped-def]
+        def _rollback(conn) -> None:  # type: ignore[no-untyped-def]
+            if conn.info.get("sealpost_write_lock"):
+                try:
+                    conn.connection.dbapi_connection.rollback()
+                finally:
+                    _release(conn)
+
+        def _release(conn) -> None:  # type: ignore[no-untyped-def]
             if conn.info.pop("sealpost_write_lock", False):
                 write_lock.release()
 

@@ -22,37 +22,50 @@ import anyio.to_thread
 from fastapi.routing import APIRoute
 from sqlmodel import Session
 
-from server.auth import Caller
+from server.auth import PENDING_NONCE, Caller
 
 
-def _authenticate(kwargs: dict[str, Any]) -> None:
-    """Replace each Caller argument with its verified Account (blocking)."""
+def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
+    """Replace each Caller argument with its verified Account (blocking).
+
+    The nonce goes into the endpoint's session, committed with its work, unless ``commit``
+    (async endpoints, which hold no transaction open) or the endpoint has no session.
+    """
     for name, value in kwargs.items():
         if not isinstance(value, Caller):
             continue
         session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
         if session is not None:
             kwargs[name] = value.authenticate(session)
+            if commit:
+                session.commit()
             continue
         state = value.request.app.state
         with Session(state.engine, expire_on_commit=False) as own:
             kwargs[name] = value.authenticate(own)
+            own.commit()
 
 
 def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    _authenticate(kwargs)
     sessions = [v for v in kwargs.values() if isinstance(v, Session)]
     try:
-        result = endpoint(**kwargs)
-    except BaseException:
+        _authenticate(kwargs)
+        try:
+            result = endpoint(**kwargs)
+        except BaseException:
+            for session in sessions:
+                session.rollback()  # the request's nonce is inserted again (server/auth.py)
+                session.commit()  # and kept: a failed request is not replayable either
+            raise
         for session in sessions:
-            session.rollback()
-        raise
-    for session in sessions:
-        # Writes were committed by the endpoint; what is left is a read, and committing
-        # it (unlike a rollback) keeps the loaded objects usable for the response.
-        session.commit()
-    return result
+            # Commits the nonce, and whatever the endpoint left uncommitted; committing a
+            # read (unlike a rollback) keeps the loaded objects usable for the response.
+            session.commit()
+        return result
+    finally:
+        for session in sessions:
+            if session.info.pop(PENDING_NONCE, None) is not None:
+                session.rollback()  # a commit failed: never leave the write lock behind
 
 
 def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +80,7 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def run(**kwargs: Any) -> Any:
         if any(isinstance(v, Caller) for v in kwargs.values()):
-            await anyio.to_thread.run_sync(_authenticate, kwargs)
+            await anyio.to_thread.run_sync(functools.partial(_authenticate, kwargs, commit=True))
         return await endpoint(**kwargs)
 
     return run

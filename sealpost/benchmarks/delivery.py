@@ -1,8 +1,10 @@
 """Delivery: many connected clients receiving pushed messages, against a storage floor.
 
 Persons are written straight into the relay's database; each holds one delivery stream open
-(spread over the relay processes) and acks what it received every half second, as the real
-client does. A sender submits chat envelopes in batches of 1,000. Measured:
+(spread over the relay processes) and acks what it received as the real client does (in
+batches, within ACK_DELAY_S). The clients are lean load generators (benchmarks/wire.py), so
+that the relay, not httpx, is what is measured. A sender submits chat envelopes in batches
+of 1,000. Measured:
 
 - throughput: all messages submitted as fast as the relay takes them, until every one has
   been received by its person (messages per second);
@@ -25,7 +27,9 @@ import httpx
 import psycopg
 from sqlalchemy import insert
 
+from client.messenger import ACK_BATCH, ACK_DELAY_S
 from sealpost.benchmarks.seeding import seed_persons
+from sealpost.benchmarks.wire import Connection
 from sealpost.relay_process import RelayProcess
 from server.db import make_engine
 from server.models import MailboxEntry
@@ -64,20 +68,15 @@ def _envelopes(people: list[tuple[str, AccountKeys]], count: int) -> list[tuple[
 
 
 class _Receivers:
-    """One SSE stream per person; records when each message id arrives."""
+    """One SSE stream per person (lean wire client, see wire.py); records arrival times."""
 
     def __init__(self, people: list[tuple[str, AccountKeys]], urls: list[str]) -> None:
         self.people = people
         self.urls = urls
         self.arrived: dict[str, float] = {}
         self.connected = 0
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10, read=None),
-            limits=httpx.Limits(
-                max_connections=len(people) * 2 + 50, max_keepalive_connections=len(people) * 2 + 50
-            ),
-        )
         self.tasks: list[asyncio.Task[None]] = []
+        self.connections: list[Connection] = []
 
     async def start(self) -> None:
         for i, person in enumerate(self.people):
@@ -90,33 +89,36 @@ class _Receivers:
 
     async def _run(self, person: tuple[str, AccountKeys], url: str) -> None:
         handle, keys = person
-        path = f"/v1/mailboxes/{handle}/stream"
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        connection = Connection(host, int(port), handle, keys)
+        self.connections.append(connection)
         to_ack: list[str] = []
-        acker = asyncio.create_task(self._ack_loop(handle, keys, url, to_ack))
+        acker = asyncio.create_task(self._ack_loop(connection, handle, to_ack))
         try:
-            headers = sign_request(keys.signing, handle, "GET", path)
-            async with self.http.stream("GET", url + path, headers=headers) as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("event: ready"):
-                        self.connected += 1
-                    elif line.startswith('data: {"seq"'):
-                        msg_id = json.loads(line[6:])["envelope"]["id"]
-                        self.arrived.setdefault(msg_id, time.perf_counter())
-                        to_ack.append(msg_id)
+            async for event in connection.events(f"/v1/mailboxes/{handle}/stream"):
+                if b"event: envelope" in event:
+                    # The message id, without parsing the whole frame's JSON.
+                    start = event.index(b'"id":"', event.index(b'"envelope"')) + 6
+                    msg_id = event[start : event.index(b'"', start)].decode()
+                    self.arrived.setdefault(msg_id, time.perf_counter())
+                    to_ack.append(msg_id)
+                elif b"event: ready" in event:
+                    self.connected += 1
         finally:
             acker.cancel()
 
-    async def _ack_loop(self, handle: str, keys: AccountKeys, url: str, ids: list[str]) -> None:
+    async def _ack_loop(self, connection: Connection, handle: str, ids: list[str]) -> None:
         path = f"/v1/mailboxes/{handle}/ack"
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(ACK_DELAY_S)
             if not ids:
                 continue
-            batch, ids[:] = ids[:1000], ids[1000:]
-            body = json.dumps({"ids": batch}).encode()
-            headers = sign_request(keys.signing, handle, "POST", path, body)
-            headers["Content-Type"] = "application/json"
-            await self.http.post(url + path, content=body, headers=headers)
+            batch, ids[:] = ids[:ACK_BATCH], ids[ACK_BATCH:]
+            status, answer = await connection.request(
+                "POST", path, json.dumps({"ids": batch}).encode()
+            )
+            if status != 200:
+                raise RuntimeError(f"ack answered {status}: {answer[:200]!r}")
 
     async def wait_for(self, ids: list[str], timeout_s: float) -> None:
         deadline = time.perf_counter() + timeout_s
@@ -131,7 +133,8 @@ class _Receivers:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.http.aclose()
+        for connection in self.connections:
+            connection.close()
 
 
 async def _submit(

@@ -802,6 +802,18 @@ async def test_reused_nonce_and_replayed_request_are_refused(relay, make_account
     assert_verified(got[envelope.id], "alice", "once")
 
 
+async def test_a_refused_request_cannot_be_replayed_once_it_would_succeed(relay, make_account):
+    """The nonce of a request the endpoint refused is kept, though its transaction rolled
+    back: replaying it later, when it would be accepted, is still refused."""
+    alice = await make_account("alice", relay)
+    headers = sign_request(alice.profile.keys.signing, "alice", "GET", "/v1/accounts/bob")
+    assert_error(send_with(relay, "GET", "/v1/accounts/bob", headers), 404, "unknown_handle")
+    bob_keys = AccountKeys.generate()
+    bob = signed(relay.url, bob_keys, "bob", "POST", "/v1/accounts", registration("bob", bob_keys))
+    assert bob.status_code == 201, bob.text
+    assert_error(send_with(relay, "GET", "/v1/accounts/bob", headers), 401, "replayed_request")
+
+
 async def test_registration_attacks(sqlite_relay, make_account):
     relay = sqlite_relay
     alice = await make_account("alice", relay)
