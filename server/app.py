@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from server import schema
 from server.body_limit import BodySizeLimit
+from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
@@ -40,6 +41,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.dispatcher.start()
+        app.state.checkpointer.start()
         wakeups = None
         if app.state.engine.dialect.name == "postgresql":
             wakeups = PostgresWakeups(settings.db, app.state.notifier)
@@ -49,6 +51,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         finally:
             app.state.shutting_down = True
             app.state.dispatcher.stop()
+            app.state.checkpointer.stop()
             if wakeups:
                 wakeups.stop()
 
@@ -77,6 +80,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         service_window_ms=settings.service_window_h * HOUR_MS,
         daily_cap=settings.marketing_cap_24h,
     )
+    app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(
         engine,
         app.state.clock,

@@ -33,6 +33,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints run in the background (server/checkpoints.py); a commit does one
+            # itself only past ~40 MB of log.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
             # Let SQLAlchemy, not the driver, open transactions (see _begin).
             dbapi_conn.isolation_level = None
