@@ -68,10 +68,30 @@ def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) ->
                 session.rollback()  # a commit failed: never leave the write lock behind
 
 
+def _db_threads(kwargs: dict[str, Any]) -> anyio.CapacityLimiter | None:
+    """How many requests may run their database work at once in this process.
+
+    On SQLite writers take turns anyway (server/db.py), and forty threads queueing for its
+    lock and for the GIL cost far more than they overlap: a few suffice. PostgreSQL gets
+    more, to overlap network round trips.
+    """
+    request = next((v.request for v in kwargs.values() if isinstance(v, Caller)), None)
+    if request is None:
+        return None
+    state = request.app.state
+    limiter = getattr(state, "db_threads", None)
+    if limiter is None:
+        sqlite = state.engine.dialect.name == "sqlite"
+        limiter = state.db_threads = anyio.CapacityLimiter(4 if sqlite else 16)
+    return limiter
+
+
 def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def run(**kwargs: Any) -> Any:
-        return await anyio.to_thread.run_sync(_run_in_transaction, endpoint, kwargs)
+        return await anyio.to_thread.run_sync(
+            _run_in_transaction, endpoint, kwargs, limiter=_db_threads(kwargs)
+        )
 
     return run
 
