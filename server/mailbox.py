@@ -421,18 +421,18 @@ def acknowledge(
         table.c.state == "pending",
         table.c.msg_id.in_(ids),
     )
+    # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now (a
+    # concurrent ack of the same id changes nothing the second time, so it is never charged
+    # twice).
     rows = list(
         session.execute(
-            select(table.c.msg_id, table.c.campaign_id, table.c.sender, table.c.price)
+            update(table)
             .where(*mine)
-            .with_for_update()
+            .values(state="acked", acked_at=now_ms, ciphertext=b"")
+            .returning(table.c.msg_id, table.c.campaign_id, table.c.sender, table.c.price)
         )
     )
     paid = [(r.campaign_id, r.sender, r.price) for r in rows if r.price]
-    if rows:
-        session.execute(
-            update(table).where(*mine).values(state="acked", acked_at=now_ms, ciphertext=b"")
-        )
     if paid:
         charge(session, movements_of(paid), now_ms)
     if rows:
