@@ -42,6 +42,11 @@ class Subscription:
         self.event.set()
 
 
+def _push_all(targets: list[tuple[Subscription, Any]]) -> None:
+    for sub, batch in targets:
+        sub._push(batch)
+
+
 class MailboxNotifier:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
@@ -71,10 +76,15 @@ class MailboxNotifier:
         self._deliver(items)  # type: ignore[arg-type]
 
     def _deliver(self, items: dict[str, list[Any] | None]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscription, Any]]] = {}
         with self._lock:
-            targets = [(sub, items[h]) for h in items for sub in self._subs.get(h, ())]
-        for sub, batch in targets:
-            sub.loop.call_soon_threadsafe(sub._push, batch)
+            for h in items:
+                for sub in self._subs.get(h, ()):
+                    by_loop.setdefault(sub.loop, []).append((sub, items[h]))
+        # One wake-up per event loop, not per stream: a batch for a thousand recipients
+        # would otherwise write to the loop's self-pipe a thousand times.
+        for loop, targets in by_loop.items():
+            loop.call_soon_threadsafe(_push_all, targets)
 
     def wake_all(self) -> None:
         """Wake every stream, e.g. so they notice the relay is shutting down."""
