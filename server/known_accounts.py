@@ -23,6 +23,20 @@ class KnownAccounts:
         self._limit = limit
         self._lock = threading.Lock()
 
+    def get_many(self, session: Session, handles: list[str]) -> dict[str, Account]:
+        """The registered ones among ``handles`` (one query for those not cached yet)."""
+        found = {h: a for h in handles if (a := self._accounts.get(h)) is not None}
+        missing = [h for h in dict.fromkeys(handles) if h not in found]
+        if missing:
+            rows = session.execute(select(_TABLE).where(_TABLE.c.handle.in_(missing)))
+            loaded = {row.handle: Account(**row._mapping) for row in rows}
+            with self._lock:
+                if len(self._accounts) + len(loaded) > self._limit:
+                    self._accounts.clear()
+                self._accounts.update(loaded)
+            found.update(loaded)
+        return found
+
     def get(self, session: Session, handle: str) -> Account | None:
         """The account, from memory or (once) from the database; None if not registered."""
         account = self._accounts.get(handle)

@@ -1,7 +1,7 @@
 """Storing, listing and acknowledging envelopes. Plain functions over a DB session."""
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,9 @@ class RoutingRules:
 class StoreOutcome:
     results: list[SendResult]
     woken: set[str] = field(default_factory=set)  # recipients with new pending mail
-    pushed: dict[str, list[MailboxItem]] = field(default_factory=dict)  # their new envelopes
+    # Their new envelopes, for recipients with a stream open in this process; None for the
+    # others ("look in the database", in case a stream opened meanwhile).
+    pushed: dict[str, list[MailboxItem] | None] = field(default_factory=dict)
 
 
 def envelope_digest(envelope: Envelope) -> str:
@@ -194,6 +196,7 @@ def store_envelopes(
     rules: RoutingRules,
     now_ms: int,
     *,
+    listening: Callable[[str], bool] | None = None,
     retry: bool = True,
 ) -> StoreOutcome:
     """Validate routing and store new envelopes idempotently, in one transaction.
@@ -202,7 +205,8 @@ def store_envelopes(
     bytes) is a ``duplicate``, not a second delivery; the same id with anything else is an
     ``id_conflict``. Template messages are priced and their money reserved here; those due now
     are released or refused at once by the recipient's choices, later ones wait in state
-    ``scheduled`` for the dispatcher.
+    ``scheduled`` for the dispatcher. ``listening(handle)`` says whether a stream of that
+    recipient is open here: only those get their envelopes built for the push.
     """
     batch = _Batch(session, sender, envelopes)
     existing = {
@@ -245,7 +249,7 @@ def store_envelopes(
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
     woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
-    pushed: dict[str, list[MailboxItem]] = {}
+    pushed: dict[str, list[MailboxItem] | None] = {}
     try:
         if new_rows:
             table = MailboxEntry.__table__  # type: ignore[attr-defined]
@@ -256,9 +260,16 @@ def store_envelopes(
                 .scalars()
                 .all()
             )
+            # Decided once per recipient, so a stream opening mid-batch gets all or nothing.
+            live = {r: listening is None or listening(r) for r in woken}
             for row, seq in zip(new_rows, seqs, strict=True):
-                if row["state"] == "pending":
-                    pushed.setdefault(row["recipient"], []).append(_item(row, seq))
+                recipient = row["recipient"]
+                if row["state"] != "pending":
+                    continue
+                if live[recipient]:
+                    pushed.setdefault(recipient, []).append(_item(row, seq))  # type: ignore[union-attr]
+                else:
+                    pushed[recipient] = None
         announce(session, woken)
         session.commit()
     except IntegrityError:
@@ -266,7 +277,9 @@ def store_envelopes(
         session.rollback()
         if not retry:
             raise
-        return store_envelopes(session, sender, envelopes, rules, now_ms, retry=False)
+        return store_envelopes(
+            session, sender, envelopes, rules, now_ms, listening=listening, retry=False
+        )
     return StoreOutcome(results=[r for r in results if r is not None], woken=woken, pushed=pushed)
 
 

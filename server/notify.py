@@ -65,6 +65,10 @@ class MailboxNotifier:
             if not subs:
                 self._subs.pop(handle, None)
 
+    def listening(self, handle: str) -> bool:
+        """Whether a stream of ``handle`` is open in this process (safe from any thread)."""
+        return handle in self._subs
+
     def publish(self, handles: set[str]) -> None:
         """Tell every stream of ``handles`` to look in the database; safe from any thread."""
         self._deliver({h: None for h in handles})

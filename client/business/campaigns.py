@@ -1,7 +1,7 @@
 """Running a campaign: personalise and seal each copy locally, submit in batches."""
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -18,6 +18,7 @@ from shared.templates import template_hash, variable_names
 from shared.version import MAX_BATCH_ENVELOPES
 
 T = TypeVar("T")
+SEAL_AHEAD_BATCHES = 4  # sealed batches waiting for the wire, at most (bounds memory)
 Progress = Callable[[int, int], None]  # (copies handled so far, total)
 
 
@@ -131,13 +132,21 @@ async def submit_campaign(
     stop_codes = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
     try:
         batches = _chunks(rows, MAX_BATCH_ENVELOPES)
-        # Seal the next batch while the current one is on the wire.
-        upcoming = asyncio.ensure_future(sealer.seal(batches[0])) if batches else None
-        for index in range(len(batches)):
-            assert upcoming is not None
-            envelopes = await upcoming
-            if index + 1 < len(batches):
-                upcoming = asyncio.ensure_future(sealer.seal(batches[index + 1]))
+        # Keep the workers sealing a few batches ahead while earlier ones are on the wire:
+        # with one batch of lookahead they sat idle whenever the relay was slower than them.
+        sealing: deque[asyncio.Future[list[str]]] = deque()
+        queued = 0
+
+        def seal_ahead() -> None:
+            nonlocal queued
+            while queued < len(batches) and len(sealing) < SEAL_AHEAD_BATCHES:
+                sealing.append(asyncio.ensure_future(sealer.seal(batches[queued])))
+                queued += 1
+
+        seal_ahead()
+        while sealing:
+            envelopes = await sealing.popleft()
+            seal_ahead()
             response = await api.send_batch_json(envelopes)
             run.submitted += len(envelopes)
             run.accepted += response.accepted
@@ -150,7 +159,8 @@ async def submit_campaign(
             stopping = [r.error for r in response.results if r.error and r.error.code in stop_codes]
             if stopping:
                 run.stopped = stopping[0].message
-                upcoming.cancel()
+                for future in sealing:
+                    future.cancel()
                 break
     finally:
         sealer.close()

@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
 from server.errors import ApiError
@@ -17,7 +16,8 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=Transac
 
 
 def _info(account: Account) -> AccountInfo:
-    return AccountInfo(
+    # Stored values were validated at registration; construct, don't re-validate.
+    return AccountInfo.model_construct(
         handle=account.handle,
         kind=account.kind,  # type: ignore[arg-type]
         display_name=account.display_name,
@@ -72,12 +72,11 @@ def lookup(
 
 
 @router.post("/lookup")
-def lookup_many(body: LookupRequest, _: CurrentAccount, session: DbSession) -> LookupResponse:
+def lookup_many(
+    body: LookupRequest, _: CurrentAccount, session: DbSession, request: Request
+) -> LookupResponse:
     """Up to 1,000 handles' keys at once (a campaign's audience)."""
-    found = {
-        a.handle: a
-        for a in session.exec(select(Account).where(col(Account.handle).in_(body.handles)))
-    }
+    found = request.app.state.accounts.get_many(session, body.handles)
     return LookupResponse(
         accounts=[_info(found[h]) for h in dict.fromkeys(body.handles) if h in found],
         unknown=[h for h in dict.fromkeys(body.handles) if h not in found],

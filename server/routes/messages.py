@@ -39,7 +39,14 @@ def send_one(
 ) -> SendResult:
     """Store one envelope for its recipient. A retry of the same envelope answers ``duplicate``."""
     state = request.app.state
-    outcome = store_envelopes(session, account, [envelope], state.routing, state.clock.now_ms())
+    outcome = store_envelopes(
+        session,
+        account,
+        [envelope],
+        state.routing,
+        state.clock.now_ms(),
+        listening=state.notifier.listening,
+    )
     [result] = outcome.results
     if result.error:
         raise ApiError(
@@ -60,7 +67,12 @@ def send_batch(
     naming its index, since the whole body must match the schema."""
     state = request.app.state
     outcome = store_envelopes(
-        session, account, batch.envelopes, state.routing, state.clock.now_ms()
+        session,
+        account,
+        batch.envelopes,
+        state.routing,
+        state.clock.now_ms(),
+        listening=state.notifier.listening,
     )
     _after_store(request, outcome)
     results = outcome.results
