@@ -2,7 +2,7 @@
 
 The dependencies here run on the event loop and touch no database: ``CurrentAccount`` hands
 the endpoint a :class:`Caller`, which ``TransactionalRoute`` (server/transactions.py) turns
-into the verified :class:`Account` on the endpoint's own worker thread, just before the
+into the verified :class:`KnownAccount` on the endpoint's own worker thread, just before the
 endpoint runs. One thread hop per request instead of one per dependency: at thousands of
 requests a second those hops, not the work, were most of the relay's CPU.
 """
@@ -20,7 +20,8 @@ from sqlmodel import Session
 
 from server.db import get_session
 from server.errors import ApiError
-from server.models import Account, RequestNonce
+from server.known_accounts import KnownAccount
+from server.models import RequestNonce
 from server.ratelimit import retry_after_header
 from shared.auth import (
     HANDLE_HEADER,
@@ -174,7 +175,7 @@ class Caller:
     signed: SignedRequest
     request: Request
 
-    def authenticate(self, session: Session) -> Account:
+    def authenticate(self, session: Session) -> KnownAccount:
         """The account that signed the request, after signature, window, replay and rate
         checks. The nonce is inserted in ``session``'s transaction, which the caller must
         commit. Blocking: call it on a worker thread."""
@@ -208,7 +209,7 @@ async def caller(
     return Caller(signed=signed, request=request)
 
 
-# Declared as Account, which is what the endpoint receives: TransactionalRoute swaps the Caller
+# Declared as KnownAccount, which is what the endpoint receives: TransactionalRoute swaps the Caller
 # this dependency yields for the verified account before calling the endpoint.
-CurrentAccount = Annotated[Account, Depends(caller)]
+CurrentAccount = Annotated[KnownAccount, Depends(caller)]
 DbSession = Annotated[Session, Depends(get_session)]

@@ -8,7 +8,8 @@ from sqlmodel import Session, select
 from server import signals
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
-from server.models import Account, Campaign, MailboxEntry, Template
+from server.known_accounts import KnownAccount
+from server.models import Campaign, MailboxEntry, Template
 from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
 from shared.signals import DEFAULT_EPSILON_PER_BIT, DEFAULT_K, keep_probability, publish
 
@@ -18,7 +19,11 @@ PAST_TOLERANCE_MS = 60_000
 
 
 def create(
-    session: Session, business: Account, body: CampaignCreate, now_ms: int, default_expiry_days: int
+    session: Session,
+    business: KnownAccount,
+    body: CampaignCreate,
+    now_ms: int,
+    default_expiry_days: int,
 ) -> Campaign:
     if business.kind != "business":
         raise ApiError(403, "businesses_only", "Only business accounts run campaigns.")
@@ -66,7 +71,7 @@ def create(
     return campaign
 
 
-def owned(session: Session, business: Account, campaign_id: str) -> Campaign:
+def owned(session: Session, business: KnownAccount, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.business != business.handle:
         raise ApiError(
@@ -75,7 +80,7 @@ def owned(session: Session, business: Account, campaign_id: str) -> Campaign:
     return campaign
 
 
-def cancel(session: Session, business: Account, campaign_id: str, now_ms: int) -> Campaign:
+def cancel(session: Session, business: KnownAccount, campaign_id: str, now_ms: int) -> Campaign:
     """Cancel what has not been released yet and refund it; released messages still count."""
     owned(session, business, campaign_id)
     campaign = locked_campaign(session, campaign_id)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.billing import charge, locked_campaign, movements_of, refund, reserve
+from server.known_accounts import KnownAccount
 from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
 from server.notify import announce
 from server.pricing import PriceTable
@@ -67,7 +68,9 @@ def _reject(envelope: Envelope, code: str, message: str) -> SendResult:
 class _Batch:
     """Everything a batch needs from the database, loaded once."""
 
-    def __init__(self, session: Session, sender: Account, envelopes: Sequence[Envelope]) -> None:
+    def __init__(
+        self, session: Session, sender: KnownAccount, envelopes: Sequence[Envelope]
+    ) -> None:
         handles = {e.recipient for e in envelopes}
         # Only the columns routing needs: loading whole ORM objects dominates a 1,000 batch.
         self.accounts = {
@@ -114,7 +117,7 @@ class _Batch:
 
 
 def _chat_error(
-    envelope: Envelope, sender: Account, batch: _Batch, rules: RoutingRules, now_ms: int
+    envelope: Envelope, sender: KnownAccount, batch: _Batch, rules: RoutingRules, now_ms: int
 ) -> SendResult | None:
     if envelope.category != "service":
         return _reject(envelope, "invalid_category", "A chat message has category 'service'.")
@@ -134,7 +137,7 @@ def _chat_error(
     return None
 
 
-def _template_error(envelope: Envelope, sender: Account, batch: _Batch) -> SendResult | None:
+def _template_error(envelope: Envelope, sender: KnownAccount, batch: _Batch) -> SendResult | None:
     if not envelope.template_id or not envelope.campaign_id:
         return _reject(
             envelope, "invalid_request", "A template message names its template_id and campaign_id."
@@ -191,7 +194,7 @@ def _template_error(envelope: Envelope, sender: Account, batch: _Batch) -> SendR
 
 def store_envelopes(
     session: Session,
-    sender: Account,
+    sender: KnownAccount,
     envelopes: Sequence[Envelope],
     rules: RoutingRules,
     now_ms: int,
@@ -285,7 +288,7 @@ def store_envelopes(
 
 def _first_error(
     envelope: Envelope,
-    sender: Account,
+    sender: KnownAccount,
     batch: _Batch,
     rules: RoutingRules,
     existing: dict[str, tuple[str, str]],
@@ -367,7 +370,7 @@ def _release_due(
 
 
 def _record_chat_contacts(
-    session: Session, sender: Account, batch: _Batch, rows: list[dict[str, Any]], now_ms: int
+    session: Session, sender: KnownAccount, batch: _Batch, rows: list[dict[str, Any]], now_ms: int
 ) -> None:
     """A person writing to a business opens its service window and counts as 'chatted'."""
     if sender.kind != "person":

@@ -3,6 +3,7 @@
 from sqlmodel import Session, col, select
 
 from server.errors import ApiError
+from server.known_accounts import KnownAccount
 from server.models import Account, BusinessChoice, Preference
 from shared.api import Preferences, SetLevel
 
@@ -24,7 +25,7 @@ def read(session: Session, person: str) -> Preferences:
     )
 
 
-def set_level(session: Session, person: Account, body: SetLevel) -> Preferences:
+def set_level(session: Session, person: KnownAccount, body: SetLevel) -> Preferences:
     _persons_only(person)
     pref = session.get(Preference, person.handle) or Preference(person=person.handle)
     pref.level, pref.weekly_limit = body.level, body.weekly_limit
@@ -34,7 +35,7 @@ def set_level(session: Session, person: Account, body: SetLevel) -> Preferences:
 
 
 def set_choice(
-    session: Session, person: Account, business: str, field: str, value: bool
+    session: Session, person: KnownAccount, business: str, field: str, value: bool
 ) -> Preferences:
     """Set ``blocked`` or ``promotions_stopped`` for one business."""
     _persons_only(person)
@@ -50,6 +51,6 @@ def set_choice(
     return read(session, person.handle)
 
 
-def _persons_only(account: Account) -> None:
+def _persons_only(account: KnownAccount) -> None:
     if account.kind != "person":
         raise ApiError(403, "persons_only", "Marketing choices belong to person accounts.")

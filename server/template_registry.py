@@ -6,7 +6,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from server.errors import ApiError
-from server.models import Account, Template
+from server.known_accounts import KnownAccount
+from server.models import Template
 from shared.api import TemplateInfo
 from shared.templates import (
     MAX_TEMPLATES_PER_BUSINESS,
@@ -17,7 +18,9 @@ from shared.templates import (
 )
 
 
-def register(session: Session, business: Account, draft: TemplateDraft, now_ms: int) -> Template:
+def register(
+    session: Session, business: KnownAccount, draft: TemplateDraft, now_ms: int
+) -> Template:
     """Validate, maybe reclassify, and store a template; 4xx naming the rule that failed."""
     if business.kind != "business":
         raise ApiError(403, "businesses_only", "Only business accounts register templates.")

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
 from server.errors import ApiError
+from server.known_accounts import KnownAccount
 from server.models import Account
 from server.transactions import TransactionalRoute
 from shared.api import AccountInfo, LookupRequest, LookupResponse, RegisterAccount
@@ -15,7 +16,7 @@ from shared.identifiers import HANDLE_PATTERN
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=TransactionalRoute)
 
 
-def _info(account: Account) -> AccountInfo:
+def _info(account: Account | KnownAccount) -> AccountInfo:
     # Stored values were validated at registration; construct, don't re-validate.
     return AccountInfo.model_construct(
         handle=account.handle,

@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
+from server.known_accounts import KnownAccount
 from server.mailbox import acknowledge, pending, to_envelope
-from server.models import Account
 from server.transactions import TransactionalRoute
 from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
@@ -28,7 +28,7 @@ PRUNE_AFTER = 1000
 HandlePath = Annotated[str, Path(pattern=HANDLE_PATTERN)]
 
 
-def _own(account: Account, handle: str) -> None:
+def _own(account: KnownAccount, handle: str) -> None:
     if account.handle != handle:
         raise ApiError(403, "forbidden", f"{account.handle} may not touch the mailbox of {handle}.")
 
