@@ -11,9 +11,9 @@ separate HTTP client with no credentials, no handle and no message id.
 """
 
 import json
-import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +73,9 @@ class SignalAgent:
         SQLModel.metadata.create_all(engine, tables=[PendingSignal.__table__])  # type: ignore[attr-defined, arg-type]
         self.settings = self._load_settings()
         self._rng = secrets.SystemRandom()
+        # Unix seconds now. A simulation sets its virtual clock here, so that report days,
+        # delays and the epsilon budget follow simulated time rather than the wall clock.
+        self.clock: Callable[[], float] = time.time
 
     # --- settings and budget ----------------------------------------------------------------
 
@@ -124,7 +127,7 @@ class SignalAgent:
             b64decode(answer.proof),
             b64decode(answer.public_key),
         )
-        now = time.time()
+        now = self.clock()
         row = PendingSignal(
             campaign_id=campaign_id,
             day=datetime.fromtimestamp(now, UTC).date().isoformat(),
@@ -165,7 +168,7 @@ class SignalAgent:
         Call it from a loop of its own (the app does, every minute), not right after a
         signed request: an anonymous request that follows an account's request from the same
         address within milliseconds is easy to link to it."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         with Session(self.engine) as s:  # type: ignore[arg-type]
             due = list(
                 s.exec(
@@ -177,7 +180,9 @@ class SignalAgent:
             )
         if not due:
             return None
-        random.shuffle(due)
+        # The device's own random source: unpredictable to the relay (a seeded one in
+        # simulations, so that a run can be repeated).
+        self._rng.shuffle(due)
         counted = 0
         refused: dict[int, str] = {}
         for index, row in enumerate(due):

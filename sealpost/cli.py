@@ -18,9 +18,10 @@ from sealpost.commands import (
     messaging,
     prefs,
     relay,
+    sim,
 )
 
-COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench, audit)
+COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench, audit, sim)
 
 EPILOG = """\
 quick tour:

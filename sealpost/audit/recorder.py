@@ -5,18 +5,20 @@ keeps, per HTTP exchange, the method, the raw path and query, every header, the 
 before the app sees it, so even a body the app ignores is kept), the client address, and the
 answer. :class:`RecordingRelay` serves the wrapper with uvicorn in a thread, as
 ``server.embedded.EmbeddedRelay`` does with the bare app; :class:`RelayProcess` runs one in a
-process of its own.
+process of its own, optionally on a manual clock that the caller moves (the simulator).
 """
 
 import gc
 import multiprocessing
 import resource
 import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.clock import Clock, ManualClock
 from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
 
@@ -124,8 +126,8 @@ class Recorder:
 class RecordingRelay(EmbeddedRelay):
     """An embedded relay whose every request passes through a :class:`Recorder`."""
 
-    def __init__(self, settings: RelaySettings) -> None:
-        super().__init__(settings, wrap=Recorder)
+    def __init__(self, settings: RelaySettings, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock=clock, wrap=Recorder)
         assert isinstance(self.served, Recorder)
         self.recorder = self.served
 
@@ -134,13 +136,14 @@ class RecordingRelay(EmbeddedRelay):
         return self.recorder.exchanges
 
 
-def _serve(settings_json: str, conn: Connection) -> None:
+def _serve(settings_json: str, conn: Connection, start_ms: int | None) -> None:
     """Child process: run a recording relay until told to stop, then hand back the record."""
     settings = RelaySettings.model_validate_json(settings_json)
     # The record grows to tens of thousands of objects; full collections that rescan it
     # would make the relay slower the longer the audit runs.
     gc.set_threshold(50_000, 20, 100)
-    with RecordingRelay(settings) as relay:
+    clock = ManualClock(start_ms) if start_ms is not None else None
+    with RecordingRelay(settings, clock) as relay:
         gc.freeze()
         conn.send(relay.url)
         while True:
@@ -149,6 +152,17 @@ def _serve(settings_json: str, conn: Connection) -> None:
                 break
             if command == "count":
                 conn.send(len(relay.exchanges))
+            elif command == "streams":  # delivery streams opened so far
+                conn.send(
+                    sum(e.method == "GET" and e.path.endswith("/stream") for e in relay.exchanges)
+                )
+            elif command == "advance":  # move the manual clock, then release what is due
+                (to_ms,) = args
+                assert clock is not None, "advance needs a relay started with start_ms"
+                clock.advance(max(0, to_ms - clock.now_ms()))
+                began = time.time()
+                changed = relay.app.state.dispatcher.run_once()
+                conn.send((began, changed))
             elif command == "first":  # the first exchange with this method and path
                 method, path = args
                 conn.send(
@@ -166,16 +180,18 @@ class RelayProcess:
     """A :class:`RecordingRelay` in a process of its own, so that the relay and the simulated
     clients each have a core (and an interpreter lock) to themselves.
 
-    ``start()`` returns once it listens at ``url``; ``count()`` and ``first(method, path)``
-    look at the record so far; ``stop()`` shuts it down and returns every exchange recorded.
+    ``start()`` returns once it listens at ``url``; ``count()``, ``streams()`` and
+    ``first(method, path)`` look at the record so far; ``stop()`` shuts it down and returns
+    every exchange recorded. With ``start_ms`` the relay's clock (scheduling, caps, expiry)
+    is a manual one starting there, moved only by ``advance_to``.
     """
 
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: RelaySettings, start_ms: int | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(settings.model_dump_json(), child),
+            args=(settings.model_dump_json(), child, start_ms),
             name="audit-relay",
             daemon=True,
         )
@@ -196,6 +212,21 @@ class RelayProcess:
     def count(self) -> int:
         self._conn.send(("count",))
         return int(self._conn.recv())
+
+    def streams(self) -> int:
+        """How many delivery streams (``GET /v1/mailboxes/{handle}/stream``) were opened."""
+        self._conn.send(("streams",))
+        return int(self._conn.recv())
+
+    def advance_to(self, ms: int) -> tuple[float, int]:
+        """Move the relay's manual clock forward to ``ms`` and run one dispatcher pass there,
+        releasing (or refusing) every scheduled copy now due and expiring overdue ones.
+
+        Returns the wall time (unix s) at which the pass began and how many rows it changed.
+        """
+        self._conn.send(("advance", ms))
+        began, changed = self._conn.recv()
+        return float(began), int(changed)
 
     def first(self, method: str, path: str) -> Exchange | None:
         self._conn.send(("first", method, path))

@@ -71,7 +71,7 @@ class AuditResult:
 
 
 @contextmanager
-def _small_ca_bundle(tmp: Path) -> Iterator[None]:
+def small_ca_bundle(tmp: Path) -> Iterator[None]:
     """Point httpx at a one-certificate CA bundle while the audit runs.
 
     Every simulated client creates httpx clients (two at registration, one per anonymous
@@ -96,11 +96,12 @@ def _small_ca_bundle(tmp: Path) -> Iterator[None]:
             os.environ["SSL_CERT_FILE"] = previous
 
 
-def _workdir() -> Path:
-    # A RAM disk when there is one: thousands of profiles each fsync their keys.
+def scratch_dir(prefix: str = "sealpost-audit-") -> Path:
+    """A fresh temporary directory, on a RAM disk when there is one: thousands of simulated
+    profiles each fsync their keys."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="sealpost-audit-", dir=base))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
 async def _replay_and_keys(
@@ -148,10 +149,52 @@ def _report_counter(db_url: str) -> Callable[[str], int]:
     return reports_now
 
 
+@dataclass
+class RelayProbe:
+    """What the audit learns from the relay after the clients are done, before it stops."""
+
+    client_exchanges: int  # requests made by the clients; what follows is the audit's own
+    replay: dict[str, Any]
+    keys: dict[str, str]  # campaign id -> public key fetched anonymously
+
+
+def probe_running_relay(
+    relay: RelayProcess, world: WorldResult, db_path: Path, storage: StorageDump
+) -> RelayProbe:
+    """Once the clients are done: replay a captured report, fetch each campaign's key
+    anonymously, and dump the relay's files (with the WAL) and rows while it still runs."""
+    db_url = f"sqlite:///{db_path}"
+    clients = relay.count()  # what the audit itself sends next is not client traffic
+    replay, keys = asyncio.run(_replay_and_keys(relay, world, _report_counter(db_url)))
+    read_files(db_path, storage)
+    dump_rows(db_url, storage)
+    return RelayProbe(client_exchanges=clients, replay=replay, keys=keys)
+
+
+def run_checks(
+    exchanges: list[Exchange],
+    storage: StorageDump,
+    world: WorldResult,
+    probe: RelayProbe,
+    k: int,
+) -> tuple[list[checks.Check], list[dict[str, Any]]]:
+    """The seven checks on what clients sent and the relay kept; also the estimates table."""
+    results: list[checks.Check] = [checks.canaries_absent(exchanges, storage, world.canaries)]
+    signal_check, reports = checks.signal_requests(exchanges, world)
+    results.append(signal_check)
+    results.append(checks.unlinkability(exchanges, storage, world, reports, probe.keys))
+    results.append(checks.declared_schemas(exchanges))
+    results.append(checks.counted_once(world, probe.replay))
+    results.append(checks.k_threshold(world, k))
+    estimate_check, table = checks.estimates(world)
+    results.append(estimate_check)
+    return results, table
+
+
 def run_audit(options: AuditOptions) -> AuditResult:
     """Run the whole audit; raises only if the world cannot be set up at all."""
     k = options.k or default_k(options.persons)
-    workdir = _workdir()
+    workdir = scratch_dir()
     db_path = workdir / "relay.db"
     db_url = f"sqlite:///{db_path}"
     timings: dict[str, float] = {}
@@ -168,33 +211,21 @@ def run_audit(options: AuditOptions) -> AuditResult:
     storage = StorageDump()
     relay = RelayProcess(settings)
     try:
-        with _small_ca_bundle(workdir):
+        with small_ca_bundle(workdir):
             relay.start()
             try:
                 world = asyncio.run(seed_world(plan, relay.url, workdir / "home"))
                 gc.unfreeze()
                 timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
-                clients = relay.count()  # what the audit itself sends next is not client traffic
-                replay, keys = asyncio.run(_replay_and_keys(relay, world, _report_counter(db_url)))
-                read_files(db_path, storage)  # with the WAL, while the relay runs
-                dump_rows(db_url, storage)
+                probe = probe_running_relay(relay, world, db_path, storage)
             finally:
                 everything = relay.stop()
         timings["relay_cpu"] = round(relay.cpu_s, 3)
         read_files(db_path, storage, tag=" (after shutdown)")
-        exchanges = everything[:clients]
+        exchanges = everything[: probe.client_exchanges]
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-
-        results: list[checks.Check] = [checks.canaries_absent(exchanges, storage, world.canaries)]
-        signal_check, reports = checks.signal_requests(exchanges, world)
-        results.append(signal_check)
-        results.append(checks.unlinkability(exchanges, storage, world, reports, keys))
-        results.append(checks.declared_schemas(exchanges))
-        results.append(checks.counted_once(world, replay))
-        results.append(checks.k_threshold(world, k))
-        estimate_check, table = checks.estimates(world)
-        results.append(estimate_check)
+        results, table = run_checks(exchanges, storage, world, probe, k)
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:
@@ -207,7 +238,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         k=k,
         checks=results,
         estimates=table,
-        traffic=_traffic(exchanges),
+        traffic=traffic_summary(exchanges),
         storage={
             "files": {name: len(blob) for name, blob in storage.files.items()},
             "rows": storage.row_counts,
@@ -231,7 +262,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
     )
 
 
-def _traffic(exchanges: list[Exchange]) -> dict[str, Any]:
+def traffic_summary(exchanges: list[Exchange]) -> dict[str, Any]:
+    """Requests and bytes, in total and per declared endpoint."""
     per: dict[str, int] = {}
     for ex in exchanges:
         route = next((r for r in checks.ROUTES if r.matches(ex.method, ex.path)), None)

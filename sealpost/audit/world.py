@@ -119,11 +119,13 @@ class WorldPlan:
         return next(p for p in self.persons if p.handle == handle)
 
 
-def _canary(rng: random.Random, kind: str) -> str:
+def canary(rng: random.Random, kind: str) -> str:
+    """A unique text canary: the marker, its kind and 40 random bits."""
     return f"CANARY-{kind}-{rng.getrandbits(40):010x}"
 
 
-def _phone(rng: random.Random) -> str:
+def phone_number(rng: random.Random) -> str:
+    """A canary phone number, found by its shape (+39 3xx xxxxxxx)."""
     return f"+39 3{rng.randrange(10, 100)} {rng.randrange(1_000_000, 10_000_000)}"
 
 
@@ -148,14 +150,14 @@ def plan_world(persons: int, seed: int, k: int) -> WorldPlan:
             plan.level_none = True
         plan.variables = {
             "acme_spring": {
-                "name": _canary(rng, "NAME"),
-                "code": _canary(rng, "CODE"),
-                "phone": _phone(rng),
+                "name": canary(rng, "NAME"),
+                "code": canary(rng, "CODE"),
+                "phone": phone_number(rng),
             },
             "brio_loyalty": {
-                "name": _canary(rng, "NAME"),
-                "card": _canary(rng, "CARD"),
-                "phone": _phone(rng),
+                "name": canary(rng, "NAME"),
+                "card": canary(rng, "CARD"),
+                "phone": phone_number(rng),
             },
         }
         rates = PROFILES[plan.profile]
@@ -166,24 +168,28 @@ def plan_world(persons: int, seed: int, k: int) -> WorldPlan:
     reachable = [p for p in plans if not (p.blocks or p.level_none)]
     for plan in rng.sample(reachable, min(len(reachable), max(1, k - 2))):
         plan.variables["brio_small"] = {
-            "name": _canary(rng, "NAME"),
-            "card": _canary(rng, "CARD"),
-            "phone": _phone(rng),
+            "name": canary(rng, "NAME"),
+            "card": canary(rng, "CARD"),
+            "phone": phone_number(rng),
         }
     chats: list[tuple[str, str, str]] = []
     replies: list[tuple[str, str, str]] = []
     for _ in range(max(3, persons // 20)):
         a, b = rng.sample(plans, 2)
-        chats.append((a.handle, b.handle, f"{_canary(rng, 'CHAT')} dinner at 8, table for two"))
-        chats.append((b.handle, a.handle, f"{_canary(rng, 'CHAT')} call me on {_phone(rng)}"))
+        chats.append((a.handle, b.handle, f"{canary(rng, 'CHAT')} dinner at 8, table for two"))
+        chats.append((b.handle, a.handle, f"{canary(rng, 'CHAT')} call me on {phone_number(rng)}"))
     for _ in range(max(2, persons // 50)):
         person = rng.choice(plans)
         business = rng.choice(sorted(BUSINESSES))
         chats.append(
-            (person.handle, business, f"{_canary(rng, 'CHAT')} my order, reach me {_phone(rng)}")
+            (
+                person.handle,
+                business,
+                f"{canary(rng, 'CHAT')} my order, reach me {phone_number(rng)}",
+            )
         )
         replies.append(
-            (business, person.handle, f"{_canary(rng, 'CHAT')} your order ships tomorrow")
+            (business, person.handle, f"{canary(rng, 'CHAT')} your order ships tomorrow")
         )
     return WorldPlan(seed=seed, k=k, persons=plans, chats=chats, replies=replies)
 
@@ -215,7 +221,8 @@ class WorldResult:
     timings: dict[str, float]
 
 
-async def _gather_chunks(coros: list[Any], size: int = CONCURRENCY) -> list[Any]:
+async def gather_chunks(coros: list[Any], size: int = CONCURRENCY) -> list[Any]:
+    """Await ``coros`` ``size`` at a time; results in order."""
     results: list[Any] = []
     for i in range(0, len(coros), size):
         results += await asyncio.gather(*coros[i : i + size])
@@ -240,7 +247,7 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
             shops[handle] = await Messenger.create_account(
                 home, profile, handle, relay_url, business=True, display_name=display
             )
-        made = await _gather_chunks(
+        made = await gather_chunks(
             [
                 Messenger.create_account(
                     home,
@@ -279,7 +286,7 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
                 from shared.api import SetLevel
 
                 choices.append(api.set_level(SetLevel(level="none")))
-        await _gather_chunks(choices)
+        await gather_chunks(choices)
         lap("chats_and_choices")
 
         campaigns: dict[str, str] = {}
@@ -307,7 +314,7 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
                 targeted[run.campaign.id] = run.accepted
         lap("campaigns")
 
-        await _gather_chunks([m.sync() for m in people.values()])
+        await gather_chunks([m.sync() for m in people.values()])
         lap("sync_and_tokens")
 
         label_of = {cid: label for label, cid in campaigns.items()}
@@ -344,7 +351,7 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
                         send_after=row.send_after,
                     )
                 )
-        await _gather_chunks(after_choices)
+        await gather_chunks(after_choices)
         lap("interactions")
 
         # Time passes. Each person's client wakes once, when the last of its reports is due
@@ -354,20 +361,13 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
         for send_after, handle, _ in pending:
             latest[handle] = max(latest.get(handle, 0), send_after)
         anonymous = 0
-        state = random.getstate()
-        # The client shuffles a batch with the module-level generator (so batch order is only
-        # reproducible up to the interleaving of concurrent flushes; the counts are exact).
-        random.seed(plan.seed)
-        try:
-            due = sorted(latest, key=lambda h: (latest[h], h))
-            sent = await _gather_chunks(
-                [people[h].signals.flush(now=latest[h]) for h in due]
-            )  # a few at a time, in the order of their moments
-            anonymous += sum(result is not None for result in sent)
-            for person in people.values():  # nothing may be left behind
-                anonymous += await person.signals.flush(now=2e10) is not None
-        finally:
-            random.setstate(state)
+        due = sorted(latest, key=lambda h: (latest[h], h))
+        sent = await gather_chunks(
+            [people[h].signals.flush(now=latest[h]) for h in due]
+        )  # a few at a time, in the order of their moments
+        anonymous += sum(result is not None for result in sent)
+        for person in people.values():  # nothing may be left behind
+            anonymous += await person.signals.flush(now=2e10) is not None
         lap("reports")
 
         published = {}

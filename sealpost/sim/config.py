@@ -1,0 +1,139 @@
+"""What one simulation run is: its size, its seed, and the knobs a researcher turns."""
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.signals import DEFAULT_EPSILON_PER_BIT, MIN_K
+
+DAYS_PER_WEEK = 7
+DEFAULT_LEVEL_MIX = "all=0.7,chatted=0.1,weekly2=0.1,none=0.1"
+_LEVEL = re.compile(r"^(all|chatted|none|weekly(\d{1,3}))$")
+
+
+class OptionError(ValueError):
+    """A knob out of range; the message names it and says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """A marketing level as the relay takes it (``PUT /v1/prefs/level``)."""
+
+    level: str  # all | chatted | weekly | none
+    weekly_limit: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"weekly{self.weekly_limit}" if self.level == "weekly" else self.level
+
+    @classmethod
+    def parse(cls, label: str) -> "Level":
+        found = _LEVEL.match(label.strip())
+        if not found:
+            raise OptionError(
+                f"unknown marketing level {label!r}: use all, chatted, none or weeklyN "
+                "(e.g. weekly2: at most two marketing messages a week)"
+            )
+        if found.group(2) is not None:
+            return cls("weekly", int(found.group(2)))
+        return cls(found.group(1))
+
+
+def parse_levels(text: str) -> dict[str, float]:
+    """``"all=0.7,chatted=0.1,weekly2=0.1,none=0.1"`` -> shares that sum to 1, by label."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        label, sep, value = part.partition("=")
+        if not sep:
+            raise OptionError(f"--levels: {part!r} needs a share, e.g. {part}=0.2")
+        level = Level.parse(label)
+        try:
+            share = float(value)
+        except ValueError:
+            raise OptionError(f"--levels: {value!r} is not a number") from None
+        if not (share >= 0 and math.isfinite(share)):
+            raise OptionError(f"--levels: the share of {label} must be zero or more")
+        weights[level.label] = weights.get(level.label, 0.0) + share
+    total = sum(weights.values())
+    if total <= 0:
+        raise OptionError("--levels: at least one level needs a positive share")
+    return {label: share / total for label, share in weights.items()}
+
+
+def parse_epsilon(text: str) -> float:
+    """A per-bit epsilon: a number, or ``ln3`` / ``ln(3)`` for the default."""
+    cleaned = text.strip().lower().replace(" ", "")
+    found = re.fullmatch(r"ln\(?([0-9.]+)\)?", cleaned)
+    try:
+        value = math.log(float(found.group(1))) if found else float(cleaned)
+    except ValueError:
+        raise OptionError(f"{text!r} is not an epsilon (a number such as 0.5, or ln3)") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise OptionError(f"epsilon must be positive and finite, got {text!r}")
+    return value
+
+
+@dataclass
+class SimOptions:
+    """One run. ``k`` and ``cap`` configure the sim's own relay; with ``relay`` (an existing
+    relay) they are that relay's business and must be left unset."""
+
+    persons: int = 200
+    businesses: int = 3
+    campaigns: int = 8
+    days: int = DAYS_PER_WEEK
+    seed: int = 1
+    epsilon: float = DEFAULT_EPSILON_PER_BIT  # per event bit, on every simulated device
+    k: int | None = None  # None: 50, or persons/4 when smaller (as the audit)
+    cap: int | None = None  # marketing per person per rolling 24 h; None: the relay's default
+    levels: dict[str, float] = field(default_factory=lambda: parse_levels(DEFAULT_LEVEL_MIX))
+    relay: str | None = None  # URL of an existing relay; None: run one on loopback
+    keep: Path | None = None  # copy the relay database and the profiles here
+
+    def validate(self) -> "SimOptions":
+        """Raise :class:`OptionError` naming the first knob out of range."""
+        if self.persons < 10:
+            raise OptionError("--persons must be at least 10")
+        if not 1 <= self.businesses <= 50:
+            raise OptionError("--businesses must be between 1 and 50")
+        if not 1 <= self.campaigns <= 200:
+            raise OptionError("--campaigns must be between 1 and 200")
+        if not 1 <= self.days <= 60:
+            raise OptionError("--days must be between 1 and 60")
+        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
+            raise OptionError("--epsilon must be positive and finite")
+        if self.k is not None and self.k < MIN_K:
+            raise OptionError(f"--k must be at least {MIN_K}")
+        if self.cap is not None and self.cap < 0:
+            raise OptionError("--cap must be zero or more")
+        if self.relay is not None and (self.k is not None or self.cap is not None):
+            raise OptionError(
+                "--k and --cap configure the simulator's own relay; an existing relay (--relay) "
+                "has its own (SEALPOST_RELAY_SIGNALS_MIN_K, SEALPOST_RELAY_MARKETING_CAP_24H)"
+            )
+        return self
+
+    # Imported here: the CLI reads this module to build its parser, before any relay code.
+    @property
+    def effective_k(self) -> int:
+        from sealpost.audit.runner import default_k
+
+        return self.k or default_k(self.persons)
+
+    @property
+    def effective_cap(self) -> int:
+        from server.settings import RelaySettings
+
+        default: int = RelaySettings.model_fields["marketing_cap_24h"].default
+        return default if self.cap is None else self.cap
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epsilon"] = round(self.epsilon, 6)
+        data["levels"] = {label: round(share, 4) for label, share in self.levels.items()}
+        data["keep"] = str(self.keep) if self.keep else None
+        data["k"] = None if self.relay else self.effective_k
+        data["cap"] = None if self.relay else self.effective_cap
+        return data

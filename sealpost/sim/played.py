@@ -1,0 +1,42 @@
+"""What one simulated run observed, before it is audited and summed up."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from client.business.campaigns import CampaignRun
+from sealpost.audit.world import Redemption
+from sealpost.sim.devices import DeliveryLog
+from sealpost.sim.population import SimPlan
+from sealpost.sim.relay import Copy
+from shared.api import BudgetView, CampaignReport
+
+
+@dataclass
+class Played:
+    """Everything one run observed, before it is summed up."""
+
+    plan: SimPlan
+    relay_url: str
+    own_relay: bool
+    campaign_ids: dict[str, str] = field(default_factory=dict)  # label -> campaign id
+    runs: dict[str, CampaignRun] = field(default_factory=dict)  # label -> submission outcome
+    released_wall: dict[str, float] = field(default_factory=dict)  # campaign id -> unix s
+    reports: dict[str, CampaignReport] = field(default_factory=dict)  # campaign id -> final
+    budgets: dict[str, BudgetView] = field(default_factory=dict)  # business -> final
+    log: DeliveryLog = field(default_factory=DeliveryLog)
+    chats_sent: list[tuple[str, str]] = field(default_factory=list)  # (recipient, msg id)
+    chats_failed: int = 0
+    true_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # among reporters
+    reporters: Counter[str] = field(default_factory=Counter)  # campaign id -> reports sent
+    redemptions: list[Redemption] = field(default_factory=list)
+    reports_refused: int = 0
+    tokens_missing: list[tuple[str, str]] = field(default_factory=list)  # (handle, campaign)
+    message_ids: set[str] = field(default_factory=set)  # in every simulated store
+    copies: list[Copy] | None = None  # own relay: its record of every campaign copy
+    tallies: dict[str, tuple[int, dict[str, int]]] | None = None  # own relay: raw tallies
+    anomalies: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    week_wall_s: float = 0.0
+
+    def label_of(self, campaign_id: str) -> str:
+        return next(label for label, cid in self.campaign_ids.items() if cid == campaign_id)

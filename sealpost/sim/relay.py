@@ -1,0 +1,189 @@
+"""The relay a simulation talks to: its own on loopback, or an existing one (``--relay``).
+
+The own relay is the audit's recording relay (``sealpost.audit.recorder.RelayProcess``) in a
+process of its own, on a manual clock that starts at the simulated week's first moment: the
+simulation moves it to each campaign's send time and runs a dispatcher pass there, so a week
+of scheduling, rolling caps and weekly levels plays in seconds. Request signatures still use
+wall time, so the clients run unchanged. Its database can be read (never written) to know
+exactly which copies it released and refused.
+
+An existing relay keeps its own, real clock: nothing can be scheduled a simulated day ahead,
+so campaigns go out as soon as the simulation reaches their time, and its database is not
+ours to read: what it did is known from the campaign reports its businesses get.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from sealpost.audit.recorder import Exchange, RelayProcess
+from sealpost.sim.config import SimOptions
+from sealpost.sim.population import EPOCH_MS
+from server.db import make_engine, read_engine
+from server.models import MailboxEntry, TokenIssue
+from server.settings import RelaySettings
+from server.signals import tally_of
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One campaign copy as the relay recorded it."""
+
+    campaign_id: str
+    msg_id: str
+    recipient: str
+    state: str  # scheduled, pending, acked, refused, expired, cancelled
+    refusal: str | None
+
+
+class SimRelay(Protocol):
+    url: str
+    own: bool  # the simulation's own relay: manual clock, readable database, recorded
+
+    def start(self) -> None: ...
+
+    async def advance_to(self, ms: int) -> float:
+        """Bring the relay to virtual time ``ms`` (releasing what is due); returns the wall
+        time the release began."""
+        ...
+
+    def stop(self) -> list[Exchange]: ...
+
+
+class OwnRelay:
+    """A recording relay in its own process, on a manual clock the simulation moves."""
+
+    own = True
+
+    def __init__(self, options: SimOptions, workdir: Path) -> None:
+        self.db_path = workdir / "relay.db"
+        self.db_url = f"sqlite:///{self.db_path}"
+        self.settings = RelaySettings(
+            db=self.db_url,
+            signals_min_k=options.effective_k,
+            marketing_cap_24h=options.effective_cap,
+            # Thousands of simulated people share one loopback address and burst at once.
+            rate_per_s=1000.0,
+            rate_burst=5000,
+            # The simulation runs a dispatcher pass itself at every moment it moves the clock
+            # to; the relay's own timer would only repeat it.
+            dispatch_interval_s=3600.0,
+        )
+        self.process = RelayProcess(self.settings, start_ms=EPOCH_MS)
+        self.url = ""
+        self._engine: Engine | None = None
+
+    def start(self) -> None:
+        self.process.start()
+        self.url = self.process.url
+        self._engine = read_engine(make_engine(self.db_url))
+
+    async def advance_to(self, ms: int) -> float:
+        # The pipe blocks; keep the clients' event loop turning meanwhile.
+        began, _ = await asyncio.to_thread(self.process.advance_to, ms)
+        return began
+
+    def streams(self) -> int:
+        return self.process.streams()
+
+    def _session(self) -> Session:
+        assert self._engine is not None, "start() the relay first"
+        return Session(self._engine)
+
+    def released_at(self, at_ms: int) -> Counter[str]:
+        """Campaign copies released into mailboxes at virtual time ``at_ms``, per campaign."""
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            rows = session.execute(
+                select(table.c.campaign_id).where(
+                    col(table.c.campaign_id).is_not(None),
+                    table.c.released_at == at_ms,
+                    col(table.c.state).in_(("pending", "acked")),
+                )
+            )
+            return Counter(r.campaign_id for r in rows)
+
+    def unacked(self) -> int:
+        """Messages released into mailboxes and not yet acked by their clients."""
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            return int(
+                session.execute(
+                    select(func.count()).select_from(table).where(table.c.state == "pending")
+                ).scalar_one()
+            )
+
+    def tokens_issued(self, campaign_ids: list[str]) -> int:
+        """Signal tokens the relay has issued for copies of these campaigns."""
+        table = TokenIssue.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            return int(
+                session.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(col(table.c.campaign_id).in_(campaign_ids))
+                ).scalar_one()
+            )
+
+    def copies(self) -> list[Copy]:
+        """Every campaign copy the relay holds a row for, with its state."""
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            rows = session.execute(
+                select(
+                    table.c.campaign_id,
+                    table.c.msg_id,
+                    table.c.recipient,
+                    table.c.state,
+                    table.c.refusal,
+                ).where(col(table.c.campaign_id).is_not(None))
+            )
+            return [Copy(r.campaign_id, r.msg_id, r.recipient, r.state, r.refusal) for r in rows]
+
+    def tally(self, campaign_id: str) -> tuple[int, dict[str, int]]:
+        """The relay's raw report count and noisy bit counts for one campaign."""
+        with self._session() as session:
+            return tally_of(session, campaign_id)
+
+    def stop(self) -> list[Exchange]:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        return self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    @property
+    def cpu_s(self) -> float:
+        return self.process.cpu_s
+
+
+class ExternalRelay:
+    """An existing relay at ``url``: real clock, its own settings, nothing recorded."""
+
+    own = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def start(self) -> None:
+        try:
+            answer = httpx.get(self.url + "/healthz", timeout=5)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"no relay answers at {self.url}: {exc}") from exc
+        if answer.status_code != 200:
+            raise RuntimeError(f"{self.url}/healthz answered {answer.status_code}")
+
+    async def advance_to(self, ms: int) -> float:
+        return time.time()  # its clock is real: nothing to move
+
+    def stop(self) -> list[Any]:
+        return []

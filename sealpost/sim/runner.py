@@ -1,0 +1,498 @@
+"""Playing a simulated week against a real relay with real clients.
+
+1. Accounts: every person and business registers through the client and opens its delivery
+   stream (``Messenger.listen``); all stay connected for the whole run.
+2. Before the week: businesses register a template and top up; people make their choices
+   (stop promotions, block, a marketing level) and some write to businesses and each other.
+3. The week, day by day and hour by hour of virtual time. On the own relay, each business
+   submits the day's campaigns at midnight, scheduled at their send times; the relay's clock
+   is then moved to each send time and one dispatcher pass releases (or refuses, by each
+   person's choices and the rolling cap) what is due. On an existing relay, a campaign is
+   submitted when the virtual clock reaches its time and goes out at once. Either way the
+   simulation waits until every released copy is in its person's store and its signal token
+   obtained, then each recipient does what the plan says (interactions recorded on the
+   device; a block or a stop sent to the relay) before the clock moves on, so the same seed
+   plays the same week. Reports leave each device when due, hour by hour.
+4. After the week: one more virtual day for the last reports, then the campaign reports as
+   businesses see them, the budgets, and (own relay) the relay's record of every copy.
+
+The privacy audit of the recorded traffic and the summary are made by ``privacy`` and
+``summary`` from what this returns.
+"""
+
+import asyncio
+import contextlib
+import heapq
+import secrets
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import select
+
+from client.business.audience import Audience, AudienceRow
+from client.business.campaigns import CampaignRun, run_campaign
+from client.store import StoredMessage
+from sealpost.audit.recorder import Exchange
+from sealpost.audit.runner import scratch_dir, small_ca_bundle
+from sealpost.audit.world import Redemption, gather_chunks
+from sealpost.sim.config import SimOptions
+from sealpost.sim.devices import Fleet
+from sealpost.sim.played import Played
+from sealpost.sim.population import DAY_MS, HOUR_MS, Campaign, SimPlan, plan
+from sealpost.sim.privacy import PrivacyAudit, audit_own_relay, not_audited
+from sealpost.sim.progress import Progress
+from sealpost.sim.relay import ExternalRelay, OwnRelay, SimRelay
+from shared.api import SetLevel, TemplateInfo
+from shared.signals import EVENTS
+
+TOP_UP = 10**12  # micro-units per business: the simulation is not about running out
+CAMPAIGN_BUDGET = 10**11
+REQUEST_CONCURRENCY = 20  # choices and report flushes in flight at once
+# How long to wait for a release's copies to reach their people before calling it a stall:
+# a floor, plus a generous allowance per copy for a loaded two-core machine.
+DELIVERY_WAIT_S = 60.0
+DELIVERY_WAIT_PER_COPY_S = 0.05
+# Tokens follow the (batched, delayed) ack of each copy.
+TOKEN_WAIT_S = 20.0
+TOKEN_WAIT_PER_COPY_S = 0.02
+QUIET_WAIT_S = 3.0  # with no ack for this long, the clients are done acking
+EXTERNAL_SETTLE_S = 1.5  # the clients batch their acks for about a second
+
+
+class Simulation:
+    """One run of a plan against one relay; :meth:`play` returns what it observed."""
+
+    def __init__(self, sim_plan: SimPlan, relay: SimRelay, home: Path, progress: Progress) -> None:
+        self.plan = sim_plan
+        self.options = sim_plan.options
+        self.relay = relay
+        self.progress = progress
+        self.now_ms = sim_plan.start_ms  # the virtual clock as the clients see it
+        self.fleet = Fleet(sim_plan, relay.url, home, self.now_s)
+        self.played = Played(
+            plan=sim_plan, relay_url=relay.url, own_relay=relay.own, log=self.fleet.log
+        )
+        self.templates: dict[str, TemplateInfo] = {}
+        # person -> heap of (send_after, campaign id): reports waiting on their devices
+        self.due: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._lap = time.perf_counter()
+        self._steps: Counter[str] = Counter()  # wall time per step of the week
+        self._stuck = 0  # messages stored but left unacked by their clients
+        self._reports_sent = 0  # for the progress line; the devices' records are the truth
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._steps[name] += time.perf_counter() - started
+
+    def now_s(self) -> float:
+        return self.now_ms / 1000
+
+    def _timing(self, name: str) -> None:
+        now = time.perf_counter()
+        self.played.timings[name] = round(now - self._lap, 3)
+        self._lap = now
+
+    async def play(self) -> Played:
+        try:
+            await self._accounts()
+            await self._before_the_week()
+            started = time.perf_counter()
+            await self._week()
+            self.played.week_wall_s = time.perf_counter() - started
+            self._timing("week")
+            self.played.timings.update(
+                {f"week.{name}": round(s, 3) for name, s in sorted(self._steps.items())}
+            )
+            await self._collect()
+            self._timing("collect")
+        finally:
+            await self.fleet.close()
+        return self.played
+
+    # --- 1. accounts --------------------------------------------------------------------------
+
+    async def _accounts(self) -> None:
+        people = len(self.plan.persons)
+        self.progress.phase(f"registering {people:,} persons")
+        await self.fleet.register(lambda n, total: self.progress.update(registered=f"{n}/{total}"))
+        self._timing("register")
+        self.progress.phase(f"connecting {people + len(self.plan.businesses):,} streams")
+        self.fleet.listen()
+        await self._streams_open()
+        self._timing("connect")
+
+    async def _streams_open(self) -> None:
+        """Wait until every client's delivery stream is open, so that the first release is
+        measured from connected clients (a late stream loses nothing: it reads its mailbox
+        when it connects)."""
+        wanted = len(self.fleet.persons) + len(self.fleet.businesses)
+        deadline = time.monotonic() + 30 + wanted / 50
+        while time.monotonic() < deadline:
+            opened = (
+                await asyncio.to_thread(self.relay.streams)
+                if isinstance(self.relay, OwnRelay)
+                else len(self.fleet.log.online)
+            )
+            self.progress.update(open=f"{opened}/{wanted}")
+            if opened >= wanted:
+                return
+            await asyncio.sleep(0.1)
+        self.played.anomalies.append(f"only {opened} of {wanted} delivery streams opened")
+
+    # --- 2. before the week -------------------------------------------------------------------
+
+    async def _before_the_week(self) -> None:
+        self.progress.phase("before the week: templates, choices, chats")
+        for business in self.plan.businesses:
+            shop = self.fleet.businesses[business.handle]
+            await shop.api.top_up(TOP_UP)
+            self.templates[business.handle] = await shop.api.register_template(business.template)
+        calls = []
+        for person in self.plan.persons:
+            api = self.fleet.persons[person.handle].api
+            calls += [api.set_choice("promotions-stopped", b, True) for b in person.stops]
+            calls += [api.set_choice("blocked", b, True) for b in person.blocks]
+            if person.level.level != "all":
+                level = SetLevel(level=person.level.level, weekly_limit=person.level.weekly_limit)  # type: ignore[arg-type]
+                calls.append(api.set_level(level))
+        await gather_chunks(calls, REQUEST_CONCURRENCY)
+        # People write first (that opens the businesses' service windows and makes the
+        # "chatted" level let their promotions through), then a few businesses answer.
+        for messages in (self.plan.chats, self.plan.replies):
+            sent = await gather_chunks(
+                [self.fleet.get(s).send_text(r, text) for s, r, text in messages],
+                REQUEST_CONCURRENCY,
+            )
+            for (_, recipient, _), message in zip(messages, sent, strict=True):
+                if message.status == "sent":
+                    self.played.chats_sent.append((recipient, message.msg_id))
+                else:
+                    self.played.chats_failed += 1
+        await self._until_stored(set(self.played.chats_sent), "chat messages")
+        await self._quiet()
+        self._timing("before_the_week")
+
+    async def _until_stored(self, wanted: set[tuple[str, str]], what: str) -> None:
+        log = self.fleet.log
+        deadline = time.monotonic() + DELIVERY_WAIT_S + DELIVERY_WAIT_PER_COPY_S * len(wanted)
+        while missing := [key for key in wanted if key not in log.stored]:
+            if time.monotonic() > deadline:
+                self.played.anomalies.append(f"{len(missing)} {what} not stored in time")
+                return
+            await log.changed(0.5)
+
+    # --- 3. the week --------------------------------------------------------------------------
+
+    async def _week(self) -> None:
+        days = self.options.days
+        start = self.plan.start_ms
+        self.progress.phase("the week")
+        self._show(1)
+        for day in range(days):
+            day_start = start + day * DAY_MS
+            today = [c for c in self.plan.campaigns if c.day == day]
+            self.now_ms = day_start
+            await self.relay.advance_to(day_start)  # expiries; nothing is due at midnight
+            if self.relay.own:
+                with self._step("submit"):
+                    for campaign in today:
+                        await self._submit(campaign, send_at=campaign.send_at_ms)
+            for hour in range(24):
+                hour_start = day_start + hour * HOUR_MS
+                hour_end = hour_start + HOUR_MS
+                for moment in sorted(
+                    {c.send_at_ms for c in today if hour_start <= c.send_at_ms < hour_end}
+                ):
+                    await self._release(moment, [c for c in today if c.send_at_ms == moment])
+                self.now_ms = hour_end
+                with self._step("reports"):
+                    await self._flush_reports(hour_end)
+            self._show(day + 1)
+            self.progress.note(
+                f"day {day + 1}/{days}: {len(today)} campaign(s); "
+                f"{sum(self.fleet.log.per_campaign.values()):,} copies delivered so far"
+            )
+        end = start + days * DAY_MS
+        await self.relay.advance_to(end)
+        # Reports leave within a day of their copy: let one more virtual day pass.
+        self.now_ms = end + DAY_MS
+        self.progress.phase("the last reports")
+        await self._flush_reports(self.now_ms)
+
+    def _show(self, day: int) -> None:
+        self.progress.update(
+            day=f"{day}/{self.options.days}",
+            delivered=sum(self.fleet.log.per_campaign.values()),
+            reports=self._reports_sent,
+        )
+
+    async def _submit(self, campaign: Campaign, send_at: int | None) -> CampaignRun:
+        """The business personalises, seals and submits one copy per audience row."""
+        shop = self.fleet.businesses[campaign.business]
+        rows = [
+            AudienceRow(line=i + 2, handle=h, variables=campaign.variables[h])
+            for i, h in enumerate(campaign.audience)
+        ]
+        run = await run_campaign(
+            shop.api,
+            shop.profile.keys,
+            campaign.business,
+            self.templates[campaign.business],
+            Audience(rows=rows),
+            budget=CAMPAIGN_BUDGET,
+            send_at=send_at,
+            name=campaign.label,
+        )
+        self.played.runs[campaign.label] = run
+        self.played.campaign_ids[campaign.label] = run.campaign.id
+        return run
+
+    async def _quiet(self) -> None:
+        """Wait until every message released so far is acked, so that each release starts
+        from idle clients: the same seed then plays the same week."""
+        if not isinstance(self.relay, OwnRelay):
+            # Nothing to ask an existing relay: give the clients' batched acks time to go.
+            await asyncio.sleep(EXTERNAL_SETTLE_S)
+            return
+        last, since = -1, time.monotonic()
+        while (unacked := await asyncio.to_thread(self.relay.unacked)) > self._stuck:
+            if unacked != last:
+                last, since = unacked, time.monotonic()
+            elif time.monotonic() - since > QUIET_WAIT_S:
+                # A client that stored a message and never acked it: the relay keeps it
+                # pending (redelivered on reconnect); report it rather than wait for ever.
+                self.played.anomalies.append(
+                    f"{unacked - self._stuck} stored message(s) left unacked by their clients "
+                    f"(nothing changed for {QUIET_WAIT_S:.0f} s)"
+                )
+                self._stuck = unacked  # don't wait for those again
+                return
+            await asyncio.sleep(0.05)
+
+    async def _release(self, moment: int, group: list[Campaign]) -> None:
+        """The campaigns due at ``moment`` go out; wait for them, then people act on them."""
+        self.now_ms = moment
+        if isinstance(self.relay, OwnRelay):
+            with self._step("quiet"):
+                await self._quiet()
+            with self._step("release"):
+                began = await self.relay.advance_to(moment)
+                expected = dict(await asyncio.to_thread(self.relay.released_at, moment))
+        else:
+            began = time.time()
+            expected = {}
+            with self._step("submit"):
+                for campaign in group:
+                    run = await self._submit(campaign, send_at=None)
+                    report = run.campaign
+                    expected[report.id] = report.delivered_to_mailbox + report.delivered
+        ids = [self.played.campaign_ids[c.label] for c in group]
+        for campaign_id in ids:
+            self.played.released_wall[campaign_id] = began
+        with self._step("delivery"):
+            await self._until_delivered(expected)
+        with self._step("tokens"):
+            await self._until_tokens(ids)
+        with self._step("act"):
+            await self._act(group)
+        self._show(group[0].day + 1)
+
+    async def _until_delivered(self, expected: dict[str, int]) -> None:
+        log = self.fleet.log
+        total = sum(expected.values())
+        deadline = time.monotonic() + DELIVERY_WAIT_S + DELIVERY_WAIT_PER_COPY_S * total
+        while True:
+            short = {cid: n - log.per_campaign[cid] for cid, n in expected.items()}
+            short = {cid: n for cid, n in short.items() if n > 0}
+            if not short:
+                return
+            if time.monotonic() > deadline:
+                self.played.anomalies.append(
+                    f"{sum(short.values())} of {total} released copies not stored within "
+                    f"{deadline - time.monotonic() + DELIVERY_WAIT_S:.0f} s"
+                )
+                return
+            self.progress.update(delivered=sum(log.per_campaign.values()))
+            await log.changed(0.5)
+
+    async def _until_tokens(self, campaign_ids: list[str]) -> None:
+        """Wait until each delivered copy's device holds its signal token and report (the
+        client asks for the token right after acking the copy)."""
+        waiting = {
+            (stored.handle, cid)
+            for cid in campaign_ids
+            for stored in self.fleet.log.of_campaign(cid)
+            if stored.status == "verified"
+        }
+        deadline = time.monotonic() + TOKEN_WAIT_S + TOKEN_WAIT_PER_COPY_S * len(waiting)
+        if isinstance(self.relay, OwnRelay):
+            # Cheaper than reading every device's store again and again: the relay's count
+            # of issued tokens first (each device finishes its token just after that).
+            while await asyncio.to_thread(self.relay.tokens_issued, campaign_ids) < len(waiting):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+        while waiting:
+            for handle, cid in sorted(waiting):
+                row = self.fleet.pending_signal(handle, cid)
+                if row is not None:
+                    heapq.heappush(self.due[handle], (row.send_after, cid))
+                    waiting.discard((handle, cid))
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                self.played.tokens_missing += sorted(waiting)
+                self.played.anomalies.append(
+                    f"{len(waiting)} delivered copies got no signal token (no report for them)"
+                )
+                return
+            await asyncio.sleep(0.05)
+
+    async def _act(self, group: list[Campaign]) -> None:
+        """Each recipient does what the plan says with the copy: interactions are noted on
+        the device (they leave it only inside the randomized report); blocking or stopping
+        promotions is an explicit choice sent to the relay."""
+        choices = []
+        for campaign in group:
+            cid = self.played.campaign_ids[campaign.label]
+            for stored in sorted(self.fleet.log.of_campaign(cid), key=lambda s: s.handle):
+                person = self.fleet.persons[stored.handle]
+                events = self.plan.behaviour[(stored.handle, campaign.label)]
+                for event in events:
+                    person.signals.record(cid, event)  # type: ignore[arg-type]
+                if "blocked" in events:
+                    choices.append(person.api.set_choice("blocked", campaign.business, True))
+                elif "stopped_promotions" in events:
+                    choices.append(
+                        person.api.set_choice("promotions-stopped", campaign.business, True)
+                    )
+        await gather_chunks(choices, REQUEST_CONCURRENCY)
+
+    async def _flush_reports(self, until_ms: int) -> None:
+        """Every device whose reports are due by ``until_ms`` sends them (one anonymous
+        request each), devices taken in the order of their first due moment."""
+        until_s = until_ms // 1000
+        due = sorted(
+            (heap[0][0], handle)
+            for handle, heap in self.due.items()
+            if heap and heap[0][0] <= until_s
+        )
+        if not due:
+            return
+
+        async def flush(handle: str) -> None:
+            heap = self.due[handle]
+            while heap and heap[0][0] <= until_s:
+                heapq.heappop(heap)
+                self._reports_sent += 1
+            try:
+                result = await self.fleet.persons[handle].signals.flush(now=until_s)
+            except Exception as exc:  # counted at the end from the devices' own records
+                self.played.anomalies.append(f"{handle}: report flush failed: {exc}")
+                return
+            if result is not None:
+                self.played.reports_refused += len(result.refused)
+
+        await gather_chunks([flush(handle) for _, handle in due], REQUEST_CONCURRENCY)
+
+    # --- 4. after the week --------------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        self.progress.phase("campaign reports and budgets")
+        played = self.played
+        label_of = {cid: label for label, cid in played.campaign_ids.items()}
+        played.true_counts = {cid: dict.fromkeys(EVENTS, 0) for cid in label_of}
+        for handle in self.fleet.persons:
+            for row in self.fleet.signals_of(handle):
+                if not row.sent:
+                    played.anomalies.append(f"{handle}: a report for {row.campaign_id} never left")
+                    continue
+                played.reporters[row.campaign_id] += 1
+                counts = played.true_counts[row.campaign_id]
+                counts["delivered"] += 1
+                for event in self.plan.behaviour[(handle, label_of[row.campaign_id])]:
+                    counts[event] += 1
+                played.redemptions.append(
+                    Redemption(
+                        handle=handle,
+                        campaign_id=row.campaign_id,
+                        token_input=row.token_input,
+                        send_after=row.send_after,
+                    )
+                )
+        for label, cid in played.campaign_ids.items():
+            shop = self.fleet.businesses[self.plan.campaign(label).business]
+            played.reports[cid] = await shop.api.campaign(cid)
+        for handle, shop in self.fleet.businesses.items():
+            played.budgets[handle] = await shop.api.budget()
+        for messenger in (*self.fleet.persons.values(), *self.fleet.businesses.values()):
+            with messenger.store.session() as session:
+                played.message_ids.update(session.exec(select(StoredMessage.msg_id)))
+        if isinstance(self.relay, OwnRelay):
+            played.copies = await asyncio.to_thread(self.relay.copies)
+            played.tallies = {cid: self.relay.tally(cid) for cid in label_of}
+
+
+@dataclass
+class SimRun:
+    """A finished run: what it observed, and the relay's record when it was our own."""
+
+    options: SimOptions
+    played: Played
+    exchanges: list[Exchange]  # every request the own relay received (empty for --relay)
+    audit: PrivacyAudit
+    relay_cpu_s: float | None
+    wall_s: float
+
+
+def run_sim(options: SimOptions, progress: Progress | None = None) -> SimRun:
+    """Plan and play one run, audit its traffic (own relay), and return everything."""
+    progress = progress or Progress(enabled=False)
+    options.validate()
+    started = time.perf_counter()
+    workdir = scratch_dir("sealpost-sim-")
+    # On an existing relay, handles of this run must not collide with accounts already there.
+    prefix = "" if options.relay is None else f"s{secrets.token_hex(3)}-"
+    sim_plan = plan(options, prefix=prefix)
+    relay: SimRelay = ExternalRelay(options.relay) if options.relay else OwnRelay(options, workdir)
+    try:
+        with small_ca_bundle(workdir):
+            progress.phase("starting the relay" if relay.own else f"using the relay at {relay.url}")
+            relay.start()
+            try:
+                simulation = Simulation(sim_plan, relay, workdir / "home", progress)
+                played = asyncio.run(simulation.play())
+                if isinstance(relay, OwnRelay):
+                    progress.phase("privacy audit of the recorded traffic")
+                    audited = time.perf_counter()
+                    audit, exchanges = audit_own_relay(played, relay)
+                    played.timings["audit"] = round(time.perf_counter() - audited, 3)
+                else:
+                    audit, exchanges = not_audited("external relay"), []
+            except BaseException:
+                if isinstance(relay, OwnRelay):
+                    relay.kill()
+                raise
+        cpu = relay.cpu_s if isinstance(relay, OwnRelay) else None
+    finally:
+        if options.keep:
+            options.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(workdir, options.keep / workdir.name, dirs_exist_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        progress.done()
+    return SimRun(
+        options=options,
+        played=played,
+        exchanges=exchanges,
+        audit=audit,
+        relay_cpu_s=cpu,
+        wall_s=time.perf_counter() - started,
+    )

@@ -1,0 +1,492 @@
+"""The simulation's summary: one JSON document, and the same content as text for people.
+
+Deliveries are counted by the clients (``MessageStored`` events and the devices' stores);
+what the relay released and refused comes from its own database on the simulation's relay
+(exact, per copy) or from the campaign reports businesses get on an existing relay (counts,
+with small refusal counts suppressed by the relay).
+
+``counts`` holds the figures a seed determines (planned, accepted, delivered, refused by
+reason, spend, true interactions, reports); timings and estimates vary from run to run.
+"""
+
+import textwrap
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from client.business.money import format_amount
+from sealpost.sim.analytics import (
+    business_figures,
+    debiased_by_relay,
+    estimate_overview,
+    estimate_rows,
+)
+from sealpost.sim.played import Played
+from sealpost.sim.runner import SimRun
+from shared.api import INTERACTIONS, REFUSAL_CLASSES
+
+SUMMARY_WIDTH = 80  # characters of a check's summary per line of text
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
+
+
+def _copies(played: Played) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Campaign copies end to end, in total and per campaign label."""
+    log = played.log
+    stored = {(s.handle, s.msg_id): s for s in log.stored.values() if s.campaign_id}
+    label_of = {cid: label for label, cid in played.campaign_ids.items()}
+    per: dict[str, dict[str, Any]] = {}
+    for campaign in played.plan.campaigns:
+        run = played.runs.get(campaign.label)
+        per[campaign.label] = {
+            "business": played.plan.business(campaign.business).label,
+            "day": campaign.day + 1,
+            "send_at": _iso(campaign.send_at_ms),
+            "audience": len(campaign.audience),
+            "accepted": run.accepted if run else 0,
+            "rejected_at_submission": dict(run.rejected) if run else {},
+            "released": 0,
+            "delivered": 0,
+            "refused_by_reason": dict.fromkeys(REFUSAL_CLASSES, 0),
+            "expired": 0,
+            "lost": 0,
+        }
+    misdelivered = 0
+    for (handle, _), copy in stored.items():
+        label = label_of.get(copy.campaign_id or "")
+        if label is None:
+            misdelivered += 1
+            continue
+        per[label]["delivered"] += 1
+        variables = played.plan.campaign(label).variables.get(handle)
+        # The right copy: verified, and personalised for this very person.
+        if copy.status != "verified" or not variables or variables["name"] not in (copy.text or ""):
+            misdelivered += 1
+    unacked = 0
+    if played.copies is not None:  # the own relay: every copy, exactly
+        released = set()
+        campaign_of = {row.msg_id: row.campaign_id for row in played.copies}
+        for row in played.copies:
+            label = label_of.get(row.campaign_id)
+            if label is None:
+                continue
+            if row.state in ("pending", "acked"):
+                released.add((row.recipient, row.msg_id))
+                per[label]["released"] += 1
+                unacked += row.state == "pending"
+            elif row.state == "refused":
+                per[label]["refused_by_reason"][row.refusal or "?"] = (
+                    per[label]["refused_by_reason"].get(row.refusal or "?", 0) + 1
+                )
+            elif row.state == "expired":
+                per[label]["expired"] += 1
+        for _, msg_id in released - set(stored):
+            per[label_of[campaign_of[msg_id]]]["lost"] += 1
+        misdelivered += len(set(stored) - released)
+    else:  # an existing relay: its reports, as the businesses get them
+        for label, cid in played.campaign_ids.items():
+            report = played.reports[cid]
+            per[label]["released"] = report.delivered_to_mailbox + report.delivered
+            per[label]["refused_by_reason"] = dict(report.refused_by_reason)
+            per[label]["expired"] = report.expired
+            per[label]["lost"] = max(0, per[label]["released"] - per[label]["delivered"])
+            unacked += report.delivered_to_mailbox
+    refused: Counter[str] = Counter()
+    suppressed = 0
+    for row in per.values():
+        for reason, n in row["refused_by_reason"].items():
+            if n is None:
+                suppressed += 1
+            else:
+                refused[reason] += n
+    rejected: Counter[str] = Counter()
+    for row in per.values():
+        rejected.update(row["rejected_at_submission"])
+    for label, cid in played.campaign_ids.items():
+        report = played.reports.get(cid)
+        per[label]["spend"] = report.spend if report else 0
+        per[label]["reports"] = played.reporters.get(cid, 0)
+    totals = {
+        "planned": sum(r["audience"] for r in per.values()),
+        "submitted": sum(run.submitted for run in played.runs.values()),
+        "accepted": sum(r["accepted"] for r in per.values()),
+        "rejected_at_submission": dict(rejected),
+        "released": sum(r["released"] for r in per.values()),
+        "delivered": sum(r["delivered"] for r in per.values()),
+        "refused": sum(refused.values()),
+        "refused_by_reason": {r: refused.get(r, 0) for r in REFUSAL_CLASSES}
+        | {r: n for r, n in refused.items() if r not in REFUSAL_CLASSES},
+        "refusal_counts_suppressed": suppressed,
+        "expired": sum(r["expired"] for r in per.values()),
+        "unacked_at_end": unacked,
+        "lost": sum(r["lost"] for r in per.values()),
+        "duplicated": sum(1 for key in log.duplicates if key in stored),
+        "misdelivered": misdelivered,
+    }
+    return totals, per
+
+
+def _chats(played: Played) -> dict[str, Any]:
+    log = played.log
+    delivered = sum(key in log.stored for key in played.chats_sent)
+    campaign_keys = {k for k, s in log.stored.items() if s.campaign_id}
+    return {
+        "sent": len(played.chats_sent) + played.chats_failed,
+        "refused_at_send": played.chats_failed,
+        "delivered": delivered,
+        "lost": len(played.chats_sent) - delivered,
+        "duplicated": sum(1 for key in log.duplicates if key not in campaign_keys),
+    }
+
+
+def _latency(played: Played) -> dict[str, Any]:
+    samples = [
+        1000 * (s.at - played.released_wall[s.campaign_id])
+        for s in played.log.stored.values()
+        if s.campaign_id in played.released_wall
+    ]
+    return {
+        "from": "the relay releasing the campaign (own relay: its dispatcher pass; existing "
+        "relay: the submission) to the copy committed in the person's client store",
+        "samples": len(samples),
+        "p50": _round(_percentile(samples, 0.50)),
+        "p99": _round(_percentile(samples, 0.99)),
+        "max": _round(max(samples, default=None)),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _spend(played: Played) -> dict[str, Any]:
+    currency = next((b.currency for b in played.budgets.values()), "")
+    per_business: Counter[str] = Counter()
+    refunded = 0
+    for label, cid in played.campaign_ids.items():
+        report = played.reports[cid]
+        per_business[played.plan.business(played.plan.campaign(label).business).label] += (
+            report.spend
+        )
+        refunded += report.refunded
+    total = sum(per_business.values())
+    delivered = sum(r.delivered for r in played.reports.values())
+    return {
+        "currency": currency,
+        "total_micro": total,
+        "total": format_amount(total, currency),
+        "refunded_micro": refunded,
+        "per_business_micro": dict(sorted(per_business.items())),
+        "cost_per_delivered_micro": total // delivered if delivered else None,
+    }
+
+
+def _analytics(played: Played) -> dict[str, Any]:
+    options = played.plan.options
+    rows = estimate_rows(played, business_figures(played))
+    truth: Counter[str] = Counter()
+    for counts in played.true_counts.values():
+        truth.update({e: counts.get(e, 0) for e in INTERACTIONS})
+    return {
+        "epsilon_per_bit": round(options.epsilon, 4),
+        "k": options.effective_k if played.own_relay else None,
+        "debiased_by": "the relay"
+        if debiased_by_relay(played)
+        else (
+            "the simulation, from the relay's tallies (the relay assumes ln 3)"
+            if played.tallies is not None
+            else "the relay, assuming ln 3: figures are biased for this epsilon"
+        ),
+        "reports_sent": sum(played.reporters.values()),
+        "reports_refused": played.reports_refused,
+        "copies_without_token": len(played.tokens_missing),
+        **estimate_overview(rows),
+        "true_interactions": {e: truth.get(e, 0) for e in INTERACTIONS},
+        "estimates": rows,
+    }
+
+
+def summarize(run: SimRun) -> dict[str, Any]:
+    """The whole summary as JSON-ready data."""
+    played = run.played
+    options = run.options
+    copies, per_campaign = _copies(played)
+    chats = _chats(played)
+    analytics = _analytics(played)
+    audit = run.audit.to_json()
+    failures = []
+    if copies["lost"] or chats["lost"]:
+        failures.append(f"{copies['lost'] + chats['lost']} message(s) lost")
+    if copies["duplicated"] or chats["duplicated"]:
+        failures.append(f"{copies['duplicated'] + chats['duplicated']} message(s) duplicated")
+    if copies["misdelivered"]:
+        failures.append(f"{copies['misdelivered']} copy(ies) misdelivered or quarantined")
+    if run.audit.passed is False:
+        failed = [c["name"] for c in audit["checks"] if not c["passed"]]
+        failures.append(f"privacy audit failed: {', '.join(failed)}")
+    requests = run.audit.traffic.get("requests")
+    week = played.week_wall_s
+    spend = _spend(played)
+    return {
+        "passed": not failures,
+        "failures": failures,
+        "options": options.to_json(),
+        "relay": {
+            "url": played.relay_url,
+            "own": played.own_relay,
+            "k": options.effective_k if played.own_relay else None,
+            "marketing_cap_24h": options.effective_cap if played.own_relay else None,
+            "cpu_s": _round(run.relay_cpu_s),
+        },
+        "virtual_time": {
+            "start": _iso(played.plan.start_ms),
+            "end": _iso(played.plan.end_ms),
+            "days": options.days,
+        },
+        "population": played.plan.describe(),
+        "messages": {
+            "sent": copies["submitted"] + chats["sent"],
+            "delivered": copies["delivered"] + chats["delivered"],
+            "lost": copies["lost"] + chats["lost"],
+            "duplicated": copies["duplicated"] + chats["duplicated"],
+            "campaign_copies": copies,
+            "chats": chats,
+            "stream_disconnects": played.log.disconnects,
+        },
+        "latency_ms": _latency(played),
+        "throughput": {
+            "week_wall_s": round(week, 2),
+            "copies_delivered_per_s": round(copies["delivered"] / week, 1) if week else None,
+            "relay_requests": requests,
+            "relay_requests_per_s": round(requests / run.wall_s, 1) if requests else None,
+        },
+        "spend": spend,
+        "analytics": analytics,
+        "campaigns": [{"campaign": label, **row} for label, row in per_campaign.items()],
+        "privacy_audit": audit,
+        "anomalies": played.anomalies,
+        "counts": {
+            "copies": {
+                k: copies[k]
+                for k in (
+                    "planned",
+                    "submitted",
+                    "accepted",
+                    "released",
+                    "delivered",
+                    "refused_by_reason",
+                    "expired",
+                )
+            },
+            "chats_delivered": chats["delivered"],
+            "spend_micro": spend["total_micro"],
+            "true_interactions": analytics["true_interactions"],
+            "reports_sent": analytics["reports_sent"],
+            "per_campaign": {
+                label: {
+                    k: row[k]
+                    for k in ("audience", "accepted", "delivered", "refused_by_reason", "spend")
+                }
+                for label, row in per_campaign.items()
+            },
+        },
+        "timings_s": {**played.timings, "total": round(run.wall_s, 2)},
+    }
+
+
+# --- text -------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _n(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _reasons(by_reason: dict[str, int | None]) -> str:
+    shown = [
+        f"{r} {_n(n) if n is not None else '(hidden)'}" for r, n in by_reason.items() if n != 0
+    ]
+    return ", ".join(shown) or "none"
+
+
+def render(data: dict[str, Any]) -> str:
+    """The summary for people."""
+    verdict = "PASS" if data["passed"] else "FAIL"
+    options, population, relay = data["options"], data["population"], data["relay"]
+    messages = data["messages"]
+    copies, chats = messages["campaign_copies"], messages["chats"]
+    out = [f"Sealpost simulation: {verdict}"]
+    out.append("=" * len(out[0]))
+    where = (
+        f"own relay on loopback (k = {relay['k']}, marketing cap {relay['marketing_cap_24h']} "
+        "per 24 h, manual clock)"
+        if relay["own"]
+        else f"existing relay {relay['url']} (its own clock, k and cap)"
+    )
+    out.append(
+        f"{population['persons']:,} persons, {len(population['businesses'])} businesses, "
+        f"{population['campaigns']} campaigns over {options['days']} simulated days "
+        f"({data['virtual_time']['start']} to {data['virtual_time']['end']} UTC), "
+        f"seed {options['seed']}; {where}; epsilon {options['epsilon']:.4g} per bit."
+    )
+    out.append(
+        "profiles "
+        + ", ".join(f"{k} {v}" for k, v in population["profiles"].items())
+        + "; levels "
+        + ", ".join(f"{k} {v}" for k, v in population["levels"].items())
+        + f"; {population['promotions_stopped_before']} stopped promotions and "
+        f"{population['blocked_before']} blocked a business before the week"
+    )
+
+    out += ["", "Messages", ""]
+    out.append(
+        f"  sent {messages['sent']:,}, delivered {messages['delivered']:,}, "
+        f"lost {messages['lost']}, duplicated {messages['duplicated']}"
+    )
+    out.append(
+        f"  campaign copies: {copies['planned']:,} planned, {copies['accepted']:,} accepted, "
+        f"{copies['released']:,} released, {copies['delivered']:,} delivered (counted by the "
+        f"clients), {copies['refused']:,} refused, {copies['expired']} expired"
+    )
+    out.append(f"  refused by reason: {_reasons(copies['refused_by_reason'])}")
+    if copies["rejected_at_submission"]:
+        out.append(f"  rejected at submission: {_reasons(copies['rejected_at_submission'])}")
+    out.append(
+        f"  lost {copies['lost']}, duplicated {copies['duplicated']}, misdelivered "
+        f"{copies['misdelivered']}, unacked at the end {copies['unacked_at_end']}"
+    )
+    out.append(
+        f"  chats: {chats['sent']} sent, {chats['delivered']} delivered, lost {chats['lost']}, "
+        f"duplicated {chats['duplicated']}; stream disconnects {messages['stream_disconnects']}"
+    )
+
+    latency, throughput, spend = data["latency_ms"], data["throughput"], data["spend"]
+    out += ["", "Delivery", ""]
+    out.append(
+        f"  latency p50 {_n(latency['p50'])} ms, p99 {_n(latency['p99'])} ms, max "
+        f"{_n(latency['max'])} ms over {latency['samples']:,} copies (release to client store)"
+    )
+    out.append(
+        f"  throughput {_n(throughput['copies_delivered_per_s'])} copies/s over the week's "
+        f"{throughput['week_wall_s']} s of wall time"
+        + (
+            f"; relay {_n(throughput['relay_requests'])} requests "
+            f"({_n(throughput['relay_requests_per_s'])}/s), CPU {_n(relay['cpu_s'])} s"
+            if throughput["relay_requests"]
+            else ""
+        )
+    )
+    currency = spend["currency"]
+    out.append(
+        f"  spend {spend['total']} (refunded {format_amount(spend['refunded_micro'], currency)}); "
+        + ", ".join(
+            f"{b} {format_amount(v, currency)}" for b, v in spend["per_business_micro"].items()
+        )
+    )
+
+    analytics = data["analytics"]
+    out += ["", "Campaigns", ""]
+    rows = []
+    estimates = {(r["campaign"], r["event"]): r for r in analytics["estimates"]}
+    for c in data["campaigns"]:
+        cells = [
+            c["campaign"],
+            f"{c['day']} {c['send_at'][11:]}",
+            _n(c["audience"]),
+            _n(c["delivered"]),
+            _reasons(c["refused_by_reason"]),
+            _n(c.get("reports")),
+        ]
+        for event in ("read", "clicked"):
+            row = estimates.get((c["campaign"], event))
+            cells.append(
+                f"{row['true']} / {_n(row['estimate'])}" if row else "-",
+            )
+        rows.append(cells)
+    out += [
+        "  " + line
+        for line in _table(
+            [
+                "campaign",
+                "day time",
+                "audience",
+                "delivered",
+                "refused",
+                "reports",
+                "read true/est",
+                "clicked true/est",
+            ],
+            rows,
+            right={2, 3, 5},
+        )
+    ]
+    out += ["", "Analytics (estimates businesses see, against the truth)", ""]
+    out.append(
+        f"  {analytics['published']} of {analytics['figures']} figures published "
+        f"({analytics['suppressed_below_k']} hidden below k); "
+        f"{analytics['covered_by_95pct_interval']} of {analytics['published']} 95% intervals "
+        f"hold the true count; error mean {_n(analytics['mean_abs_error_pct'])}, worst "
+        f"{_n(analytics['worst_abs_error_pct'])} points of a campaign's reports; debiased by "
+        f"{analytics['debiased_by']}"
+    )
+    out.append(
+        f"  {analytics['reports_sent']:,} anonymous reports sent, {analytics['reports_refused']} "
+        f"refused; true interactions: "
+        + ", ".join(f"{e} {n:,}" for e, n in analytics["true_interactions"].items())
+    )
+
+    audit = data["privacy_audit"]
+    out += ["", "Privacy audit", ""]
+    if not audit["run"]:
+        out.append(f"  not run ({audit['reason']})")
+    else:
+        rows = []
+        for c in audit["checks"]:
+            # Long summaries continue on lines of their own under the summary column.
+            first, *more = textwrap.wrap(c["summary"], SUMMARY_WIDTH) or [""]
+            rows.append([c["name"], "PASS" if c["passed"] else "FAIL", first])
+            rows += [["", "", line] for line in more]
+        out += ["  " + line for line in _table(["check", "result", "summary"], rows, right=set())]
+        for c in audit["checks"]:
+            out += [f"    {c['name']}: {v}" for v in c["violations"]]
+        if audit["note"]:
+            out.append(f"  note: {audit['note']}")
+    if data["anomalies"]:
+        out += ["", "Anomalies", ""]
+        out += [f"  - {a}" for a in data["anomalies"][:20]]
+        if len(data["anomalies"]) > 20:
+            out.append(f"  ... and {len(data['anomalies']) - 20} more")
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in data["timings_s"].items())
+    out += ["", *textwrap.wrap(f"Timing: {timings}", 100, subsequent_indent="  ")]
+    out += [
+        "",
+        f"Verdict: {verdict}" + (f" ({'; '.join(data['failures'])})" if data["failures"] else ""),
+    ]
+    return "\n".join(out)

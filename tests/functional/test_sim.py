@@ -1,0 +1,157 @@
+"""The simulator on a real relay with real clients, small: nothing lost or duplicated, a clean
+privacy audit of its own traffic, refusals that follow the population's choices, the same
+counts for the same seed; the sweep writes its CSV (and PNG when matplotlib is there); and an
+existing relay (--relay) works with the audit reported as not run. The large runs are
+`sealpost sim --persons 1000`, not unit tests."""
+
+import csv
+import importlib.util
+import json
+import math
+
+import pytest
+
+from sealpost.cli import main
+from sealpost.sim.config import SimOptions
+from sealpost.sim.population import plan
+from sealpost.sim.runner import run_sim
+from sealpost.sim.summary import render, summarize
+from sealpost.sim.sweep import COLUMNS, SweepOptions, run_sweep
+
+CHECKS = {
+    "canaries_absent",
+    "signal_requests",
+    "token_unlinkability",
+    "declared_schemas",
+    "reports_counted_once",
+    "k_threshold",
+    "estimates_vs_truth",
+}
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    run = run_sim(SimOptions(persons=50, campaigns=5, days=3, seed=11))
+    return run, summarize(run)
+
+
+def test_nothing_lost_or_duplicated_and_the_audit_passes(small_run):
+    _, data = small_run
+    copies = data["messages"]["campaign_copies"]
+    assert data["passed"], data["failures"]
+    assert data["messages"]["lost"] == 0
+    assert data["messages"]["duplicated"] == 0
+    assert copies["misdelivered"] == 0
+    assert data["messages"]["chats"]["delivered"] == data["messages"]["chats"]["sent"] > 0
+    # Every accepted copy is accounted for, and the clients stored every released one.
+    assert copies["accepted"] == copies["planned"]
+    assert copies["released"] + copies["refused"] + copies["expired"] == copies["accepted"]
+    assert copies["delivered"] == copies["released"] > 0
+    audit = data["privacy_audit"]
+    assert audit["run"] and audit["passed"]
+    assert {c["name"] for c in audit["checks"]} == CHECKS
+    # Analytics: every delivered copy reported once, figures published with intervals.
+    analytics = data["analytics"]
+    assert analytics["reports_sent"] == copies["delivered"]
+    assert analytics["published"] > 0
+    assert all(
+        r["low"] is not None and r["high"] is not None
+        for r in analytics["estimates"]
+        if r["estimate"] is not None
+    )
+    assert data["spend"]["total_micro"] > 0
+    assert data["latency_ms"]["samples"] == copies["delivered"]
+    text = render(data)
+    assert "Sealpost simulation: PASS" in text
+    assert "lost 0, duplicated 0" in text
+
+
+def test_refusals_follow_the_population_choices(small_run):
+    run, data = small_run
+    plan, log = run.played.plan, run.played.log
+    received = {
+        (s.handle, run.played.label_of(s.campaign_id)) for s in log.stored.values() if s.campaign_id
+    }
+    business_of = {c.label: c.business for c in plan.campaigns}
+    addressed = [(h, c.label) for c in plan.campaigns for h in c.audience]
+    level_none = {p.handle for p in plan.persons if p.level.level == "none"}
+    blocked = {(p.handle, b) for p in plan.persons for b in p.blocks}
+    assert level_none and any(h in level_none for h, _ in addressed)
+    # Persons with marketing switched off get no campaign copy at all...
+    assert not [r for r in received if r[0] in level_none]
+    # ...nor does anyone from a business they blocked before the week.
+    assert not [r for r in received if (r[0], business_of[r[1]]) in blocked]
+    refused = data["messages"]["campaign_copies"]["refused_by_reason"]
+    assert refused["marketing_level"] >= sum(h in level_none for h, _ in addressed)
+    assert refused["blocked"] >= sum((h, business_of[c]) in blocked for h, c in addressed)
+    # The cap was never exceeded: at most 2 campaign copies per person per simulated day.
+    per_day: dict[tuple[str, int], int] = {}
+    for handle, label in received:
+        key = (handle, plan.campaign(label).day)
+        per_day[key] = per_day.get(key, 0) + 1
+    assert max(per_day.values()) <= 2
+
+
+def test_the_same_seed_gives_the_same_counts():
+    options = {"persons": 20, "campaigns": 2, "days": 2, "seed": 12}
+    first = summarize(run_sim(SimOptions(**options)))
+    again = summarize(run_sim(SimOptions(**options)))
+    assert first["counts"]["copies"]["delivered"] > 0
+    assert again["counts"] == first["counts"]
+    assert again["population"] == first["population"]
+    # ...and another seed, another world.
+    assert plan(SimOptions(**{**options, "seed": 13})).describe() != first["population"]
+
+
+def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys):
+    relay = ["--relay", sqlite_relay.url]
+    code = main(["sim", *relay, "--persons", "12", "--campaigns", "2", "--days", "1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0, data["failures"]
+    assert data["relay"]["own"] is False
+    assert data["privacy_audit"] == {"run": False, "passed": None, "reason": "external relay"}
+    assert data["messages"]["lost"] == 0 and data["messages"]["duplicated"] == 0
+    assert data["messages"]["campaign_copies"]["delivered"] > 0
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--persons", "5"], "--persons"),
+        (["--levels", "all=1,sometimes=1"], "sometimes"),
+        (["--epsilon", "-1"], "epsilon"),
+        (["--relay", "http://127.0.0.1:9", "--k", "10"], "--k and --cap"),
+    ],
+)
+def test_bad_knobs_are_refused(args, complaint, capsys):
+    assert main(["sim", *args]) == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
+    result = run_sweep(
+        SweepOptions(epsilons=[0.5, math.log(3)], sizes=[20, 80], trials=3, out=tmp_path)
+    )
+    with result.csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == COLUMNS
+    assert [(float(r["epsilon_per_bit"]), int(r["audience"])) for r in rows] == [
+        (0.5, 20),
+        (0.5, 80),
+        (round(math.log(3), 6), 20),
+        (round(math.log(3), 6), 80),
+    ]
+    assert all(0 <= float(r["coverage_95"]) <= 1 for r in rows)
+    # More privacy (smaller epsilon) costs accuracy: the interval is wider.
+    assert float(rows[0]["ci95_half_width_pct"]) > float(rows[2]["ci95_half_width_pct"])
+    if importlib.util.find_spec("matplotlib"):
+        assert result.png_path is not None
+        assert result.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert result.png_path is None and "pip install" in result.note
+
+    out = tmp_path / "cli"
+    argv = ["sim", "sweep", "--epsilons", "ln3", "--sizes", "30", "--trials", "2"]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["csv"] == str(out / "sweep.csv") and len(data["rows"]) == 1
