@@ -4,15 +4,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nacl.exceptions import CryptoError
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.ledger import PrivacyLedger
+from client.opening import Job, Opener, Outcome, SenderKeys
 from client.profile import (
     Profile,
     ProfileError,
@@ -24,8 +28,16 @@ from client.profile import (
 from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from client.settings import ClientSettings
 from client.signals import SignalAgent
-from client.store import Contact, Conversation, LocalStore, OutboxEntry, StoredMessage
-from client.template_messages import show_template_message
+from client.store import (
+    Contact,
+    Conversation,
+    LocalStore,
+    OutboxEntry,
+    StoredMessage,
+    message_row,
+    stored_message,
+)
+from client.template_messages import ShownTemplate, prefetch_template, show_template_message
 from shared.api import AccountInfo, MailboxItem, RegisterAccount
 from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
@@ -33,29 +45,50 @@ from shared.keys import AccountKeys, PublicKeys
 from shared.seal import (
     PayloadTooLarge,
     VerificationError,
-    open_envelope,
     padded_size,
     seal_envelope,
     sign_payload,
 )
 from shared.tokens import TokenError
+from shared.version import MAX_BATCH_ENVELOPES
 
 log = logging.getLogger("sealpost.client")
 
 ACK_BATCH = 100
 REPORT_MESSAGES = 5  # DESIGN: a report carries at most the last five messages
 REPORT_TEXT_CHARS = 2000
-ACK_LULL_S = 0.05
+# Catching up: a short first page gets the work going sooner, then the relay's largest.
+FIRST_SYNC_PAGE = 200
+SYNC_PAGE = 1000
+# Fewer envelopes than this at once are opened here; more, in worker processes (see
+# client/opening.py), in jobs of OPEN_CHUNK, so that a page is opened on every core.
+PARALLEL_OPEN_MIN = 200
+OPEN_CHUNK = 250
+OPEN_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass
 class SyncReport:
-    stored: list[StoredMessage] = field(default_factory=list)
-    duplicates: int = 0
+    """What a sync stored: ``stored``, the new messages in order, and how many envelopes were
+    ``duplicates`` of stored ones.
+
+    The messages are built from the stored rows on first use: a catch-up of thousands need
+    not make (and have the garbage collector scan) objects that nobody reads.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.duplicates = 0
+        self._stored: list[StoredMessage] = []
+
+    @property
+    def stored(self) -> list[StoredMessage]:
+        if len(self._stored) < len(self.rows):
+            self._stored += [stored_message(r) for r in self.rows[len(self._stored) :]]
+        return self._stored
 
     @property
     def quarantined(self) -> list[StoredMessage]:
@@ -87,6 +120,8 @@ class Messenger:
         )
         self.signals = SignalAgent(self.api, self.store.engine, profile.dir, self.ledger)
         self._flush_lock = asyncio.Lock()
+        self._contacts: dict[str, Contact] = {}  # pinned entries never change: kept once read
+        self._opener = Opener(profile.keys, OPEN_WORKERS)
 
     @classmethod
     def open(cls, home: Path, name: str) -> "Messenger":
@@ -140,6 +175,7 @@ class Messenger:
     async def aclose(self) -> None:
         await self.api.aclose()
         self.store.close()
+        self._opener.close()
 
     async def __aenter__(self) -> "Messenger":
         return self
@@ -149,9 +185,16 @@ class Messenger:
 
     # --- directory -------------------------------------------------------------------------
 
+    def _pinned(self, handle: str) -> Contact | None:
+        """The peer's directory entry if pinned already (no network)."""
+        cached = self._contacts.get(handle) or self.store.contact(handle)
+        if cached:
+            self._contacts[handle] = cached
+        return cached
+
     async def contact(self, handle: str) -> Contact:
         """The peer's directory entry, pinned locally on first use."""
-        cached = self.store.contact(handle)
+        cached = self._pinned(handle)
         if cached:
             return cached
         info: AccountInfo = await self.api.lookup(handle)
@@ -289,106 +332,217 @@ class Messenger:
 
     async def _receive(self, item: MailboxItem) -> StoredMessage | None:
         """Open, verify and store one envelope; returns it if new. Never drops a message."""
-        envelope = item.envelope
-        if self.store.has_message(envelope.id):
-            return None
-        base = dict(
-            msg_id=envelope.id,
-            peer=envelope.sender,
-            direction="in",
-            sender=envelope.sender,
-            recipient=envelope.recipient,
-            kind=envelope.kind,
-            category=envelope.category,
-            received_at=now_ms(),
-            campaign_id=envelope.campaign_id,
-        )
-        conversation = Conversation(peer=envelope.sender, display_name=envelope.sender)
-        try:
-            contact = await self.contact(envelope.sender)
-            conversation = Conversation(
-                peer=contact.handle,
-                display_name=contact.display_name,
-                kind=contact.kind,
-                verified=contact.verified,
-            )
-            keys = PublicKeys.from_b64(contact.sign_key, contact.box_key)
-            if envelope.recipient != self.profile.handle:
-                raise VerificationError(
-                    "recipient_mismatch", f"addressed to {envelope.recipient}, not to this account"
-                )
-            payload = open_envelope(envelope, self.profile.keys, keys)
-            shown = (
-                await show_template_message(self.api, self.store, envelope, payload)
-                if isinstance(payload, TemplatePayload)
-                else None
-            )
-        except (VerificationError, RelayError) as exc:
-            if isinstance(exc, RelayError) and exc.code != "unknown_handle":
-                raise  # can't check it now (rate limit, relay trouble): leave it unacked
-            reason = exc.reason if isinstance(exc, VerificationError) else "unknown_sender"
-            detail = exc.detail if isinstance(exc, VerificationError) else exc.message
-            message = StoredMessage(
-                **base,
-                sent_at=base["received_at"],
-                status="quarantined",
-                quarantine_reason=reason,
-                quarantine_detail=detail,
-                envelope_json=envelope.model_dump_json(),
-            )
-        else:
-            message = StoredMessage(
-                **base,
-                sent_at=payload.sent_at,
-                status="verified",
-                text=shown.text if shown else payload.content.text,  # type: ignore[union-attr]
-                label=shown.label if shown else None,
-                payload_json=payload.model_dump_json(),
-                rendered_json=shown.rendered.model_dump_json() if shown else None,
-            )
-        return message if self.store.add_incoming(message, conversation) else None
+        stored, _ = await self._finish(await self._begin([item]))
+        return stored_message(stored[0]) if stored else None
 
-    async def _receive_and_ack(self, items: list[MailboxItem]) -> SyncReport:
-        report = SyncReport()
+    async def _begin(self, items: list[MailboxItem]) -> "_Arrival":
+        """First half of receiving ``items``: skip what is stored already and start opening
+        the rest (in worker processes when there are many).
+
+        Nothing here waits for the relay: senders not pinned yet, and templates not cached
+        yet, are looked up in the background while the others are opened. :meth:`_finish`
+        stores the batch; in between, the caller may finish an earlier batch, so that this
+        process's work overlaps with the opening.
+        """
+        seen = self.store.stored_ids(item.envelope.id for item in items)
+        fresh: list[Envelope] = []
         for item in items:
-            stored = await self._receive(item)
-            if stored is None:
-                report.duplicates += 1
+            if item.envelope.id not in seen:
+                seen.add(item.envelope.id)
+                fresh.append(item.envelope)
+        arrival = _Arrival(items, fresh)
+        unknown = []
+        for sender in dict.fromkeys(envelope.sender for envelope in fresh):
+            contact = self._pinned(sender)
+            if contact is None:
+                unknown.append(sender)
             else:
-                report.stored.append(stored)
-        await self._ack(items, report.stored)
-        return report
+                arrival.contacts[sender] = contact
+        if unknown:
+            arrival.looking_up = asyncio.ensure_future(self._look_up(unknown))
+        for template_id in {e.template_id for e in fresh if e.template_id}:
+            if self.store.template(template_id) is None:
+                arrival.fetching.append(
+                    asyncio.ensure_future(prefetch_template(self.api, self.store, template_id))
+                )
+        self._open(arrival, [i for i, e in enumerate(fresh) if e.sender in arrival.contacts])
+        return arrival
 
-    async def _ack(self, items: list[MailboxItem], stored: list[StoredMessage]) -> None:
-        """Ack what the store has committed, then ask for signal tokens for campaign copies."""
+    def _open(self, arrival: "_Arrival", indices: list[int]) -> None:
+        """Start opening these envelopes of ``arrival``, whose senders' keys are known now."""
+        elsewhere = len(indices) >= PARALLEL_OPEN_MIN and OPEN_WORKERS > 1
+        size = OPEN_CHUNK if elsewhere else max(1, len(indices))
+        for start in range(0, len(indices), size):
+            jobs: list[Job] = []
+            keys: SenderKeys = {}
+            for index in indices[start : start + size]:
+                envelope = arrival.fresh[index]
+                contact = arrival.contacts[envelope.sender]
+                if isinstance(contact, RelayError):
+                    arrival.outcomes[index] = ("refused", "unknown_sender", contact.message, None)
+                elif envelope.recipient != self.profile.handle:
+                    detail = f"addressed to {envelope.recipient}, not to this account"
+                    arrival.outcomes[index] = ("refused", "recipient_mismatch", detail, None)
+                else:
+                    keys[contact.handle] = (contact.sign_key, contact.box_key)
+                    jobs.append(
+                        (
+                            index,
+                            envelope.id,
+                            envelope.sender,
+                            envelope.recipient,
+                            envelope.kind,
+                            envelope.ciphertext,
+                        )
+                    )
+            if elsewhere:
+                arrival.opening.append((jobs, keys, self._opener.elsewhere(jobs, keys)))
+            else:
+                for index, outcome in self._opener.here(jobs, keys):
+                    arrival.outcomes[index] = outcome
+
+    async def _look_up(self, senders: list[str]) -> dict[str, "Contact | RelayError"]:
+        """Pin the directory keys of ``senders``; an unknown handle is kept as its error."""
+        # Together: their round trips overlap.
+        found = await asyncio.gather(*(self.contact(s) for s in senders), return_exceptions=True)
+        contacts: dict[str, Contact | RelayError] = {}
+        for sender, contact in zip(senders, found, strict=True):
+            if isinstance(contact, RelayError) and contact.code == "unknown_handle":
+                contacts[sender] = contact
+            elif isinstance(contact, BaseException):
+                raise contact  # can't check it now (rate limit, relay trouble): leave it unacked
+            else:
+                contacts[sender] = contact
+        return contacts
+
+    async def _finish(self, arrival: "_Arrival") -> tuple[list[dict[str, Any]], int]:
+        """Second half of receiving: render, then store everything in one transaction.
+
+        Returns the newly stored messages' rows, in order, and how many were stored already.
+        Never drops a message: one that fails a check is stored quarantined. One that cannot
+        be checked now (rate limit, relay trouble) raises, and then nothing of the batch is
+        stored, so nothing of it is acked either: it all comes again.
+        """
+        rows = []
+        conversations: dict[str, Conversation] = {}
+        try:
+            if arrival.looking_up is not None:
+                looked_up = await arrival.looking_up
+                arrival.contacts.update(looked_up)
+                fresh = arrival.fresh
+                self._open(arrival, [i for i, e in enumerate(fresh) if e.sender in looked_up])
+            for jobs, keys, opening in arrival.opening:
+                try:
+                    outcomes = await opening
+                except BrokenProcessPool:  # a worker died (killed, out of memory): do it here
+                    self._opener.close()
+                    outcomes = self._opener.here(jobs, keys)
+                for index, opened in outcomes:
+                    arrival.outcomes[index] = opened
+            await asyncio.gather(*arrival.fetching)  # never raise: rendering reports problems
+            for envelope, outcome in zip(arrival.fresh, arrival.outcomes, strict=True):
+                assert outcome is not None
+                peer = envelope.sender
+                if peer not in conversations:
+                    conversations[peer] = _conversation(peer, arrival.contacts[peer])
+                shown = None
+                if outcome[0] == "ok" and envelope.kind == "template":
+                    payload = TemplatePayload.model_validate_json(outcome[1])
+                    try:
+                        shown = await show_template_message(self.api, self.store, envelope, payload)
+                    except VerificationError as exc:
+                        outcome = ("refused", exc.reason, exc.detail, None)
+                    except RelayError as exc:
+                        if exc.code != "unknown_handle":
+                            raise  # the registry can't be asked now: leave it unacked
+                        outcome = ("refused", "unknown_sender", exc.message, None)
+                rows.append(_message_row(envelope, outcome, shown))
+        except BaseException:
+            arrival.cancel()
+            raise
+        stored = self.store.add_incoming_rows(rows, conversations)
+        return stored, len(arrival.items) - len(stored)
+
+    async def _ack(
+        self, items: list[MailboxItem], stored: Sequence[StoredMessage | dict[str, Any]]
+    ) -> None:
+        """Ack what the store has committed, then ask for signal tokens for campaign copies
+        (``stored``: the new messages among ``items``, or their rows)."""
         if not items:
             return
         # Ack only after the store committed: a crash before this line means redelivery,
         # which the store ignores; never a loss.
-        await self.api.ack([i.envelope.id for i in items])
+        ids = [i.envelope.id for i in items]
+        for start in range(0, len(ids), MAX_BATCH_ENVELOPES):
+            await self.api.ack(ids[start : start + MAX_BATCH_ENVELOPES])
+        campaign_of = {i.envelope.id: i.envelope.campaign_id for i in items}
+        tokened: set[str] = set()  # one report per campaign: later copies need no token
         for message in stored:
-            campaign_id = _campaign_of(items, message.msg_id)
-            if message.status != "verified" or message.kind != "template" or not campaign_id:
+            msg_id, status, kind = (
+                (message["msg_id"], message["status"], message["kind"])
+                if isinstance(message, dict)
+                else (message.msg_id, message.status, message.kind)
+            )
+            campaign_id = campaign_of.get(msg_id)
+            if status != "verified" or kind != "template" or not campaign_id:
+                continue
+            if campaign_id in tokened:
                 continue
             try:
-                await self.signals.on_delivered(message.msg_id, campaign_id)
+                await self.signals.on_delivered(msg_id, campaign_id)
             except (RelayError, RelayUnavailable, TokenError) as exc:
                 # No token, no report for this campaign: a gap in the statistics, never a
                 # reason to hold up the person's messages.
                 log.warning("no signal token for %s: %s", campaign_id, exc)
+                continue
+            tokened.add(campaign_id)
 
     async def sync(self) -> SyncReport:
-        """Fetch every pending envelope, store it exactly once, and ack it."""
+        """Fetch every pending envelope, store it exactly once, and ack it.
+
+        Pipelined, so that the relay, the opening processes and this one all work at once:
+        while page N is rendered and stored, page N+1 is being opened, page N+2 fetched and
+        page N-1 acked. A page's ack still leaves only once the page is committed to the
+        store, so a crash at any point loses nothing.
+        """
         report = SyncReport()
-        after = 0
-        while True:
-            page = await self.api.mailbox_page(after=after)
-            if not page.items:
-                return report
-            part = await self._receive_and_ack(page.items)
-            report.stored += part.stored
-            report.duplicates += part.duplicates
-            after = page.next_after
+        fetch = asyncio.create_task(self.api.mailbox_page(after=0, limit=FIRST_SYNC_PAGE))
+        opened: _Arrival | None = None  # the page being opened
+        acking: asyncio.Task[None] | None = None
+        try:
+            while True:
+                page = await fetch
+                arrival = None
+                if page.items:
+                    fetch = asyncio.create_task(
+                        self.api.mailbox_page(after=page.next_after, limit=SYNC_PAGE)
+                    )
+                    await _let_requests_out()
+                    arrival = await self._begin(page.items)
+                if opened is not None:
+                    stored, duplicates = await self._finish(opened)
+                    report.rows += stored
+                    report.duplicates += duplicates
+                    if acking is not None:
+                        await acking  # one ack in flight at a time; a failed one ends the sync
+                    acking = asyncio.create_task(self._ack(opened.items, stored))
+                    await _let_requests_out()
+                opened = arrival
+                if opened is None:
+                    break
+            if acking is not None:
+                await acking
+        except BaseException:
+            fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
+            if opened is not None:
+                opened.cancel()
+            if acking is not None and not acking.done():
+                # Its page is committed: let the ack go out (if it fails, the page simply
+                # comes again next time and the store ignores it).
+                await asyncio.gather(acking, return_exceptions=True)
+            raise
+        return report
 
     async def listen(
         self, on_event: Callable[[ClientEvent], None], stop: asyncio.Event | None = None
@@ -436,8 +590,10 @@ class Messenger:
     ) -> None:
         await self.flush_outbox()
         on_event(ConnectionChanged(online=True))
-        # Each envelope is stored and shown at once; acks go out in small batches (after a
-        # short lull, or every 100), so a burst costs a few requests rather than one each.
+        # Each envelope is stored and shown at once; acks go out in batches (ack_delay_s after
+        # the first unacked one, or every ACK_BATCH), never one request per message. Late
+        # acks cost nothing but a redelivery after a reconnect, which the store ignores;
+        # early ones cost the relay a signed request each, its dearest per-message work.
         unacked: list[MailboxItem] = []
         stored: list[StoredMessage] = []
 
@@ -447,22 +603,19 @@ class Messenger:
             stored.clear()
             await self._ack(items, done)
 
-        async def ack_after_lull() -> None:
-            loop = asyncio.get_running_loop()
-            wait = ACK_LULL_S
-            while wait > 0:  # sleep until no envelope has come for ACK_LULL_S
-                await asyncio.sleep(wait)
-                wait = ACK_LULL_S - (loop.time() - last_arrival[0])
-            with contextlib.suppress(RelayError, RelayUnavailable):  # redelivered later
-                await ack_now()
+        async def ack_later() -> None:
+            # Round again while envelopes keep coming: one that arrives while this ack is on
+            # the wire finds this task still running and starts no acker of its own.
+            while unacked:
+                await asyncio.sleep(self.settings.ack_delay_s)
+                with contextlib.suppress(RelayError, RelayUnavailable):  # redelivered later
+                    await ack_now()
 
         acker: asyncio.Task[None] | None = None
-        last_arrival = [0.0]
         try:
             async for item in self.api.stream():
                 message = await self._receive(item)
                 progress.advanced = True
-                last_arrival[0] = asyncio.get_running_loop().time()
                 unacked.append(item)
                 if message is not None:
                     stored.append(message)
@@ -470,7 +623,7 @@ class Messenger:
                 if len(unacked) >= ACK_BATCH:
                     await ack_now()
                 elif acker is None or acker.done():
-                    acker = asyncio.create_task(ack_after_lull())
+                    acker = asyncio.create_task(ack_later())
         finally:
             if acker is not None and not acker.done():
                 acker.cancel()
@@ -480,10 +633,89 @@ class Messenger:
                     await asyncio.shield(ack_now())
 
 
+async def _let_requests_out() -> None:
+    """Let just-created request tasks write their requests before this thread gets busy:
+    a task starts only when the loop runs, which a long stretch of work would delay, and the
+    relay could be working on the request meanwhile."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 @dataclass
 class _StreamProgress:
     advanced: bool = False  # something arrived since the last (re)connect
 
 
-def _campaign_of(items: list[MailboxItem], msg_id: str) -> str | None:
-    return next((i.envelope.campaign_id for i in items if i.envelope.id == msg_id), None)
+@dataclass
+class _Arrival:
+    """Received envelopes between :meth:`Messenger._begin` and :meth:`Messenger._finish`."""
+
+    items: list[MailboxItem]
+    fresh: list[Envelope]  # not stored yet, each id once
+    contacts: dict[str, Contact | RelayError] = field(default_factory=dict)
+    outcomes: list[Outcome | None] = field(default_factory=list)  # per envelope of ``fresh``
+    # Jobs sent to the worker processes, with the future of their outcomes.
+    opening: list[tuple[list[Job], SenderKeys, "asyncio.Future[list[tuple[int, Outcome]]]"]] = (
+        field(default_factory=list)
+    )
+    looking_up: "asyncio.Future[dict[str, Contact | RelayError]] | None" = None
+    fetching: list["asyncio.Future[None]"] = field(default_factory=list)  # templates
+
+    def __post_init__(self) -> None:
+        self.outcomes = [None] * len(self.fresh)
+
+    def cancel(self) -> None:
+        for task in [*(o for _, _, o in self.opening), *self.fetching, self.looking_up]:
+            if task is not None:
+                task.cancel()
+
+
+def _conversation(peer: str, contact: Contact | RelayError) -> Conversation:
+    """A new conversation with ``peer``, named as its pinned directory entry says."""
+    if isinstance(contact, RelayError):
+        return Conversation(peer=peer, display_name=peer)
+    return Conversation(
+        peer=contact.handle,
+        display_name=contact.display_name,
+        kind=contact.kind,
+        verified=contact.verified,
+    )
+
+
+def _message_row(
+    envelope: Envelope, outcome: Outcome, shown: ShownTemplate | None
+) -> dict[str, Any]:
+    """The store row of a received envelope: verified with its text, or quarantined whole."""
+    received_at = now_ms()
+    status, *found = outcome
+    base: dict[str, Any] = dict(
+        msg_id=envelope.id,
+        peer=envelope.sender,
+        direction="in",
+        sender=envelope.sender,
+        recipient=envelope.recipient,
+        kind=envelope.kind,
+        category=envelope.category,
+        received_at=received_at,
+        campaign_id=envelope.campaign_id,
+    )
+    if status != "ok":
+        reason, detail, _ = found
+        return message_row(
+            **base,
+            sent_at=received_at,
+            status="quarantined",
+            quarantine_reason=reason,
+            quarantine_detail=detail,
+            envelope_json=envelope.model_dump_json(),
+        )
+    payload_json, sent_at, text = found
+    return message_row(
+        **base,
+        sent_at=sent_at,
+        status="verified",
+        text=shown.text if shown else text,
+        label=shown.label if shown else None,
+        payload_json=payload_json,
+        rendered_json=shown.rendered.model_dump_json() if shown else None,
+    )

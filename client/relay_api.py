@@ -96,6 +96,12 @@ class RelayAPI:
 
     async def request(self, method: str, path: str, body: BaseModel | bytes | None = None) -> Any:
         """Send one signed request and return its JSON; retries 429 and dropped connections."""
+        return _json_or_raise(await self._send(method, path, body))
+
+    async def _send(
+        self, method: str, path: str, body: BaseModel | bytes | None = None
+    ) -> httpx.Response:
+        """Send one signed request, retrying 429 and dropped connections; the last response."""
         if isinstance(body, BaseModel):
             raw = body.model_dump_json().encode()
         else:
@@ -119,7 +125,7 @@ class RelayAPI:
                 retry_after = float(response.headers.get("Retry-After", "1"))
                 await asyncio.sleep(min(retry_after, MAX_RETRY_AFTER_S))
                 continue
-            return _json_or_raise(response)
+            return response
         raise AssertionError("unreachable")
 
     # --- endpoints -------------------------------------------------------------------------
@@ -144,9 +150,10 @@ class RelayAPI:
 
     async def mailbox_page(self, after: int = 0, limit: int | None = None) -> MailboxPage:
         query = f"?after={after}" + (f"&limit={limit}" if limit else "")
-        return MailboxPage.model_validate(
-            await self.request("GET", f"/v1/mailboxes/{self.handle}{query}")
-        )
+        response = await self._send("GET", f"/v1/mailboxes/{self.handle}{query}")
+        if response.is_success:  # up to 1,000 envelopes: parsed straight from the bytes
+            return MailboxPage.model_validate_json(response.content)
+        return _json_or_raise(response)  # raises
 
     async def ack(self, ids: list[str]) -> AckResponse:
         return AckResponse.model_validate(

@@ -16,6 +16,13 @@ class ClientSettings(BaseSettings):
     )
     request_timeout_s: float = 15.0
     max_retries: int = Field(default=5, description="Retries after 429 or a dropped connection")
+    ack_delay_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Longest wait before acking what the stream delivered (batched; a late "
+        "ack only means a redelivery after a reconnect, which the store ignores)",
+    )
     moderation_handle: str = Field(
         default="moderation", description="The report desk's account on the relay"
     )

@@ -6,9 +6,10 @@ nor the business can swap the text, and it takes the label (Marketing, Utility, 
 template, checked against the envelope, so the label can be neither forged nor stripped.
 """
 
+import contextlib
 from dataclasses import dataclass
 
-from client.relay_api import RelayAPI, RelayError
+from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from client.store import CachedTemplate, LocalStore
 from shared.envelope import Envelope, TemplatePayload
 from shared.seal import VerificationError
@@ -58,6 +59,13 @@ async def _template(api: RelayAPI, store: LocalStore, template_id: str) -> Cache
     )
     store.save_template(fetched)
     return fetched
+
+
+async def prefetch_template(api: RelayAPI, store: LocalStore, template_id: str) -> None:
+    """Fetch and cache a template ahead of rendering (many messages may use it). Problems
+    are left for :func:`show_template_message` to report, message by message."""
+    with contextlib.suppress(VerificationError, RelayError, RelayUnavailable):
+        await _template(api, store, template_id)
 
 
 async def show_template_message(

@@ -2,9 +2,9 @@
 
 Persons are written straight into the relay's database; each holds one delivery stream open
 (spread over the relay processes) and acks what it received as the real client does (in
-batches, within ACK_DELAY_S). The clients are lean load generators (benchmarks/wire.py), so
-that the relay, not httpx, is what is measured. A sender submits chat envelopes in batches
-of 1,000. Measured:
+batches, within the client's default ack delay). The clients are lean load generators
+(benchmarks/wire.py), so that the relay, not httpx, is what is measured. A sender submits
+chat envelopes in batches of 1,000. Measured:
 
 - throughput: all messages submitted as fast as the relay takes them, until every one has
   been received by its person (messages per second);
@@ -27,7 +27,8 @@ import httpx
 import psycopg
 from sqlalchemy import insert
 
-from client.messenger import ACK_BATCH, ACK_DELAY_S
+from client.messenger import ACK_BATCH
+from client.settings import ClientSettings
 from sealpost.benchmarks.seeding import seed_persons
 from sealpost.benchmarks.wire import Connection
 from sealpost.relay_process import RelayProcess
@@ -40,6 +41,7 @@ from shared.keys import AccountKeys
 PG_ADMIN = os.environ.get("SEALPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_RATE = 5_000
 TARGET_P99_MS = 250
+ACK_DELAY_S = ClientSettings.model_fields["ack_delay_s"].default  # as the real client
 
 
 def _seed(db_url: str, clients: int) -> tuple[list[tuple[str, AccountKeys]], AccountKeys]:

@@ -7,7 +7,7 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-BENCHMARKS = ("campaign", "delivery", "tui", "signals")
+BENCHMARKS = ("campaign", "delivery", "catchup", "tui", "signals")
 
 
 def register(sub: Any) -> None:
@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
         epilog="examples:\n  sealpost bench --json > bench.json\n"
         "  sealpost bench --only campaign --messages 2000\n"
         "  sealpost bench --only delivery --clients 200\n"
+        "  sealpost bench --only catchup   # a client opening to 10,000 waiting messages\n"
         "  sealpost bench --only tui   # first paint, chat switch: 50 chats, 10,000 messages\n\n"
         "delivery runs on SQLite with 1 relay process and, when PostgreSQL answers on\n"
         "127.0.0.1:5432 ($SEALPOST_TEST_PG), with 1 and 2 processes there too.",
@@ -48,6 +49,12 @@ def _delivery(args: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _catchup(args: Any) -> list[dict[str, Any]]:
+    from sealpost.benchmarks.catchup import catchup
+
+    return [catchup(messages=args.messages)]
+
+
 def _tui(args: Any) -> list[dict[str, Any]]:
     from sealpost.benchmarks.tui import tui_bench
 
@@ -63,6 +70,7 @@ def _signals(args: Any) -> list[dict[str, Any]]:
 RUNNERS: dict[str, Callable[[Any], list[dict[str, Any]]]] = {
     "campaign": _campaign,
     "delivery": _delivery,
+    "catchup": _catchup,
     "tui": _tui,
     "signals": _signals,
 }

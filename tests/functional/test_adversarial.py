@@ -5,15 +5,18 @@ Every case checks the exact refusal (HTTP status and error code) or the exact qu
 and that nothing else is lost: a genuine message sent alongside still arrives and is verified.
 """
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import httpx
 import pytest
 from nacl.public import PublicKey, SealedBox
 
+import client.messenger
 from client.messenger import Messenger, now_ms
 from client.store import StoredMessage
 from server.embedded import EmbeddedRelay
@@ -267,6 +270,91 @@ async def test_mallory_cannot_repost_alices_envelope(relay, make_account):
     assert (await mallory.sync()).stored == []
     # The id still belongs to alice: her own retry is recognised.
     assert post(relay, alice, "/v1/messages", captured).json()["status"] == "duplicate"
+
+
+async def test_quarantine_is_the_same_when_a_big_page_is_opened_in_worker_processes(
+    sqlite_relay, make_account, monkeypatch
+):
+    """A catch-up opens big pages in worker processes (client/opening.py): each of the
+    hostile envelopes above gets the same verdict there, and the rest arrive in order."""
+    monkeypatch.setattr(client.messenger, "PARALLEL_OPEN_MIN", 2)
+    monkeypatch.setattr(client.messenger, "OPEN_CHUNK", 3)
+    monkeypatch.setattr(client.messenger, "OPEN_WORKERS", 2)
+    relay = sqlite_relay
+    alice = await make_account("alice", relay)
+    bob = await make_account("bob", relay)
+    mallory = await make_account("mallory", relay)
+    sent = [await alice.send_text("bob", f"genuine {i}") for i in range(4)]
+
+    tampered = seal_envelope(chat("alice", "bob", "tamper me"), alice.profile.keys, box_of(bob))
+    raw = bytearray(tampered.ciphertext_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    accepted(
+        post(relay, alice, "/v1/messages", wire(tampered, ciphertext=b64encode(bytes(raw)))),
+        tampered.id,
+    )
+    for_carol = chat("alice", "carol", "only for carol")
+    swapped = Envelope(
+        id=for_carol.id,
+        sender="alice",
+        recipient="bob",
+        ciphertext=b64encode(
+            SealedBox(box_of(bob)).encrypt(pad(sign_payload(for_carol, alice.profile.keys)))
+        ),
+    )
+    accepted(post(relay, alice, "/v1/messages", wire(swapped)), swapped.id)
+    claim = chat("alice", "bob", "I am alice, send money")
+    forged = Envelope(
+        id=claim.id,
+        sender="mallory",
+        recipient="bob",
+        ciphertext=b64encode(
+            SealedBox(box_of(bob)).encrypt(pad(sign_payload(claim, mallory.profile.keys)))
+        ),
+    )
+    accepted(post(relay, mallory, "/v1/messages", wire(forged)), claim.id)
+    sent.append(await alice.send_text("bob", "after all that"))
+
+    report = await bob.sync()
+    assert bob._opener._pool is not None  # the worker processes did the opening
+    assert (await bob.api.mailbox_page()).items == []
+    got = {m.msg_id: m for m in report.stored}
+    genuine = [m.msg_id for m in sent]
+    assert list(got) == [*genuine[:4], tampered.id, swapped.id, claim.id, genuine[4]]
+    assert_quarantined(got[tampered.id], "alice", "cannot_decrypt")
+    assert_quarantined(got[swapped.id], "alice", "recipient_mismatch")
+    assert "written for carol" in (got[swapped.id].quarantine_detail or "")
+    assert_quarantined(got[claim.id], "mallory", "sender_mismatch")
+    for message in sent:
+        assert_verified(got[message.msg_id], "alice", message.text or "")
+    stored = {m.msg_id: m for m in bob.store.messages()}
+    assert {k: (m.status, m.text, m.quarantine_reason) for k, m in got.items()} == {
+        k: (m.status, m.text, m.quarantine_reason) for k, m in stored.items()
+    }
+    convo = {c.peer: c.unread for c in bob.store.conversations()}
+    assert convo == {"alice": 7, "mallory": 1}
+
+
+async def test_a_dead_opening_worker_means_opening_in_process_not_a_lost_page(
+    sqlite_relay, make_account, monkeypatch
+):
+    monkeypatch.setattr(client.messenger, "PARALLEL_OPEN_MIN", 2)
+    monkeypatch.setattr(client.messenger, "OPEN_CHUNK", 2)
+    monkeypatch.setattr(client.messenger, "OPEN_WORKERS", 2)
+    alice = await make_account("alice", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    sent = [await alice.send_text("bob", f"m{i}") for i in range(5)]
+
+    def killed(jobs, keys):  # as if the worker process had been killed mid-job
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(BrokenProcessPool("a worker died"))
+        return future
+
+    monkeypatch.setattr(bob._opener, "elsewhere", killed)
+    got = await sync_all(bob)
+    assert list(got) == [m.msg_id for m in sent]
+    for message in sent:
+        assert_verified(got[message.msg_id], "alice", message.text or "")
 
 
 # --- 4. forged signatures ------------------------------------------------------------------

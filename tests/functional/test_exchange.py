@@ -124,6 +124,48 @@ async def test_stream_pushes_live_and_resumes_after_disconnect(relay, make_accou
     assert len(bob.store.messages("alice")) == 4
 
 
+async def test_a_message_arriving_while_an_ack_is_on_the_wire_is_acked_too(
+    sqlite_relay, make_account, monkeypatch
+):
+    """The stream acks in batches; one that lands during an ack request must not be left
+    pending (it would be delivered again, never charged, never get its signal token)."""
+    alice = await make_account("alice", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    bob.settings.ack_delay_s = 0.05
+    in_flight, release = asyncio.Event(), asyncio.Event()
+    real_ack = bob.api.ack
+
+    async def slow_ack(ids):
+        in_flight.set()
+        await release.wait()  # hold the first ack on the wire
+        return await real_ack(ids)
+
+    monkeypatch.setattr(bob.api, "ack", slow_ack)
+    stored = []
+    stop = asyncio.Event()
+    listener = asyncio.create_task(
+        bob.listen(lambda e: isinstance(e, MessageStored) and stored.append(e.message), stop)
+    )
+    await asyncio.sleep(0.3)
+    await alice.send_text("bob", "first")
+    await asyncio.wait_for(in_flight.wait(), timeout=10)
+    await alice.send_text("bob", "during the ack")
+    for _ in range(100):
+        if len(stored) == 2:
+            break
+        await asyncio.sleep(0.05)
+    release.set()
+    for _ in range(60):
+        pending = (await bob.api.mailbox_page()).items
+        if not pending:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()  # (stopping acks what is left: so look before)
+    await asyncio.wait_for(listener, timeout=20)
+    assert [m.text for m in stored] == ["first", "during the ack"]
+    assert pending == []
+
+
 async def test_message_typed_while_relay_is_down_is_queued_then_sent(sqlite_url, make_account):
     relay = EmbeddedRelay(relay_settings(sqlite_url)).start()
     port = relay.port

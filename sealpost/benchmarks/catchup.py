@@ -1,0 +1,285 @@
+"""Client catch-up: a person who was offline opens the client to N sealed messages waiting.
+
+Set-up, not measured: a relay in its own process, persons with fresh profiles, and for each
+N sealed envelopes in their mailbox from a few senders, submitted in batches over HTTP as the
+senders' clients would: chat texts from four persons and, every tenth message, a template
+message from one of two businesses' campaigns (marketing and utility).
+
+Measured: ``Messenger.sync()`` on a freshly opened client (the path of ``sealpost inbox``): page
+through the mailbox, look up and pin the senders' keys, open and verify every envelope, render
+the template messages against the registry, store everything locally, ack, and get the
+campaigns' signal tokens, until all N are in the local store and the mailbox is empty.
+
+Floor, in the same run: open and verify the same N envelopes (``shared.seal.open_envelope``
+with the senders' keys, already parsed) in a tight single-threaded loop, nothing else.
+
+Both are the median of three (three readers, each with their own N waiting), so that one
+hiccup on a shared machine does not decide the verdict; every run is in the result.
+"""
+
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.public import PublicKey
+
+from client.messenger import Messenger
+from sealpost.relay_process import RelayProcess
+from shared.api import CampaignCreate, TemplateInfo
+from shared.envelope import (
+    ChatContent,
+    ChatPayload,
+    Envelope,
+    TemplateContent,
+    TemplatePayload,
+)
+from shared.identifiers import new_message_id
+from shared.keys import AccountKeys, PublicKeys
+from shared.seal import open_envelope, seal_envelope
+from shared.templates import TemplateDraft
+from shared.version import MAX_BATCH_ENVELOPES
+
+TARGET_RATIO = 1.5
+PERSONS = 4  # chat senders
+TEMPLATE_EVERY = 10  # every tenth message is a template message
+READER = "reader"
+
+TEMPLATES = (
+    (
+        "benchshop",
+        TemplateDraft(
+            name="bench_offer",
+            category="marketing",
+            body="Hi {{name}}, your code {{code}} takes 20% off until Sunday.",
+            examples={"name": "Ana", "code": "SPRING20"},
+        ),
+    ),
+    (
+        "benchpost",
+        TemplateDraft(
+            name="bench_parcel",
+            category="utility",
+            body="Hi {{name}}, parcel {{code}} arrives tomorrow between 9 and 12.",
+            examples={"name": "Ana", "code": "PX1234"},
+        ),
+    ),
+)
+
+
+class _Sender:
+    def __init__(self, messenger: Messenger, template: TemplateInfo | None = None) -> None:
+        self.messenger = messenger
+        self.handle = messenger.profile.handle
+        self.keys: AccountKeys = messenger.profile.keys
+        self.template = template
+        self.campaign_id: str | None = None
+        self.envelopes: list[Envelope] = []
+
+
+async def _senders(url: str, home: Path, template_copies: int) -> list[_Sender]:
+    senders = []
+    for i in range(PERSONS):
+        person = await Messenger.create_account(
+            home, f"p{i}", f"benchfriend{i}", url, country="+39"
+        )
+        senders.append(_Sender(person))
+    for handle, draft in TEMPLATES:
+        shop = await Messenger.create_account(home, handle, handle, url, business=True)
+        await shop.api.top_up(10**12)
+        sender = _Sender(shop, await shop.api.register_template(draft))
+        campaign = await shop.api.create_campaign(
+            CampaignCreate(
+                template_id=sender.template.id,  # type: ignore[union-attr]
+                name="catch-up bench",
+                budget=10**12,
+                audience_size=max(1, template_copies),
+            )
+        )
+        sender.campaign_id = campaign.id
+        senders.append(sender)
+    return senders
+
+
+def _seal_all(senders: list[_Sender], reader: str, box: PublicKey, messages: int, t0: int) -> None:
+    """Seal ``messages`` envelopes to ``reader``, spread over the senders."""
+    persons = [s for s in senders if s.template is None]
+    shops = [s for s in senders if s.template is not None]
+    for n in range(messages):
+        sent_at = t0 + n
+        if n % TEMPLATE_EVERY == TEMPLATE_EVERY - 1 and shops:
+            shop = shops[(n // TEMPLATE_EVERY) % len(shops)]
+            template = shop.template
+            assert template is not None
+            payload: ChatPayload | TemplatePayload = TemplatePayload(
+                id=new_message_id(),
+                sender=shop.handle,
+                recipient=reader,
+                sent_at=sent_at,
+                content=TemplateContent(
+                    template_id=template.id,
+                    template_hash=template.hash,
+                    variables={"name": "Reader", "code": f"C{n:06d}"},
+                ),
+            )
+            shop.envelopes.append(
+                seal_envelope(
+                    payload,
+                    shop.keys,
+                    box,
+                    category=template.template.category,
+                    template_id=template.id,
+                    campaign_id=shop.campaign_id,
+                )
+            )
+        else:
+            person = persons[n % len(persons)]
+            payload = ChatPayload(
+                id=new_message_id(),
+                sender=person.handle,
+                recipient=reader,
+                sent_at=sent_at,
+                content=ChatContent(text=f"message {n}: " + "see you at eight " * (n % 5)),
+            )
+            person.envelopes.append(seal_envelope(payload, person.keys, box))
+
+
+async def _submit(senders: list[_Sender]) -> None:
+    """Every sender's envelopes in batches, the senders taking turns (so the mailbox mixes)."""
+    size = MAX_BATCH_ENVELOPES // 2
+    rounds = max(len(s.envelopes) for s in senders)
+    for start in range(0, rounds, size):
+        for sender in senders:
+            chunk = sender.envelopes[start : start + size]
+            if not chunk:
+                continue
+            answer = await sender.messenger.api.send_batch_json(
+                [e.model_dump_json() for e in chunk]
+            )
+            if answer.accepted != len(chunk):
+                refused = {r.error.code for r in answer.results if r.error}
+                raise RuntimeError(f"{sender.handle}: batch refused: {refused}")
+
+
+def _floor(sealed: list[str], me: AccountKeys, pinned: dict[str, tuple[str, str]]) -> float:
+    """Single-threaded open+verify of the same envelopes, nothing else (they are parsed and
+    the senders' keys loaded before the clock starts)."""
+    envelopes = [Envelope.model_validate_json(e) for e in sealed]
+    keys = {handle: PublicKeys.from_b64(*both) for handle, both in pinned.items()}
+    start = time.perf_counter()
+    for envelope in envelopes:
+        open_envelope(envelope, me, keys[envelope.sender])
+    return time.perf_counter() - start
+
+
+@dataclass
+class _Mailbox:
+    handle: str
+    keys: AccountKeys
+    sealed: list[str]  # its envelopes as JSON, for the floor
+
+
+async def _fill(
+    url: str, home: Path, messages: int, readers: int
+) -> tuple[list[_Mailbox], dict[str, tuple[str, str]]]:
+    """``readers`` persons with fresh profiles, each with ``messages`` waiting for them; and
+    the senders' public keys (base64), as the readers will pin them."""
+    mailboxes = []
+    for r in range(readers):
+        handle = f"{READER}{r}"
+        reader = await Messenger.create_account(home, handle, handle, url, country="+39")
+        mailboxes.append(_Mailbox(handle, reader.profile.keys, []))
+        await reader.aclose()
+    senders = await _senders(url, home, readers * (messages // TEMPLATE_EVERY))
+    try:
+        for box in mailboxes:
+            _seal_all(senders, box.handle, box.keys.public.box, messages, int(time.time() * 1000))
+            await _submit(senders)
+            # Only the bytes are kept, for the floor: the senders' objects are not the
+            # reader's, and would only give its garbage collector more to scan.
+            box.sealed = [e.model_dump_json() for s in senders for e in s.envelopes]
+            for sender in senders:
+                sender.envelopes.clear()
+    finally:
+        for sender in senders:
+            await sender.messenger.aclose()
+    return mailboxes, {s.handle: (s.keys.public.sign_b64, s.keys.public.box_b64) for s in senders}
+
+
+async def _catch_up(home: Path, handle: str, messages: int) -> dict[str, Any]:
+    """The measured part: ``handle``'s app opening after being offline, until all is in."""
+    gc.collect()
+    client = Messenger.open(home, handle)
+    try:
+        start = time.perf_counter()
+        report = await client.sync()
+        wall_s = time.perf_counter() - start
+        stored = client.store.messages()
+        left = (await client.api.mailbox_page(limit=1)).items
+    finally:
+        await client.aclose()
+    verified = sum(m.status == "verified" for m in stored)
+    if len(report.stored) != messages or verified != messages or left:
+        raise RuntimeError(
+            f"catch-up stored {len(report.stored)} ({verified} verified) of {messages}; "
+            f"{'some' if left else 'none'} left in the mailbox"
+        )
+    return {
+        "wall_s": wall_s,
+        "stored": len(stored),
+        "templates": sum(m.kind == "template" for m in stored),
+    }
+
+
+def catchup(messages: int = 10_000, repeat: int = 3) -> dict[str, Any]:
+    """Median of ``repeat`` catch-ups (one reader each, all filled first) and of as many
+    floors, so that a hiccup on a shared machine does not decide the verdict."""
+    with tempfile.TemporaryDirectory(prefix="sealpost-bench-") as tmp:
+        home = Path(tmp) / "home"
+        with RelayProcess(
+            f"sqlite:///{tmp}/relay.db",
+            Path(tmp) / "relay.log",
+            rate_burst="100000",
+            rate_per_s="100000",
+            marketing_cap_24h="10000000",
+            auto_migrate="true",
+        ) as relay:
+
+            async def go() -> tuple[list[_Mailbox], dict[str, Any], list[dict[str, Any]]]:
+                mailboxes, pinned = await _fill(relay.url, home, messages, repeat)
+                runs = [await _catch_up(home, b.handle, messages) for b in mailboxes]
+                return mailboxes, pinned, runs
+
+            mailboxes, pinned, runs = asyncio.run(go())
+    floors = [_floor(box.sealed, box.keys, pinned) for box in mailboxes]
+    timing = {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "floor_s": statistics.median(floors),
+        "stored": runs[0]["stored"],
+        "templates": runs[0]["templates"],
+    }
+    ratio = timing["wall_s"] / timing["floor_s"]
+    return {
+        "name": "client_catchup",
+        "what": f"a client opening to {messages} sealed messages (from {PERSONS} persons and "
+        f"{len(TEMPLATES)} businesses): fetch, open, verify, store, ack (relay in its own "
+        "process)",
+        "floor": "single-threaded open+verify of the same envelopes",
+        "messages": messages,
+        "template_messages": timing["templates"],
+        "stored": timing["stored"],
+        "wall_s": round(timing["wall_s"], 3),
+        "floor_s": round(timing["floor_s"], 3),
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "runs": repeat,
+        "wall_runs_s": [round(r["wall_s"], 3) for r in runs],
+        "floor_runs_s": [round(f, 3) for f in floors],
+        "messages_per_s": round(messages / timing["wall_s"]),
+        "floor_messages_per_s": round(messages / timing["floor_s"]),
+        "ok": ratio <= TARGET_RATIO,
+    }
