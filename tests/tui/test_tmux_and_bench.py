@@ -1,9 +1,11 @@
 """The real app in a real terminal (tmux), and the TUI benchmark's report."""
 
 import asyncio
+import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -81,6 +83,63 @@ async def test_real_app_in_tmux_shows_the_marketing_label(
 def _alive(session: str) -> bool:
     done = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True, timeout=10)
     return done.returncode == 0
+
+
+def _pane_shows(target: str, *texts: str, within: float = 20.0) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        screen = tmux("capture-pane", "-p", "-t", target)
+        if all(text in screen for text in texts):
+            return screen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{texts!r} never all appeared in {target}; it showed:\n{screen}")
+        time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(
+    shutil.which("tmux") is None or not (ROOT / ".venv/bin/sealpost").exists(),
+    reason="needs tmux and the project's .venv",
+)
+def test_tmux_clients_script_opens_apps_side_by_side_and_stops_the_relay() -> None:
+    session = f"sealpost-test-{uuid.uuid4().hex[:8]}"
+    script = [str(ROOT / "scripts/tmux-clients"), "-n", "2", "--session", session]
+    done = subprocess.run(
+        [*script, "--detach", "--no-install"], capture_output=True, text=True, timeout=90
+    )
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        relay_pid = int(re.search(r"\(pid (\d+)\)", done.stdout).group(1))  # type: ignore[union-attr]
+        temp = Path(re.search(r"Profiles: (\S+)/home", done.stdout).group(1))  # type: ignore[union-attr]
+        assert f"tmux attach -t {session}" in done.stdout
+        assert f"tmux kill-session -t {session}" in done.stdout
+        panes = tmux("list-panes", "-t", f"{session}:clients", "-F", "#{pane_index}").split()
+        assert panes == ["0", "1"]
+        for pane, me, peer in ((0, "alice", "bob"), (1, "bob", "alice")):
+            # The chat list: the other person's chat and the business's campaign.
+            _pane_shows(
+                f"{session}:clients.{pane}",
+                f"@{me} · online",
+                "ACME Shoes",
+                f"hi {me}, it's {peer}",
+            )
+        assert _running(relay_pid)
+    finally:
+        tmux("kill-session", "-t", session)
+    for _ in range(100):
+        if not _running(relay_pid) and not temp.exists():
+            break
+        time.sleep(0.1)
+    assert not _running(relay_pid), "the relay outlived its session"
+    assert not temp.exists(), "the session's temporary directory was left behind"
+    assert not _alive(session)
 
 
 def test_tui_bench_reports_targets_and_floors() -> None:
