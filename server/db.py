@@ -88,7 +88,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it cost a round trip on every request. A connection that died (a database
+    # restart) fails one request, and SQLAlchemy then discards the whole pool's connections.
+    return create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
 
 
 def read_engine(engine: Engine) -> Engine:

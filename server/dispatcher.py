@@ -128,7 +128,7 @@ class Dispatcher:
                 )
             for why, rows in refunds.items():
                 refund(session, movements_of(rows), now, why)
-            announce(session, woken)
+            announce(session, woken, self.notifier.origin)
             session.commit()
         self.notifier.publish(woken)
         return len(due)

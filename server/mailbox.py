@@ -200,6 +200,7 @@ def store_envelopes(
     now_ms: int,
     *,
     listening: Callable[[str], bool] | None = None,
+    origin: str = "",
     retry: bool = True,
 ) -> StoreOutcome:
     """Validate routing and store new envelopes idempotently, in one transaction.
@@ -209,7 +210,8 @@ def store_envelopes(
     ``id_conflict``. Template messages are priced and their money reserved here; those due now
     are released or refused at once by the recipient's choices, later ones wait in state
     ``scheduled`` for the dispatcher. ``listening(handle)`` says whether a stream of that
-    recipient is open here: only those get their envelopes built for the push.
+    recipient is open here: only those get their envelopes built for the push; ``origin``
+    names this relay in its announcements to the others (server/notify.py).
     """
     batch = _Batch(session, sender, envelopes)
     existing = {
@@ -273,7 +275,7 @@ def store_envelopes(
                     pushed.setdefault(recipient, []).append(_item(row, seq))  # type: ignore[union-attr]
                 else:
                     pushed[recipient] = None
-        announce(session, woken)
+        announce(session, woken, origin)
         session.commit()
     except IntegrityError:
         # A concurrent request stored one of these ids first: redo the batch, which now sees it.
@@ -281,7 +283,14 @@ def store_envelopes(
         if not retry:
             raise
         return store_envelopes(
-            session, sender, envelopes, rules, now_ms, listening=listening, retry=False
+            session,
+            sender,
+            envelopes,
+            rules,
+            now_ms,
+            listening=listening,
+            origin=origin,
+            retry=False,
         )
     return StoreOutcome(results=[r for r in results if r is not None], woken=woken, pushed=pushed)
 

@@ -7,6 +7,7 @@ missed or spurious wake-up never loses or duplicates anything.
 
 import asyncio
 import logging
+import secrets
 import threading
 from collections import defaultdict
 from typing import Any
@@ -51,6 +52,9 @@ class MailboxNotifier:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._lock = threading.Lock()
+        # Names this relay's announcements, so that it can ignore its own: its streams were
+        # already handed the envelopes, and re-reading every woken mailbox doubled the work.
+        self.origin = secrets.token_hex(4)
 
     def subscribe(self, handle: str) -> Subscription:
         sub = Subscription()
@@ -100,15 +104,16 @@ CHANNEL = "sealpost_mailbox"
 _HANDLES_PER_NOTIFY = 200
 
 
-def announce(session: Session, handles: set[str]) -> None:
+def announce(session: Session, handles: set[str], origin: str = "") -> None:
     """Tell every relay process sharing this PostgreSQL database that these mailboxes have
     new mail. Sent inside the caller's transaction, so it is delivered only if it commits.
+    ``origin`` is the announcing relay's ``MailboxNotifier.origin`` (it ignores its own).
     A no-op on SQLite, where only one relay process can run."""
     if not handles or session.get_bind().dialect.name != "postgresql":
         return
     ordered = sorted(handles)
     for i in range(0, len(ordered), _HANDLES_PER_NOTIFY):
-        payload = ",".join(ordered[i : i + _HANDLES_PER_NOTIFY])
+        payload = origin + "|" + ",".join(ordered[i : i + _HANDLES_PER_NOTIFY])
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
         )
@@ -147,7 +152,9 @@ class PostgresWakeups:
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self.notifier.publish(set(note.payload.split(",")))
+                            origin, _, handles = note.payload.partition("|")
+                            if origin != self.notifier.origin:
+                                self.notifier.publish(set(handles.split(",")))
             except Exception:
                 log.warning("LISTEN connection lost; reconnecting in %.1f s", delay)
                 self.listening.clear()

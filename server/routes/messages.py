@@ -46,6 +46,7 @@ def send_one(
         state.routing,
         state.clock.now_ms(),
         listening=state.notifier.listening,
+        origin=state.notifier.origin,
     )
     [result] = outcome.results
     if result.error:
@@ -73,6 +74,7 @@ def send_batch(
         state.routing,
         state.clock.now_ms(),
         listening=state.notifier.listening,
+        origin=state.notifier.origin,
     )
     _after_store(request, outcome)
     results = outcome.results
