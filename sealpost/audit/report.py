@@ -5,7 +5,11 @@ from typing import Any
 from sealpost.audit.runner import AuditResult
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+def text_table(
+    headers: list[str], rows: list[list[str]], right: set[int] | None = None
+) -> list[str]:
+    """Aligned plain-text table lines (columns in ``right`` right-aligned); the simulator's
+    summary uses it too."""
     right = right or set()
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -47,7 +51,7 @@ def render(result: AuditResult) -> str:
     )
 
     out += ["", "1. Checks", ""]
-    out += _table(
+    out += text_table(
         ["check", "result", "summary"],
         [[c.name, "PASS" if c.passed else "FAIL", c.summary] for c in result.checks],
     )
@@ -70,7 +74,7 @@ def render(result: AuditResult) -> str:
         ]
         for r in result.estimates
     ]
-    out += _table(
+    out += text_table(
         ["campaign", "event", "reports", "true", "estimate", "95% interval", "covered"],
         rows,
         right={2, 3, 4},
@@ -86,7 +90,7 @@ def render(result: AuditResult) -> str:
     )
     out += [
         "   " + line
-        for line in _table(
+        for line in text_table(
             ["endpoint", "requests"],
             [[k, f"{v:,}"] for k, v in traffic["per_endpoint"].items()],
             right={1},
@@ -107,7 +111,7 @@ def render(result: AuditResult) -> str:
     )
     out += [
         "   " + line
-        for line in _table(
+        for line in text_table(
             ["table", "rows", "columns"],
             [
                 [t, f"{n:,}", ", ".join(storage["columns"].get(t, []))]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from client.business.money import format_amount
+from sealpost.audit.report import text_table
 from sealpost.sim.analytics import (
     business_figures,
     debiased_by_relay,
@@ -307,18 +308,6 @@ def summarize(run: SimRun) -> dict[str, Any]:
 # --- text -------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
 def _n(value: Any) -> str:
     if value is None:
         return "-"
@@ -432,7 +421,7 @@ def render(data: dict[str, Any]) -> str:
         rows.append(cells)
     out += [
         "  " + line
-        for line in _table(
+        for line in text_table(
             [
                 "campaign",
                 "day time",
@@ -473,7 +462,9 @@ def render(data: dict[str, Any]) -> str:
             first, *more = textwrap.wrap(c["summary"], SUMMARY_WIDTH) or [""]
             rows.append([c["name"], "PASS" if c["passed"] else "FAIL", first])
             rows += [["", "", line] for line in more]
-        out += ["  " + line for line in _table(["check", "result", "summary"], rows, right=set())]
+        out += [
+            "  " + line for line in text_table(["check", "result", "summary"], rows, right=set())
+        ]
         for c in audit["checks"]:
             out += [f"    {c['name']}: {v}" for v in c["violations"]]
         if audit["note"]:
