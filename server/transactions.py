@@ -26,36 +26,38 @@ from server.auth import PENDING_NONCE, Caller
 
 
 def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
-    """Replace each Caller argument with its verified Account (blocking).
+    """Replace each Caller argument with its verified KnownAccount (blocking).
 
     The nonce goes into the endpoint's session, committed with its work, unless ``commit``
-    (async endpoints, which hold no transaction open) or the endpoint has no session.
+    (async endpoints, which hold no transaction open) or the endpoint has no session; then
+    it is committed here, even when the request is refused (rate limited), so that a refused
+    request cannot be replayed either.
     """
     for name, value in kwargs.items():
         if not isinstance(value, Caller):
             continue
         session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
-        if session is not None:
+        if session is not None and not commit:
             kwargs[name] = value.authenticate(session)
-            if commit:
-                session.commit()
             continue
         state = value.request.app.state
         with Session(state.engine, expire_on_commit=False) as own:
-            kwargs[name] = value.authenticate(own)
-            own.commit()
+            try:
+                kwargs[name] = value.authenticate(session or own)
+            finally:
+                (session or own).commit()
 
 
 def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     sessions = [v for v in kwargs.values() if isinstance(v, Session)]
     try:
-        _authenticate(kwargs)
         try:
+            _authenticate(kwargs)
             result = endpoint(**kwargs)
         except BaseException:
             for session in sessions:
                 session.rollback()  # the request's nonce is inserted again (server/auth.py)
-                session.commit()  # and kept: a failed request is not replayable either
+                session.commit()  # and kept: a refused request is not replayable either
             raise
         for session in sessions:
             # Commits the nonce, and whatever the endpoint left uncommitted; committing a

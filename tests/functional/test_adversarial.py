@@ -937,6 +937,17 @@ async def test_registration_attacks(sqlite_relay, make_account):
 # --- 10. rate limiting ---------------------------------------------------------------------
 
 
+async def test_a_rate_limited_request_cannot_be_replayed_later(sqlite_url, make_account):
+    with EmbeddedRelay(relay_settings(sqlite_url, rate_per_s=5, rate_burst=1)) as relay:
+        alice = await make_account("alice", relay)
+        first = signed(relay.url, alice.profile.keys, "alice", "GET", "/v1/prefs")
+        assert first.status_code == 200, first.text
+        headers = sign_request(alice.profile.keys.signing, "alice", "GET", "/v1/prefs")
+        assert_error(send_with(relay, "GET", "/v1/prefs", headers), 429, "rate_limited")
+        await asyncio.sleep(0.5)  # the bucket has room again; the captured one must not use it
+        assert_error(send_with(relay, "GET", "/v1/prefs", headers), 401, "replayed_request")
+
+
 async def test_rate_limit_answers_429_and_the_client_backs_off(sqlite_url, make_account):
     with EmbeddedRelay(relay_settings(sqlite_url, rate_per_s=1, rate_burst=3)) as relay:
         alice = await make_account("alice", relay)  # registration is not rate limited
