@@ -185,6 +185,10 @@ async def _measure(
         elapsed = max(receivers.arrived[m] for m, _ in burst) - start
         rate = messages / elapsed
 
+        # Let the burst's acks drain first (every client acks ACK_DELAY_S after its first
+        # message, all at once here): latency is measured in the steady state.
+        await asyncio.sleep(ACK_DELAY_S + 2)
+
         # Latency at half the measured rate, in batches of 100 on a steady clock.
         paced = _envelopes(people, max(1000, messages // 2))
         interval = 100 / (rate / 2)

@@ -1,6 +1,7 @@
 """A person's own mailbox: page through it, stream it (SSE), acknowledge what was stored."""
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -113,8 +114,12 @@ async def stream(
                     if fresh and len(fresh) == room:
                         continue  # maybe more pending: read again without waiting
                     must_read = False
+                # Each stream's keepalive (and the mailbox re-read that comes with it) at its
+                # own moment: streams that connected together would otherwise all re-read
+                # their mailboxes in the same instant, a burst that stalled every request.
+                wait_s = state.settings.keepalive_s * random.uniform(0.75, 1.0)
                 try:
-                    await asyncio.wait_for(sub.event.wait(), timeout=state.settings.keepalive_s)
+                    await asyncio.wait_for(sub.event.wait(), timeout=wait_s)
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
