@@ -1,10 +1,11 @@
 """Assembles the relay: settings, database, routers, error handlers, guards."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 from starlette.requests import Request
 
 from server import schema
@@ -15,7 +16,7 @@ from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
 from server.known_accounts import KnownAccounts
-from server.mailbox import HOUR_MS, RoutingRules
+from server.mailbox import HOUR_MS, RoutingRules, pending_items
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
@@ -30,7 +31,18 @@ from server.routes import (
     templates,
 )
 from server.settings import RelaySettings
+from shared.api import MailboxItem
 from shared.version import PROTOCOL_VERSION
+
+
+def _woken_mailboxes(app: FastAPI) -> Callable[[list[str]], dict[str, list[MailboxItem]] | None]:
+    """For PostgresWakeups: the pending envelopes of mailboxes another relay wrote to."""
+
+    def fetch(handles: list[str]) -> dict[str, list[MailboxItem]] | None:
+        with Session(app.state.read_engine) as session:
+            return pending_items(session, handles, limit=app.state.settings.page_limit)
+
+    return fetch
 
 
 def create_app(settings: RelaySettings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -44,7 +56,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         app.state.checkpointer.start()
         wakeups = None
         if app.state.engine.dialect.name == "postgresql":
-            wakeups = PostgresWakeups(settings.db, app.state.notifier)
+            wakeups = PostgresWakeups(settings.db, app.state.notifier, fetch=_woken_mailboxes(app))
             wakeups.start()
         try:
             yield

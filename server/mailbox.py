@@ -416,6 +416,28 @@ def _row(envelope: Envelope, digest: str, now_ms: int) -> dict[str, Any]:
     }
 
 
+def pending_items(
+    session: Session, recipients: Sequence[str], limit: int
+) -> dict[str, list[MailboxItem]] | None:
+    """Every pending envelope of ``recipients``, as stream items, in one query; None if there
+    are more than ``limit`` (then each stream had better read its own page)."""
+    query = (
+        select(MailboxEntry)
+        .where(col(MailboxEntry.recipient).in_(recipients), MailboxEntry.state == "pending")
+        .order_by(col(MailboxEntry.seq))
+        .limit(limit + 1)
+    )
+    rows = list(session.exec(query))
+    if len(rows) > limit:
+        return None
+    items: dict[str, list[MailboxItem]] = {}
+    for row in rows:
+        items.setdefault(row.recipient, []).append(
+            MailboxItem(seq=row.seq or 0, envelope=to_envelope(row))
+        )
+    return items
+
+
 def pending(session: Session, recipient: str, after: int, limit: int) -> list[MailboxEntry]:
     """Envelopes waiting in ``recipient``'s mailbox with ``seq > after``, oldest first."""
     query = (

@@ -10,6 +10,7 @@ import logging
 import secrets
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
@@ -126,9 +127,17 @@ class PostgresWakeups:
     its next keepalive, when it looks again anyway.
     """
 
-    def __init__(self, url: str, notifier: MailboxNotifier) -> None:
+    def __init__(
+        self,
+        url: str,
+        notifier: MailboxNotifier,
+        fetch: Callable[[list[str]], dict[str, list[Any]] | None] | None = None,
+    ) -> None:
         self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.notifier = notifier
+        # Reads the pending envelopes of several mailboxes in one query (None: too many), so
+        # that streams here are handed them instead of each re-reading its own mailbox.
+        self.fetch = fetch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="pg-listen")
         self.listening = threading.Event()
@@ -154,9 +163,26 @@ class PostgresWakeups:
                         for note in conn.notifies(timeout=1.0):
                             origin, _, handles = note.payload.partition("|")
                             if origin != self.notifier.origin:
-                                self.notifier.publish(set(handles.split(",")))
+                                self._wake(handles.split(","))
             except Exception:
                 log.warning("LISTEN connection lost; reconnecting in %.1f s", delay)
                 self.listening.clear()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
+
+    def _wake(self, handles: list[str]) -> None:
+        """Wake the streams open here for ``handles``, with their pending envelopes if one
+        query can fetch them; otherwise tell them to look in the database themselves."""
+        local = [h for h in handles if self.notifier.listening(h)]
+        if not local:
+            return
+        items = None
+        if self.fetch is not None:
+            try:
+                items = self.fetch(local)
+            except Exception:
+                log.warning("reading woken mailboxes failed; streams will read their own")
+        if items is None:
+            self.notifier.publish(set(local))
+        else:
+            self.notifier.push({h: items.get(h, []) for h in local})
