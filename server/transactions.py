@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from server.auth import PENDING_NONCE, Caller
+from server.known_accounts import KnownAccount
 
 
 def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
@@ -37,15 +38,20 @@ def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
         if not isinstance(value, Caller):
             continue
         session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
-        if session is not None and not commit:
-            kwargs[name] = value.authenticate(session)
-            continue
-        state = value.request.app.state
-        with Session(state.engine, expire_on_commit=False) as own:
-            try:
-                kwargs[name] = value.authenticate(session or own)
-            finally:
-                (session or own).commit()
+        if session is None:
+            with Session(value.request.app.state.engine, expire_on_commit=False) as own:
+                kwargs[name] = _checked(value, own, commit=True)
+        else:
+            kwargs[name] = _checked(value, session, commit)
+
+
+def _checked(caller: Caller, session: Session, commit: bool) -> KnownAccount:
+    if not commit:
+        return caller.authenticate(session)
+    try:
+        return caller.authenticate(session)
+    finally:
+        session.commit()  # the nonce, even when the request was refused
 
 
 def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
