@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from client import tls
 from client.ledger import PrivacyLedger
 from shared.api import (
     AccountInfo,
@@ -75,7 +76,9 @@ class RelayAPI:
         self.keys = keys
         self.ledger = ledger
         self.max_retries = max_retries
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, verify=tls.account_channel()
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

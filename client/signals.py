@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import Field, Session, SQLModel, select
 
+from client import tls
 from client.ledger import PrivacyLedger
 from client.relay_api import RelayAPI, RelayError
 from shared.api import SignalBatch, SignalResult, TokenRequest, TokenResponse
@@ -206,8 +207,9 @@ class SignalAgent:
         url = self.api.base_url + "/v1/signals"
         headers = {"Content-Type": "application/json"}
         self.ledger.record("POST", url, {"channel": "anonymous", **headers}, body)
-        # A fresh client: no connection, cookie or header shared with the account's channel.
-        async with httpx.AsyncClient(timeout=15) as anonymous:
+        # A fresh client: no connection, cookie, header or TLS context shared with the
+        # account's channel.
+        async with httpx.AsyncClient(timeout=15, verify=tls.anonymous_channel()) as anonymous:
             response = await anonymous.post(url, content=body, headers=headers)
         if response.status_code != 200:
             raise RelayError(response.status_code, "signals_refused", response.text[:200])

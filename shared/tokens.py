@@ -58,18 +58,10 @@ ristretto255-SHA512 VOPRF vectors (appendix A.1.2, including the batch of two) a
 ristretto255 vectors. Notes on how it is built:
 
 - The output is the RFC's full SHA-512 (``Nh = 64`` bytes), not truncated to 32.
-- PyNaCl 1.6.2 exposes no ristretto255 functions, so ristretto255 (RFC 9496: Decode, Encode,
-  the Elligator map) is written here in Python over edwards25519 coordinates, while every
-  scalar multiplication and all arithmetic on secret scalars runs in libsodium (PyNaCl's
-  ``crypto_scalarmult_ed25519_noclamp`` / ``_base_noclamp`` and ``crypto_core_ed25519_scalar_*``).
-  libsodium refuses points outside the prime-order subgroup, and a ristretto255 element's
-  edwards25519 representative may carry a small torsion component, so a point P is multiplied
-  as ``(s * 8^-1 mod L) * (8P)``: ``8P`` drops the torsion, and the result is the same
-  ristretto255 element as ``s * P``.
-- Python integer arithmetic is not constant-time. It handles group elements only: those on
-  the wire, which are public, and on the client the hashed input and the unblinded element,
-  whose timing only the client's own machine could observe. All arithmetic on secret scalars
-  (the issuer key, blinds, proof nonces) is done by libsodium's constant-time code.
+- PyNaCl exposes no ristretto255 functions, so the group operations come from libsodium through
+  ``rbcl`` (:mod:`shared.ristretto255`); scalar arithmetic uses PyNaCl's
+  ``crypto_core_ed25519_scalar_*``, which works modulo the same prime L. All of it is
+  libsodium's constant-time code, secret scalars (the issuer key, blinds, proof nonces) included.
 - ``RandomScalar`` reduces 64 random bytes modulo L (bias below 2^-250) and rejects zero.
 """
 
@@ -81,6 +73,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nacl import bindings as sodium
+
+from shared import ristretto255 as group
 
 ELEMENT_BYTES = 32
 SCALAR_BYTES = 32
@@ -127,174 +121,18 @@ class Token(NamedTuple):
     output: bytes
 
 
-# --- field and curve arithmetic (edwards25519, public values only) -------------------------------
-
-_P = 2**255 - 19
-_L = 2**252 + 27742317777372353535851937790883648493  # order of the prime-order group
-_D = -121665 * pow(121666, -1, _P) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-# Constants of RFC 9496 section 4.1.
-_SQRT_AD_MINUS_ONE = 25063068953384623474111414158702152701244531502492656460079210482610430750235
-_INVSQRT_A_MINUS_D = 54469307008909316920995813868745141605393597292927456921205312896311721017578
-_ONE_MINUS_D_SQ = 1159843021668779879193775521855586647937357759715417654439879720876111806838
-_D_MINUS_ONE_SQ = 40440834346308536858101042469323190826248399146238708352240133220865137265952
-_INV8 = pow(8, -1, _L).to_bytes(SCALAR_BYTES, "little")
-
-# Extended twisted Edwards coordinates (X, Y, Z, T) with x = X/Z, y = Y/Z, xy = T/Z.
-_Point = tuple[int, int, int, int]
-_IDENTITY: _Point = (0, 1, 1, 0)
-
-
-def _is_negative(x: int) -> bool:
-    return x % _P & 1 == 1
-
-
-def _abs(x: int) -> int:
-    return (-x) % _P if _is_negative(x) else x % _P
-
-
-def _sqrt_ratio_m1(u: int, v: int) -> tuple[bool, int]:
-    """RFC 9496 SQRT_RATIO_M1: (True, sqrt(u/v)) if u/v is square, else (False, sqrt(i*u/v))."""
-    u %= _P
-    v3 = v * v * v % _P
-    v7 = v3 * v3 * v % _P
-    r = u * v3 * pow(u * v7, (_P - 5) // 8, _P) % _P
-    check = v * r * r % _P
-    correct_sign = check == u
-    flipped_sign = check == (-u) % _P
-    flipped_sign_i = check == (-u * _SQRT_M1) % _P
-    if flipped_sign or flipped_sign_i:
-        r = r * _SQRT_M1 % _P
-    return correct_sign or flipped_sign, _abs(r)
-
-
-def _add(p: _Point, q: _Point) -> _Point:
-    """Unified addition (add-2008-hwcd-3, a = -1); also correct for doubling."""
-    x1, y1, z1, t1 = p
-    x2, y2, z2, t2 = q
-    a = (y1 - x1) * (y2 - x2) % _P
-    b = (y1 + x1) * (y2 + x2) % _P
-    c = 2 * _D * t1 * t2 % _P
-    d = 2 * z1 * z2 % _P
-    e, f, g, h = b - a, d - c, d + c, b + a
-    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
-
-
-def _is_identity_ed(p: _Point) -> bool:
-    """True for the edwards25519 identity (0, 1) itself, not its ristretto255 class."""
-    x, y, z, _ = p
-    return x % _P == 0 and (y - z) % _P == 0
-
-
-def _ed_compress(p: _Point) -> bytes:
-    x, y, z, _ = p
-    z_inv = pow(z, _P - 2, _P)
-    x, y = x * z_inv % _P, y * z_inv % _P
-    return (y | (x & 1) << 255).to_bytes(32, "little")
-
-
-def _ed_decompress(data: bytes) -> _Point:
-    """Decode a canonical edwards25519 encoding as produced by libsodium."""
-    n = int.from_bytes(data, "little")
-    y, sign = n & (2**255 - 1), n >> 255
-    yy = y * y % _P
-    was_square, x = _sqrt_ratio_m1(yy - 1, _D * yy + 1)
-    if y >= _P or not was_square or (x == 0 and sign):
-        raise InvalidElement("not an edwards25519 point")
-    if sign:
-        x = _P - x
-    return x, y, 1, x * y % _P
-
-
-# --- ristretto255 (RFC 9496 section 4.3) ---------------------------------------------------------
-
-
-def _ristretto_decode(data: bytes) -> _Point:
-    if len(data) != ELEMENT_BYTES:
-        raise InvalidElement(f"an element is {ELEMENT_BYTES} bytes, not {len(data)}")
-    s = int.from_bytes(data, "little")
-    if s >= _P or _is_negative(s):
-        raise InvalidElement("not a canonical ristretto255 encoding")
-    ss = s * s % _P
-    u1 = (1 - ss) % _P
-    u2 = (1 + ss) % _P
-    u2_sqr = u2 * u2 % _P
-    v = (-(_D * u1 * u1) - u2_sqr) % _P
-    was_square, invsqrt = _sqrt_ratio_m1(1, v * u2_sqr)
-    den_x = invsqrt * u2 % _P
-    den_y = invsqrt * den_x * v % _P
-    x = _abs(2 * s * den_x)
-    y = u1 * den_y % _P
-    t = x * y % _P
-    if not was_square or _is_negative(t) or y == 0:
-        raise InvalidElement("not a valid ristretto255 element")
-    return x, y, 1, t
-
-
-def _ristretto_encode(p: _Point) -> bytes:
-    x0, y0, z0, t0 = p
-    u1 = (z0 + y0) * (z0 - y0) % _P
-    u2 = x0 * y0 % _P
-    _, invsqrt = _sqrt_ratio_m1(1, u1 * u2 * u2)
-    den1 = invsqrt * u1 % _P
-    den2 = invsqrt * u2 % _P
-    z_inv = den1 * den2 * t0 % _P
-    if _is_negative(t0 * z_inv):
-        x, y, den_inv = y0 * _SQRT_M1 % _P, x0 * _SQRT_M1 % _P, den1 * _INVSQRT_A_MINUS_D % _P
-    else:
-        x, y, den_inv = x0, y0, den2
-    if _is_negative(x * z_inv):
-        y = -y
-    return _abs(den_inv * (z0 - y)).to_bytes(ELEMENT_BYTES, "little")
-
-
-def _elligator(data: bytes) -> _Point:
-    """RFC 9496 MAP: 32 bytes (top bit ignored) to a point."""
-    t = (int.from_bytes(data, "little") & (2**255 - 1)) % _P
-    r = _SQRT_M1 * t * t % _P
-    u = (r + 1) * _ONE_MINUS_D_SQ % _P
-    v = (-1 - r * _D) * (r + _D) % _P
-    was_square, s = _sqrt_ratio_m1(u, v)
-    if was_square:
-        c = _P - 1
-    else:
-        s, c = (-_abs(s * t)) % _P, r
-    n = (c * (r - 1) * _D_MINUS_ONE_SQ - v) % _P
-    w0 = 2 * s * v % _P
-    w1 = n * _SQRT_AD_MINUS_ONE % _P
-    w2 = (1 - s * s) % _P
-    w3 = (1 + s * s) % _P
-    return w0 * w3 % _P, w2 * w1 % _P, w1 * w3 % _P, w0 * w2 % _P
-
-
 # --- the group, as RFC 9497 uses it: elements are canonical 32-byte encodings --------------------
 
-_IDENTITY_BYTES = bytes(ELEMENT_BYTES)
+_L = 2**252 + 27742317777372353535851937790883648493  # order of the prime-order group
+_IDENTITY_BYTES = group.IDENTITY
 
 
-def _deserialize_element(data: bytes) -> _Point:
+def _deserialize_element(data: bytes) -> bytes:
     """RFC 9497 DeserializeElement: canonical, valid, and not the identity."""
-    point = _ristretto_decode(data)
-    if data == _IDENTITY_BYTES:
-        raise InvalidElement("the identity element is not allowed")
-    return point
-
-
-def _mul(scalar: bytes, point: _Point) -> _Point:
-    """``scalar * point`` in ristretto255, computed by libsodium (see the module docstring)."""
-    cleared = _add(point, point)
-    cleared = _add(cleared, cleared)
-    cleared = _add(cleared, cleared)
-    if _is_identity_ed(cleared) or not any(scalar):
-        return _IDENTITY
-    adjusted = sodium.crypto_core_ed25519_scalar_mul(scalar, _INV8)
-    return _ed_decompress(sodium.crypto_scalarmult_ed25519_noclamp(adjusted, _ed_compress(cleared)))
-
-
-def _mul_base(scalar: bytes) -> _Point:
-    if not any(scalar):
-        return _IDENTITY
-    return _ed_decompress(sodium.crypto_scalarmult_ed25519_base_noclamp(scalar))
+    try:
+        return group.decode(data)
+    except ValueError as exc:
+        raise InvalidElement(str(exc)) from None
 
 
 def _deserialize_scalar(data: bytes, what: str) -> bytes:
@@ -327,10 +165,10 @@ def _expand_message_xmd(msg: bytes, dst: bytes, length: int) -> bytes:
     return b"".join(blocks)[:length]
 
 
-def _hash_to_group(msg: bytes) -> _Point:
+def _hash_to_group(msg: bytes) -> bytes:
     """hash_to_ristretto255 (RFC 9380 appendix B) with the RFC 9497 HashToGroup DST."""
     uniform = _expand_message_xmd(msg, _DST_HASH_TO_GROUP, 64)
-    return _add(_elligator(uniform[:32]), _elligator(uniform[32:]))
+    return group.from_uniform(uniform)
 
 
 def _hash_to_scalar(msg: bytes, dst: bytes = _DST_HASH_TO_SCALAR) -> bytes:
@@ -339,7 +177,7 @@ def _hash_to_scalar(msg: bytes, dst: bytes = _DST_HASH_TO_SCALAR) -> bytes:
 
 def hash_to_group(msg: bytes) -> bytes:
     """RFC 9497 HashToGroup for this suite, serialized (exposed for tests and audits)."""
-    return _ristretto_encode(_hash_to_group(msg))
+    return _hash_to_group(msg)
 
 
 def _framed(*parts: bytes) -> bytes:
@@ -363,21 +201,15 @@ def _composite_weights(public_key: bytes, c: Sequence[bytes], d: Sequence[bytes]
     ]
 
 
-def _challenge(public_key: bytes, m: _Point, z: _Point, t2: _Point, t3: _Point) -> bytes:
-    transcript = _framed(
-        public_key,
-        _ristretto_encode(m),
-        _ristretto_encode(z),
-        _ristretto_encode(t2),
-        _ristretto_encode(t3),
-    )
+def _challenge(public_key: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes) -> bytes:
+    transcript = _framed(public_key, m, z, t2, t3)
     return _hash_to_scalar(transcript + b"Challenge")
 
 
-def _sum(points: Sequence[_Point]) -> _Point:
-    total = _IDENTITY
+def _sum(points: Sequence[bytes]) -> bytes:
+    total = _IDENTITY_BYTES
     for point in points:
-        total = _add(total, point)
+        total = group.add(total, point)
     return total
 
 
@@ -411,10 +243,10 @@ def verify_proof(
     except TokenError:
         return False
     weights = _composite_weights(public_key, blinded_elements, evaluated_elements)
-    m = _sum([_mul(w, ci) for w, ci in zip(weights, cs, strict=True)])
-    z = _sum([_mul(w, di) for w, di in zip(weights, ds, strict=True)])
-    t2 = _add(_mul_base(s), _mul(c, b))
-    t3 = _add(_mul(s, m), _mul(c, z))
+    m = _sum([group.mul(w, ci) for w, ci in zip(weights, cs, strict=True)])
+    z = _sum([group.mul(w, di) for w, di in zip(weights, ds, strict=True)])
+    t2 = group.add(group.mul_base(s), group.mul(c, b))
+    t3 = group.add(group.mul(s, m), group.mul(c, z))
     return hmac.compare_digest(_challenge(public_key, m, z, t2, t3), c)
 
 
@@ -437,7 +269,7 @@ class IssuerKey:
         scalar = _deserialize_scalar(secret, "the issuer secret")
         if not any(scalar):
             raise InvalidScalar("the issuer secret must not be zero")
-        return cls(scalar, _ristretto_encode(_mul_base(scalar)))
+        return cls(scalar, group.mul_base(scalar))
 
     @classmethod
     def generate(cls) -> "IssuerKey":
@@ -475,11 +307,11 @@ def new_token_input() -> bytes:
     return secrets.token_bytes(TOKEN_INPUT_BYTES)
 
 
-def _input_element(input: bytes) -> _Point:
+def _input_element(input: bytes) -> bytes:
     if len(input) > MAX_INPUT_BYTES:
         raise InvalidInput(f"inputs are at most {MAX_INPUT_BYTES} bytes")
     element = _hash_to_group(input)
-    if _ristretto_encode(element) == _IDENTITY_BYTES:
+    if element == _IDENTITY_BYTES:
         raise InvalidInput("input hashes to the identity")  # pragma: no cover - negligible
     return element
 
@@ -495,7 +327,7 @@ def blind(input: bytes, *, blind_scalar: bytes | None = None) -> tuple[bytes, by
         _deserialize_scalar(blind_scalar, "the blind")
         if not any(blind_scalar):
             raise InvalidScalar("the blind must not be zero")
-    return blind_scalar, _ristretto_encode(_mul(blind_scalar, _input_element(input)))
+    return blind_scalar, group.mul(blind_scalar, _input_element(input))
 
 
 def evaluate(
@@ -509,15 +341,15 @@ def evaluate(
     _check_batch(blinded_elements)
     cs = [_deserialize_element(e) for e in blinded_elements]
     secret = key.to_bytes()
-    evaluated = [_ristretto_encode(_mul(secret, ci)) for ci in cs]
+    evaluated = [group.mul(secret, ci) for ci in cs]
     weights = _composite_weights(key.public_key, blinded_elements, evaluated)
-    m = _sum([_mul(w, ci) for w, ci in zip(weights, cs, strict=True)])
-    z = _mul(secret, m)
+    m = _sum([group.mul(w, ci) for w, ci in zip(weights, cs, strict=True)])
+    z = group.mul(secret, m)
     if proof_scalar is None:
         r = _random_scalar()
     else:
         r = _deserialize_scalar(proof_scalar, "the proof scalar")
-    c = _challenge(key.public_key, m, z, _mul_base(r), _mul(r, m))
+    c = _challenge(key.public_key, m, z, group.mul_base(r), group.mul(r, m))
     s = sodium.crypto_core_ed25519_scalar_sub(r, sodium.crypto_core_ed25519_scalar_mul(c, secret))
     return evaluated, c + s
 
@@ -545,7 +377,7 @@ def finalize_batch(
         if not any(_deserialize_scalar(blind_scalar, "the blind")):
             raise InvalidScalar("the blind must not be zero")
         inverse = sodium.crypto_core_ed25519_scalar_invert(blind_scalar)
-        unblinded = _ristretto_encode(_mul(inverse, _deserialize_element(evaluated)))
+        unblinded = group.mul(inverse, _deserialize_element(evaluated))
         outputs.append(_output(input, unblinded))
     return outputs
 
@@ -566,8 +398,8 @@ def finalize(
 
 def evaluate_unblinded(key: IssuerKey, input: bytes) -> bytes:
     """Issuer: the output for a revealed input, computed directly (RFC 9497 Evaluate)."""
-    element = _mul(key.to_bytes(), _input_element(input))
-    return _output(input, _ristretto_encode(element))
+    element = group.mul(key.to_bytes(), _input_element(input))
+    return _output(input, element)
 
 
 def verify_token(key: IssuerKey, input: bytes, output: bytes) -> bool:

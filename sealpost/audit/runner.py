@@ -7,8 +7,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,32 +67,6 @@ class AuditResult:
             "world": self.world,
             "timings_s": self.timings,
         }
-
-
-@contextmanager
-def small_ca_bundle(tmp: Path) -> Iterator[None]:
-    """Point httpx at a one-certificate CA bundle while the audit runs.
-
-    Every simulated client creates httpx clients (two at registration, one per anonymous
-    request), and loading the full certifi bundle costs ~20 ms each: most of a 1,000-person
-    run. The audit speaks plain HTTP on loopback, so no certificate is ever checked.
-    """
-    import certifi
-
-    pem = Path(certifi.where()).read_text()
-    end = "-----END CERTIFICATE-----"
-    first = pem[pem.index("-----BEGIN CERTIFICATE-----") : pem.index(end) + len(end)]
-    bundle = tmp / "ca.pem"
-    bundle.write_text(first + "\n")
-    previous = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(bundle)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = previous
 
 
 def scratch_dir(prefix: str = "sealpost-audit-") -> Path:
@@ -211,15 +184,14 @@ def run_audit(options: AuditOptions) -> AuditResult:
     storage = StorageDump()
     relay = RelayProcess(settings)
     try:
-        with small_ca_bundle(workdir):
-            relay.start()
-            try:
-                world = asyncio.run(seed_world(plan, relay.url, workdir / "home"))
-                gc.unfreeze()
-                timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
-                probe = probe_running_relay(relay, world, db_path, storage)
-            finally:
-                everything = relay.stop()
+        relay.start()
+        try:
+            world = asyncio.run(seed_world(plan, relay.url, workdir / "home"))
+            gc.unfreeze()
+            timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
+            probe = probe_running_relay(relay, world, db_path, storage)
+        finally:
+            everything = relay.stop()
         timings["relay_cpu"] = round(relay.cpu_s, 3)
         read_files(db_path, storage, tag=" (after shutdown)")
         exchanges = everything[: probe.client_exchanges]

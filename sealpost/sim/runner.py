@@ -37,7 +37,7 @@ from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import CampaignRun, run_campaign
 from client.store import StoredMessage
 from sealpost.audit.recorder import Exchange
-from sealpost.audit.runner import scratch_dir, small_ca_bundle
+from sealpost.audit.runner import scratch_dir
 from sealpost.audit.world import Redemption, gather_chunks
 from sealpost.sim.config import SimOptions
 from sealpost.sim.devices import Fleet
@@ -464,23 +464,22 @@ def run_sim(options: SimOptions, progress: Progress | None = None) -> SimRun:
     sim_plan = plan(options, prefix=prefix)
     relay: SimRelay = ExternalRelay(options.relay) if options.relay else OwnRelay(options, workdir)
     try:
-        with small_ca_bundle(workdir):
-            progress.phase("starting the relay" if relay.own else f"using the relay at {relay.url}")
-            relay.start()
-            try:
-                simulation = Simulation(sim_plan, relay, workdir / "home", progress)
-                played = asyncio.run(simulation.play())
-                if isinstance(relay, OwnRelay):
-                    progress.phase("privacy audit of the recorded traffic")
-                    audited = time.perf_counter()
-                    audit, exchanges = audit_own_relay(played, relay)
-                    played.timings["audit"] = round(time.perf_counter() - audited, 3)
-                else:
-                    audit, exchanges = not_audited("external relay"), []
-            except BaseException:
-                if isinstance(relay, OwnRelay):
-                    relay.kill()
-                raise
+        progress.phase("starting the relay" if relay.own else f"using the relay at {relay.url}")
+        relay.start()
+        try:
+            simulation = Simulation(sim_plan, relay, workdir / "home", progress)
+            played = asyncio.run(simulation.play())
+            if isinstance(relay, OwnRelay):
+                progress.phase("privacy audit of the recorded traffic")
+                audited = time.perf_counter()
+                audit, exchanges = audit_own_relay(played, relay)
+                played.timings["audit"] = round(time.perf_counter() - audited, 3)
+            else:
+                audit, exchanges = not_audited("external relay"), []
+        except BaseException:
+            if isinstance(relay, OwnRelay):
+                relay.kill()
+            raise
         cpu = relay.cpu_s if isinstance(relay, OwnRelay) else None
     finally:
         if options.keep:
