@@ -24,6 +24,9 @@ from server.settings import RelaySettings
 from server.signals import tally_of
 from shared.signals import DEFAULT_K, MIN_K, decode_report
 
+# From this many persons, the persons are played on worker processes.
+WORKERS_FROM_PERSONS = 200
+
 
 def default_k(persons: int) -> int:
     """The production default (50) when the big campaigns reach it, else about a quarter of
@@ -37,6 +40,7 @@ class AuditOptions:
     seed: int = 1
     k: int | None = None  # None: default_k(persons)
     keep: Path | None = None  # keep the relay database and profiles here
+    workers: int | None = None  # processes playing the persons; None: default_workers(persons)
 
 
 @dataclass
@@ -67,6 +71,15 @@ class AuditResult:
             "world": self.world,
             "timings_s": self.timings,
         }
+
+
+def default_workers(persons: int) -> int:
+    """Worker processes for the simulated persons: none for small worlds, where starting
+    them costs more than they save; otherwise one a core, at most two (the relay needs one
+    too)."""
+    if persons < WORKERS_FROM_PERSONS:
+        return 0
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def scratch_dir(prefix: str = "sealpost-audit-") -> Path:
@@ -182,11 +195,13 @@ def run_audit(options: AuditOptions) -> AuditResult:
         rate_burst=5000,
     )
     storage = StorageDump()
+    workers = default_workers(options.persons) if options.workers is None else options.workers
+    timings["workers"] = workers
     relay = RelayProcess(settings)
     try:
         relay.start()
         try:
-            world = asyncio.run(seed_world(plan, relay.url, workdir / "home"))
+            world = asyncio.run(seed_world(plan, relay.url, workdir / "home", workers))
             gc.unfreeze()
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)

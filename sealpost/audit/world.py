@@ -12,10 +12,8 @@ that any trace of one (even truncated) is found; phone numbers are found by thei
 """
 
 import asyncio
-import gc
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,10 @@ from typing import Any
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger
-from client.signals import PendingSignal
+from sealpost.audit.fleet import Interactions, start_fleets
 from shared.signals import EVENTS
 from shared.templates import Button, TemplateDraft
 
-# Clients in flight at once. Higher does not go faster: the relay is CPU-bound (token
-# evaluation and per-request signature and nonce checks) and SQLite serialises writers.
-CONCURRENCY = 10
 INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 COUNTRIES = ("+39", "+44", "+49", "+33", "+34")
 
@@ -221,16 +216,12 @@ class WorldResult:
     timings: dict[str, float]
 
 
-async def gather_chunks(coros: list[Any], size: int = CONCURRENCY) -> list[Any]:
-    """Await ``coros`` ``size`` at a time; results in order."""
-    results: list[Any] = []
-    for i in range(0, len(coros), size):
-        results += await asyncio.gather(*coros[i : i + size])
-    return results
+async def seed_world(plan: WorldPlan, relay_url: str, home: Path, workers: int = 0) -> WorldResult:
+    """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``.
 
-
-async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult:
-    """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``."""
+    The persons are played on ``workers`` processes (0: in this one); the businesses always
+    run here.
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -240,53 +231,26 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
         timings[name] = round(now - started, 3)
         started = now
 
+    async def on_every_fleet(method: str, *args: Any) -> list[Any]:
+        return await asyncio.gather(*(fleet.call(method, *args) for fleet in fleets))
+
     shops: dict[str, Messenger] = {}
-    people: dict[str, Messenger] = {}
+    fleets = start_fleets(plan, workers, relay_url, home)
     try:
         for handle, (display, profile) in BUSINESSES.items():
             shops[handle] = await Messenger.create_account(
                 home, profile, handle, relay_url, business=True, display_name=display
             )
-        made = await gather_chunks(
-            [
-                Messenger.create_account(
-                    home,
-                    p.handle,
-                    p.handle,
-                    relay_url,
-                    country=p.country,
-                    display_name=f"Person {p.index}",
-                )
-                for p in plan.persons
-            ]
-        )
-        people = {m.profile.handle: m for m in made}
-        for p in plan.persons:
-            # Each simulated device draws its report delays and randomized response from a
-            # seeded source, so that a run is reproducible (production uses SystemRandom).
-            people[p.handle].signals._rng = random.Random(f"{plan.seed}:{p.handle}")
+        await on_every_fleet("register")
         lap("register")
-        # Thousands of simulated devices stay open; keep the collector from rescanning them.
-        gc.freeze()
 
-        everyone = {**people, **shops}
-        for sender, recipient, text in plan.chats:
-            await everyone[sender].send_text(recipient, text)
+        await on_every_fleet("send_chats", plan.chats)
         for business, shop in shops.items():
             await shop.sync()
             for sender, recipient, text in plan.replies:
                 if sender == business:
                     await shop.send_text(recipient, text)
-        choices = []
-        for p in plan.persons:
-            api = people[p.handle].api
-            choices += [api.set_choice("promotions-stopped", b, True) for b in p.stops]
-            choices += [api.set_choice("blocked", b, True) for b in p.blocks]
-            if p.level_none:
-                from shared.api import SetLevel
-
-                choices.append(api.set_level(SetLevel(level="none")))
-        await gather_chunks(choices)
+        await on_every_fleet("set_choices")
         lap("chats_and_choices")
 
         campaigns: dict[str, str] = {}
@@ -314,91 +278,56 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path) -> WorldResult
                 targeted[run.campaign.id] = run.accepted
         lap("campaigns")
 
-        await gather_chunks([m.sync() for m in people.values()])
+        await on_every_fleet("sync")
         lap("sync_and_tokens")
 
         label_of = {cid: label for label, cid in campaigns.items()}
-        true_counts = {cid: dict.fromkeys(EVENTS, 0) for cid in campaigns.values()}
-        reporters: Counter[str] = Counter()
-        pending: list[tuple[int, str, str]] = []  # (send_after, handle, campaign id)
-        redemptions: list[Redemption] = []
-        after_choices = []
-        for p in plan.persons:
-            person = people[p.handle]
-            with person.store.session() as s:
-                rows = list(s.exec(_pending_query()))
-            for row in rows:
-                events = p.behaviour[label_of[row.campaign_id]]
-                for event in events:
-                    person.signals.record(row.campaign_id, event)  # type: ignore[arg-type]
-                business = CAMPAIGNS[label_of[row.campaign_id]]
-                if "blocked" in events:
-                    after_choices.append(person.api.set_choice("blocked", business, True))
-                elif "stopped_promotions" in events:
-                    after_choices.append(
-                        person.api.set_choice("promotions-stopped", business, True)
-                    )
-                reporters[row.campaign_id] += 1
-                true_counts[row.campaign_id]["delivered"] += 1
-                for event in events:
-                    true_counts[row.campaign_id][event] += 1
-                pending.append((row.send_after, p.handle, row.campaign_id))
-                redemptions.append(
-                    Redemption(
-                        handle=p.handle,
-                        campaign_id=row.campaign_id,
-                        token_input=row.token_input,
-                        send_after=row.send_after,
-                    )
-                )
-        await gather_chunks(after_choices)
+        found = Interactions(
+            true_counts={cid: dict.fromkeys(EVENTS, 0) for cid in campaigns.values()}
+        )
+        for part in await on_every_fleet("interact", label_of, CAMPAIGNS):
+            found.merge(part)
         lap("interactions")
 
         # Time passes. Each person's client wakes once, when the last of its reports is due
         # (as `sealpost inbox` does), and sends what is due then in one anonymous request;
         # people are taken in the order of those moments.
         latest: dict[str, int] = {}
-        for send_after, handle, _ in pending:
+        for handle, _, _, send_after in found.redemptions:
             latest[handle] = max(latest.get(handle, 0), send_after)
-        anonymous = 0
-        due = sorted(latest, key=lambda h: (latest[h], h))
-        sent = await gather_chunks(
-            [people[h].signals.flush(now=latest[h]) for h in due]
-        )  # a few at a time, in the order of their moments
-        anonymous += sum(result is not None for result in sent)
-        for person in people.values():  # nothing may be left behind
-            anonymous += await person.signals.flush(now=2e10) is not None
+        due = sorted((moment, handle) for handle, moment in latest.items())
+        anonymous = sum(await on_every_fleet("send_reports", due))
         lap("reports")
 
         published = {}
         for label, cid in campaigns.items():
             shop = shops[CAMPAIGNS[label]]
             published[cid] = (await shop.api.campaign(cid)).model_dump(mode="json")
-        message_ids = _message_ids([*people.values(), *shops.values()])
+        message_ids = set(_message_ids(list(shops.values())))
+        for ids in await on_every_fleet("message_ids"):
+            message_ids.update(ids)
         lap("analytics")
         return WorldResult(
             campaigns=campaigns,
             businesses=sorted(shops),
-            handles=sorted(everyone),
-            message_ids=message_ids,
+            handles=sorted([p.handle for p in plan.persons] + list(shops)),
+            message_ids=sorted(message_ids),
             canaries=plan.canaries(),
-            true_counts=true_counts,
-            reporters=dict(reporters),
-            redemptions=redemptions,
+            true_counts=found.true_counts,
+            reporters=dict(found.reporters),
+            redemptions=[
+                Redemption(handle=h, campaign_id=c, token_input=t, send_after=a)
+                for h, c, t, a in found.redemptions
+            ],
             published=published,
             targeted=targeted,
             anonymous_requests=anonymous,
             timings=timings,
         )
     finally:
-        for messenger in (*people.values(), *shops.values()):
-            await messenger.aclose()
-
-
-def _pending_query() -> Any:
-    from sqlmodel import select
-
-    return select(PendingSignal).where(PendingSignal.sent == False)  # noqa: E712
+        await asyncio.gather(*(fleet.aclose() for fleet in fleets))
+        for shop in shops.values():
+            await shop.aclose()
 
 
 def _message_ids(messengers: list[Messenger]) -> list[str]:

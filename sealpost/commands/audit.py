@@ -46,6 +46,13 @@ def register(sub: Any) -> None:
         default=None,
         help="suppression threshold of the audited relay (default: 50, or persons/4 if smaller)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that play the simulated persons (default: 2 from 200 persons on a "
+        "machine with 2+ cores, else 0: all in this process)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--keep", type=Path, help="copy the relay database and profiles here")
     p.set_defaults(run=run)
@@ -61,7 +68,12 @@ def run(args: Any) -> int:
         return fail("--persons must be at least 10 (two campaigns need an audience)", 2)
     if args.k is not None and args.k < MIN_K:
         return fail(f"--k must be at least {MIN_K}", 2)
-    result = run_audit(AuditOptions(persons=args.persons, seed=args.seed, k=args.k, keep=args.keep))
+    if args.workers is not None and not 0 <= args.workers <= 16:
+        return fail("--workers must be between 0 and 16", 2)
+    options = AuditOptions(
+        persons=args.persons, seed=args.seed, k=args.k, keep=args.keep, workers=args.workers
+    )
+    result = run_audit(options)
     if args.json:
         print_json(result.to_json())
     else:

@@ -22,7 +22,7 @@ from sqlmodel import select
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
 from client.signals import PendingSignal
-from sealpost.audit.world import gather_chunks
+from sealpost.audit.fleet import gather_chunks
 from sealpost.sim.population import SimPlan
 
 # Accounts registered at once. More does not go faster: the relay checks every signature and

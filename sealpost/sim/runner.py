@@ -36,9 +36,10 @@ from sqlmodel import select
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import CampaignRun, run_campaign
 from client.store import StoredMessage
+from sealpost.audit.fleet import gather_chunks
 from sealpost.audit.recorder import Exchange
 from sealpost.audit.runner import scratch_dir
-from sealpost.audit.world import Redemption, gather_chunks
+from sealpost.audit.world import Redemption
 from sealpost.sim.config import SimOptions
 from sealpost.sim.devices import Fleet
 from sealpost.sim.played import Played

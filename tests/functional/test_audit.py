@@ -79,3 +79,30 @@ def test_a_planted_leak_is_reported_and_fails_the_audit(monkeypatch, capsys):
 def test_too_few_persons_is_refused(persons, capsys):
     assert main(["audit", "--persons", str(persons)]) == 2
     assert "--persons" in capsys.readouterr().err
+
+
+def test_persons_on_worker_processes_give_the_same_world(capsys):
+    # The persons of a big audit are played on worker processes: the same seed must give the
+    # same truth and the same published estimates as playing them all in one process.
+    reports = []
+    for workers in ("0", "2"):
+        args = ["audit", "--persons", str(PERSONS), "--seed", str(SEED), "--workers", workers]
+        assert main([*args, "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    local, split = reports
+    assert split["passed"] is True
+    assert split["timings_s"]["workers"] == 2
+    assert local["timings_s"]["workers"] == 0
+
+    def without_ids(rows: list[dict]) -> list[dict]:  # campaign ids are random
+        return [{k: v for k, v in row.items() if k != "campaign_id"} for row in rows]
+
+    assert without_ids(split["estimates"]) == without_ids(local["estimates"])
+    assert {k: v for k, v in split["world"].items() if k != "campaigns"} == {
+        k: v for k, v in local["world"].items() if k != "campaigns"
+    }
+
+
+def test_a_bad_worker_count_is_refused(capsys):
+    assert main(["audit", "--persons", "20", "--workers", "-1"]) == 2
+    assert "--workers" in capsys.readouterr().err
