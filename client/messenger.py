@@ -38,7 +38,7 @@ from client.store import (
     stored_message,
 )
 from client.template_messages import ShownTemplate, prefetch_template, show_template_message
-from shared.api import AccountInfo, MailboxItem, RegisterAccount
+from shared.api import AccountInfo, MailboxItem, MailboxPage, RegisterAccount
 from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, PublicKeys
@@ -197,15 +197,7 @@ class Messenger:
         cached = self._pinned(handle)
         if cached:
             return cached
-        info: AccountInfo = await self.api.lookup(handle)
-        contact = Contact(
-            handle=info.handle,
-            kind=info.kind,
-            display_name=info.display_name,
-            verified=info.verified,
-            sign_key=info.sign_key,
-            box_key=info.box_key,
-        )
+        contact = _contact_of(await self.api.lookup(handle))
         self.store.save_contact(contact)
         return contact
 
@@ -403,7 +395,8 @@ class Messenger:
 
     async def _look_up(self, senders: list[str]) -> dict[str, "Contact | RelayError"]:
         """Pin the directory keys of ``senders``; an unknown handle is kept as its error."""
-        # Together: their round trips overlap.
+        if len(senders) > 1:
+            return await self._look_up_together(senders)
         found = await asyncio.gather(*(self.contact(s) for s in senders), return_exceptions=True)
         contacts: dict[str, Contact | RelayError] = {}
         for sender, contact in zip(senders, found, strict=True):
@@ -413,6 +406,24 @@ class Messenger:
                 raise contact  # can't check it now (rate limit, relay trouble): leave it unacked
             else:
                 contacts[sender] = contact
+        return contacts
+
+    async def _look_up_together(self, senders: list[str]) -> dict[str, "Contact | RelayError"]:
+        """Several senders in one directory request (a page from many businesses)."""
+        contacts: dict[str, Contact | RelayError] = {}
+        for start in range(0, len(senders), MAX_BATCH_ENVELOPES):
+            found = await self.api.lookup_many(senders[start : start + MAX_BATCH_ENVELOPES])
+            for info in found.accounts:
+                contact = _contact_of(info)
+                self.store.save_contact(contact)
+                self._contacts[contact.handle] = contact
+                contacts[contact.handle] = contact
+            for handle in found.unknown:
+                message = f"No account '{handle}' on this relay."
+                contacts[handle] = RelayError(404, "unknown_handle", message)
+        missing = [s for s in senders if s not in contacts]
+        if missing:  # a relay that answered for fewer handles than asked: not to be trusted
+            raise RelayError(502, "lookup_incomplete", f"No answer for {', '.join(missing)}")
         return contacts
 
     async def _finish(self, arrival: "_Arrival") -> tuple[list[dict[str, Any]], int]:
@@ -506,18 +517,26 @@ class Messenger:
         store, so a crash at any point loses nothing.
         """
         report = SyncReport()
-        fetch = asyncio.create_task(self.api.mailbox_page(after=0, limit=FIRST_SYNC_PAGE))
+        asked = FIRST_SYNC_PAGE
+        fetch: asyncio.Task[MailboxPage] | None = asyncio.create_task(
+            self.api.mailbox_page(after=0, limit=asked)
+        )
         opened: _Arrival | None = None  # the page being opened
         acking: asyncio.Task[None] | None = None
         try:
             while True:
-                page = await fetch
+                page = await fetch if fetch is not None else None
+                fetch = None
                 arrival = None
-                if page.items:
-                    fetch = asyncio.create_task(
-                        self.api.mailbox_page(after=page.next_after, limit=SYNC_PAGE)
-                    )
-                    await _let_requests_out()
+                if page is not None and page.items:
+                    # A page shorter than asked for drained the mailbox: don't ask again
+                    # (anything newer comes on the stream, or at the next sync).
+                    if len(page.items) >= asked:
+                        asked = SYNC_PAGE
+                        fetch = asyncio.create_task(
+                            self.api.mailbox_page(after=page.next_after, limit=asked)
+                        )
+                        await _let_requests_out()
                     arrival = await self._begin(page.items)
                 if opened is not None:
                     stored, duplicates = await self._finish(opened)
@@ -533,8 +552,9 @@ class Messenger:
             if acking is not None:
                 await acking
         except BaseException:
-            fetch.cancel()
-            await asyncio.gather(fetch, return_exceptions=True)
+            if fetch is not None:
+                fetch.cancel()
+                await asyncio.gather(fetch, return_exceptions=True)
             if opened is not None:
                 opened.cancel()
             if acking is not None and not acking.done():
@@ -668,6 +688,17 @@ class _Arrival:
         for task in [*(o for _, _, o in self.opening), *self.fetching, self.looking_up]:
             if task is not None:
                 task.cancel()
+
+
+def _contact_of(info: AccountInfo) -> Contact:
+    return Contact(
+        handle=info.handle,
+        kind=info.kind,
+        display_name=info.display_name,
+        verified=info.verified,
+        sign_key=info.sign_key,
+        box_key=info.box_key,
+    )
 
 
 def _conversation(peer: str, contact: Contact | RelayError) -> Conversation:

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Index, event, func, inspect
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.util import LRUCache
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 
@@ -157,10 +160,31 @@ def stored_message(row: dict[str, Any]) -> StoredMessage:
     return message
 
 
+class _StoreDialect(SQLiteDialect_pysqlite):
+    """SQLite as every local store uses it. All its instances are equal, so that every store
+    opened in a process shares one cache of compiled SQL (the cache is keyed by dialect): a
+    tester's process may hold a thousand stores, and each would compile every statement anew,
+    which cost more than running them."""
+
+    supports_statement_cache = True
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _StoreDialect
+
+    def __hash__(self) -> int:
+        return hash(_StoreDialect)
+
+
+registry.register("sqlite.sealpost_store", __name__, "_StoreDialect")
+_COMPILED_SQL: LRUCache[Any, Any] = LRUCache(500)
+
+
 class LocalStore:
     def __init__(self, path: Path) -> None:
         self.engine: Engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+            f"sqlite+sealpost_store:///{path}",
+            connect_args={"check_same_thread": False, "timeout": 30},
+            execution_options={"compiled_cache": _COMPILED_SQL},
         )
 
         @event.listens_for(self.engine, "connect")

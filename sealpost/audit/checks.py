@@ -353,9 +353,11 @@ def unlinkability(
         redemption_index.setdefault(report.token_input, index)
     signal_exchanges = [ex for ex in exchanges if is_signal_report(ex)]
     for ex in signal_exchanges:
-        if issued.found_in(ex.wire) or any(v in ex.body.decode("latin-1") for v in issued_b64):
-            violations.append(f"{ex.label()}: carries a value from a token issuance")
+        # Whole base64 values are looked up as words; any other copy of 32 bytes or more,
+        # in whatever text around it, by the fingerprints.
         words = set(re.findall(r"[0-9A-Za-z+/=]+", ex.wire.decode("latin-1")))
+        if issued.found_in(ex.wire) or words & issued_b64:
+            violations.append(f"{ex.label()}: carries a value from a token issuance")
         if words & issue_stamps:
             violations.append(f"{ex.label()}: carries an issuance request's timestamp or nonce")
     for ex in issuance:

@@ -163,17 +163,30 @@ def run_checks(
     world: WorldResult,
     probe: RelayProbe,
     k: int,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[checks.Check], list[dict[str, Any]]]:
-    """The seven checks on what clients sent and the relay kept; also the estimates table."""
-    results: list[checks.Check] = [checks.canaries_absent(exchanges, storage, world.canaries)]
+    """The seven checks on what clients sent and the relay kept; also the estimates table.
+
+    ``timings`` (if given) gets the seconds each check took."""
+    clock = time.perf_counter()
+
+    def timed(check: checks.Check) -> checks.Check:
+        nonlocal clock
+        now = time.perf_counter()
+        if timings is not None:
+            timings[f"checks.{check.name}"] = round(now - clock, 3)
+        clock = now
+        return check
+
+    results = [timed(checks.canaries_absent(exchanges, storage, world.canaries))]
     signal_check, reports = checks.signal_requests(exchanges, world)
-    results.append(signal_check)
-    results.append(checks.unlinkability(exchanges, storage, world, reports, probe.keys))
-    results.append(checks.declared_schemas(exchanges))
-    results.append(checks.counted_once(world, probe.replay))
-    results.append(checks.k_threshold(world, k))
+    results.append(timed(signal_check))
+    results.append(timed(checks.unlinkability(exchanges, storage, world, reports, probe.keys)))
+    results.append(timed(checks.declared_schemas(exchanges)))
+    results.append(timed(checks.counted_once(world, probe.replay)))
+    results.append(timed(checks.k_threshold(world, k)))
     estimate_check, table = checks.estimates(world)
-    results.append(estimate_check)
+    results.append(timed(estimate_check))
     return results, table
 
 
@@ -212,7 +225,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         exchanges = everything[: probe.client_exchanges]
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        results, table = run_checks(exchanges, storage, world, probe, k)
+        results, table = run_checks(exchanges, storage, world, probe, k, timings)
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:

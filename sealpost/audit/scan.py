@@ -57,12 +57,14 @@ class Hit:
 
 def _decode_b64(run: bytes) -> list[bytes]:
     run = run.rstrip(b"=")
+    if len(run) % 4 == 1:  # a stray character: drop it rather than miss the rest
+        run = run[:-1]
+    padded = run + b"=" * (-len(run) % 4)
+    # Without "-" or "_", the URL-safe reading is the standard one: decode once.
+    url_safe = b"-" in run or b"_" in run
     out = []
-    for alphabet in (None, b"-_"):
+    for alphabet in (None, b"-_") if url_safe else (None,):
         try:
-            padded = run + b"=" * (-len(run) % 4)
-            if len(run) % 4 == 1:
-                padded = run[:-1] + b"=" * (-(len(run) - 1) % 4)
             out.append(base64.b64decode(padded, altchars=alphabet))
         except (binascii.Error, ValueError):
             continue

@@ -203,3 +203,46 @@ async def test_relay_storage_holds_no_plaintext(relay, make_account):
     stored = relay_storage_bytes(relay.settings.db)
     for text in canaries:
         assert text.encode() not in stored
+
+
+def _requests_since(person, start: int) -> list[str]:
+    """What ``person``'s device sent after its ledger's first ``start`` entries."""
+    return [f"{e['method']} {e['url'].split('/v1/')[1]}" for e in person.ledger.entries()[start:]]
+
+
+async def test_a_sync_asks_no_more_than_it_needs(sqlite_relay, make_account):
+    alice = await make_account("alice", sqlite_relay)
+    carol = await make_account("carol", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await alice.send_text("bob", "from alice")
+    await carol.send_text("bob", "from carol")
+
+    start = len(bob.ledger.entries())
+    report = await bob.sync()
+    assert sorted(m.text for m in report.stored) == ["from alice", "from carol"]
+    sent = _requests_since(bob, start)
+    # One page (shorter than asked for: nothing more to fetch), both senders' keys in one
+    # directory request, one ack.
+    assert [r.split("?")[0] for r in sent] == [
+        "GET mailboxes/bob",
+        "POST accounts/lookup",
+        "POST mailboxes/bob/ack",
+    ]
+    assert bob.store.contact("alice") and bob.store.contact("carol")  # pinned
+
+
+async def test_a_full_first_page_is_followed_by_the_next(sqlite_relay, make_account, monkeypatch):
+    import client.messenger
+
+    monkeypatch.setattr(client.messenger, "FIRST_SYNC_PAGE", 3)
+    monkeypatch.setattr(client.messenger, "SYNC_PAGE", 3)
+    alice = await make_account("alice", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    for i in range(6):  # exactly two full pages
+        await alice.send_text("bob", f"message {i}")
+    start = len(bob.ledger.entries())
+    report = await bob.sync()
+    assert [m.text for m in report.stored] == [f"message {i}" for i in range(6)]
+    pages = [r for r in _requests_since(bob, start) if r.startswith("GET mailboxes")]
+    assert len(pages) == 3  # two full pages, then the empty one that says it is over
+    assert (await bob.api.mailbox_page()).items == []
