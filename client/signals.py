@@ -24,6 +24,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from client import tls
 from client.ledger import PrivacyLedger
 from client.relay_api import RelayAPI, RelayError
+from client.store import create_tables
 from shared.api import SignalBatch, SignalResult, TokenRequest, TokenResponse
 from shared.encoding import b64decode, b64encode
 from shared.signals import (
@@ -71,7 +72,7 @@ class SignalAgent:
         self.engine = engine
         self.dir = profile_dir
         self.ledger = ledger
-        SQLModel.metadata.create_all(engine, tables=[PendingSignal.__table__])  # type: ignore[attr-defined, arg-type]
+        create_tables(engine, [PendingSignal.__table__])  # type: ignore[arg-type, attr-defined]
         self.settings = self._load_settings()
         self._rng = secrets.SystemRandom()
         # Unix seconds now. A simulation sets its virtual clock here, so that report days,
