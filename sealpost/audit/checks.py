@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from sealpost.audit.recorder import Exchange
-from sealpost.audit.scan import scan
+from sealpost.audit.scan import scan, scan_all
 from sealpost.audit.storage import StorageDump
 from sealpost.audit.world import INTERACTIONS, WorldResult
 from shared import api
@@ -77,8 +77,7 @@ def _check(name: str, title: str, violations: list[str], summary: str, **details
 
 def canaries_absent(exchanges: list[Exchange], storage: StorageDump, canaries: list[str]) -> Check:
     """No canary, in clear or encoded, in any byte the relay received, answered or kept."""
-    hits = []
-    scanned = 0
+    items: list[tuple[bytes, str]] = []
     for ex in exchanges:
         for part, blob in (
             ("request line", ex.target.encode("latin-1")),
@@ -86,26 +85,22 @@ def canaries_absent(exchanges: list[Exchange], storage: StorageDump, canaries: l
             ("body", ex.body),
             ("answer", ex.response),
         ):
-            scanned += len(blob)
-            found = scan(blob, f"{ex.label()} {part}")
-            if found and part == "headers":  # say which header
-                found = [
-                    hit
-                    for name, value in ex.headers
-                    for hit in scan(
-                        f"{name}: {value}".encode("latin-1"), f"{ex.label()} header {name}"
-                    )
-                ] or found
-            hits += found
-    for name, blob in storage.files.items():
-        scanned += len(blob)
-        hits += scan(blob, f"storage file {name}")
-    for where, blob in (
-        ("storage rows", storage.rows_text.encode()),
-        ("storage binary columns", storage.rows_binary),
-    ):
-        scanned += len(blob)
-        hits += scan(blob, where)
+            items.append((blob, f"{ex.label()} {part}"))
+    items += [(blob, f"storage file {name}") for name, blob in storage.files.items()]
+    items.append((storage.rows_text.encode(), "storage rows"))
+    items.append((storage.rows_binary, "storage binary columns"))
+    scanned = sum(len(blob) for blob, _ in items)
+    found_in = scan_all(items)
+    hits = []
+    for i, found in enumerate(found_in):
+        if found and i < 4 * len(exchanges) and i % 4 == 1:  # an exchange's headers: say which
+            ex = exchanges[i // 4]
+            found = [
+                hit
+                for name, value in ex.headers
+                for hit in scan(f"{name}: {value}".encode("latin-1"), f"{ex.label()} header {name}")
+            ] or found
+        hits += found
     planted = set(canaries)
     violations = [
         f"{h.where}: {h.found} ({h.form}{', a planted canary' if h.found in planted else ''})"

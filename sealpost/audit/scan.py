@@ -8,7 +8,10 @@ the marker, so a truncated or altered one is still found; phone numbers by their
 
 import base64
 import binascii
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -99,6 +102,54 @@ def scan(blob: bytes, where: str) -> list[Hit]:
         if marker in blob:
             hits.append(Hit(where, f"marker in {form}", marker.decode("latin-1")))
     return hits
+
+
+# A byte that no searched form can contain (each is made of letters, digits and "+/=_%.- "):
+# a blob may be cut there and its pieces scanned apart with the same result.
+_SEPARATOR = re.compile(rb"[^A-Za-z0-9+/=_%. -]")
+PIECE_BYTES = 1 << 20
+PARALLEL_FROM_BYTES = 4 << 20
+
+
+def pieces(blob: bytes, size: int | None = None) -> list[bytes]:
+    """``blob`` cut into pieces of about ``size`` bytes (``PIECE_BYTES``), each cut at a
+    separator byte."""
+    size = size or PIECE_BYTES
+    out = []
+    start = 0
+    while len(blob) - start > size:
+        cut = _SEPARATOR.search(blob, start + size)
+        if cut is None:
+            break
+        out.append(blob[start : cut.start()])
+        start = cut.start()
+    out.append(blob[start:])
+    return out
+
+
+def _scan_pieces(work: list[tuple[int, bytes, str]]) -> list[tuple[int, list[Hit]]]:
+    return [(index, scan(piece, where)) for index, piece, where in work]
+
+
+def scan_all(items: list[tuple[bytes, str]], processes: int | None = None) -> list[list[Hit]]:
+    """``scan(blob, where)`` of each item, in order; on two processes when there is a lot to
+    read (the audit's 1,000-person run has some 40 MB)."""
+    work = [(i, piece, where) for i, (blob, where) in enumerate(items) for piece in pieces(blob)]
+    processes = min(2, os.cpu_count() or 1) if processes is None else processes
+    total = sum(len(piece) for _, piece, _ in work)
+    found: list[list[Hit]] = [[] for _ in items]
+    if processes < 2 or total < PARALLEL_FROM_BYTES:
+        done = _scan_pieces(work)
+    else:
+        # Big pieces first, dealt alternately: two halves of about the same size.
+        work.sort(key=lambda w: -len(w[1]))
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as helper:
+            theirs = helper.submit(_scan_pieces, work[1::2])
+            done = _scan_pieces(work[0::2]) + theirs.result()
+    for index, hits in sorted(done, key=lambda d: d[0]):
+        found[index] += hits
+    return found
 
 
 def known_forms(canary: str) -> list[bytes]:
