@@ -6,7 +6,9 @@ as JSON text, ready to be joined into a batch body without re-validating them.
 """
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -68,8 +70,16 @@ def _state(
     }
 
 
+# Sealing is background work that can take every core for a while: its processes yield to
+# everything else on the machine (the console, its network I/O, a relay on the same host).
+WORKER_NICENESS = 10
+
+
 def _init_worker(*init: Any) -> None:
     """Runs once in each worker process: the campaign's fixed inputs become its globals."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
     _worker.update(_state(*init))
 
 
