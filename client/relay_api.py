@@ -164,10 +164,10 @@ class RelayAPI:
         )
 
     async def lookup_many(self, handles: list[str]) -> LookupResponse:
-        body = LookupRequest(handles=handles)
-        return LookupResponse.model_validate(
-            await self.request("POST", "/v1/accounts/lookup", body)
-        )
+        response = await self._send("POST", "/v1/accounts/lookup", LookupRequest(handles=handles))
+        if response.is_success:  # up to 1,000 entries: parsed straight from the bytes
+            return LookupResponse.model_validate_json(response.content)
+        return _json_or_raise(response)  # raises
 
     # --- templates, campaigns, budget (businesses) ------------------------------------------
 

@@ -1,8 +1,7 @@
 """Creating, cancelling and reporting campaigns. Reports are aggregates, never people."""
 
-import secrets
-
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from server import signals
@@ -11,6 +10,7 @@ from server.errors import ApiError
 from server.known_accounts import KnownAccount
 from server.models import Campaign, MailboxEntry, Template
 from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
+from shared.identifiers import new_campaign_id
 from shared.signals import DEFAULT_EPSILON_PER_BIT, DEFAULT_K, keep_probability, publish
 
 DAY_MS = 86_400_000
@@ -53,9 +53,13 @@ def create(
             f"The budget ({body.budget} micro-units) exceeds the available balance "
             f"({balance.available}); top up first.",
         )
+    if body.id is not None and session.get(Campaign, body.id) is not None:
+        raise ApiError(
+            409, "campaign_exists", f"A campaign '{body.id}' exists; choose another random id."
+        )
     days = body.expires_in_days or default_expiry_days
     campaign = Campaign(
-        id=f"cmp_{secrets.token_hex(8)}",
+        id=body.id or new_campaign_id(),
         business=business.handle,
         name=body.name or template.name,
         template_id=template.id,
@@ -67,7 +71,13 @@ def create(
         created_at=now_ms,
     )
     session.add(campaign)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same id, created concurrently
+        session.rollback()
+        raise ApiError(
+            409, "campaign_exists", f"A campaign '{body.id}' exists; choose another random id."
+        ) from None
     return campaign
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.encoding import b64decode
 from shared.envelope import Envelope
-from shared.identifiers import CountryCode, Handle, MessageId
+from shared.identifiers import CAMPAIGN_ID_PATTERN, CountryCode, Handle, MessageId
 from shared.templates import TemplateDraft
 from shared.version import MAX_BATCH_ENVELOPES, MAX_INT64
 
@@ -179,6 +179,12 @@ INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked",
 
 
 class CampaignCreate(_Strict):
+    id: str | None = Field(
+        default=None,
+        pattern=CAMPAIGN_ID_PATTERN,
+        description="Chosen by the business (new_campaign_id), so that it can seal copies "
+        "while the audience is still being looked up; omit to have the relay choose",
+    )
     template_id: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
     send_at: int | None = Field(

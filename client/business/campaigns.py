@@ -13,12 +13,15 @@ from client.business.sealing import Sealer
 from client.relay_api import RelayAPI
 from shared.api import CampaignCreate, CampaignReport, TemplateInfo
 from shared.encoding import b64decode
+from shared.identifiers import new_campaign_id
 from shared.keys import AccountKeys
 from shared.templates import template_hash, variable_names
 from shared.version import MAX_BATCH_ENVELOPES
 
 T = TypeVar("T")
 SEAL_AHEAD_BATCHES = 4  # sealed batches waiting for the wire, at most (bounds memory)
+LOOKUPS_IN_FLIGHT = 4
+STOP_CODES = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
 Progress = Callable[[int, int], None]  # (copies handled so far, total)
 
 
@@ -41,25 +44,74 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def resolve_audience(api: RelayAPI, audience: Audience) -> dict[str, PublicKey]:
-    """Box keys of every row's handle; rows that are not persons on the relay are dropped."""
-    lines = {row.handle: row.line for row in audience.rows}
-    chunks = _chunks([row.handle for row in audience.rows], MAX_BATCH_ENVELOPES)
-    # A few lookups in flight at once: their round trips overlap.
-    answers = []
-    for i in range(0, len(chunks), 4):
-        answers += await asyncio.gather(*(api.lookup_many(list(c)) for c in chunks[i : i + 4]))
-    keys: dict[str, PublicKey] = {}
+async def resolve_audience(
+    api: RelayAPI,
+    audience: Audience,
+    on_chunk: Callable[[list[AudienceRow]], None] | None = None,
+    keys: dict[str, PublicKey] | None = None,
+) -> dict[str, PublicKey]:
+    """Box keys of every row's handle; rows that are not persons on the relay are dropped.
+
+    ``on_chunk(rows)`` hears about each looked-up chunk's good rows, in audience order, as
+    soon as their keys are in ``keys`` (filled as it goes, and returned): a campaign starts
+    sealing them while the rest is looked up.
+    """
+    rows = list(audience.rows)
+    lines = {row.handle: row.line for row in rows}
+    chunks = _chunks(rows, MAX_BATCH_ENVELOPES)
+    keys = {} if keys is None else keys
     dropped: list[tuple[int, str]] = []
-    for found in answers:
-        dropped += [(lines[h], f"{h}: no such account on the relay") for h in found.unknown]
-        for account in found.accounts:
-            if account.kind != "person":
-                dropped.append((lines[account.handle], f"{account.handle} is not a person"))
-            else:
-                keys[account.handle] = PublicKey(b64decode(account.box_key))
+    # A few lookups in flight at once: their round trips overlap.
+    for i in range(0, len(chunks), LOOKUPS_IN_FLIGHT):
+        group = chunks[i : i + LOOKUPS_IN_FLIGHT]
+        answers = await asyncio.gather(*(api.lookup_many([r.handle for r in c]) for c in group))
+        for chunk, found in zip(group, answers, strict=True):
+            dropped += [(lines[h], f"{h}: no such account on the relay") for h in found.unknown]
+            for account in found.accounts:
+                if account.kind != "person":
+                    dropped.append((lines[account.handle], f"{account.handle} is not a person"))
+                else:
+                    keys[account.handle] = PublicKey(b64decode(account.box_key))
+            if on_chunk is not None:
+                on_chunk([row for row in chunk if row.handle in keys])
     audience.drop_many(dropped)
     return keys
+
+
+class _SealPipeline:
+    """Batches of rows in submission order, sealed a few batches ahead of the wire."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+        self.waiting: deque[list[AudienceRow]] = deque()  # rows known, not being sealed yet
+        self.sealing: deque[asyncio.Future[list[str]]] = deque()
+
+    def add(self, rows: Sequence[AudienceRow]) -> None:
+        for batch in _chunks(rows, MAX_BATCH_ENVELOPES):
+            if batch:
+                self.waiting.append(list(batch))
+        self.seal_ahead()
+
+    def seal_ahead(self) -> None:
+        # With one batch of lookahead the workers sat idle whenever the relay was slower.
+        while self.waiting and len(self.sealing) < SEAL_AHEAD_BATCHES:
+            rows = self.waiting.popleft()
+            self.sealing.append(asyncio.ensure_future(self.sealer.seal(rows)))
+
+    def __bool__(self) -> bool:
+        return bool(self.sealing or self.waiting)
+
+    async def next(self) -> list[str]:
+        """The next batch's envelopes (JSON), in order; keeps the workers busy meanwhile."""
+        self.seal_ahead()
+        envelopes = await self.sealing.popleft()
+        self.seal_ahead()
+        return envelopes
+
+    def cancel(self) -> None:
+        self.waiting.clear()
+        for future in self.sealing:
+            future.cancel()
 
 
 @dataclass
@@ -86,15 +138,9 @@ async def prepare_campaign(
     expires_in_days: int | None = None,
 ) -> PreparedCampaign:
     """Check the template, resolve the audience's keys, and create the campaign on the relay."""
-    if template.business != business:
-        raise CampaignError(f"template {template.id} belongs to {template.business}")
-    if template_hash(business, template.template) != template.hash:
-        raise CampaignError(f"the registry's hash for {template.id} does not match its text")
-    needed = set(variable_names(template.template))
+    _check(business, template, audience, policy)
     box_keys = await resolve_audience(api, audience)
     apply_policy(audience, policy)
-    if any(set(row.variables) != needed for row in audience.rows):
-        raise CampaignError("audience columns do not match the template's variables")
     report = await api.create_campaign(
         CampaignCreate(
             template_id=template.id,
@@ -129,43 +175,52 @@ async def submit_campaign(
     sealer = Sealer(
         keys, business, template, report.id, prepared.box_keys, copies=len(rows), workers=workers
     )
-    stop_codes = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
+    pipeline = _SealPipeline(sealer)
     try:
-        batches = _chunks(rows, MAX_BATCH_ENVELOPES)
-        # Keep the workers sealing a few batches ahead while earlier ones are on the wire:
-        # with one batch of lookahead they sat idle whenever the relay was slower than them.
-        sealing: deque[asyncio.Future[list[str]]] = deque()
-        queued = 0
-
-        def seal_ahead() -> None:
-            nonlocal queued
-            while queued < len(batches) and len(sealing) < SEAL_AHEAD_BATCHES:
-                sealing.append(asyncio.ensure_future(sealer.seal(batches[queued])))
-                queued += 1
-
-        seal_ahead()
-        while sealing:
-            envelopes = await sealing.popleft()
-            seal_ahead()
-            response = await api.send_batch_json(envelopes)
-            run.submitted += len(envelopes)
-            run.accepted += response.accepted
-            run.duplicate += response.duplicate
-            for result in response.results:
-                if result.error:
-                    run.rejected[result.error.code] += 1
-            if on_progress:
-                on_progress(run.submitted, len(rows))
-            stopping = [r.error for r in response.results if r.error and r.error.code in stop_codes]
-            if stopping:
-                run.stopped = stopping[0].message
-                for future in sealing:
-                    future.cancel()
-                break
+        pipeline.add(rows)
+        await _submit(api, pipeline, run, len(rows), on_progress)
     finally:
+        pipeline.cancel()
         sealer.close()
     run.campaign = await api.campaign(report.id)
     return run
+
+
+async def _submit(
+    api: RelayAPI,
+    pipeline: _SealPipeline,
+    run: CampaignRun,
+    total: int,
+    on_progress: Progress | None,
+) -> None:
+    """Submit the pipeline's batches one after another, stopping if the money runs out."""
+    while pipeline:
+        envelopes = await pipeline.next()
+        response = await api.send_batch_json(envelopes)
+        run.submitted += len(envelopes)
+        run.accepted += response.accepted
+        run.duplicate += response.duplicate
+        for result in response.results:
+            if result.error:
+                run.rejected[result.error.code] += 1
+        if on_progress:
+            on_progress(run.submitted, total)
+        stopping = [r.error for r in response.results if r.error and r.error.code in STOP_CODES]
+        if stopping:
+            run.stopped = stopping[0].message
+            return
+
+
+def _check(business: str, template: TemplateInfo, audience: Audience, policy: BadRowPolicy) -> None:
+    """What can be refused before asking the relay anything."""
+    if template.business != business:
+        raise CampaignError(f"template {template.id} belongs to {template.business}")
+    if template_hash(business, template.template) != template.hash:
+        raise CampaignError(f"the registry's hash for {template.id} does not match its text")
+    needed = set(variable_names(template.template))
+    if any(set(row.variables) != needed for row in audience.rows):
+        raise CampaignError("audience columns do not match the template's variables")
+    apply_policy(audience, policy)  # bad CSV rows under "stop", or no rows at all
 
 
 async def run_campaign(
@@ -183,18 +238,37 @@ async def run_campaign(
     on_progress: Progress | None = None,
     workers: int = 2,
 ) -> CampaignRun:
-    """Create the campaign on the relay and submit one sealed copy per audience row."""
-    prepared = await prepare_campaign(
-        api,
-        business,
-        template,
-        audience,
-        budget=budget,
-        send_at=send_at,
-        name=name,
-        policy=policy,
-        expires_in_days=expires_in_days,
+    """Create the campaign on the relay and submit one sealed copy per audience row.
+
+    The campaign id is chosen here, so that each chunk of the audience is sealed as soon as
+    its keys are known, while the rest is still being looked up; the campaign is created on
+    the relay once the whole audience is resolved (its size is then known), and only then
+    does any copy leave. Nothing is sent if the audience turns out bad under ``stop``.
+    """
+    _check(business, template, audience, policy)
+    campaign_id = new_campaign_id()
+    sealer = Sealer(
+        keys, business, template, campaign_id, {}, copies=len(audience.rows), workers=workers
     )
-    return await submit_campaign(
-        api, keys, business, prepared, on_progress=on_progress, workers=workers
-    )
+    pipeline = _SealPipeline(sealer)
+    try:
+        await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
+        apply_policy(audience, policy)
+        report = await api.create_campaign(
+            CampaignCreate(
+                id=campaign_id,
+                template_id=template.id,
+                name=name,
+                send_at=send_at,
+                budget=budget,
+                audience_size=len(audience.rows),
+                expires_in_days=expires_in_days,
+            )
+        )
+        run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
+        await _submit(api, pipeline, run, len(audience.rows), on_progress)
+    finally:
+        pipeline.cancel()
+        sealer.close()
+    run.campaign = await api.campaign(campaign_id)
+    return run

@@ -1,8 +1,10 @@
 """Registration and the public key directory."""
 
+import json
+from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request, verify_signed
@@ -72,13 +74,24 @@ def lookup(
     return _info(account)
 
 
-@router.post("/lookup")
+@lru_cache(maxsize=200_000)
+def _info_json(account: KnownAccount) -> bytes:
+    """The directory entry as served, built once per account (accounts never change)."""
+    return _info(account).model_dump_json().encode()
+
+
+@router.post("/lookup", response_model=LookupResponse)
 def lookup_many(
     body: LookupRequest, _: CurrentAccount, session: DbSession, request: Request
-) -> LookupResponse:
+) -> Response:
     """Up to 1,000 handles' keys at once (a campaign's audience)."""
     found = request.app.state.accounts.get_many(session, body.handles)
-    return LookupResponse(
-        accounts=[_info(found[h]) for h in dict.fromkeys(body.handles) if h in found],
-        unknown=[h for h in dict.fromkeys(body.handles) if h not in found],
+    handles = list(dict.fromkeys(body.handles))
+    # Joined from cached entries: validating and serialising 1,000 models per request was
+    # most of a campaign's audience lookup.
+    accounts = b",".join(_info_json(found[h]) for h in handles if h in found)
+    unknown = json.dumps([h for h in handles if h not in found]).encode()
+    return Response(
+        b'{"accounts":[' + accounts + b'],"unknown":' + unknown + b"}",
+        media_type="application/json",
     )

@@ -2,6 +2,7 @@
 and the choices people make."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from client.business.campaigns import prepare_campaign, run_campaign, submit_cam
 from client.relay_api import RelayError
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
-from shared.api import SetLevel
+from shared.api import CampaignCreate, SetLevel
+from shared.identifiers import new_campaign_id
 from shared.templates import Button, TemplateDraft, variable_names
 from tests.conftest import relay_settings
 from tests.helpers import relay_storage_bytes
@@ -301,3 +303,43 @@ async def test_relay_never_sees_audience_names_or_codes(mrelay, make_account, tm
         for needle in (name.encode(), code.encode()):
             assert needle not in stored
             assert needle not in ledger  # nor in any request the business sent
+
+
+async def test_a_business_may_choose_its_campaign_id(sqlite_relay, make_account):
+    # So that its console can seal copies while the audience is still being looked up.
+    shop = await make_account("acme", sqlite_relay, business=True)
+    rival = await make_account("brio", sqlite_relay, business=True)
+    for business in (shop, rival):
+        await business.api.top_up(5_000_000)
+    offer = await shop.api.register_template(OFFER)
+    rival_offer = await rival.api.register_template(OFFER)
+    chosen = new_campaign_id()
+    body = CampaignCreate(id=chosen, template_id=offer.id, budget=1_000, audience_size=1)
+    assert (await shop.api.create_campaign(body)).id == chosen
+    for business, template in ((shop, offer), (rival, rival_offer)):  # taken, whoever asks
+        again = body.model_copy(update={"template_id": template.id})
+        with pytest.raises(RelayError) as err:
+            await business.api.create_campaign(again)
+        assert (err.value.status, err.value.code) == (409, "campaign_exists")
+    with pytest.raises(RelayError) as err:  # only the shape new_campaign_id makes
+        raw = {"id": "cmp_../../x", "template_id": offer.id, "budget": 1, "audience_size": 1}
+        await shop.api.request("POST", "/v1/campaigns", json.dumps(raw).encode())
+    assert err.value.status == 422
+    assert [c.id for c in (await shop.api.campaigns()).campaigns] == [chosen]
+
+
+async def test_an_unknown_handle_under_stop_sends_nothing(sqlite_relay, make_account, tmp_path):
+    # Copies are sealed while the audience is looked up; none may leave, and no campaign may
+    # be opened, when the lookup finds a bad row and the business said "stop".
+    shop = await make_account("acme", sqlite_relay, business=True)
+    await shop.api.top_up(5_000_000)
+    offer = await shop.api.register_template(OFFER)
+    [a] = await people(make_account, sqlite_relay, 1)
+    csv = write_csv(tmp_path / "g.csv", [(a.profile.handle, "A", "X"), ("ghost00", "G", "Y")])
+    with pytest.raises(AudienceError, match="ghost00: no such account"):
+        await launch(shop, offer, csv, budget=1_000_000, policy="stop")
+    assert (await shop.api.campaigns()).campaigns == []
+    assert (await a.api.mailbox_page()).items == []
+    run = await launch(shop, offer, csv, budget=1_000_000, policy="skip")
+    assert run.accepted == 1 and run.campaign.targeted == 1
+    assert [why for _, why in run.skipped_rows] == ["ghost00: no such account on the relay"]

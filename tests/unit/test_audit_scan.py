@@ -38,6 +38,7 @@ def test_pieces_cut_only_at_separators_and_lose_nothing():
 
 def test_two_processes_find_what_one_whole_scan_finds(monkeypatch):
     blob = _haystack()
+
     # The same canaries found. Not always the same list of hits: an encoded marker counts once
     # a piece, a bare marker is shown with what follows it up to the piece's end, and a piece
     # without "%" has no percent-decoded view (its canaries are found in clear instead).
