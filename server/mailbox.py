@@ -257,14 +257,7 @@ def store_envelopes(
     pushed: dict[str, list[MailboxItem] | None] = {}
     try:
         if new_rows:
-            table = MailboxEntry.__table__  # type: ignore[attr-defined]
-            seqs = (
-                session.execute(
-                    insert(table).returning(table.c.seq, sort_by_parameter_order=True), new_rows
-                )
-                .scalars()
-                .all()
-            )
+            seqs = _insert_rows(session, new_rows)
             # Decided once per recipient, so a stream opening mid-batch gets all or nothing.
             live = {r: listening is None or listening(r) for r in woken}
             for row, seq in zip(new_rows, seqs, strict=True):
@@ -293,6 +286,37 @@ def store_envelopes(
             retry=False,
         )
     return StoreOutcome(results=[r for r in results if r is not None], woken=woken, pushed=pushed)
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert mailbox ``rows``; their ``seq`` numbers, in order."""
+    table = MailboxEntry.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        statement = insert(table).returning(table.c.seq, sort_by_parameter_order=True)
+        return list(connection.execute(statement, rows).scalars())
+    # SQLite: a plain executemany, several times cheaper than INSERT ... RETURNING for a
+    # batch of 1,000. The transaction holds SQLite's only write lock (BEGIN IMMEDIATE), and
+    # seq is the rowid, so the rows got consecutive numbers ending at last_insert_rowid().
+    connection.execute(insert(table), rows)
+    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    first = last - len(rows) + 1
+    ends = dict(
+        connection.execute(
+            select(table.c.seq, table.c.msg_id).where(table.c.seq.in_({first, last}))
+        ).all()
+    )
+    if ends.get(first) != rows[0]["msg_id"] or ends.get(last) != rows[-1]["msg_id"]:
+        # Not consecutive after all: ask for each row's number.
+        found = dict(
+            connection.execute(
+                select(table.c.msg_id, table.c.seq).where(
+                    table.c.msg_id.in_([r["msg_id"] for r in rows])
+                )
+            ).all()
+        )
+        return [found[r["msg_id"]] for r in rows]
+    return list(range(first, last + 1))
 
 
 def _first_error(
