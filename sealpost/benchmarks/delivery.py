@@ -7,7 +7,11 @@ batches, within the client's default ack delay). The clients are lean load gener
 chat envelopes in batches of 1,000. Measured:
 
 - throughput: all messages submitted as fast as the relay takes them, until every one has
-  been received by its person (messages per second);
+  been received by its person (messages per second). At the target rate this burst ends
+  before any client's first ack is due (ACK_DELAY_S after its first message, as the real
+  client does), so it measures delivery alone;
+- sustained throughput: batches as fast as the relay takes them for SUSTAINED_ACK_ROUNDS ack
+  delays, the clients' acks included (messages received within that time, per second);
 - latency: at half that rate, from submission to arrival on the stream (p50, p99);
 - floor: the same rows inserted straight into the same kind of database, with no HTTP, no
   checks and no delivery (rows per second). The ratio says what the relay costs on top.
@@ -37,11 +41,13 @@ from server.models import MailboxEntry
 from shared.auth import sign_request
 from shared.encoding import b64encode
 from shared.keys import AccountKeys
+from shared.version import MAX_BATCH_ENVELOPES
 
 PG_ADMIN = os.environ.get("SEALPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_RATE = 5_000
 TARGET_P99_MS = 250
 ACK_DELAY_S = ClientSettings.model_fields["ack_delay_s"].default  # as the real client
+SUSTAINED_ACK_ROUNDS = 4
 
 
 def _seed(db_url: str, clients: int) -> tuple[list[tuple[str, AccountKeys]], AccountKeys]:
@@ -94,8 +100,10 @@ class _Receivers:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         connection = Connection(host, int(port), handle, keys)
         self.connections.append(connection)
+        # Acks as Messenger._stream_once sends them: ACK_DELAY_S after the first unacked
+        # envelope (again while more keep coming), or at once when ACK_BATCH are waiting.
         to_ack: list[str] = []
-        acker = asyncio.create_task(self._ack_loop(connection, handle, to_ack))
+        acker: asyncio.Task[None] | None = None
         try:
             async for event in connection.events(f"/v1/mailboxes/{handle}/stream"):
                 if b"event: envelope" in event:
@@ -104,23 +112,30 @@ class _Receivers:
                     msg_id = event[start : event.index(b'"', start)].decode()
                     self.arrived.setdefault(msg_id, time.perf_counter())
                     to_ack.append(msg_id)
+                    if len(to_ack) >= ACK_BATCH:
+                        await self._ack(connection, handle, to_ack)
+                    elif acker is None or acker.done():
+                        acker = asyncio.create_task(self._ack_later(connection, handle, to_ack))
                 elif b"event: ready" in event:
                     self.connected += 1
         finally:
-            acker.cancel()
+            if acker is not None:
+                acker.cancel()
 
-    async def _ack_loop(self, connection: Connection, handle: str, ids: list[str]) -> None:
-        path = f"/v1/mailboxes/{handle}/ack"
-        while True:
+    async def _ack_later(self, connection: Connection, handle: str, ids: list[str]) -> None:
+        while ids:
             await asyncio.sleep(ACK_DELAY_S)
-            if not ids:
-                continue
-            batch, ids[:] = ids[:ACK_BATCH], ids[ACK_BATCH:]
-            status, answer = await connection.request(
-                "POST", path, json.dumps({"ids": batch}).encode()
-            )
-            if status != 200:
-                raise RuntimeError(f"ack answered {status}: {answer[:200]!r}")
+            await self._ack(connection, handle, ids)
+
+    @staticmethod
+    async def _ack(connection: Connection, handle: str, ids: list[str]) -> None:
+        batch, ids[:] = ids[:MAX_BATCH_ENVELOPES], ids[MAX_BATCH_ENVELOPES:]
+        if not batch:
+            return
+        path = f"/v1/mailboxes/{handle}/ack"
+        status, answer = await connection.request("POST", path, json.dumps({"ids": batch}).encode())
+        if status != 200:
+            raise RuntimeError(f"ack answered {status}: {answer[:200]!r}")
 
     async def wait_for(self, ids: list[str], timeout_s: float) -> None:
         deadline = time.perf_counter() + timeout_s
@@ -189,7 +204,23 @@ async def _measure(
         # message, all at once here): latency is measured in the steady state.
         await asyncio.sleep(ACK_DELAY_S + 2)
 
-        # Latency at half the measured rate, in batches of 100 on a steady clock.
+        # Sustained: batches as fast as the relay takes them for several ack rounds, so that
+        # the clients' acks (one request per client every ACK_DELAY_S) share the relay too.
+        # The burst above ends before the first of them is due.
+        sustained_s = SUSTAINED_ACK_ROUNDS * ACK_DELAY_S
+        ready = _envelopes(people, int(rate * sustained_s) + 1000)  # more than will go
+        flowing: list[str] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < sustained_s and len(flowing) < len(ready):
+            batch = ready[len(flowing) : len(flowing) + 1000]
+            await _submit(http, urls[len(flowing) // 1000 % len(urls)], sender, batch, sent)
+            flowing += [m for m, _ in batch]
+        await receivers.wait_for(flowing, 120)
+        end = start + sustained_s
+        sustained = sum(receivers.arrived[m] <= end for m in flowing) / sustained_s
+        await asyncio.sleep(ACK_DELAY_S + 2)
+
+        # Latency at half the burst rate, in batches of 100 on a steady clock.
         paced = _envelopes(people, max(1000, messages // 2))
         interval = 100 / (rate / 2)
         tick = time.perf_counter()
@@ -204,6 +235,7 @@ async def _measure(
         await receivers.close()
     return {
         "messages_per_s": round(rate),
+        "sustained_messages_per_s": round(sustained),
         "p50_ms": round(statistics.median(latencies), 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
         "paced_rate": round(rate / 2),

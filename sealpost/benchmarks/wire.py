@@ -22,6 +22,7 @@ class Connection:
         self.handle, self.keys = handle, keys
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._busy = asyncio.Lock()  # one request at a time on the keep-alive connection
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None or self._writer.is_closing():
@@ -38,11 +39,12 @@ class Connection:
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         """Send a signed request and read its (Content-Length framed) answer."""
-        reader, writer = await self._open()
-        writer.write(self._head(method, path, body) + body)
-        status, headers = await _read_head(reader)
-        length = int(headers.get("content-length", "0"))
-        return status, await reader.readexactly(length)
+        async with self._busy:
+            reader, writer = await self._open()
+            writer.write(self._head(method, path, body) + body)
+            status, headers = await _read_head(reader)
+            length = int(headers.get("content-length", "0"))
+            return status, await reader.readexactly(length)
 
     async def events(self, path: str) -> AsyncIterator[bytes]:
         """Open a server-sent event stream; yields each event's raw text (chunked framing)."""
