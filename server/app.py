@@ -98,6 +98,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)
     app.state.nonce_inserts = 0
     app.state.accounts = KnownAccounts()
+    app.state.served_templates = {}  # template id -> its TemplateInfo JSON (never changes)
     app.state.shutting_down = False
     app.state.routing = RoutingRules(
         prices=load_price_table(settings.price_table),

@@ -30,6 +30,12 @@ def _info(account: Account | KnownAccount) -> AccountInfo:
     )
 
 
+@lru_cache(maxsize=200_000)
+def _info_json(account: KnownAccount) -> bytes:
+    """The directory entry as served, built once per account (accounts never change)."""
+    return _info(account).model_dump_json().encode()
+
+
 @router.post("", status_code=201)
 def register(
     body: RegisterAccount,
@@ -63,21 +69,18 @@ def register(
     return _info(account)
 
 
-@router.get("/{handle}")
+@router.get("/{handle}", response_model=AccountInfo)
 def lookup(
-    handle: Annotated[str, Path(pattern=HANDLE_PATTERN)], _: CurrentAccount, session: DbSession
-) -> AccountInfo:
+    handle: Annotated[str, Path(pattern=HANDLE_PATTERN)],
+    _: CurrentAccount,
+    session: DbSession,
+    request: Request,
+) -> Response:
     """A handle's public keys and display name."""
-    account = session.get(Account, handle)
+    account = request.app.state.accounts.get(session, handle)
     if account is None:
         raise ApiError(404, "unknown_handle", f"No account '{handle}' on this relay.")
-    return _info(account)
-
-
-@lru_cache(maxsize=200_000)
-def _info_json(account: KnownAccount) -> bytes:
-    """The directory entry as served, built once per account (accounts never change)."""
-    return _info(account).model_dump_json().encode()
+    return Response(_info_json(account), media_type="application/json")
 
 
 @router.post("/lookup", response_model=LookupResponse)
