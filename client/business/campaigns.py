@@ -141,16 +141,7 @@ async def prepare_campaign(
     _check(business, template, audience, policy)
     box_keys = await resolve_audience(api, audience)
     apply_policy(audience, policy)
-    report = await api.create_campaign(
-        CampaignCreate(
-            template_id=template.id,
-            name=name,
-            send_at=send_at,
-            budget=budget,
-            audience_size=len(audience.rows),
-            expires_in_days=expires_in_days,
-        )
-    )
+    report = await _open(api, template, audience, budget, send_at, name, expires_in_days)
     return PreparedCampaign(
         template=template,
         rows=list(audience.rows),
@@ -211,6 +202,30 @@ async def _submit(
             return
 
 
+async def _open(
+    api: RelayAPI,
+    template: TemplateInfo,
+    audience: Audience,
+    budget: int,
+    send_at: int | None,
+    name: str,
+    expires_in_days: int | None,
+    campaign_id: str | None = None,
+) -> CampaignReport:
+    """Create the campaign on the relay for the audience as it stands (resolved)."""
+    return await api.create_campaign(
+        CampaignCreate(
+            id=campaign_id,
+            template_id=template.id,
+            name=name,
+            send_at=send_at,
+            budget=budget,
+            audience_size=len(audience.rows),
+            expires_in_days=expires_in_days,
+        )
+    )
+
+
 def _check(business: str, template: TemplateInfo, audience: Audience, policy: BadRowPolicy) -> None:
     """What can be refused before asking the relay anything."""
     if template.business != business:
@@ -254,16 +269,8 @@ async def run_campaign(
     try:
         await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
         apply_policy(audience, policy)
-        report = await api.create_campaign(
-            CampaignCreate(
-                id=campaign_id,
-                template_id=template.id,
-                name=name,
-                send_at=send_at,
-                budget=budget,
-                audience_size=len(audience.rows),
-                expires_in_days=expires_in_days,
-            )
+        report = await _open(
+            api, template, audience, budget, send_at, name, expires_in_days, campaign_id
         )
         run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
         await _submit(api, pipeline, run, len(audience.rows), on_progress)

@@ -35,6 +35,18 @@ async def gather_chunks(coros: list[Any], size: int = CONCURRENCY) -> list[Any]:
     return results
 
 
+async def register_person(home: Path, person: Any, relay_url: str) -> Messenger:
+    """A planned person (``handle``, ``country``, ``index``) as a new account and device."""
+    return await Messenger.create_account(
+        home,
+        person.handle,
+        person.handle,
+        relay_url,
+        country=person.country,
+        display_name=f"Person {person.index}",
+    )
+
+
 @dataclass
 class Interactions:
     """What a fleet's persons did with the campaign copies they received (ground truth)."""
@@ -66,17 +78,7 @@ class PersonFleet:
 
     async def register(self) -> None:
         made = await gather_chunks(
-            [
-                Messenger.create_account(
-                    self.home,
-                    p.handle,
-                    p.handle,
-                    self.relay_url,
-                    country=p.country,
-                    display_name=f"Person {p.index}",
-                )
-                for p in self.persons
-            ]
+            [register_person(self.home, p, self.relay_url) for p in self.persons]
         )
         self.people = {m.profile.handle: m for m in made}
         for p in self.persons:

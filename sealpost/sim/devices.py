@@ -22,7 +22,7 @@ from sqlmodel import select
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
 from client.signals import PendingSignal
-from sealpost.audit.fleet import gather_chunks
+from sealpost.audit.fleet import gather_chunks, register_person
 from sealpost.sim.population import SimPlan
 
 # Accounts registered at once. More does not go faster: the relay checks every signature and
@@ -128,17 +128,7 @@ class Fleet:
         for start in range(0, len(people), 100):
             chunk = people[start : start + 100]
             made = await gather_chunks(
-                [
-                    Messenger.create_account(
-                        self.home,
-                        p.handle,
-                        p.handle,
-                        self.relay_url,
-                        country=p.country,
-                        display_name=f"Person {p.index}",
-                    )
-                    for p in chunk
-                ],
+                [register_person(self.home, p, self.relay_url) for p in chunk],
                 REGISTER_CONCURRENCY,
             )
             for person, messenger in zip(chunk, made, strict=True):
