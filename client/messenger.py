@@ -38,7 +38,7 @@ from client.store import (
     stored_message,
 )
 from client.template_messages import ShownTemplate, prefetch_template, show_template_message
-from shared.api import AccountInfo, MailboxItem, MailboxPage, RegisterAccount
+from shared.api import MAX_TOKEN_BATCH, AccountInfo, MailboxItem, MailboxPage, RegisterAccount
 from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, PublicKeys
@@ -487,7 +487,7 @@ class Messenger:
         for start in range(0, len(ids), MAX_BATCH_ENVELOPES):
             await self.api.ack(ids[start : start + MAX_BATCH_ENVELOPES])
         campaign_of = {i.envelope.id: i.envelope.campaign_id for i in items}
-        tokened: set[str] = set()  # one report per campaign: later copies need no token
+        copies: dict[str, str] = {}  # campaign -> its first verified copy here
         for message in stored:
             msg_id, status, kind = (
                 (message["msg_id"], message["status"], message["kind"])
@@ -495,18 +495,30 @@ class Messenger:
                 else (message.msg_id, message.status, message.kind)
             )
             campaign_id = campaign_of.get(msg_id)
-            if status != "verified" or kind != "template" or not campaign_id:
-                continue
-            if campaign_id in tokened:
-                continue
+            if status == "verified" and kind == "template" and campaign_id:
+                copies.setdefault(campaign_id, msg_id)
+        # One report per campaign: later copies need no token. One request for them all; if
+        # the relay refuses it, each on its own, so that one bad copy costs only its token.
+        wanted = [(msg_id, campaign_id) for campaign_id, msg_id in copies.items()]
+        for start in range(0, len(wanted), MAX_TOKEN_BATCH):
+            chunk = wanted[start : start + MAX_TOKEN_BATCH]
             try:
-                await self.signals.on_delivered(msg_id, campaign_id)
-            except (RelayError, RelayUnavailable, TokenError) as exc:
-                # No token, no report for this campaign: a gap in the statistics, never a
-                # reason to hold up the person's messages.
-                log.warning("no signal token for %s: %s", campaign_id, exc)
+                await self.signals.on_delivered_many(chunk)
                 continue
-            tokened.add(campaign_id)
+            except RelayError as exc:
+                if len(chunk) == 1 or exc.transient:
+                    log.warning("no signal tokens for %s: %s", [c for _, c in chunk], exc)
+                    continue
+            except (RelayUnavailable, TokenError) as exc:
+                # No token, no report for these campaigns: a gap in the statistics, never a
+                # reason to hold up the person's messages.
+                log.warning("no signal tokens for %s: %s", [c for _, c in chunk], exc)
+                continue
+            for msg_id, campaign_id in chunk:
+                try:
+                    await self.signals.on_delivered(msg_id, campaign_id)
+                except (RelayError, RelayUnavailable, TokenError) as exc:
+                    log.warning("no signal token for %s: %s", campaign_id, exc)
 
     async def sync(self) -> SyncReport:
         """Fetch every pending envelope, store it exactly once, and ack it.

@@ -25,7 +25,14 @@ from client import tls
 from client.ledger import PrivacyLedger
 from client.relay_api import RelayAPI, RelayError
 from client.store import create_tables
-from shared.api import SignalBatch, SignalResult, TokenRequest, TokenResponse
+from shared.api import (
+    SignalBatch,
+    SignalResult,
+    TokenBatchRequest,
+    TokenBatchResponse,
+    TokenRequest,
+    TokenResponse,
+)
 from shared.encoding import b64decode, b64encode
 from shared.signals import (
     DEFAULT_EPSILON_PER_BIT,
@@ -109,37 +116,62 @@ class SignalAgent:
 
     async def on_delivered(self, msg_id: str, campaign_id: str) -> None:
         """A campaign copy was stored and acked: get its token and schedule its report."""
+        await self.on_delivered_many([(msg_id, campaign_id)])
+
+    async def on_delivered_many(self, copies: list[tuple[str, str]]) -> None:
+        """Campaign copies (``(msg_id, campaign_id)``, one per campaign) were stored and
+        acked: get their tokens in one request, and schedule their reports."""
         with Session(self.engine) as s:  # type: ignore[arg-type]
-            if s.get(PendingSignal, campaign_id) is not None:
-                return  # one report per campaign, whatever happens
-        token_input = new_token_input()
-        blind_scalar, blinded = blind(token_input)
-        answer = TokenResponse.model_validate(
-            await self.api.request(
-                "POST",
-                "/v1/signals/tokens",
-                TokenRequest(msg_id=msg_id, blinded_element=b64encode(blinded)),
-            )
-        )
-        output = finalize(
-            token_input,
-            blind_scalar,
-            blinded,
-            b64decode(answer.evaluated_element),
-            b64decode(answer.proof),
-            b64decode(answer.public_key),
-        )
+            # One report per campaign, whatever happens.
+            copies = [(m, c) for m, c in copies if s.get(PendingSignal, c) is None]
+        if not copies:
+            return
+        inputs = [new_token_input() for _ in copies]
+        blinds = [blind(token_input) for token_input in inputs]
+        asked = [
+            TokenRequest(msg_id=msg_id, blinded_element=b64encode(blinded))
+            for (msg_id, _), (_, blinded) in zip(copies, blinds, strict=True)
+        ]
+        if len(asked) == 1:
+            answers = [
+                TokenResponse.model_validate(
+                    await self.api.request("POST", "/v1/signals/tokens", asked[0])
+                )
+            ]
+        else:
+            answers = TokenBatchResponse.model_validate(
+                await self.api.request(
+                    "POST", "/v1/signals/tokens/batch", TokenBatchRequest(tokens=asked)
+                )
+            ).tokens
+        if len(answers) != len(copies):
+            raise RelayError(502, "bad_token_answer", "The relay answered for other tokens.")
         now = self.clock()
-        row = PendingSignal(
-            campaign_id=campaign_id,
-            day=datetime.fromtimestamp(now, UTC).date().isoformat(),
-            token_input=b64encode(token_input),
-            token_output=b64encode(output),
-            true_bits=event_bit("delivered"),
-            send_after=int(now + self._rng.uniform(0, self.settings.max_delay_s)),
-        )
+        rows = []
+        for (_, campaign_id), token_input, (blind_scalar, blinded), answer in zip(
+            copies, inputs, blinds, answers, strict=True
+        ):
+            output = finalize(
+                token_input,
+                blind_scalar,
+                blinded,
+                b64decode(answer.evaluated_element),
+                b64decode(answer.proof),
+                b64decode(answer.public_key),
+            )
+            rows.append(
+                PendingSignal(
+                    campaign_id=campaign_id,
+                    day=datetime.fromtimestamp(now, UTC).date().isoformat(),
+                    token_input=b64encode(token_input),
+                    token_output=b64encode(output),
+                    true_bits=event_bit("delivered"),
+                    send_after=int(now + self._rng.uniform(0, self.settings.max_delay_s)),
+                )
+            )
         with Session(self.engine) as s:  # type: ignore[arg-type]
-            s.merge(row)
+            for row in rows:
+                s.merge(row)
             s.commit()
 
     def record(self, campaign_id: str, event: Event) -> None:

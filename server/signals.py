@@ -48,6 +48,30 @@ def issue(
 
     Returns (campaign id, evaluated element, proof, public key). One token per copy.
     """
+    [issued] = issue_many(session, person, [(msg_id, blinded)], now_ms)
+    return issued
+
+
+def issue_many(
+    session: Session, person: str, items: list[tuple[str, bytes]], now_ms: int
+) -> list[tuple[str, bytes, bytes, bytes]]:
+    """:func:`issue` for several copies (``(msg_id, blinded)``), in one transaction: all are
+    issued, or none (the error names the first item that could not be)."""
+    issued = []
+    for index, (msg_id, blinded) in enumerate(items):
+        try:
+            issued.append(_issue_one(session, person, msg_id, blinded, now_ms))
+        except ApiError as exc:
+            session.rollback()
+            where = f"tokens[{index}]: " if len(items) > 1 else ""
+            raise ApiError(exc.status, exc.code, where + exc.message) from None
+    session.commit()
+    return issued
+
+
+def _issue_one(
+    session: Session, person: str, msg_id: str, blinded: bytes, now_ms: int
+) -> tuple[str, bytes, bytes, bytes]:
     row = session.exec(select(MailboxEntry).where(MailboxEntry.msg_id == msg_id)).first()
     if row is None or row.recipient != person or row.campaign_id is None:
         raise ApiError(
@@ -59,17 +83,14 @@ def issue(
     session.add(TokenIssue(msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms))
     try:
         session.flush()
-    except IntegrityError as exc:
-        session.rollback()
+    except IntegrityError:
         raise ApiError(
             409, "token_already_issued", "A token was already issued for this message."
-        ) from exc
+        ) from None
     try:
         [evaluated], proof = evaluate(key, [blinded])
     except TokenError as exc:
-        session.rollback()
-        raise ApiError(422, "invalid_request", f"blinded_element: {exc}") from exc
-    session.commit()
+        raise ApiError(422, "invalid_request", f"blinded_element: {exc}") from None
     return row.campaign_id, evaluated, proof, key.public_key
 
 

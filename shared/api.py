@@ -308,6 +308,19 @@ class TokenResponse(_Strict):
     public_key: str
 
 
+MAX_TOKEN_BATCH = 100
+
+
+class TokenBatchRequest(_Strict):
+    """Authenticated: several ``TokenRequest`` at once (a synced page's campaign copies)."""
+
+    tokens: list[TokenRequest] = Field(min_length=1, max_length=MAX_TOKEN_BATCH)
+
+
+class TokenBatchResponse(_Strict):
+    tokens: list[TokenResponse] = Field(description="In the order of the request")
+
+
 class SignalBatch(_Strict):
     """Anonymous: reports as their canonical JSON text (see shared.signals.encode_report)."""
 

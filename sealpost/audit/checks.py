@@ -286,6 +286,23 @@ class Fingerprints:
         return any(blob[i : i + WINDOW] in windows for i in range(0, len(blob) - WINDOW + 1, 16))
 
 
+TOKEN_PATHS = ("/v1/signals/tokens", "/v1/signals/tokens/batch")
+
+
+def _token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(request, answer) of each token issued in a single or batched issuance exchange."""
+    request = _json_or_none(ex.body) or {}
+    answer = _json_or_none(ex.response) or {}
+    if ex.path.endswith("/batch"):
+        asked, given = request.get("tokens") or [], answer.get("tokens") or []
+        return [
+            (a, g)
+            for a, g in zip(asked, given, strict=False)
+            if isinstance(a, dict) and isinstance(g, dict)
+        ]
+    return [(request, answer)]
+
+
 def _spearman(xs: list[float], ys: list[float]) -> float:
     def ranks(values: list[float]) -> list[float]:
         order = sorted(range(len(values)), key=values.__getitem__)
@@ -318,23 +335,22 @@ def unlinkability(
     issue_order: dict[tuple[str, str], int] = {}
     issue_stamps: set[str] = set()
     for ex in exchanges:
-        if ex.method == "POST" and ex.path == "/v1/signals/tokens" and ex.status == 200:
+        if ex.method == "POST" and ex.path in TOKEN_PATHS and ex.status == 200:
             issuance.append(ex)
-            request = _json_or_none(ex.body) or {}
-            answer = _json_or_none(ex.response) or {}
-            for value in (
-                request.get("blinded_element"),
-                answer.get("evaluated_element"),
-                answer.get("proof"),
-            ):
-                if isinstance(value, str):
-                    issued.add(b64decode(value), value)
-                    issued_b64.add(value)
-            keys_by_campaign.setdefault(answer.get("campaign_id", "?"), set()).add(
-                answer.get("public_key", "")
-            )
-            handle = ex.header("sealpost-handle") or "?"
-            issue_order[(handle, answer.get("campaign_id", "?"))] = ex.index
+            for request, answer in _token_pairs(ex):
+                for value in (
+                    request.get("blinded_element"),
+                    answer.get("evaluated_element"),
+                    answer.get("proof"),
+                ):
+                    if isinstance(value, str):
+                        issued.add(b64decode(value), value)
+                        issued_b64.add(value)
+                keys_by_campaign.setdefault(answer.get("campaign_id", "?"), set()).add(
+                    answer.get("public_key", "")
+                )
+                handle = ex.header("sealpost-handle") or "?"
+                issue_order[(handle, answer.get("campaign_id", "?"))] = ex.index
             for name in ("sealpost-timestamp", "sealpost-nonce", "sealpost-signature"):
                 if ex.header(name):
                     issue_stamps.add(ex.header(name) or "")
@@ -470,6 +486,7 @@ ROUTES = (
     ),
     Route("GET", rf"/v1/signals/keys/{_ID}", None, auth=False),
     Route("POST", r"/v1/signals/tokens", api.TokenRequest),
+    Route("POST", r"/v1/signals/tokens/batch", api.TokenBatchRequest),
 )
 
 

@@ -6,7 +6,15 @@ from server import signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.transactions import TransactionalRoute
-from shared.api import CampaignKey, SignalBatch, SignalResult, TokenRequest, TokenResponse
+from shared.api import (
+    CampaignKey,
+    SignalBatch,
+    SignalResult,
+    TokenBatchRequest,
+    TokenBatchResponse,
+    TokenRequest,
+    TokenResponse,
+)
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode, b64encode
 
@@ -26,13 +34,31 @@ def issue_token(
     body: TokenRequest, account: CurrentAccount, session: DbSession, request: Request
 ) -> TokenResponse:
     """Evaluate a blinded token for a campaign copy you received (one per copy)."""
+    [issued] = signals.issue_many(
+        session, account.handle, [_blinded(body)], request.app.state.clock.now_ms()
+    )
+    return _answer(*issued)
+
+
+@router.post("/tokens/batch")
+def issue_tokens(
+    body: TokenBatchRequest, account: CurrentAccount, session: DbSession, request: Request
+) -> TokenBatchResponse:
+    """Several tokens at once, one per campaign copy: all issued, or none (the error names
+    the item). The relay learns nothing it did not know: it delivered these copies to you."""
+    items = [_blinded(item) for item in body.tokens]
+    issued = signals.issue_many(session, account.handle, items, request.app.state.clock.now_ms())
+    return TokenBatchResponse(tokens=[_answer(*one) for one in issued])
+
+
+def _blinded(item: TokenRequest) -> tuple[str, bytes]:
     try:
-        blinded = b64decode(body.blinded_element)
+        return item.msg_id, b64decode(item.blinded_element)
     except ValueError as exc:
         raise ApiError(422, "invalid_request", "blinded_element must be base64") from exc
-    campaign_id, evaluated, proof, public_key = signals.issue(
-        session, account.handle, body.msg_id, blinded, request.app.state.clock.now_ms()
-    )
+
+
+def _answer(campaign_id: str, evaluated: bytes, proof: bytes, public_key: bytes) -> TokenResponse:
     return TokenResponse(
         campaign_id=campaign_id,
         evaluated_element=b64encode(evaluated),

@@ -11,10 +11,12 @@ from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.relay_api import RelayError
 from server.embedded import EmbeddedRelay
-from shared.api import TokenRequest
+from shared.api import TokenBatchRequest, TokenRequest
 from shared.auth import AUTH_HEADERS, sign_request
+from shared.encoding import b64encode
 from shared.signals import REPORT_FIELDS, decode_report
 from shared.templates import TemplateDraft
+from shared.tokens import blind, new_token_input
 from tests.conftest import relay_settings
 
 OFFER = TemplateDraft(
@@ -141,3 +143,63 @@ async def test_estimates_hidden_below_k_and_signals_off_spend_nothing(sqlite_rel
 def test_a_trivially_small_k_is_refused(sqlite_url):
     with pytest.raises(ValueError, match="signals_min_k"):
         relay_settings(sqlite_url, signals_min_k=2)
+
+
+async def test_a_page_of_campaign_copies_takes_its_tokens_in_one_request(k5_relay, make_account):
+    shop = await make_account("acme", k5_relay, business=True)
+    await shop.api.top_up(10_000_000)
+    offer = await shop.api.register_template(OFFER)
+    later = await shop.api.register_template(OFFER.model_copy(update={"name": "later"}))
+    person = await make_account("person0", k5_relay)
+    rows = [AudienceRow(line=2, handle="person0", variables={"name": "N"})]
+    campaigns = []
+    for template in (offer, later):
+        run = await run_campaign(
+            shop.api, shop.profile.keys, "acme", template, Audience(rows=list(rows)), budget=10**6
+        )
+        campaigns.append(run.campaign.id)
+
+    start = len(person.ledger.entries())
+    assert len((await person.sync()).stored) == 2
+    asked = [e for e in person.ledger.entries()[start:] if "/v1/signals/tokens" in e["url"]]
+    assert [e["url"].rsplit("/v1/", 1)[1] for e in asked] == ["signals/tokens/batch"]
+    assert len(asked[0]["body"]["tokens"]) == 2
+    # Both tokens are real: each campaign's report is counted once.
+    result = await person.signals.flush(now=2e10)
+    assert result is not None and result.counted == 2
+    for campaign_id in campaigns:
+        assert (await shop.api.campaign(campaign_id)).signal_reports == 1
+
+
+async def test_a_batch_with_one_bad_copy_issues_nothing(k5_relay, make_account):
+    shop = await make_account("acme", k5_relay, business=True)
+    await shop.api.top_up(10_000_000)
+    offer = await shop.api.register_template(OFFER)
+    ana, bob = [await make_account(h, k5_relay) for h in ("ana00", "bob00")]
+    rows = [
+        AudienceRow(line=i + 2, handle=h, variables={"name": "N"})
+        for i, h in enumerate(["ana00", "bob00"])
+    ]
+    await run_campaign(
+        shop.api, shop.profile.keys, "acme", offer, Audience(rows=rows), budget=10**6
+    )
+    # Ana acks her copy by hand, so that no token was asked for it yet.
+    [item] = (await ana.api.mailbox_page()).items
+    await ana.api.ack([item.envelope.id])
+    [bobs] = (await bob.api.mailbox_page()).items
+    blinded = b64encode(blind(new_token_input())[1])  # a real blinded element
+    batch = TokenBatchRequest(
+        tokens=[
+            TokenRequest(msg_id=item.envelope.id, blinded_element=blinded),
+            TokenRequest(msg_id=bobs.envelope.id, blinded_element=blinded),  # not hers
+        ]
+    )
+    with pytest.raises(RelayError) as err:
+        await ana.api.request("POST", "/v1/signals/tokens/batch", batch)
+    assert err.value.code == "unknown_message" and "tokens[1]" in err.value.message
+    # Nothing was issued: her own copy's token is still hers to take, once.
+    one = TokenRequest(msg_id=item.envelope.id, blinded_element=blinded)
+    await ana.api.request("POST", "/v1/signals/tokens", one)
+    with pytest.raises(RelayError) as err:
+        await ana.api.request("POST", "/v1/signals/tokens", one)
+    assert err.value.code == "token_already_issued"
