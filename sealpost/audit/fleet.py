@@ -15,12 +15,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from client.messenger import Messenger
 from client.signals import PendingSignal
 from shared.api import SetLevel
 from shared.signals import EVENTS
+
+if TYPE_CHECKING:  # world.py imports this module
+    from sealpost.audit.world import WorldPlan
 
 # Requests in flight at once, per fleet. Higher does not go faster: a fleet is CPU-bound.
 CONCURRENCY = 10
@@ -69,7 +72,7 @@ class Interactions:
 class PersonFleet:
     """The planned persons ``plan.persons[i]`` for ``i`` in ``indices``, as real clients."""
 
-    def __init__(self, plan: Any, indices: list[int], relay_url: str, home: Path) -> None:
+    def __init__(self, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path) -> None:
         self.plan = plan
         self.persons = [plan.persons[i] for i in indices]
         self.relay_url = relay_url
@@ -189,7 +192,7 @@ class LocalFleet:
 class WorkerFleet:
     """A fleet on a worker process; :meth:`call` runs one of its methods there."""
 
-    def __init__(self, plan: Any, indices: list[int], relay_url: str, home: Path) -> None:
+    def __init__(self, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(
@@ -226,7 +229,9 @@ class WorkerFleet:
         self._conn.close()
 
 
-def _serve(conn: Connection, plan: Any, indices: list[int], relay_url: str, home: Path) -> None:
+def _serve(
+    conn: Connection, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path
+) -> None:
     """A worker process: answer calls on ``conn`` until told to stop (``None``)."""
 
     async def serve() -> None:
@@ -241,7 +246,7 @@ def _serve(conn: Connection, plan: Any, indices: list[int], relay_url: str, home
     asyncio.run(serve())
 
 
-def start_fleets(plan: Any, workers: int, relay_url: str, home: Path) -> list[Fleet]:
+def start_fleets(plan: "WorldPlan", workers: int, relay_url: str, home: Path) -> list[Fleet]:
     """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one)."""
     everyone = list(range(len(plan.persons)))
     if workers <= 0:
