@@ -11,7 +11,12 @@ from server.known_accounts import KnownAccount
 from server.models import Campaign, MailboxEntry, Template
 from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
 from shared.identifiers import new_campaign_id
-from shared.signals import DEFAULT_EPSILON_PER_BIT, DEFAULT_K, keep_probability, publish
+from shared.signals import (
+    DEFAULT_EPSILON_PER_BIT,
+    DEFAULT_K,
+    keep_probability,
+    published_figures,
+)
 
 DAY_MS = 86_400_000
 # A send time this far in the past is a mistake, not clock skew.
@@ -130,12 +135,7 @@ def _interactions(session: Session, campaign_id: str, k: int) -> dict[str, objec
     """Debiased estimates from the anonymous reports, each hidden below k reports."""
     n, ones = signals.tally_of(session, campaign_id)
     p = keep_probability(DEFAULT_EPSILON_PER_BIT)
-    figures: dict[str, int | None] = {}
-    intervals: dict[str, list[float] | None] = {}
-    for event in INTERACTIONS:
-        found = publish(ones[event], n, p, k)
-        figures[event] = round(found.value) if found else None
-        intervals[event] = [round(found.low, 1), round(found.high, 1)] if found else None
+    figures, intervals = published_figures(ones, n, p, k, INTERACTIONS)
     return {"interactions": figures, "interaction_intervals": intervals, "signal_reports": n}
 
 

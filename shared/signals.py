@@ -68,7 +68,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from statistics import NormalDist
 from typing import Any, Literal, Protocol, Self, get_args
@@ -459,6 +459,20 @@ def publish(
     if not publishable(n, k):
         return None
     return estimate(count_ones, n, p, confidence)
+
+
+def published_figures(
+    ones: Mapping[str, int], n: int, p: float, k: int, events: Iterable[str]
+) -> tuple[dict[str, int | None], dict[str, list[float] | None]]:
+    """Per event, the debiased count a business is shown (rounded) and its 95 % interval
+    (one decimal), or None for both below ``k`` reports: the figures of a campaign report."""
+    figures: dict[str, int | None] = {}
+    intervals: dict[str, list[float] | None] = {}
+    for event in events:
+        found = publish(ones[event], n, p, k)
+        figures[event] = round(found.value) if found else None
+        intervals[event] = [round(found.low, 1), round(found.high, 1)] if found else None
+    return figures, intervals
 
 
 def tally(reports_bits: Iterable[int]) -> tuple[int, dict[Event, int]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sealpost.sim.played import Played
 from shared.api import INTERACTIONS
-from shared.signals import DEFAULT_EPSILON_PER_BIT, keep_probability, publish
+from shared.signals import DEFAULT_EPSILON_PER_BIT, keep_probability, published_figures
 
 
 def debiased_by_relay(played: Played) -> bool:
@@ -29,12 +29,7 @@ def business_figures(played: Played) -> dict[str, dict[str, Any]]:
     p = keep_probability(played.plan.options.epsilon)
     k = played.plan.options.effective_k
     for cid, (n, ones) in played.tallies.items():
-        figures: dict[str, int | None] = {}
-        intervals: dict[str, list[float] | None] = {}
-        for event in INTERACTIONS:
-            found = publish(ones[event], n, p, k)
-            figures[event] = round(found.value) if found else None
-            intervals[event] = [round(found.low, 1), round(found.high, 1)] if found else None
+        figures, intervals = published_figures(ones, n, p, k, INTERACTIONS)
         published[cid].update(interactions=figures, interaction_intervals=intervals)
     return published
 
