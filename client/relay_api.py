@@ -94,7 +94,8 @@ class RelayAPI:
         if body:
             headers["Content-Type"] = "application/json"
         if self.ledger:
-            self.ledger.record(method, self.base_url + path, headers, body)
+            # Every body this client sends is JSON it serialised itself.
+            self.ledger.record(method, self.base_url + path, headers, body, is_json=True)
         return headers
 
     async def request(self, method: str, path: str, body: BaseModel | bytes | None = None) -> Any:

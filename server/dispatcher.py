@@ -13,6 +13,7 @@ from server.clock import Clock
 from server.models import MailboxEntry
 from server.notify import MailboxNotifier, announce
 from server.release import Candidate, decide
+from server.sql_lists import one_of
 
 log = logging.getLogger("sealpost.dispatcher")
 
@@ -116,14 +117,14 @@ class Dispatcher:
             if released:
                 session.execute(
                     update(table)
-                    .where(table.c.seq.in_(released))
+                    .where(one_of(table.c.seq, released))
                     .values(state="pending", released_at=now)
                 )
             for reason, seqs in refused.items():
                 state, why = ("expired", None) if reason == "expired" else ("refused", reason)
                 session.execute(
                     update(table)
-                    .where(table.c.seq.in_(seqs))
+                    .where(one_of(table.c.seq, seqs))
                     .values(state=state, refusal=why, ciphertext=b"")
                 )
             for why, rows in refunds.items():
@@ -149,7 +150,7 @@ class Dispatcher:
                 return 0
             session.execute(
                 update(table)
-                .where(table.c.seq.in_([r.seq for r in overdue]))
+                .where(one_of(table.c.seq, [r.seq for r in overdue]))
                 .values(state="expired", ciphertext=b"")
             )
             paid = [(r.campaign_id, r.sender, r.price) for r in overdue if r.price]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from server.models import Account
+from server.sql_lists import one_of
 
 _TABLE = Account.__table__  # type: ignore[attr-defined]
 
@@ -46,7 +47,7 @@ class KnownAccounts:
         found = {h: a for h in handles if (a := self._accounts.get(h)) is not None}
         missing = [h for h in dict.fromkeys(handles) if h not in found]
         if missing:
-            rows = session.execute(select(_TABLE).where(_TABLE.c.handle.in_(missing)))
+            rows = session.execute(select(_TABLE).where(one_of(_TABLE.c.handle, missing)))
             loaded = {row.handle: KnownAccount(**row._mapping) for row in rows}
             with self._lock:
                 if len(self._accounts) + len(loaded) > self._limit:

@@ -1,6 +1,7 @@
 """Storing, listing and acknowledging envelopes. Plain functions over a DB session."""
 
 import hashlib
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server.billing import charge, locked_campaign, movements_of, refund, reserve
-from server.known_accounts import KnownAccount
+from server.known_accounts import KnownAccount, KnownAccounts
 from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
 from server.notify import announce
 from server.pricing import PriceTable
 from server.release import Candidate, decide
+from server.sql_lists import one_of
 from shared.api import ErrorDetail, MailboxItem, SendResult
 from shared.encoding import b64encode
 from shared.envelope import Envelope
@@ -41,22 +43,17 @@ class StoreOutcome:
 
 
 def envelope_digest(envelope: Envelope) -> str:
-    """sha256 over every field of the envelope, so a "retry" that changes any is a conflict."""
-    routing = "\n".join(
-        str(v)
-        for v in (
-            envelope.id,
-            envelope.sender,
-            envelope.recipient,
-            envelope.kind,
-            envelope.category,
-            envelope.template_id,
-            envelope.campaign_id,
-            envelope.not_before,
-            envelope.expires_at,
-        )
+    """sha256 over every field of the envelope, so a "retry" that changes any is a conflict.
+
+    Stored with the row, so these bytes must never change: each routing field as ``str()``
+    would print it (None as "None"), a newline after each, then the base64 ciphertext.
+    """
+    e = envelope
+    routing = (
+        f"{e.id}\n{e.sender}\n{e.recipient}\n{e.kind}\n{e.category}\n{e.template_id}\n"
+        f"{e.campaign_id}\n{e.not_before}\n{e.expires_at}\n{e.ciphertext}"
     )
-    return hashlib.sha256(routing.encode() + b"\n" + envelope.ciphertext.encode()).hexdigest()
+    return hashlib.sha256(routing.encode()).hexdigest()
 
 
 def _reject(envelope: Envelope, code: str, message: str) -> SendResult:
@@ -69,23 +66,32 @@ class _Batch:
     """Everything a batch needs from the database, loaded once."""
 
     def __init__(
-        self, session: Session, sender: KnownAccount, envelopes: Sequence[Envelope]
+        self,
+        session: Session,
+        sender: KnownAccount,
+        envelopes: Sequence[Envelope],
+        directory: KnownAccounts | None,
     ) -> None:
-        handles = {e.recipient for e in envelopes}
-        # Only the columns routing needs: loading whole ORM objects dominates a 1,000 batch.
-        self.accounts = {
-            a.handle: a
-            for a in session.execute(
-                select(Account.handle, Account.kind, Account.country).where(
-                    col(Account.handle).in_(handles)
+        handles = list({e.recipient for e in envelopes})
+        # Accounts never change once registered: the process's directory answers most of a
+        # campaign's recipients from memory (server/known_accounts.py).
+        self.accounts: dict[str, Any] = (
+            directory.get_many(session, handles)
+            if directory is not None
+            else {
+                a.handle: a
+                for a in session.execute(
+                    select(Account.handle, Account.kind, Account.country).where(
+                        one_of(Account.handle, handles)
+                    )
                 )
-            )
-        }
+            }
+        )
         self.templates = {
             t.id: t
             for t in session.exec(
                 select(Template).where(
-                    col(Template.id).in_({e.template_id for e in envelopes if e.template_id})
+                    one_of(Template.id, {e.template_id for e in envelopes if e.template_id})
                 )
             )
         }
@@ -96,21 +102,33 @@ class _Batch:
             campaign = locked_campaign(session, cid)
             if campaign is not None:
                 self.campaigns[cid] = campaign
-        persons = [h for h, a in self.accounts.items() if a.kind == "person"]
+        # A template copy's verdict on everything but its recipient, per distinct routing:
+        # a campaign batch is a thousand copies of one.
+        self.template_verdicts: dict[tuple[Any, ...], tuple[str, str] | None] = {}
+        # Blocks and service windows matter to chat messages only (template messages meet
+        # the person's choices at release, server/release.py).
+        persons = [
+            e.recipient
+            for e in envelopes
+            if e.kind == "chat" and getattr(self.accounts.get(e.recipient), "kind", "") == "person"
+        ]
+        self.blocked_by: set[str] = set()
+        self.windows: dict[str, int] = {}
+        if not persons:
+            return
         self.blocked_by = set(
             session.exec(
                 select(BusinessChoice.person).where(
                     BusinessChoice.business == sender.handle,
-                    col(BusinessChoice.person).in_(persons),
+                    one_of(BusinessChoice.person, persons),
                     col(BusinessChoice.blocked),
                 )
             )
         )
-        self.windows: dict[str, int] = {}
         if sender.kind == "business":
             for contact in session.exec(
                 select(ChatContact).where(
-                    ChatContact.business == sender.handle, col(ChatContact.person).in_(persons)
+                    ChatContact.business == sender.handle, one_of(ChatContact.person, persons)
                 )
             ):
                 self.windows[contact.person] = contact.last_at
@@ -138,57 +156,63 @@ def _chat_error(
 
 
 def _template_error(envelope: Envelope, sender: KnownAccount, batch: _Batch) -> SendResult | None:
+    key = (
+        envelope.template_id,
+        envelope.campaign_id,
+        envelope.category,
+        envelope.not_before,
+        envelope.expires_at,
+    )
+    if key in batch.template_verdicts:
+        verdict = batch.template_verdicts[key]
+    else:
+        verdict = batch.template_verdicts[key] = _template_verdict(envelope, sender, batch)
+    if verdict is not None:
+        return _reject(envelope, *verdict)
+    if batch.accounts[envelope.recipient].kind != "person":
+        return _reject(envelope, "not_a_person", "Template messages go to persons only.")
+    return None
+
+
+def _template_verdict(
+    envelope: Envelope, sender: KnownAccount, batch: _Batch
+) -> tuple[str, str] | None:
+    """Why a template envelope with this routing is refused (code, message), whoever it is for."""
     if not envelope.template_id or not envelope.campaign_id:
-        return _reject(
-            envelope, "invalid_request", "A template message names its template_id and campaign_id."
-        )
+        return "invalid_request", "A template message names its template_id and campaign_id."
     template = batch.templates.get(envelope.template_id or "")
     if template is None or template.business != sender.handle:
-        return _reject(
-            envelope,
+        return (
             "unknown_template",
             f"No template '{envelope.template_id}' registered by {sender.handle}.",
         )
     if envelope.category != template.category:
-        return _reject(
-            envelope,
+        return (
             "category_mismatch",
             f"Template '{template.id}' is registered as {template.category}; the "
             f"envelope says {envelope.category}.",
         )
     campaign = batch.campaigns.get(envelope.campaign_id or "")
     if campaign is None or campaign.business != sender.handle:
-        return _reject(
-            envelope,
+        return (
             "unknown_campaign",
             f"No campaign '{envelope.campaign_id}' of {sender.handle}; create one first.",
         )
     if campaign.template_id != template.id:
-        return _reject(
-            envelope,
+        return (
             "campaign_mismatch",
             f"Campaign '{campaign.id}' sends template '{campaign.template_id}'.",
         )
     if campaign.cancelled:
-        return _reject(envelope, "campaign_cancelled", f"Campaign '{campaign.id}' was cancelled.")
+        return "campaign_cancelled", f"Campaign '{campaign.id}' was cancelled."
     if campaign.stop_reason:
-        return _reject(
-            envelope,
-            "campaign_stopped",
-            f"Campaign '{campaign.id}' stopped: {campaign.stop_reason}.",
-        )
+        return "campaign_stopped", f"Campaign '{campaign.id}' stopped: {campaign.stop_reason}."
     for name, value, want in (
         ("not_before", envelope.not_before, campaign.send_at),
         ("expires_at", envelope.expires_at, campaign.expires_at),
     ):
         if value is not None and value != want:
-            return _reject(
-                envelope,
-                "campaign_mismatch",
-                f"{name} must be omitted or equal the campaign's ({want}).",
-            )
-    if batch.accounts[envelope.recipient].kind != "person":
-        return _reject(envelope, "not_a_person", "Template messages go to persons only.")
+            return "campaign_mismatch", f"{name} must be omitted or equal the campaign's ({want})."
     return None
 
 
@@ -201,6 +225,7 @@ def store_envelopes(
     *,
     listening: Callable[[str], bool] | None = None,
     origin: str = "",
+    directory: KnownAccounts | None = None,
     retry: bool = True,
 ) -> StoreOutcome:
     """Validate routing and store new envelopes idempotently, in one transaction.
@@ -211,14 +236,15 @@ def store_envelopes(
     are released or refused at once by the recipient's choices, later ones wait in state
     ``scheduled`` for the dispatcher. ``listening(handle)`` says whether a stream of that
     recipient is open here: only those get their envelopes built for the push; ``origin``
-    names this relay in its announcements to the others (server/notify.py).
+    names this relay in its announcements to the others (server/notify.py); ``directory``,
+    the process's cache of accounts, spares looking up known recipients.
     """
-    batch = _Batch(session, sender, envelopes)
+    batch = _Batch(session, sender, envelopes, directory)
     existing = {
         row.msg_id: (row.sender, row.digest)
         for row in session.execute(
             select(MailboxEntry.msg_id, MailboxEntry.sender, MailboxEntry.digest).where(
-                col(MailboxEntry.msg_id).in_([e.id for e in envelopes])
+                one_of(MailboxEntry.msg_id, [e.id for e in envelopes])
             )
         )
     }
@@ -283,6 +309,7 @@ def store_envelopes(
             now_ms,
             listening=listening,
             origin=origin,
+            directory=directory,
             retry=False,
         )
     return StoreOutcome(results=[r for r in results if r is not None], woken=woken, pushed=pushed)
@@ -295,11 +322,17 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     if connection.dialect.name != "sqlite":
         statement = insert(table).returning(table.c.seq, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
-    # SQLite: a plain executemany, several times cheaper than INSERT ... RETURNING for a
-    # batch of 1,000. The transaction holds SQLite's only write lock (BEGIN IMMEDIATE), and
-    # seq is the rowid, so the rows got consecutive numbers ending at last_insert_rowid().
-    connection.execute(insert(table), rows)
-    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    # SQLite: the driver's own executemany on this transaction's connection, several times
+    # cheaper than INSERT ... RETURNING for a batch of 1,000 (and than SQLAlchemy turning
+    # each row's dict into parameters). The transaction holds SQLite's only write lock
+    # (BEGIN IMMEDIATE), and seq is the rowid, so the rows got consecutive numbers ending at
+    # last_insert_rowid().
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(_SQLITE_INSERT, map(_row_values, rows))
+        last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+    finally:
+        cursor.close()
     first = last - len(rows) + 1
     ends = dict(
         connection.execute(
@@ -311,7 +344,7 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
         found = dict(
             connection.execute(
                 select(table.c.msg_id, table.c.seq).where(
-                    table.c.msg_id.in_([r["msg_id"] for r in rows])
+                    one_of(table.c.msg_id, [r["msg_id"] for r in rows])
                 )
             ).all()
         )
@@ -440,6 +473,19 @@ def _row(envelope: Envelope, digest: str, now_ms: int) -> dict[str, Any]:
     }
 
 
+# Every column a stored row sets (all but seq), in the order of _SQLITE_INSERT's placeholders.
+_ROW_COLUMNS = tuple(
+    c.name
+    for c in MailboxEntry.__table__.columns  # type: ignore[attr-defined]
+    if c.name != "seq"
+)
+_row_values = operator.itemgetter(*_ROW_COLUMNS)
+_SQLITE_INSERT = (
+    f"INSERT INTO relay_mailbox ({', '.join(_ROW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+)
+
+
 _ENVELOPE_COLUMNS = [
     getattr(MailboxEntry.__table__.c, name)  # type: ignore[attr-defined]
     for name in (
@@ -466,7 +512,7 @@ def pending_items(
     table = MailboxEntry.__table__  # type: ignore[attr-defined]
     query = (
         select(*_ENVELOPE_COLUMNS)
-        .where(table.c.recipient.in_(recipients), table.c.state == "pending")
+        .where(one_of(table.c.recipient, recipients), table.c.state == "pending")
         .order_by(table.c.seq)
         .limit(limit + 1)
     )
@@ -507,7 +553,7 @@ def acknowledge(
     mine = (
         table.c.recipient == recipient,
         table.c.state == "pending",
-        table.c.msg_id.in_(ids),
+        one_of(table.c.msg_id, ids),
     )
     # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now (a
     # concurrent ack of the same id changes nothing the second time, so it is never charged

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from server.choices import RecipientState, refusal
 from server.models import BusinessChoice, ChatContact, MailboxEntry, Preference
+from server.sql_lists import one_of
 
 DAY_MS = 86_400_000
 
@@ -76,15 +77,15 @@ def _recipient_states(
     persons = {r.recipient for r in rows}
     prefs = {
         p.person: p
-        for p in session.exec(select(Preference).where(col(Preference.person).in_(persons)))
+        for p in session.exec(select(Preference).where(one_of(Preference.person, persons)))
     }
     choices = {
         (c.person, c.business): c
-        for c in session.exec(select(BusinessChoice).where(col(BusinessChoice.person).in_(persons)))
+        for c in session.exec(select(BusinessChoice).where(one_of(BusinessChoice.person, persons)))
     }
     chatted = {
         (c.person, c.business)
-        for c in session.exec(select(ChatContact).where(col(ChatContact.person).in_(persons)))
+        for c in session.exec(select(ChatContact).where(one_of(ChatContact.person, persons)))
     }
 
     # Both windows in one pass over the person's recent marketing.
@@ -98,7 +99,7 @@ def _recipient_states(
             func.count(),
         )
         .where(
-            col(MailboxEntry.recipient).in_(persons),
+            one_of(MailboxEntry.recipient, persons),
             MailboxEntry.category == "marketing",
             col(MailboxEntry.released_at) > week_start,
         )

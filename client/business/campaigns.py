@@ -10,6 +10,7 @@ from nacl.public import PublicKey
 
 from client.business.audience import Audience, AudienceRow, BadRowPolicy, apply_policy
 from client.business.sealing import Sealer
+from client.heap import settled_heap
 from client.relay_api import RelayAPI
 from shared.api import CampaignCreate, CampaignReport, TemplateInfo
 from shared.encoding import b64decode
@@ -163,16 +164,23 @@ async def submit_campaign(
     """Seal one copy per row and submit them in batches, stopping if the money runs out."""
     template, rows, report = prepared.template, prepared.rows, prepared.report
     run = CampaignRun(campaign=report, skipped_rows=prepared.skipped_rows)
-    sealer = Sealer(
-        keys, business, template, report.id, prepared.box_keys, copies=len(rows), workers=workers
-    )
-    pipeline = _SealPipeline(sealer)
-    try:
-        pipeline.add(rows)
-        await _submit(api, pipeline, run, len(rows), on_progress)
-    finally:
-        pipeline.cancel()
-        sealer.close()
+    with settled_heap():  # client/heap.py
+        sealer = Sealer(
+            keys,
+            business,
+            template,
+            report.id,
+            prepared.box_keys,
+            copies=len(rows),
+            workers=workers,
+        )
+        pipeline = _SealPipeline(sealer)
+        try:
+            pipeline.add(rows)
+            await _submit(api, pipeline, run, len(rows), on_progress)
+        finally:
+            pipeline.cancel()
+            sealer.close()
     run.campaign = await api.campaign(report.id)
     return run
 
@@ -262,20 +270,21 @@ async def run_campaign(
     """
     _check(business, template, audience, policy)
     campaign_id = new_campaign_id()
-    sealer = Sealer(
-        keys, business, template, campaign_id, {}, copies=len(audience.rows), workers=workers
-    )
-    pipeline = _SealPipeline(sealer)
-    try:
-        await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
-        apply_policy(audience, policy)
-        report = await _open(
-            api, template, audience, budget, send_at, name, expires_in_days, campaign_id
+    with settled_heap():  # client/heap.py
+        sealer = Sealer(
+            keys, business, template, campaign_id, {}, copies=len(audience.rows), workers=workers
         )
-        run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
-        await _submit(api, pipeline, run, len(audience.rows), on_progress)
-    finally:
-        pipeline.cancel()
-        sealer.close()
+        pipeline = _SealPipeline(sealer)
+        try:
+            await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
+            apply_policy(audience, policy)
+            report = await _open(
+                api, template, audience, budget, send_at, name, expires_in_days, campaign_id
+            )
+            run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
+            await _submit(api, pipeline, run, len(audience.rows), on_progress)
+        finally:
+            pipeline.cancel()
+            sealer.close()
     run.campaign = await api.campaign(campaign_id)
     return run

@@ -7,6 +7,7 @@ as JSON text, ready to be joined into a batch body without re-validating them.
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import time
@@ -18,10 +19,12 @@ from nacl.public import PublicKey
 
 from client.business.audience import AudienceRow
 from shared.api import TemplateInfo
-from shared.envelope import Envelope, TemplateContent, TemplatePayload
+from shared.encoding import b64encode
+from shared.envelope import TemplateContent, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
-from shared.seal import seal_envelope
+from shared.seal import seal
+from shared.version import PROTOCOL_VERSION
 
 # Below this many copies a process pool costs more to start than it saves.
 PROCESS_POOL_MIN_COPIES = 2000
@@ -37,8 +40,9 @@ def seal_copy(
     box_key: PublicKey,
     campaign_id: str,
     sent_at: int,
-) -> Envelope:
-    """One personalised, signed and sealed copy; its variables exist only inside the seal."""
+) -> str:
+    """One personalised, signed and sealed copy, as its envelope's JSON; its variables exist
+    only inside the seal."""
     payload = TemplatePayload(
         id=new_message_id(),
         sender=business,
@@ -48,13 +52,23 @@ def seal_copy(
             template_id=template.id, template_hash=template.hash, variables=row.variables
         ),
     )
-    return seal_envelope(
-        payload,
-        keys,
-        box_key,
-        category=template.category,
-        template_id=template.id,
-        campaign_id=campaign_id,
+    # Written straight from parts already checked (the payload above, the registry's
+    # template, our own sealed box): building and validating an Envelope model first (which
+    # base64-decodes the box to check its size) cost a fifth of a copy's sealing time. The
+    # relay validates every envelope it receives.
+    return json.dumps(
+        {
+            "v": PROTOCOL_VERSION,
+            "id": payload.id,
+            "sender": business,
+            "recipient": row.handle,
+            "kind": "template",
+            "category": template.category,
+            "template_id": template.id,
+            "campaign_id": campaign_id,
+            "ciphertext": b64encode(seal(payload, keys, box_key)),
+        },
+        separators=(",", ":"),
     )
 
 
@@ -96,7 +110,7 @@ def _seal_rows(
             PublicKey(box),
             w["campaign_id"],
             w["sent_at"],
-        ).model_dump_json()
+        )
         for row, box in rows
     ]
 

@@ -57,6 +57,8 @@ def _settings(args: Any, **extra: Any) -> Any:
 
 
 def run(args: Any) -> int:
+    import gc
+
     import uvicorn
 
     from server.app import create_app
@@ -68,6 +70,11 @@ def run(args: Any) -> int:
     except SchemaMismatch as exc:
         return fail(str(exc))
     print(f"sealpost relay on http://{settings.host}:{settings.port}  (db: {settings.db})")
+    # Everything loaded so far (modules, the app) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise walked ~180,000 objects every few
+    # thousand stored envelopes (a sixth of a campaign batch's CPU).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=settings.host,

@@ -47,6 +47,7 @@ def send_one(
         state.clock.now_ms(),
         listening=state.notifier.listening,
         origin=state.notifier.origin,
+        directory=state.accounts,
     )
     [result] = outcome.results
     if result.error:
@@ -75,6 +76,7 @@ def send_batch(
         state.clock.now_ms(),
         listening=state.notifier.listening,
         origin=state.notifier.origin,
+        directory=state.accounts,
     )
     _after_store(request, outcome)
     results = outcome.results

@@ -393,7 +393,9 @@ class BusinessToolsScreen(Screen[None]):
         event.stop()
         self.refresh_bindings()
         first = FIRST_FOCUS.get(event.pane.id or "")
-        if first:
+        # A late message (the first tab's, from mounting, handled after the user or a test
+        # already moved on) must not focus into its pane: that would switch back to it.
+        if first and self.query_one(TabbedContent).active == event.pane.id:
             self.query_one(first).focus()
         if event.pane.id == "tab-analytics":
             self.load_campaigns()
