@@ -184,9 +184,16 @@ def test_analytics_snapshot(
         screen = app.screen
         assert isinstance(screen, BusinessToolsScreen)
         await wait_for(pilot, lambda: screen.budget is not None and not loading(app))
-        screen.query_one(TabbedContent).active = "tab-analytics"
-        await pilot.pause()
+        # The screen opens on Templates with the name field focused; that focus reaches the
+        # tabs as a message, which on a loaded machine could land after the switch below and
+        # switch back. Let it settle first, then check the switch held.
+        await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "tpl-name")
+        await pilot.pause(0.2)
+        tabs = screen.query_one(TabbedContent)
+        tabs.active = "tab-analytics"
+        await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "cmp-table")
         await wait_for(pilot, lambda: not loading(app))
+        assert tabs.active == "tab-analytics"
         screen.show_campaigns([REPORT])  # fixed figures: ids and times are random otherwise
         await pilot.pause()
 
