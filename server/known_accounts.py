@@ -6,7 +6,7 @@ stale. Loading one through the ORM cost more CPU than the rest of a small reques
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -34,6 +34,10 @@ class KnownAccount:
     created_at: int
 
 
+# The table's columns in KnownAccount's field order (handle first).
+_COLUMNS = [_TABLE.c[f.name] for f in fields(KnownAccount)]
+
+
 class KnownAccounts:
     """Handle -> its ``KnownAccount``; bounded so a flood of handles cannot grow it forever."""
 
@@ -47,8 +51,9 @@ class KnownAccounts:
         found = {h: a for h in handles if (a := self._accounts.get(h)) is not None}
         missing = [h for h in dict.fromkeys(handles) if h not in found]
         if missing:
-            rows = session.execute(select(_TABLE).where(one_of(_TABLE.c.handle, missing)))
-            loaded = {row.handle: KnownAccount(**row._mapping) for row in rows}
+            rows = session.execute(select(*_COLUMNS).where(one_of(_TABLE.c.handle, missing)))
+            # Positional: building each from a row's mapping cost twice as much.
+            loaded = {row[0]: KnownAccount(*row) for row in rows}
             with self._lock:
                 if len(self._accounts) + len(loaded) > self._limit:
                     self._accounts.clear()
@@ -61,10 +66,10 @@ class KnownAccounts:
         account = self._accounts.get(handle)
         if account is not None:
             return account
-        row = session.execute(select(_TABLE).where(_TABLE.c.handle == handle)).first()
+        row = session.execute(select(*_COLUMNS).where(_TABLE.c.handle == handle)).first()
         if row is None:
             return None  # not cached: it may be registered a moment later
-        account = KnownAccount(**row._mapping)
+        account = KnownAccount(*row)
         with self._lock:
             if len(self._accounts) >= self._limit:
                 self._accounts.clear()

@@ -5,12 +5,16 @@ collector being handed its heap back."""
 import gc
 import json
 
+import pytest
+
 from client.business.audience import AudienceRow
 from client.business.sealing import seal_copy
 from client.heap import settled_heap
 from client.ledger import PrivacyLedger
+from server.known_accounts import KnownAccount
 from server.mailbox import envelope_digest
-from shared.api import TemplateInfo
+from server.routes.accounts import _info, _info_json
+from shared.api import AccountInfo, TemplateInfo
 from shared.encoding import b64encode
 from shared.envelope import Envelope, TemplatePayload
 from shared.keys import AccountKeys
@@ -98,3 +102,23 @@ def test_the_heap_is_handed_back_when_the_last_block_ends() -> None:
             pass
         assert gc.get_freeze_count() == frozen  # still settled for the first one
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    "display_name", ["Ana", 'Bo "the shop" \\ 5', "Zoë 🛍️", "tab\there", "\u2028line", ""]
+)
+def test_a_directory_entry_is_served_as_the_model_would_serialise_it(display_name: str) -> None:
+    keys = AccountKeys.generate().public
+    account = KnownAccount(
+        handle="zoe_shop",
+        kind="business",
+        display_name=display_name,
+        country="+39",
+        sign_key=keys.sign_b64,
+        box_key=keys.box_b64,
+        verified=True,
+        created_at=1,
+    )
+    served = _info_json(account)
+    assert AccountInfo.model_validate_json(served) == _info(account)
+    assert json.loads(served) == json.loads(_info(account).model_dump_json())
