@@ -17,6 +17,7 @@ from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
+from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules, pending_items
 from server.notify import MailboxNotifier, PostgresWakeups
@@ -54,6 +55,18 @@ def _no_telemetry() -> dict[str, Any]:
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
         return {}
     return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+def _describe_raw_bodies(app: FastAPI) -> None:
+    """The API description also names the bodies parsed from bytes (server/json_body.py)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_body_schemas(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: RelaySettings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -122,5 +135,6 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
 
     for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
         app.include_router(module.router)
+    _describe_raw_bodies(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -22,6 +22,16 @@ Category = Literal["service", "marketing", "utility", "authentication"]
 _MAX_CIPHERTEXT_B64 = 4 * ((MAX_CIPHERTEXT_BYTES + 2) // 3)
 
 
+class CheckedBase64(str):
+    """Base64 text that was checked by decoding it, carrying the bytes it decoded to.
+
+    A relay stores the bytes: decoding 1.4 KB of base64 is ~6 µs in CPython, and a campaign
+    batch of 1,000 envelopes was decoded twice (here, then for storage).
+    """
+
+    raw: bytes
+
+
 def valid_ciphertext_length(n: int) -> bool:
     """True for the padded sizes a sealed payload may have: powers of two, 256 B to 64 KiB."""
     return MIN_CIPHERTEXT_BYTES <= n <= MAX_CIPHERTEXT_BYTES and n & (n - 1) == 0
@@ -60,10 +70,14 @@ class Envelope(BaseModel):
                 f"ciphertext is {len(raw)} bytes; it must be padded to a power of two "
                 f"between {MIN_CIPHERTEXT_BYTES} and {MAX_CIPHERTEXT_BYTES} bytes"
             )
-        return value
+        checked = CheckedBase64(value)
+        checked.raw = raw
+        return checked
 
     def ciphertext_bytes(self) -> bytes:
-        return b64decode(self.ciphertext)
+        """The sealed box (decoded once, when the envelope was validated)."""
+        raw = getattr(self.ciphertext, "raw", None)  # absent when built by model_construct
+        return raw if raw is not None else b64decode(self.ciphertext)
 
 
 class ChatContent(BaseModel):

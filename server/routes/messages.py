@@ -1,9 +1,12 @@
 """Submitting envelopes, one at a time or in batches."""
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
+from server.json_body import documented_body, json_body
 from server.mailbox import StoreOutcome, store_envelopes
 from server.transactions import TransactionalRoute
 from shared.api import BatchRequest, BatchResponse, SendResult
@@ -60,9 +63,12 @@ def send_one(
     return result
 
 
-@router.post("/batch")
+@router.post("/batch", openapi_extra=documented_body(BatchRequest))
 def send_batch(
-    batch: BatchRequest, account: CurrentAccount, session: DbSession, request: Request
+    batch: Annotated[BatchRequest, Depends(json_body(BatchRequest))],
+    account: CurrentAccount,
+    session: DbSession,
+    request: Request,
 ) -> BatchResponse:
     """Store up to 1,000 envelopes, each with its own result: a refused envelope (unknown
     recipient, id conflict, budget) spoils nothing. A malformed one fails the batch with 422

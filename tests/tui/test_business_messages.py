@@ -144,4 +144,4 @@ async def test_quarantined_message_is_shown_as_could_not_verify(
         text = conversation_text(app)
         assert "could not verify: recipient_mismatch" in text
         assert "SECRET" not in text
-        assert any("could not verify" in t for t in toasts(app))
+        await wait_for(pilot, lambda: any("could not verify" in t for t in toasts(app)))
