@@ -14,9 +14,10 @@ from server import schema
 from server.body_limit import BodySizeLimit
 from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
-from server.db import make_engine, read_engine
+from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
+from server.hot_routes import HotRoutes
 from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules, pending_items
@@ -105,6 +106,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
+    app.state.write_lock = sqlite_write_lock(engine)  # None on PostgreSQL
     app.state.clock = clock or SystemClock()
     app.state.wall_clock = SystemClock()
     app.state.notifier = MailboxNotifier()
@@ -136,5 +138,6 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
         app.include_router(module.router)
     _describe_raw_bodies(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes
     return app

@@ -1,12 +1,22 @@
 """Engine creation for SQLite (default) and PostgreSQL, and the per-request session."""
 
 import threading
+import weakref
+from _thread import LockType
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import Request
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
+
+# SQLite engine -> the lock its writers take turns on (see make_engine).
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, LockType]" = weakref.WeakKeyDictionary()
+
+
+def sqlite_write_lock(engine: Engine) -> LockType | None:
+    """The lock a SQLite engine's write transactions hold (None on PostgreSQL)."""
+    return _WRITE_LOCKS.get(engine)
 
 
 def make_engine(url: str) -> Engine:
@@ -44,6 +54,7 @@ def make_engine(url: str) -> Engine:
         # than in SQLite's busy handler, which sleeps in steps of up to 100 ms and so turns
         # brief contention (a request vs. the dispatcher) into long stalls.
         write_lock = threading.Lock()
+        _WRITE_LOCKS[engine] = write_lock
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:  # type: ignore[no-untyped-def]

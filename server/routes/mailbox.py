@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
+from server.hot_routes import HotRoute
 from server.known_accounts import KnownAccount
 from server.mailbox import acknowledge, pending, to_envelope
 from server.transactions import TransactionalRoute
@@ -62,6 +64,17 @@ def ack(
     _own(account, handle)
     acked, unknown = acknowledge(session, handle, body.ids, request.app.state.clock.now_ms())
     return AckResponse(acked=acked, unknown=unknown)
+
+
+# Clients ack every few seconds while messages flow: served lean (server/hot_routes.py).
+HOT_ROUTES = [
+    HotRoute(
+        "POST",
+        re.compile(rf"/v1/mailboxes/(?P<handle>{HANDLE_PATTERN.strip('^$')})/ack"),
+        AckRequest,
+        ack,
+    )
+]
 
 
 def _frame(item: MailboxItem) -> bytes:

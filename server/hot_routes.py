@@ -1,0 +1,103 @@
+"""The relay's most frequent requests, served without FastAPI's per-request machinery.
+
+Every client acks what it received, a few seconds after it arrives: with a thousand clients
+connected that is hundreds of small requests a second, and FastAPI's routing, dependency
+solving, exception layers and response validation cost ~1.5 ms of CPU on each, several times
+the ack's own work. The relay runs on one core, so those milliseconds were what capped its
+sustained delivery rate.
+
+A hot route is the same endpoint function as its FastAPI route (which stays registered, and
+documents it), called the same way: the signed request checked by ``Caller`` on the worker
+thread, in one transaction that commits the nonce with the work (server/transactions.py),
+with the same error shapes (server/errors.py). Only the plumbing around it is lean. A request
+that does not fit the fast shape exactly (another content type, a path that does not match)
+falls through to FastAPI, which answers it as it always has.
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.auth import Caller, signed_request
+from server.errors import ApiError, describe_validation, error_response
+from server.transactions import run_db_work
+
+log = logging.getLogger("sealpost.relay")
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """``endpoint(<path param>=..., body=..., account=..., session=..., request=...)``."""
+
+    method: str
+    path: re.Pattern[str]  # one named group: the endpoint's path parameter
+    body: type[BaseModel]
+    endpoint: Callable[..., BaseModel]
+
+
+class HotRoutes:
+    """ASGI layer in front of the app's routes; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, routes: list[HotRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                if scope["method"] == route.method and _json_or_unset(scope):
+                    match = route.path.fullmatch(scope["path"])
+                    if match:
+                        await _serve(route, match.groupdict(), scope, receive, send)
+                        return
+        await self.app(scope, receive, send)
+
+
+def _json_or_unset(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower() == b"application/json"
+    return True
+
+
+async def _serve(
+    route: HotRoute, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    request = Request(scope, receive)
+    try:
+        body = await request.body()
+        caller = Caller(signed=await signed_request(request, body), request=request)
+        try:
+            parsed = route.body.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            kwargs: dict[str, Any] = {
+                **params,
+                "body": parsed,
+                "account": caller,
+                "session": session,
+                "request": request,
+            }
+            result = await run_db_work(route.endpoint, kwargs)
+        response: Response = Response(result.model_dump_json(), media_type="application/json")
+    except ApiError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.headers)
+    except RequestValidationError as exc:
+        code, message = describe_validation(list(exc.errors()))
+        response = error_response(400 if code == "malformed_json" else 422, code, message)
+    except Exception as exc:
+        log.exception("hot route %s %s failed", scope["method"], scope["path"])
+        response = error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
+    await response(scope, receive, send)

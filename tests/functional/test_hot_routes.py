@@ -1,0 +1,129 @@
+"""Acks take the relay's lean path (server/hot_routes.py) and, on SQLite, run on the event loop
+(server/transactions.py). They must answer exactly as the FastAPI route did, on both backends,
+and never wait on the loop for a write lock another thread holds."""
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from server.embedded import EmbeddedRelay
+from shared.auth import sign_request
+from shared.identifiers import new_message_id
+from tests.conftest import PersonFactory, relay_settings
+from tests.functional.test_adversarial import assert_error
+
+
+def _ack(
+    relay: EmbeddedRelay,
+    person: Any,
+    ids: list[str],
+    *,
+    handle: str | None = None,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> httpx.Response:
+    me = person.profile.handle
+    path = f"/v1/mailboxes/{handle or me}/ack"
+    body = httpx.Request("POST", "/", json={"ids": ids}).content
+    headers = headers or sign_request(person.profile.keys.signing, me, "POST", path, body)
+    return httpx.post(
+        relay.url + path,
+        content=body,
+        headers={**headers, "Content-Type": content_type},
+        timeout=10,
+    )
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(
+        url, content=body, headers={**headers, "Content-Type": "application/json"}, timeout=10
+    )
+
+
+async def test_acks_answer_as_before_on_each_backend(
+    relay: EmbeddedRelay, make_account: PersonFactory
+) -> None:
+    alice = await make_account("alice", relay)
+    bob = await make_account("bob", relay)
+    sent = await alice.send_text("bob", "hi")
+    [item] = (await bob.api.mailbox_page()).items
+
+    done = _ack(relay, bob, [item.envelope.id, "0" * 32])
+    assert done.status_code == 200, done.text
+    assert done.json() == {"acked": [sent.msg_id], "unknown": ["0" * 32]}
+    assert (await bob.api.mailbox_page()).items == []
+
+    assert_error(_ack(relay, bob, ["x"]), 422, "invalid_request", "ids")
+    assert_error(_ack(relay, alice, [sent.msg_id], handle="bob"), 403, "forbidden")
+    # Someone else's key under bob's name; then no signature at all.
+    ids = [new_message_id()]
+    body = httpx.Request("POST", "/", json={"ids": ids}).content
+    forged = sign_request(alice.profile.keys.signing, "bob", "POST", "/v1/mailboxes/bob/ack", body)
+    assert_error(_ack(relay, bob, ids, headers=forged), 401, "bad_signature")
+    assert_error(_ack(relay, bob, ids, headers={"X-None": "1"}), 401, "unauthenticated")
+
+
+async def test_a_refused_ack_cannot_be_replayed(
+    relay: EmbeddedRelay, make_account: PersonFactory
+) -> None:
+    alice = await make_account("alice", relay)
+    await make_account("bob", relay)
+    body = b'{"ids":["' + new_message_id().encode() + b'"]}'
+    path = "/v1/mailboxes/bob/ack"
+    headers = sign_request(alice.profile.keys.signing, "alice", "POST", path, body)
+    assert_error(_post(relay.url + path, body, headers), 403, "forbidden")
+    assert_error(_post(relay.url + path, body, headers), 401, "replayed_request")
+
+
+async def test_another_content_type_is_answered_by_fastapi(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory
+) -> None:
+    bob = await make_account("bob", sqlite_relay)
+    answer = _ack(sqlite_relay, bob, [new_message_id()], content_type="text/plain")
+    assert_error(answer, 422, "invalid_request")
+
+
+async def test_rate_limited_acks_say_when_to_retry(tmp_path, make_account: PersonFactory) -> None:
+    settings = relay_settings(f"sqlite:///{tmp_path / 'relay.db'}", rate_burst=3, rate_per_s=0.1)
+    with EmbeddedRelay(settings) as relay:
+        bob = await make_account("bob", relay)
+        answers = [_ack(relay, bob, [new_message_id()]) for _ in range(6)]
+        limited = [a for a in answers if a.status_code == 429]
+        assert limited, [a.status_code for a in answers]
+        assert_error(limited[0], 429, "rate_limited")
+        assert float(limited[0].headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("requests", [1, 5])
+async def test_a_held_write_lock_sends_requests_to_a_thread_not_the_loop(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, requests: int
+) -> None:
+    """While another thread holds SQLite's write lock, acks wait on worker threads: the event
+    loop keeps answering, and every ack completes once the lock is free."""
+    bob = await make_account("bob", sqlite_relay)
+    lock = sqlite_relay.app.state.write_lock
+    assert lock is not None
+    lock.acquire()
+    try:
+        loop = asyncio.get_running_loop()
+        pending = [
+            loop.run_in_executor(None, _ack, sqlite_relay, bob, [new_message_id()])
+            for _ in range(requests)
+        ]
+        await asyncio.sleep(0.3)
+        assert not any(p.done() for p in pending)  # they wait for the lock...
+        start = time.perf_counter()
+        health = await loop.run_in_executor(
+            None, lambda: httpx.get(sqlite_relay.url + "/healthz", timeout=5)
+        )
+        assert health.status_code == 200
+        assert time.perf_counter() - start < 2  # ...but not on the event loop
+    finally:
+        releaser = threading.Timer(0.1, lock.release)
+        releaser.start()
+    answers = await asyncio.gather(*pending)
+    assert [a.status_code for a in answers] == [200] * requests
