@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -540,6 +540,23 @@ def pending(session: Session, recipient: str, after: int, limit: int) -> list[An
     return list(session.execute(query))
 
 
+_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
+# Built once: acks are the relay's most frequent write, and building this statement cost more
+# CPU than running it. Core, on the few columns needed: loading whole rows (ciphertext
+# included) into the ORM cost most of an ack's CPU.
+_ACK = (
+    update(_MAILBOX)
+    .where(
+        # Parameter names unlike any column's: SQLAlchemy would take those for SET values.
+        _MAILBOX.c.recipient == bindparam("whose"),
+        _MAILBOX.c.state == "pending",
+        one_of(_MAILBOX.c.msg_id, param="which"),
+    )
+    .values(state="acked", acked_at=bindparam("when"), ciphertext=b"")
+    .returning(_MAILBOX.c.msg_id, _MAILBOX.c.campaign_id, _MAILBOX.c.sender, _MAILBOX.c.price)
+)
+
+
 def acknowledge(
     session: Session, recipient: str, ids: Sequence[str], now_ms: int
 ) -> tuple[list[str], list[str]]:
@@ -547,25 +564,10 @@ def acknowledge(
 
     Ids not pending in this mailbox change nothing (and are reported as unknown).
     """
-    # Core statements on the few columns needed: acks are the relay's most frequent write,
-    # and loading whole rows (ciphertext included) into the ORM cost most of their CPU.
-    table = MailboxEntry.__table__  # type: ignore[attr-defined]
-    mine = (
-        table.c.recipient == recipient,
-        table.c.state == "pending",
-        one_of(table.c.msg_id, ids),
-    )
     # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now (a
     # concurrent ack of the same id changes nothing the second time, so it is never charged
     # twice).
-    rows = list(
-        session.execute(
-            update(table)
-            .where(*mine)
-            .values(state="acked", acked_at=now_ms, ciphertext=b"")
-            .returning(table.c.msg_id, table.c.campaign_id, table.c.sender, table.c.price)
-        )
-    )
+    rows = list(session.execute(_ACK, {"whose": recipient, "which": list(ids), "when": now_ms}))
     paid = [(r.campaign_id, r.sender, r.price) for r in rows if r.price]
     if paid:
         charge(session, movements_of(paid), now_ms)

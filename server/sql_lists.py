@@ -58,11 +58,16 @@ class OneOf(ColumnElement[bool]):
         self.values = values
 
 
-def one_of(column: Any, values: Iterable[Any]) -> OneOf:
-    """``column IN values``, with ``values`` bound as one parameter (str or int columns)."""
+def one_of(column: Any, values: Iterable[Any] = (), *, param: str | None = None) -> OneOf:
+    """``column IN values``, with ``values`` bound as one parameter (str or int columns).
+
+    With ``param``, the list is named and given at execution instead (``{param: [...]}``), for
+    a statement built once and run many times.
+    """
     element = column.type if isinstance(column.type, TypeEngine) else Text()
-    param = bindparam(None, list(values), type_=_ValueList(element), unique=True)
-    return OneOf(column, param)
+    if param is not None:
+        return OneOf(column, bindparam(param, type_=_ValueList(element)))
+    return OneOf(column, bindparam(None, list(values), type_=_ValueList(element), unique=True))
 
 
 @compiles(OneOf)
