@@ -17,10 +17,11 @@ from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
 from server.errors import error_response, install_error_handlers
+from server.frames import Frame
 from server.hot_routes import HotRoutes
 from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
-from server.mailbox import HOUR_MS, RoutingRules, pending_items
+from server.mailbox import HOUR_MS, RoutingRules, pending_frames
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
@@ -35,16 +36,15 @@ from server.routes import (
     templates,
 )
 from server.settings import RelaySettings
-from shared.api import MailboxItem
 from shared.version import PROTOCOL_VERSION
 
 
-def _woken_mailboxes(app: FastAPI) -> Callable[[list[str]], dict[str, list[MailboxItem]] | None]:
+def _woken_mailboxes(app: FastAPI) -> Callable[[list[str]], dict[str, list[Frame]] | None]:
     """For PostgresWakeups: the pending envelopes of mailboxes another relay wrote to."""
 
-    def fetch(handles: list[str]) -> dict[str, list[MailboxItem]] | None:
+    def fetch(handles: list[str]) -> dict[str, list[Frame]] | None:
         with Session(app.state.read_engine) as session:
-            return pending_items(session, handles, limit=app.state.settings.page_limit)
+            return pending_frames(session, handles, limit=app.state.settings.page_limit)
 
     return fetch
 

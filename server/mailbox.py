@@ -10,14 +10,16 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from server import frames
 from server.billing import charge, locked_campaign, movements_of, refund, reserve
+from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
 from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
 from server.notify import announce
 from server.pricing import PriceTable
 from server.release import Candidate, decide
 from server.sql_lists import one_of
-from shared.api import ErrorDetail, MailboxItem, SendResult
+from shared.api import ErrorDetail, SendResult
 from shared.encoding import b64encode
 from shared.envelope import Envelope
 
@@ -37,9 +39,9 @@ class RoutingRules:
 class StoreOutcome:
     results: list[SendResult]
     woken: set[str] = field(default_factory=set)  # recipients with new pending mail
-    # Their new envelopes, for recipients with a stream open in this process; None for the
-    # others ("look in the database", in case a stream opened meanwhile).
-    pushed: dict[str, list[MailboxItem] | None] = field(default_factory=dict)
+    # Their new envelopes' stream frames, for recipients with a stream open in this process;
+    # None for the others ("look in the database", in case a stream opened meanwhile).
+    pushed: dict[str, list[Frame] | None] = field(default_factory=dict)
 
 
 def envelope_digest(envelope: Envelope) -> str:
@@ -280,7 +282,7 @@ def store_envelopes(
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
     woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
-    pushed: dict[str, list[MailboxItem] | None] = {}
+    pushed: dict[str, list[Frame] | None] = {}
     try:
         if new_rows:
             seqs = _insert_rows(session, new_rows)
@@ -291,7 +293,7 @@ def store_envelopes(
                 if row["state"] != "pending":
                     continue
                 if live[recipient]:
-                    pushed.setdefault(recipient, []).append(_item(row, seq))  # type: ignore[union-attr]
+                    pushed.setdefault(recipient, []).append(frames.from_stored(row, seq))  # type: ignore[union-attr]
                 else:
                     pushed[recipient] = None
         announce(session, woken, origin)
@@ -504,10 +506,10 @@ _ENVELOPE_COLUMNS = [
 ]
 
 
-def pending_items(
+def pending_frames(
     session: Session, recipients: Sequence[str], limit: int
-) -> dict[str, list[MailboxItem]] | None:
-    """Every pending envelope of ``recipients``, as stream items, in one query; None if there
+) -> dict[str, list[Frame]] | None:
+    """Every pending envelope of ``recipients``, as stream frames, in one query; None if there
     are more than ``limit`` (then each stream had better read its own page)."""
     table = MailboxEntry.__table__  # type: ignore[attr-defined]
     query = (
@@ -519,12 +521,10 @@ def pending_items(
     rows = list(session.execute(query))
     if len(rows) > limit:
         return None
-    items: dict[str, list[MailboxItem]] = {}
+    found: dict[str, list[Frame]] = {}
     for row in rows:
-        items.setdefault(row.recipient, []).append(
-            MailboxItem(seq=row.seq or 0, envelope=to_envelope(row))
-        )
-    return items
+        found.setdefault(row.recipient, []).append(frames.from_row(row))
+    return found
 
 
 def pending(session: Session, recipient: str, after: int, limit: int) -> list[Any]:
@@ -576,24 +576,6 @@ def acknowledge(
     found = {r.msg_id for r in rows}
     unique = list(dict.fromkeys(ids))
     return [i for i in unique if i in found], [i for i in unique if i not in found]
-
-
-def _item(row: dict[str, Any], seq: int) -> MailboxItem:
-    """A just-stored row as the stream frame its recipient will get (no database read)."""
-    envelope = Envelope.model_construct(
-        v=1,
-        id=row["msg_id"],
-        sender=row["sender"],
-        recipient=row["recipient"],
-        kind=row["kind"],
-        category=row["category"],
-        template_id=row["template_id"],
-        campaign_id=row["campaign_id"],
-        not_before=row["not_before"],
-        expires_at=row["expires_at"],
-        ciphertext=b64encode(row["ciphertext"]),
-    )
-    return MailboxItem.model_construct(seq=seq, envelope=envelope)
 
 
 def to_envelope(row: Any) -> Envelope:

@@ -11,12 +11,14 @@ from client.business.audience import AudienceRow
 from client.business.sealing import seal_copy
 from client.heap import settled_heap
 from client.ledger import PrivacyLedger
+from server import frames
 from server.known_accounts import KnownAccount
 from server.mailbox import envelope_digest
 from server.routes.accounts import _info, _info_json
-from shared.api import AccountInfo, TemplateInfo
+from shared.api import AccountInfo, MailboxItem, TemplateInfo
 from shared.encoding import b64encode
 from shared.envelope import Envelope, TemplatePayload
+from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
 from shared.seal import open_envelope
 from shared.templates import TemplateDraft, template_hash
@@ -122,3 +124,29 @@ def test_a_directory_entry_is_served_as_the_model_would_serialise_it(display_nam
     served = _info_json(account)
     assert AccountInfo.model_validate_json(served) == _info(account)
     assert json.loads(served) == json.loads(_info(account).model_dump_json())
+
+
+@pytest.mark.parametrize("kind", ["chat", "template"])
+def test_a_stream_frame_is_the_item_as_the_model_would_serialise_it(kind: str) -> None:
+    template = kind == "template"
+    envelope = Envelope(
+        id=new_message_id(),
+        sender="shop.1",
+        recipient="ana-b_c",
+        kind=kind,  # type: ignore[arg-type]
+        category="marketing" if template else "service",
+        template_id="tpl_0123456789abcdef" if template else None,
+        campaign_id="cmp:0123-4567.89_ab" if template else None,
+        not_before=1_700_000_000_123 if template else None,
+        expires_at=1_702_592_000_123 if template else None,
+        ciphertext=b64encode(bytes(range(256)) * 2),
+    )
+    row = {
+        "msg_id": envelope.id,
+        **envelope.model_dump(exclude={"v", "id", "ciphertext"}),
+        "ciphertext": envelope.ciphertext_bytes(),
+    }
+    frame = frames.from_stored(row, 42)
+    item = MailboxItem(seq=42, envelope=envelope).model_dump_json().encode()
+    assert frame.data == b"id: 42\nevent: envelope\ndata: " + item + b"\n\n"
+    assert frame.seq == 42
