@@ -8,7 +8,7 @@ from server import signals
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
 from server.known_accounts import KnownAccount
-from server.models import Campaign, MailboxEntry, Template
+from server.models import SCHEDULED, Campaign, MailboxEntry, Template
 from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
 from shared.identifiers import new_campaign_id
 from shared.signals import (
@@ -103,7 +103,7 @@ def cancel(session: Session, business: KnownAccount, campaign_id: str, now_ms: i
     rows = list(
         session.exec(
             select(MailboxEntry)
-            .where(MailboxEntry.campaign_id == campaign_id, MailboxEntry.state == "scheduled")
+            .where(MailboxEntry.campaign_id == campaign_id, MailboxEntry.state == SCHEDULED)
             .with_for_update()
         )
     )

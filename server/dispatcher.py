@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from server.billing import movements_of, refund
 from server.clock import Clock
-from server.models import MailboxEntry
+from server.models import PENDING, SCHEDULED, MailboxEntry
 from server.notify import MailboxNotifier, announce
 from server.release import Candidate, decide
 from server.sql_lists import one_of
@@ -88,7 +88,7 @@ class Dispatcher:
                         table.c.price,
                         table.c.expires_at,
                     )
-                    .where(table.c.state == "scheduled", table.c.not_before <= now)
+                    .where(table.c.state == SCHEDULED, table.c.not_before <= now)
                     .order_by(table.c.not_before, table.c.seq)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
@@ -141,7 +141,7 @@ class Dispatcher:
             overdue = list(
                 session.execute(
                     select(table.c.seq, table.c.sender, table.c.campaign_id, table.c.price)
-                    .where(table.c.state.in_(["pending", "scheduled"]), table.c.expires_at <= now)
+                    .where(table.c.state.in_([PENDING, SCHEDULED]), table.c.expires_at <= now)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
                 )

@@ -14,7 +14,15 @@ from server import frames
 from server.billing import charge, locked_campaign, movements_of, refund, reserve
 from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
-from server.models import Account, BusinessChoice, Campaign, ChatContact, MailboxEntry, Template
+from server.models import (
+    PENDING,
+    Account,
+    BusinessChoice,
+    Campaign,
+    ChatContact,
+    MailboxEntry,
+    Template,
+)
 from server.notify import announce
 from server.pricing import PriceTable
 from server.release import Candidate, decide
@@ -514,7 +522,7 @@ def pending_frames(
     table = MailboxEntry.__table__  # type: ignore[attr-defined]
     query = (
         select(*_ENVELOPE_COLUMNS)
-        .where(one_of(table.c.recipient, recipients), table.c.state == "pending")
+        .where(one_of(table.c.recipient, recipients), table.c.state == PENDING)
         .order_by(table.c.seq)
         .limit(limit + 1)
     )
@@ -533,7 +541,7 @@ def pending(session: Session, recipient: str, after: int, limit: int) -> list[An
     table = MailboxEntry.__table__  # type: ignore[attr-defined]
     query = (
         select(*_ENVELOPE_COLUMNS)
-        .where(table.c.recipient == recipient, table.c.state == "pending", table.c.seq > after)
+        .where(table.c.recipient == recipient, table.c.state == PENDING, table.c.seq > after)
         .order_by(table.c.seq)
         .limit(limit)
     )
@@ -549,7 +557,7 @@ _ACK = (
     .where(
         # Parameter names unlike any column's: SQLAlchemy would take those for SET values.
         _MAILBOX.c.recipient == bindparam("whose"),
-        _MAILBOX.c.state == "pending",
+        _MAILBOX.c.state == PENDING,
         one_of(_MAILBOX.c.msg_id, param="which"),
     )
     .values(state="acked", acked_at=bindparam("when"), ciphertext=b"")

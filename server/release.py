@@ -13,7 +13,7 @@ from sqlalchemy import case, func, text
 from sqlmodel import Session, col, select
 
 from server.choices import RecipientState, refusal
-from server.models import BusinessChoice, ChatContact, MailboxEntry, Preference
+from server.models import MARKETING, BusinessChoice, ChatContact, MailboxEntry, Preference
 from server.sql_lists import one_of
 
 DAY_MS = 86_400_000
@@ -100,7 +100,7 @@ def _recipient_states(
         )
         .where(
             one_of(MailboxEntry.recipient, persons),
-            MailboxEntry.category == "marketing",
+            MailboxEntry.category == MARKETING,
             col(MailboxEntry.released_at) > week_start,
         )
         .group_by(MailboxEntry.recipient)

@@ -97,6 +97,7 @@ async def stream(
     _own(account, handle)
     state = request.app.state
     page = state.settings.page_limit
+    sqlite = state.write_lock is not None
 
     def fetch(exclude: set[int]) -> list[Frame]:
         # Enough rows to get past the ones already sent (and not yet acked) on this stream.
@@ -113,7 +114,13 @@ async def stream(
             while not state.shutting_down:
                 if must_read:
                     sub.drain()  # anything pushed until now is covered by this read
-                    found = await anyio.to_thread.run_sync(fetch, sent)
+                    # On SQLite, read right here, as requests do (server/transactions.py):
+                    # a thousand streams re-reading every keepalive cost more in thread
+                    # hand-offs than in the reads. PostgreSQL reads wait on the network.
+                    if sqlite:
+                        found = fetch(sent)
+                    else:
+                        found = await anyio.to_thread.run_sync(fetch, sent)
                     # Forget acked ones; pending ones already sent are not sent again.
                     sent &= {f.seq for f in found}
                     room = max(0, min(page, MAX_UNACKED_PER_STREAM - len(sent)))
