@@ -496,6 +496,7 @@ _SQLITE_INSERT = (
 )
 
 
+_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
 _ENVELOPE_COLUMNS = [
     getattr(MailboxEntry.__table__.c, name)  # type: ignore[attr-defined]
     for name in (
@@ -512,6 +513,20 @@ _ENVELOPE_COLUMNS = [
         "ciphertext",
     )
 ]
+
+
+# Built once: every stream re-reads its mailbox at each keepalive (a thousand streams, dozens
+# of reads a second), and building the statement cost more than running it.
+_PENDING = (
+    select(*_ENVELOPE_COLUMNS)
+    .where(
+        _MAILBOX.c.recipient == bindparam("whose"),
+        _MAILBOX.c.state == PENDING,
+        _MAILBOX.c.seq > bindparam("after"),
+    )
+    .order_by(_MAILBOX.c.seq)
+    .limit(bindparam("most"))
+)
 
 
 def pending_frames(
@@ -538,17 +553,9 @@ def pending_frames(
 def pending(session: Session, recipient: str, after: int, limit: int) -> list[Any]:
     """Envelopes waiting in ``recipient``'s mailbox with ``seq > after``, oldest first: rows
     of just the columns an envelope needs (ORM objects cost several times more to build)."""
-    table = MailboxEntry.__table__  # type: ignore[attr-defined]
-    query = (
-        select(*_ENVELOPE_COLUMNS)
-        .where(table.c.recipient == recipient, table.c.state == PENDING, table.c.seq > after)
-        .order_by(table.c.seq)
-        .limit(limit)
-    )
-    return list(session.execute(query))
+    return list(session.execute(_PENDING, {"whose": recipient, "after": after, "most": limit}))
 
 
-_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
 # Built once: acks are the relay's most frequent write, and building this statement cost more
 # CPU than running it. Core, on the few columns needed: loading whole rows (ciphertext
 # included) into the ORM cost most of an ack's CPU.
