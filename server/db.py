@@ -46,6 +46,10 @@ def make_engine(url: str) -> Engine:
             # Checkpoints run in the background (server/checkpoints.py); a commit does one
             # itself only past ~40 MB of log.
             cur.execute("PRAGMA wal_autocheckpoint=10000")
+            # A ciphertext the relay drops (delivered, refused, expired) is overwritten with
+            # zeros in the file, not left in free space. Many SQLite builds (Debian's) do this
+            # by default; say so, so that every platform keeps the promise (docs/protocol.md §8.1).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
             # Let SQLAlchemy, not the driver, open transactions (see _begin).
             dbapi_conn.isolation_level = None

@@ -150,3 +150,15 @@ def test_a_stream_frame_is_the_item_as_the_model_would_serialise_it(kind: str) -
     item = MailboxItem(seq=42, envelope=envelope).model_dump_json().encode()
     assert frame.data == b"id: 42\nevent: envelope\ndata: " + item + b"\n\n"
     assert frame.seq == 42
+
+
+def test_a_heap_frozen_by_someone_else_stays_frozen() -> None:
+    """The audit and the simulator freeze their devices; a campaign must not thaw them."""
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        with settled_heap():
+            pass
+        assert gc.get_freeze_count() == theirs
+    finally:
+        gc.unfreeze()
