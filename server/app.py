@@ -16,7 +16,7 @@ from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
-from server.errors import error_response, install_error_handlers
+from server.errors import install_error_handlers, unexpected_response
 from server.frames import Frame
 from server.hot_routes import HotRoutes
 from server.json_body import with_body_schemas
@@ -133,7 +133,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
+        return unexpected_response(exc)
 
     for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
         app.include_router(module.router)

@@ -41,6 +41,17 @@ def describe_validation(errors: list[dict]) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) + more
 
 
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    """The answer to a request whose JSON, body, path or query does not fit its schema."""
+    code, message = describe_validation(list(exc.errors()))
+    return error_response(400 if code == "malformed_json" else 422, code, message)
+
+
+def unexpected_response(exc: Exception) -> JSONResponse:
+    """The answer when the relay itself failed (the details go to its log, not the client)."""
+    return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
+
+
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -51,8 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        code, message = describe_validation(list(exc.errors()))
-        return error_response(400 if code == "malformed_json" else 422, code, message)
+        return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth import Caller, signed_request
-from server.errors import ApiError, describe_validation, error_response
+from server.errors import ApiError, error_response, unexpected_response, validation_response
+from server.json_body import parse_body
 from server.transactions import run_db_work
 
 log = logging.getLogger("sealpost.relay")
@@ -76,12 +77,7 @@ async def _serve(
     try:
         body = await request.body()
         caller = Caller(signed=await signed_request(request, body), request=request)
-        try:
-            parsed = route.body.model_validate_json(body)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            ) from None
+        parsed = parse_body(route.body, body)
         with Session(request.app.state.engine, expire_on_commit=False) as session:
             kwargs: dict[str, Any] = {
                 **params,
@@ -95,9 +91,8 @@ async def _serve(
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.headers)
     except RequestValidationError as exc:
-        code, message = describe_validation(list(exc.errors()))
-        response = error_response(400 if code == "malformed_json" else 422, code, message)
+        response = validation_response(exc)
     except Exception as exc:
         log.exception("hot route %s %s failed", scope["method"], scope["path"])
-        response = error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
+        response = unexpected_response(exc)
     await response(scope, receive, send)

@@ -16,15 +16,20 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
+def parse_body(model: type[M], body: bytes) -> M:
+    """``body`` as ``model``; a ``RequestValidationError`` as FastAPI would raise it."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """A dependency giving the request body as ``model``."""
 
     async def parse(request: Request) -> M:
-        try:
-            return model.model_validate_json(await request.body())
-        except ValidationError as exc:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            raise RequestValidationError(errors) from None
+        return parse_body(model, await request.body())
 
     return parse
 
