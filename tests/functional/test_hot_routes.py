@@ -127,3 +127,16 @@ async def test_a_held_write_lock_sends_requests_to_a_thread_not_the_loop(
         releaser.start()
     answers = await asyncio.gather(*pending)
     assert [a.status_code for a in answers] == [200] * requests
+
+
+async def test_a_refusal_for_shape_spends_no_nonce(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory
+) -> None:
+    """Shape comes before signature, window and nonce (protocol.md §4.5): the same bytes
+    refused for their shape are refused the same way again, not as a replay."""
+    bob = await make_account("bob", sqlite_relay)
+    body = b'{"ids": ["not-an-id"]}'
+    path = "/v1/mailboxes/bob/ack"
+    headers = sign_request(bob.profile.keys.signing, "bob", "POST", path, body)
+    for _ in range(2):
+        assert_error(_post(sqlite_relay.url + path, body, headers), 422, "invalid_request")
