@@ -115,15 +115,20 @@ def read_engine(engine: Engine) -> Engine:
     return engine
 
 
+def request_session(engine: Engine) -> Session:
+    """The session a request's work runs in (see :func:`get_session`)."""
+    return Session(engine, expire_on_commit=False)
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """FastAPI dependency: one session per request.
 
     Async so that FastAPI opens and closes it on the event loop (both are cheap and do no
-    I/O: the endpoint's worker thread connects, and ends the transaction, see
-    server/transactions.py) rather than spending a thread hop on each.
+    I/O: the request's work connects, and ends the transaction, see server/transactions.py)
+    rather than spending a thread hop on each.
 
     No expiry on commit: reading an attribute after the auth commit must not open a new
     transaction, which on a long-lived stream would hold SQLite's write lock for its lifetime.
     """
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    with request_session(request.app.state.engine) as session:
         yield session

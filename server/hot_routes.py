@@ -21,12 +21,12 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth import Caller, signed_request
+from server.db import request_session
 from server.errors import ApiError, error_response, unexpected_response, validation_response
 from server.json_body import parse_body
 from server.transactions import run_db_work
@@ -77,7 +77,7 @@ async def _serve(
         body = await request.body()
         caller = Caller(signed=await signed_request(request, body), request=request)
         parsed = parse_body(route.body, body)
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
+        with request_session(request.app.state.engine) as session:
             kwargs: dict[str, Any] = {
                 **params,
                 "body": parsed,

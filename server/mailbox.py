@@ -16,7 +16,6 @@ from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
 from server.models import (
     PENDING,
-    Account,
     BusinessChoice,
     Campaign,
     ChatContact,
@@ -32,6 +31,7 @@ from shared.encoding import b64encode
 from shared.envelope import Envelope
 
 HOUR_MS = 3_600_000
+_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -80,23 +80,11 @@ class _Batch:
         session: Session,
         sender: KnownAccount,
         envelopes: Sequence[Envelope],
-        directory: KnownAccounts | None,
+        directory: KnownAccounts,
     ) -> None:
-        handles = list({e.recipient for e in envelopes})
         # Accounts never change once registered: the process's directory answers most of a
         # campaign's recipients from memory (server/known_accounts.py).
-        self.accounts: dict[str, Any] = (
-            directory.get_many(session, handles)
-            if directory is not None
-            else {
-                a.handle: a
-                for a in session.execute(
-                    select(Account.handle, Account.kind, Account.country).where(
-                        one_of(Account.handle, handles)
-                    )
-                )
-            }
-        )
+        self.accounts = directory.get_many(session, list({e.recipient for e in envelopes}))
         self.templates = {
             t.id: t
             for t in session.exec(
@@ -235,7 +223,7 @@ def store_envelopes(
     *,
     listening: Callable[[str], bool] | None = None,
     origin: str = "",
-    directory: KnownAccounts | None = None,
+    directory: KnownAccounts,
     retry: bool = True,
 ) -> StoreOutcome:
     """Validate routing and store new envelopes idempotently, in one transaction.
@@ -327,7 +315,7 @@ def store_envelopes(
 
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert mailbox ``rows``; their ``seq`` numbers, in order."""
-    table = MailboxEntry.__table__  # type: ignore[attr-defined]
+    table = _MAILBOX
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         statement = insert(table).returning(table.c.seq, sort_by_parameter_order=True)
@@ -484,11 +472,7 @@ def _row(envelope: Envelope, digest: str, now_ms: int) -> dict[str, Any]:
 
 
 # Every column a stored row sets (all but seq), in the order of _SQLITE_INSERT's placeholders.
-_ROW_COLUMNS = tuple(
-    c.name
-    for c in MailboxEntry.__table__.columns  # type: ignore[attr-defined]
-    if c.name != "seq"
-)
+_ROW_COLUMNS = tuple(c.name for c in _MAILBOX.columns if c.name != "seq")
 _row_values = operator.itemgetter(*_ROW_COLUMNS)
 _SQLITE_INSERT = (
     f"INSERT INTO relay_mailbox ({', '.join(_ROW_COLUMNS)}) "
@@ -496,9 +480,8 @@ _SQLITE_INSERT = (
 )
 
 
-_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
 _ENVELOPE_COLUMNS = [
-    getattr(MailboxEntry.__table__.c, name)  # type: ignore[attr-defined]
+    getattr(_MAILBOX.c, name)
     for name in (
         "seq",
         "msg_id",
@@ -534,7 +517,7 @@ def pending_frames(
 ) -> dict[str, list[Frame]] | None:
     """Every pending envelope of ``recipients``, as stream frames, in one query; None if there
     are more than ``limit`` (then each stream had better read its own page)."""
-    table = MailboxEntry.__table__  # type: ignore[attr-defined]
+    table = _MAILBOX
     query = (
         select(*_ENVELOPE_COLUMNS)
         .where(one_of(table.c.recipient, recipients), table.c.state == PENDING)

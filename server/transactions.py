@@ -24,14 +24,17 @@ returns, makes that impossible (and keeps locks short on PostgreSQL too).
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from server.auth import PENDING_NONCE, Caller
+from server.db import request_session
 from server.known_accounts import KnownAccount
+
+T = TypeVar("T")
 
 
 def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
@@ -47,7 +50,7 @@ def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
             continue
         session = next((v for v in kwargs.values() if isinstance(v, Session)), None)
         if session is None:
-            with Session(value.request.app.state.engine, expire_on_commit=False) as own:
+            with request_session(value.request.app.state.engine) as own:
                 kwargs[name] = _checked(value, own, commit=True)
         else:
             kwargs[name] = _checked(value, session, commit)
@@ -109,6 +112,14 @@ async def run_db_work(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> A
     return await anyio.to_thread.run_sync(
         _run_in_transaction, endpoint, kwargs, limiter=_db_threads(kwargs)
     )
+
+
+async def run_read(state: Any, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)``, a read-only database call outside any request's transaction (a
+    stream's mailbox read): on SQLite here, like requests; on PostgreSQL on a thread."""
+    if state.write_lock is not None:
+        return read(*args)
+    return await anyio.to_thread.run_sync(read, *args)
 
 
 def _runs_inline(kwargs: dict[str, Any]) -> bool:

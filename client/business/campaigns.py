@@ -2,7 +2,8 @@
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -115,6 +116,19 @@ class _SealPipeline:
             future.cancel()
 
 
+@contextmanager
+def _sealing(sealer: Sealer) -> Iterator[_SealPipeline]:
+    """A pipeline over ``sealer`` for the length of a campaign's submission; its workers stop
+    when the block ends, and the heap stays settled meanwhile (client/heap.py)."""
+    with settled_heap():
+        pipeline = _SealPipeline(sealer)
+        try:
+            yield pipeline
+        finally:
+            pipeline.cancel()
+            sealer.close()
+
+
 @dataclass
 class PreparedCampaign:
     """A campaign created on the relay, with its audience resolved and ready to seal."""
@@ -164,23 +178,12 @@ async def submit_campaign(
     """Seal one copy per row and submit them in batches, stopping if the money runs out."""
     template, rows, report = prepared.template, prepared.rows, prepared.report
     run = CampaignRun(campaign=report, skipped_rows=prepared.skipped_rows)
-    with settled_heap():  # client/heap.py
-        sealer = Sealer(
-            keys,
-            business,
-            template,
-            report.id,
-            prepared.box_keys,
-            copies=len(rows),
-            workers=workers,
-        )
-        pipeline = _SealPipeline(sealer)
-        try:
-            pipeline.add(rows)
-            await _submit(api, pipeline, run, len(rows), on_progress)
-        finally:
-            pipeline.cancel()
-            sealer.close()
+    sealer = Sealer(
+        keys, business, template, report.id, prepared.box_keys, copies=len(rows), workers=workers
+    )
+    with _sealing(sealer) as pipeline:
+        pipeline.add(rows)
+        await _submit(api, pipeline, run, len(rows), on_progress)
     run.campaign = await api.campaign(report.id)
     return run
 
@@ -270,21 +273,16 @@ async def run_campaign(
     """
     _check(business, template, audience, policy)
     campaign_id = new_campaign_id()
-    with settled_heap():  # client/heap.py
-        sealer = Sealer(
-            keys, business, template, campaign_id, {}, copies=len(audience.rows), workers=workers
+    sealer = Sealer(
+        keys, business, template, campaign_id, {}, copies=len(audience.rows), workers=workers
+    )
+    with _sealing(sealer) as pipeline:
+        await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
+        apply_policy(audience, policy)
+        report = await _open(
+            api, template, audience, budget, send_at, name, expires_in_days, campaign_id
         )
-        pipeline = _SealPipeline(sealer)
-        try:
-            await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
-            apply_policy(audience, policy)
-            report = await _open(
-                api, template, audience, budget, send_at, name, expires_in_days, campaign_id
-            )
-            run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
-            await _submit(api, pipeline, run, len(audience.rows), on_progress)
-        finally:
-            pipeline.cancel()
-            sealer.close()
+        run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
+        await _submit(api, pipeline, run, len(audience.rows), on_progress)
     run.campaign = await api.campaign(campaign_id)
     return run

@@ -6,7 +6,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
@@ -18,7 +17,7 @@ from server.frames import Frame
 from server.hot_routes import HotRoute
 from server.known_accounts import KnownAccount
 from server.mailbox import acknowledge, pending, to_envelope
-from server.transactions import TransactionalRoute
+from server.transactions import TransactionalRoute, run_read
 from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
 from shared.version import MAX_INT64
@@ -97,7 +96,6 @@ async def stream(
     _own(account, handle)
     state = request.app.state
     page = state.settings.page_limit
-    sqlite = state.write_lock is not None
 
     def fetch(exclude: set[int]) -> list[Frame]:
         # Enough rows to get past the ones already sent (and not yet acked) on this stream.
@@ -114,13 +112,9 @@ async def stream(
             while not state.shutting_down:
                 if must_read:
                     sub.drain()  # anything pushed until now is covered by this read
-                    # On SQLite, read right here, as requests do (server/transactions.py):
-                    # a thousand streams re-reading every keepalive cost more in thread
-                    # hand-offs than in the reads. PostgreSQL reads wait on the network.
-                    if sqlite:
-                        found = fetch(sent)
-                    else:
-                        found = await anyio.to_thread.run_sync(fetch, sent)
+                    # A thousand streams re-read at every keepalive: on SQLite, thread
+                    # hand-offs cost more than the reads (server/transactions.py).
+                    found = await run_read(state, fetch, sent)
                     # Forget acked ones; pending ones already sent are not sent again.
                     sent &= {f.seq for f in found}
                     room = max(0, min(page, MAX_UNACKED_PER_STREAM - len(sent)))
