@@ -42,9 +42,9 @@ from shared.version import PROTOCOL_VERSION
 def _woken_mailboxes(app: FastAPI) -> Callable[[list[str]], dict[str, list[Frame]] | None]:
     """For PostgresWakeups: the pending envelopes of mailboxes another relay wrote to."""
 
-    def fetch(handles: list[str]) -> dict[str, list[Frame]] | None:
+    def fetch(handles: list[str], seqs: tuple[int, int] | None) -> dict[str, list[Frame]] | None:
         with Session(app.state.read_engine) as session:
-            return pending_frames(session, handles, limit=app.state.settings.page_limit)
+            return pending_frames(session, handles, app.state.settings.page_limit, seqs)
 
     return fetch
 

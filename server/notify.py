@@ -101,20 +101,28 @@ class MailboxNotifier:
 
 
 CHANNEL = "sealpost_mailbox"
+SeqRange = tuple[int, int]
 # NOTIFY payloads must stay under 8000 bytes; handles are at most 32 characters.
 _HANDLES_PER_NOTIFY = 200
 
 
-def announce(session: Session, handles: set[str], origin: str = "") -> None:
+def announce(
+    session: Session, handles: set[str], origin: str = "", seqs: SeqRange | None = None
+) -> None:
     """Tell every relay process sharing this PostgreSQL database that these mailboxes have
     new mail. Sent inside the caller's transaction, so it is delivered only if it commits.
-    ``origin`` is the announcing relay's ``MailboxNotifier.origin`` (it ignores its own).
-    A no-op on SQLite, where only one relay process can run."""
+    ``origin`` is the announcing relay's ``MailboxNotifier.origin`` (it ignores its own);
+    ``seqs``, when known, the lowest and highest number of the new envelopes, so that the
+    others read just those. A no-op on SQLite, where only one relay process can run.
+
+    Payload: ``origin|first-last|handle,handle,...`` (the range empty when not known).
+    """
     if not handles or session.get_bind().dialect.name != "postgresql":
         return
     ordered = sorted(handles)
+    span = f"{seqs[0]}-{seqs[1]}" if seqs else ""
     for i in range(0, len(ordered), _HANDLES_PER_NOTIFY):
-        payload = origin + "|" + ",".join(ordered[i : i + _HANDLES_PER_NOTIFY])
+        payload = f"{origin}|{span}|" + ",".join(ordered[i : i + _HANDLES_PER_NOTIFY])
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
         )
@@ -131,12 +139,13 @@ class PostgresWakeups:
         self,
         url: str,
         notifier: MailboxNotifier,
-        fetch: Callable[[list[str]], dict[str, list[Any]] | None] | None = None,
+        fetch: Callable[[list[str], SeqRange | None], dict[str, list[Any]] | None] | None = None,
     ) -> None:
         self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.notifier = notifier
-        # Reads the pending envelopes of several mailboxes in one query (None: too many), so
-        # that streams here are handed them instead of each re-reading its own mailbox.
+        # Reads the pending envelopes of several mailboxes (those numbered within the range,
+        # when one is given) in one query (None: too many), so that streams here are handed
+        # them instead of each re-reading its own mailbox.
         self.fetch = fetch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="pg-listen")
@@ -161,16 +170,16 @@ class PostgresWakeups:
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            origin, _, handles = note.payload.partition("|")
+                            origin, seqs, handles = parse_announcement(note.payload)
                             if origin != self.notifier.origin:
-                                self._wake(handles.split(","))
+                                self._wake(handles, seqs)
             except Exception:
                 log.warning("LISTEN connection lost; reconnecting in %.1f s", delay)
                 self.listening.clear()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _wake(self, handles: list[str]) -> None:
+    def _wake(self, handles: list[str], seqs: SeqRange | None = None) -> None:
         """Wake the streams open here for ``handles``, with their pending envelopes if one
         query can fetch them; otherwise tell them to look in the database themselves."""
         local = [h for h in handles if self.notifier.listening(h)]
@@ -179,10 +188,19 @@ class PostgresWakeups:
         items = None
         if self.fetch is not None:
             try:
-                items = self.fetch(local)
+                items = self.fetch(local, seqs)
             except Exception:
                 log.warning("reading woken mailboxes failed; streams will read their own")
         if items is None:
             self.notifier.publish(set(local))
         else:
             self.notifier.push({h: items.get(h, []) for h in local})
+
+
+def parse_announcement(payload: str) -> tuple[str, SeqRange | None, list[str]]:
+    """An announcement's origin, range of numbers (None: read everything pending), handles."""
+    origin, _, rest = payload.partition("|")
+    span, _, handles = rest.partition("|")
+    first, _, last = span.partition("-")
+    seqs = (int(first), int(last)) if first.isdigit() and last.isdigit() else None
+    return origin, seqs, handles.split(",")

@@ -5,6 +5,7 @@ import time
 
 import psycopg
 import pytest
+from sqlmodel import Session
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import prepare_campaign, run_campaign, submit_campaign
@@ -12,6 +13,9 @@ from client.events import ConnectionChanged, MessageStored
 from client.relay_api import RelayAPI, RelayUnavailable
 from sealpost.benchmarks.seeding import seed_persons
 from sealpost.relay_process import RelayProcess
+from server.db import make_engine
+from server.mailbox import pending_frames
+from server.notify import CHANNEL, parse_announcement
 from shared.templates import TemplateDraft
 
 pytestmark = pytest.mark.postgres
@@ -99,6 +103,37 @@ async def test_a_stream_on_one_process_gets_mail_sent_through_the_other(relays, 
     stop.set()
     await asyncio.wait_for(listener, 10)
     assert texts == ["across processes"]
+
+
+async def test_an_announcement_names_just_its_batch(relays, pg_url, make_account):
+    """Another relay reads only the announced batch, not everything still unacked: with acks
+    seconds apart, rereading all of it after every batch grew until each stream had to read
+    its own mailbox."""
+    a, _ = relays
+    alice = await make_account("alice", a)
+    await make_account("bob", a)  # not listening: everything stays pending
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        await alice.send_text("bob", "first")
+        await alice.send_text("bob", "second")
+        notes = [parse_announcement(n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
+    assert [handles for _, _, handles in notes] == [["bob"], ["bob"]]
+    engine = make_engine(pg_url)
+    try:
+        with Session(engine) as session:
+            everything = pending_frames(session, ["bob"], 100)
+            assert everything is not None and len(everything["bob"]) == 2
+            first, second = (f.seq for f in everything["bob"])
+            assert [seqs for _, seqs, _ in notes] == [(first, first), (second, second)]
+            just_new = pending_frames(session, ["bob"], 100, notes[1][1])
+    finally:
+        engine.dispose()
+    assert just_new is not None and [f.seq for f in just_new["bob"]] == [second]
+    assert parse_announcement("0a1b2c3d||bob,carol") == (
+        "0a1b2c3d",
+        None,
+        ["bob", "carol"],
+    )  # no range
 
 
 async def test_campaign_through_one_delivered_through_the_other(relays, make_account):
