@@ -7,6 +7,7 @@ missed or spurious wake-up never loses or duplicates anything.
 
 import asyncio
 import logging
+import random
 import secrets
 import threading
 from collections import defaultdict
@@ -20,28 +21,72 @@ log = logging.getLogger("sealpost.notify")
 
 
 class Subscription:
-    """One open stream's mailbox watch: a wake-up flag, plus envelopes stored by this process
-    since the stream last looked (so it can send them without querying the database)."""
+    """One open stream's mailbox watch: envelopes stored by this process since the stream last
+    looked (so it can send them without querying the database), whether it must look in the
+    database instead, and whether its keepalive is due.
 
-    def __init__(self) -> None:
+    Waiting is a bare future and the keepalive a timer on its own fixed schedule, not a
+    timeout around each wait: with a thousand streams woken several times a second, building
+    and cancelling a timeout per wake (each leaving a cancelled timer in the loop's heap) was
+    a fifth of what delivering a pushed message cost.
+    """
+
+    def __init__(self, keepalive_s: float | None = None) -> None:
         self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
         self.pushed: list[Any] = []
         self.must_fetch = False  # woken without the envelopes: look in the database
+        self.keepalive_due = False
+        self._keepalive_s = keepalive_s
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._schedule_keepalive()
 
     def drain(self) -> tuple[list[Any], bool]:
         """Pushed envelopes and whether a database read is needed too; resets both."""
         pushed, self.pushed = self.pushed, []
         must_fetch, self.must_fetch = self.must_fetch, False
-        self.event.clear()
         return pushed, must_fetch
+
+    def keepalive_sent(self) -> None:
+        """The stream handled a due keepalive: schedule the next one."""
+        self.keepalive_due = False
+        self._schedule_keepalive()
+
+    async def wait(self) -> None:
+        """Until something was pushed, a read is asked for, or the keepalive is due."""
+        if self.pushed or self.must_fetch or self.keepalive_due:
+            return
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _schedule_keepalive(self) -> None:
+        if self._keepalive_s is not None:
+            # Each stream at its own moment: streams that connected together would otherwise
+            # all re-read their mailboxes in the same instant, a burst that stalled requests.
+            delay = self._keepalive_s * random.uniform(0.75, 1.0)
+            self._timer = self.loop.call_later(delay, self._keepalive)
+
+    def _keepalive(self) -> None:
+        self.keepalive_due = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _push(self, items: list[Any] | None) -> None:  # runs on the stream's own loop
         if items is None:
             self.must_fetch = True
         else:
             self.pushed.extend(items)
-        self.event.set()
+        self._wake()
 
 
 def _push_all(targets: list[tuple[Subscription, Any]]) -> None:
@@ -57,13 +102,16 @@ class MailboxNotifier:
         # already handed the envelopes, and re-reading every woken mailbox doubled the work.
         self.origin = secrets.token_hex(4)
 
-    def subscribe(self, handle: str) -> Subscription:
-        sub = Subscription()
+    def subscribe(self, handle: str, keepalive_s: float | None = None) -> Subscription:
+        """Watch ``handle``'s mailbox; the watch's keepalive falls due about every
+        ``keepalive_s`` seconds (never, if None). Call from the stream's event loop."""
+        sub = Subscription(keepalive_s)
         with self._lock:
             self._subs[handle].add(sub)
         return sub
 
     def unsubscribe(self, handle: str, sub: Subscription) -> None:
+        sub.close()
         with self._lock:
             subs = self._subs.get(handle, set())
             subs.discard(sub)

@@ -1,7 +1,5 @@
 """A person's own mailbox: page through it, stream it (SSE), acknowledge what was stored."""
 
-import asyncio
-import random
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -105,7 +103,7 @@ async def stream(
 
     async def events() -> AsyncIterator[bytes]:
         sent: set[int] = set()  # sent on this connection and not yet acked
-        sub = state.notifier.subscribe(handle)
+        sub = state.notifier.subscribe(handle, state.settings.keepalive_s)
         must_read = True  # the database, not pushes, decides what is pending
         try:
             yield b"retry: 2000\nevent: ready\ndata: {}\n\n"
@@ -126,20 +124,15 @@ async def stream(
                     if fresh and len(fresh) == room:
                         continue  # maybe more pending: read again without waiting
                     must_read = False
-                # Each stream's keepalive (and the mailbox re-read that comes with it) at its
-                # own moment: streams that connected together would otherwise all re-read
-                # their mailboxes in the same instant, a burst that stalled every request.
-                wait_s = state.settings.keepalive_s * random.uniform(0.75, 1.0)
-                try:
-                    # Not asyncio.wait_for: on Python 3.11 it runs the wait as a task of its
-                    # own, a sixth of a pushed message's CPU with a thousand streams.
-                    async with asyncio.timeout(wait_s):
-                        await sub.event.wait()
-                except TimeoutError:
+                await sub.wait()
+                if sub.keepalive_due:
+                    # On its own schedule, busy or not: also a slow safety net for anything
+                    # a push missed, and the moment to notice a client that went away.
+                    sub.keepalive_sent()
                     if await request.is_disconnected():
                         return
                     yield b": keepalive\n\n"
-                    must_read = True  # also a slow safety net for anything missed
+                    must_read = True
                     continue
                 pushed, must_read = sub.drain()
                 fresh = [f for f in pushed if f.seq not in sent]
