@@ -358,7 +358,8 @@ def _insert_rows_pg(connection: Any, rows: list[dict[str, Any]]) -> list[int]:
     A multi-row ``INSERT ... VALUES`` of 1,000 rows has 17,000 placeholders, and psycopg
     parses a query that long anew on every call (it caches only short ones): that parsing was
     a third of the relay's CPU while delivering. This statement is the same text each time,
-    so psycopg parses it once and the server prepares it once.
+    so psycopg parses it once and the server prepares it once. The arrays go in binary
+    (``%b``): psycopg wrote them as text at ~10 ms per batch, in binary at ~2.
     """
     columns = [[row[name] for row in rows] for name in _ROW_COLUMNS]
     cursor = connection.connection.dbapi_connection.cursor()
@@ -510,7 +511,7 @@ def _pg_array_type(column_type: Any) -> str:
 # RETURNING's order is not promised, so rows are matched to their numbers by id (unique).
 _PG_INSERT = (
     f"INSERT INTO relay_mailbox ({', '.join(_ROW_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{_pg_array_type(_MAILBOX.c[name].type)}" for name in _ROW_COLUMNS)
+    + ", ".join(f"%b::{_pg_array_type(_MAILBOX.c[name].type)}" for name in _ROW_COLUMNS)
     + ") RETURNING msg_id, seq"
 )
 
