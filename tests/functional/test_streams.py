@@ -84,3 +84,21 @@ async def test_a_busy_stream_keeps_alive_and_finds_what_a_push_missed(sqlite_url
             await events.aclose()
         found = next(i for i, e in enumerate(seen) if missed.encode() in e)
         assert sum(e.startswith(b"id: ") for e in seen[:found]) >= 2, "pushes came meanwhile"
+
+
+async def test_a_stream_the_client_closed_stops_watching(sqlite_url: str) -> None:
+    """No disconnect check of its own: the server's notice of the closed connection must end
+    the stream, or the relay would keep rendering frames for a client that left."""
+    [(ana, ana_keys)] = seed_persons(sqlite_url, 1)
+    with EmbeddedRelay(relay_settings(sqlite_url, keepalive_s=60)) as relay:
+        where = urlsplit(relay.url)
+        events = Connection(where.hostname or "", where.port or 0, ana, ana_keys).events(
+            f"/v1/mailboxes/{ana}/stream"
+        )
+        assert b"event: ready" in await anext(events)
+        notifier = relay.app.state.notifier
+        assert notifier.listening(ana)
+        await events.aclose()  # closes the connection
+        async with asyncio.timeout(5):
+            while notifier.listening(ana):
+                await asyncio.sleep(0.05)
