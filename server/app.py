@@ -18,6 +18,7 @@ from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
 from server.errors import install_error_handlers, unexpected_response
 from server.frames import Frame
+from server.group_commit import GroupCommit
 from server.hot_routes import HotRoutes
 from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
@@ -107,6 +108,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
     app.state.write_lock = sqlite_write_lock(engine)  # None on PostgreSQL
+    lock = app.state.write_lock
+    app.state.group_commit = GroupCommit(engine, lock) if lock is not None else None
     app.state.clock = clock or SystemClock()
     app.state.wall_clock = SystemClock()
     app.state.notifier = MailboxNotifier()

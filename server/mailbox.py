@@ -604,7 +604,8 @@ def acknowledge(
 ) -> tuple[list[str], list[str]]:
     """Remove acked envelopes from ``recipient``'s mailbox and charge the paid ones.
 
-    Ids not pending in this mailbox change nothing (and are reported as unknown).
+    Ids not pending in this mailbox change nothing (and are reported as unknown). The caller
+    commits: several acks may share a transaction (server/group_commit.py).
     """
     # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now (a
     # concurrent ack of the same id changes nothing the second time, so it is never charged
@@ -613,8 +614,6 @@ def acknowledge(
     paid = [(r.campaign_id, r.sender, r.price) for r in rows if r.price]
     if paid:
         charge(session, movements_of(paid), now_ms)
-    if rows:
-        session.commit()
     found = {r.msg_id for r in rows}
     unique = list(dict.fromkeys(ids))
     return [i for i in unique if i in found], [i for i in unique if i not in found]

@@ -37,7 +37,7 @@ from server.known_accounts import KnownAccount
 T = TypeVar("T")
 
 
-def _authenticate(kwargs: dict[str, Any], *, commit: bool = False) -> None:
+def authenticate_callers(kwargs: dict[str, Any], *, commit: bool = False) -> None:
     """Replace each Caller argument with its verified KnownAccount (blocking).
 
     The nonce goes into the endpoint's session, committed with its work, unless ``commit``
@@ -65,11 +65,13 @@ def _checked(caller: Caller, session: Session, commit: bool) -> KnownAccount:
         session.commit()  # the nonce, even when the request was refused
 
 
-def _run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def run_in_transaction(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``endpoint(**kwargs)`` and its callers' checks in one transaction, committed (or rolled
+    back, keeping the nonce) before it returns. Blocking."""
     sessions = [v for v in kwargs.values() if isinstance(v, Session)]
     try:
         try:
-            _authenticate(kwargs)
+            authenticate_callers(kwargs)
             result = endpoint(**kwargs)
         except BaseException:
             for session in sessions:
@@ -108,9 +110,9 @@ def _db_threads(kwargs: dict[str, Any]) -> anyio.CapacityLimiter | None:
 async def run_db_work(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """``endpoint(**kwargs)`` in its transaction, here or on a worker thread (see above)."""
     if _runs_inline(kwargs):
-        return _run_in_transaction(endpoint, kwargs)
+        return run_in_transaction(endpoint, kwargs)
     return await anyio.to_thread.run_sync(
-        _run_in_transaction, endpoint, kwargs, limiter=_db_threads(kwargs)
+        run_in_transaction, endpoint, kwargs, limiter=_db_threads(kwargs)
     )
 
 
@@ -142,7 +144,9 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def run(**kwargs: Any) -> Any:
         if any(isinstance(v, Caller) for v in kwargs.values()):
-            await anyio.to_thread.run_sync(functools.partial(_authenticate, kwargs, commit=True))
+            await anyio.to_thread.run_sync(
+                functools.partial(authenticate_callers, kwargs, commit=True)
+            )
         return await endpoint(**kwargs)
 
     return run

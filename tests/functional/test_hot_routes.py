@@ -3,6 +3,7 @@
 and never wait on the loop for a write lock another thread holds."""
 
 import asyncio
+import socket
 import threading
 import time
 from typing import Any
@@ -140,3 +141,110 @@ async def test_a_refusal_for_shape_spends_no_nonce(
     headers = sign_request(bob.profile.keys.signing, "bob", "POST", path, body)
     for _ in range(2):
         assert_error(_post(sqlite_relay.url + path, body, headers), 422, "invalid_request")
+
+
+class _LoopCatcher:
+    """ASGI layer that remembers the relay's event loop, so a test can hold it still."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+
+async def _acks_arriving_together(
+    relay: EmbeddedRelay, catcher: _LoopCatcher, acks: list[tuple[bytes, dict[str, str], str]]
+) -> list[httpx.Response]:
+    """Send ``acks`` (body, headers, path), each on a connection of its own, while the relay's
+    loop is held still, so that it reads them all in the same turn."""
+    assert catcher.loop is not None
+    connections = [socket.create_connection(("127.0.0.1", relay.port)) for _ in acks]
+    try:
+        await asyncio.sleep(0.2)  # accepted and watched by the relay
+        catcher.loop.call_soon_threadsafe(time.sleep, 0.5)
+        await asyncio.sleep(0.05)  # the relay's loop is asleep now
+        for connection, (body, headers, path) in zip(connections, acks, strict=True):
+            head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Type: application/json"]
+            head += [f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+            connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(
+            *(loop.run_in_executor(None, _read_response, c) for c in connections)
+        )
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def _read_response(connection: socket.socket) -> httpx.Response:
+    connection.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return httpx.Response(int(lines[0].split()[1]), headers=headers, content=body)
+
+
+def _signed_ack(person: Any, ids: list[str], handle: str | None = None) -> tuple:
+    path = f"/v1/mailboxes/{handle or person.profile.handle}/ack"
+    body = httpx.Request("POST", "/", json={"ids": ids}).content
+    headers = sign_request(person.profile.keys.signing, person.profile.handle, "POST", path, body)
+    return body, headers, path
+
+
+async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils_none(
+    sqlite_url: str, make_account: PersonFactory
+) -> None:
+    catcher_box: list[_LoopCatcher] = []
+
+    def wrap(app: Any) -> Any:
+        catcher_box.append(_LoopCatcher(app))
+        return catcher_box[0]
+
+    with EmbeddedRelay(relay_settings(sqlite_url), wrap=wrap) as relay:
+        catcher = catcher_box[0]
+        alice = await make_account("alice", relay)
+        readers = [await make_account(f"reader{i}", relay) for i in range(6)]
+        sent = {
+            r.profile.handle: (await alice.send_text(r.profile.handle, "hi")).msg_id
+            for r in readers
+        }
+        group = relay.app.state.group_commit
+
+        # Together, all fine: one transaction, every ack applied.
+        answers = await _acks_arriving_together(
+            relay, catcher, [_signed_ack(r, [sent[r.profile.handle]]) for r in readers[:3]]
+        )
+        assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+        assert [a.json()["acked"] for a in answers] == [
+            [sent[r.profile.handle]] for r in readers[:3]
+        ]
+        assert group.groups == 1
+
+        # Together with one that must fail (someone else's mailbox) and one replayed.
+        trespass = _signed_ack(readers[3], [sent["reader4"]], handle="reader4")
+        replayed = _signed_ack(readers[0], [new_message_id()])
+        assert _post(relay.url + replayed[2], replayed[0], replayed[1]).status_code == 200
+        fine = [_signed_ack(r, [sent[r.profile.handle]]) for r in readers[3:]]
+        # Fine ones first: nothing of theirs may be committed before the failure is known.
+        answers = await _acks_arriving_together(relay, catcher, [*fine, trespass, replayed])
+        assert (group.groups, group.fallbacks) == (1, 1)
+        assert_error(answers[3], 403, "forbidden")
+        assert_error(answers[4], 401, "replayed_request")
+        assert [a.json()["acked"] for a in answers[:3]] == [
+            [sent[r.profile.handle]] for r in readers[3:]
+        ]
+        for reader in readers:
+            assert (await reader.api.mailbox_page()).items == []
+        # The refused request kept its nonce, as it would have on its own.
+        assert_error(
+            _post(relay.url + trespass[2], trespass[0], trespass[1]), 401, "replayed_request"
+        )
