@@ -108,8 +108,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
     app.state.write_lock = sqlite_write_lock(engine)  # None on PostgreSQL
-    lock = app.state.write_lock
-    app.state.group_commit = GroupCommit(engine, lock) if lock is not None else None
+    app.state.group_commit = GroupCommit(engine, app.state.write_lock)
     app.state.clock = clock or SystemClock()
     app.state.wall_clock = SystemClock()
     app.state.notifier = MailboxNotifier()

@@ -1,11 +1,13 @@
-"""Acks that arrive together share one SQLite transaction.
+"""Acks that arrive together share one database transaction.
 
 A thousand connected clients ack in waves: each a few seconds after its first unacked
 message, so after a batch reaches them all, a thousand acks land within the same second. On
 SQLite every transaction's commit writes each page it changed to the write-ahead log; one
 mailbox page holds the envelopes of a dozen recipients, all of whom ack in the same wave, so
 committing their acks one by one wrote the same pages a dozen times (0.7 ms of database work
-per ack of 27 envelopes, against 0.45 ms in groups).
+per ack of 27 envelopes, against 0.45 ms in groups). On PostgreSQL a group is one thread
+hop and one BEGIN/COMMIT instead of one per ack: sustained delivery with acks went from
+~7,000 to ~8,800 messages/s in the benchmark.
 
 How: the first ack to arrive schedules a flush for the event loop's next turn; every ack
 whose request was read by then joins it. The group runs as one transaction, each request
@@ -43,9 +45,11 @@ class _Request:
 
 
 class GroupCommit:
-    """One per relay on SQLite; ``await run(endpoint, kwargs)`` instead of ``run_db_work``."""
+    """One per relay; ``await run(endpoint, kwargs)`` instead of ``run_db_work``. On SQLite a
+    group runs on the event loop (as requests do, server/transactions.py), on PostgreSQL on a
+    worker thread."""
 
-    def __init__(self, engine: Engine, write_lock: Any) -> None:
+    def __init__(self, engine: Engine, write_lock: Any | None) -> None:
         self.engine = engine
         self.write_lock = write_lock
         self._waiting: list[_Request] = []
@@ -68,8 +72,9 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         requests, self._waiting = self._waiting, []
-        if self.write_lock.locked():
-            # Another thread (the dispatcher) is writing: wait for it on a thread, not here.
+        if self.write_lock is None or self.write_lock.locked():
+            # PostgreSQL (network round trips), or another thread (the dispatcher) is writing
+            # on SQLite: wait on a thread, not here.
             outcomes = await anyio.to_thread.run_sync(self._serve, requests)
         else:
             outcomes = self._serve(requests)

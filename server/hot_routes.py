@@ -8,8 +8,8 @@ CPU (0.35 of ~1 ms). The acks' cost is what caps the relay's sustained delivery 
 A hot route is the same endpoint function as its FastAPI route (which stays registered, and
 documents it), called the same way: the signed request checked by ``Caller`` in the one
 transaction that also commits the nonce with the work (server/transactions.py), with the
-same error answers (server/errors.py); on SQLite, requests read in the same turn of the
-event loop share that transaction (server/group_commit.py). Only the plumbing is lean. A
+same error answers (server/errors.py); requests read in the same turn of the event loop
+share that transaction (server/group_commit.py). Only the plumbing is lean. A
 request that does not fit the fast shape exactly (another content type, a path that does
 not match) falls through to FastAPI, which answers it as it always has.
 """
@@ -30,7 +30,6 @@ from server.auth import Caller, signed_request
 from server.db import request_session
 from server.errors import ApiError, error_response, unexpected_response, validation_response
 from server.json_body import parse_body
-from server.transactions import run_db_work
 
 log = logging.getLogger("sealpost.relay")
 
@@ -86,11 +85,7 @@ async def _serve(
                 "session": session,
                 "request": request,
             }
-            group = request.app.state.group_commit  # SQLite only
-            if group is not None:
-                result = await group.run(route.endpoint, kwargs)
-            else:
-                result = await run_db_work(route.endpoint, kwargs)
+            result = await request.app.state.group_commit.run(route.endpoint, kwargs)
         response: Response = Response(result.model_dump_json(), media_type="application/json")
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.headers)

@@ -201,7 +201,7 @@ def _signed_ack(person: Any, ids: list[str], handle: str | None = None) -> tuple
 
 
 async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils_none(
-    sqlite_url: str, make_account: PersonFactory
+    db_url: str, make_account: PersonFactory
 ) -> None:
     catcher_box: list[_LoopCatcher] = []
 
@@ -209,7 +209,7 @@ async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils
         catcher_box.append(_LoopCatcher(app))
         return catcher_box[0]
 
-    with EmbeddedRelay(relay_settings(sqlite_url), wrap=wrap) as relay:
+    with EmbeddedRelay(relay_settings(db_url), wrap=wrap) as relay:
         catcher = catcher_box[0]
         alice = await make_account("alice", relay)
         readers = [await make_account(f"reader{i}", relay) for i in range(6)]
