@@ -35,6 +35,8 @@ from server.db import request_session
 from server.transactions import authenticate_callers, run_in_transaction
 
 Outcome = tuple[bool, Any]  # (succeeded, result or exception)
+# Most of the gain comes by ten requests a transaction (0.46 ms an ack; 0.42 at fifty).
+MAX_GROUP = 64
 
 
 @dataclass
@@ -53,7 +55,7 @@ class GroupCommit:
         self.engine = engine
         self.write_lock = write_lock
         self._waiting: list[_Request] = []
-        self._flushing: asyncio.Task[None] | None = None  # kept, so it is not collected
+        self._flushes: set[asyncio.Task[None]] = set()  # kept, so none is collected early
         # For tests and curious operators: transactions that served several requests, and
         # groups that failed and were served one by one.
         self.groups = 0
@@ -67,17 +69,32 @@ class GroupCommit:
         if len(self._waiting) == 1:
             # A task's first step runs on the loop's next turn: after every request already
             # read in this one has reached this point too.
-            self._flushing = loop.create_task(self._flush())
+            self._start_flush(loop)
         return await request.answer
 
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
     async def _flush(self) -> None:
-        requests, self._waiting = self._waiting, []
-        if self.write_lock is None or self.write_lock.locked():
-            # PostgreSQL (network round trips), or another thread (the dispatcher) is writing
-            # on SQLite: wait on a thread, not here.
-            outcomes = await anyio.to_thread.run_sync(self._serve, requests)
-        else:
-            outcomes = self._serve(requests)
+        requests, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+        if self._waiting:
+            # The rest on the loop's next turn: a wave of a thousand acks in one go would
+            # hold the loop (and every stream) for a third of a second.
+            self._start_flush(asyncio.get_running_loop())
+        try:
+            if self.write_lock is None or self.write_lock.locked():
+                # PostgreSQL (network round trips), or another thread (the dispatcher) is
+                # writing on SQLite: wait on a thread, not here.
+                outcomes = await anyio.to_thread.run_sync(self._serve, requests)
+            else:
+                outcomes = self._serve(requests)
+        except BaseException as exc:  # e.g. cancelled at shutdown: no request waits forever
+            for request in requests:
+                if not request.answer.done():
+                    request.answer.set_exception(exc)
+            raise
         for request, (ok, value) in zip(requests, outcomes, strict=True):
             if request.answer.done():
                 continue  # the client went away meanwhile

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from server.embedded import EmbeddedRelay
+from server.group_commit import MAX_GROUP
 from shared.auth import sign_request
 from shared.identifiers import new_message_id
 from tests.conftest import PersonFactory, relay_settings
@@ -248,3 +249,19 @@ async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils
         assert_error(
             _post(relay.url + trespass[2], trespass[0], trespass[1]), 401, "replayed_request"
         )
+
+
+async def test_a_wave_of_acks_is_served_in_groups_of_at_most_max_group(
+    sqlite_url: str, make_account: PersonFactory
+) -> None:
+    """A thousand acks in one turn must not hold the loop (and every stream) as one group."""
+    catchers: list[_LoopCatcher] = []
+    with EmbeddedRelay(
+        relay_settings(sqlite_url, rate_burst=1000),
+        wrap=lambda app: catchers.append(_LoopCatcher(app)) or catchers[0],
+    ) as relay:
+        bob = await make_account("bob", relay)
+        acks = [_signed_ack(bob, [new_message_id()]) for _ in range(MAX_GROUP + 6)]
+        answers = await _acks_arriving_together(relay, catchers[0], acks)
+        assert [a.status_code for a in answers] == [200] * len(acks)
+        assert relay.app.state.group_commit.groups == 2
