@@ -40,7 +40,9 @@ from server.settings import RelaySettings
 from shared.version import PROTOCOL_VERSION
 
 
-def _woken_mailboxes(app: FastAPI) -> Callable[[list[str]], dict[str, list[Frame]] | None]:
+def _woken_mailboxes(
+    app: FastAPI,
+) -> Callable[[list[str], tuple[int, int] | None], dict[str, list[Frame]] | None]:
     """For PostgresWakeups: the pending envelopes of mailboxes another relay wrote to."""
 
     def fetch(handles: list[str], seqs: tuple[int, int] | None) -> dict[str, list[Frame]] | None:

@@ -280,7 +280,7 @@ def store_envelopes(
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
     woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
     pushed: dict[str, list[Frame] | None] = {}
-    span: list[int] = []  # the lowest and highest number of the new pending envelopes
+    pending_seqs: list[int] = []
     try:
         if new_rows:
             seqs = _insert_rows(session, new_rows)
@@ -290,12 +290,13 @@ def store_envelopes(
                 recipient = row["recipient"]
                 if row["state"] != "pending":
                     continue
-                span = [min(span[0], seq), max(span[1], seq)] if span else [seq, seq]
+                pending_seqs.append(seq)
                 if live[recipient]:
                     pushed.setdefault(recipient, []).append(frames.from_stored(row, seq))  # type: ignore[union-attr]
                 else:
                     pushed[recipient] = None
-        announce(session, woken, origin, (span[0], span[1]) if span else None)
+        span = (min(pending_seqs), max(pending_seqs)) if pending_seqs else None
+        announce(session, woken, origin, span)
         session.commit()
     except IntegrityError:
         # A concurrent request stored one of these ids first: redo the batch, which now sees it.
