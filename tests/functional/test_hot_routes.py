@@ -165,8 +165,14 @@ async def _acks_arriving_together(
     connections = [socket.create_connection(("127.0.0.1", relay.port)) for _ in acks]
     try:
         await asyncio.sleep(0.2)  # accepted and watched by the relay
-        catcher.loop.call_soon_threadsafe(time.sleep, 0.5)
-        await asyncio.sleep(0.05)  # the relay's loop is asleep now
+        asleep = threading.Event()
+
+        def hold_still() -> None:
+            asleep.set()
+            time.sleep(0.5)
+
+        catcher.loop.call_soon_threadsafe(hold_still)
+        assert await asyncio.to_thread(asleep.wait, 10)  # the relay's loop is asleep now
         for connection, (body, headers, path) in zip(connections, acks, strict=True):
             head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Type: application/json"]
             head += [f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
