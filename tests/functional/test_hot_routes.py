@@ -157,11 +157,12 @@ class _LoopCatcher:
 
 
 async def _acks_arriving_together(
-    relay: EmbeddedRelay, catcher: _LoopCatcher, acks: list[tuple[bytes, dict[str, str], str]]
+    relay: EmbeddedRelay, acks: list[tuple[bytes, dict[str, str], str]]
 ) -> list[httpx.Response]:
     """Send ``acks`` (body, headers, path), each on a connection of its own, while the relay's
     loop is held still, so that it reads them all in the same turn."""
-    assert catcher.loop is not None
+    catcher = relay.served  # the relay was started with wrap=_LoopCatcher
+    assert isinstance(catcher, _LoopCatcher) and catcher.loop is not None
     connections = [socket.create_connection(("127.0.0.1", relay.port)) for _ in acks]
     try:
         await asyncio.sleep(0.2)  # accepted and watched by the relay
@@ -200,7 +201,9 @@ def _read_response(connection: socket.socket) -> httpx.Response:
     return httpx.Response(int(lines[0].split()[1]), headers=headers, content=body)
 
 
-def _signed_ack(person: Any, ids: list[str], handle: str | None = None) -> tuple:
+def _signed_ack(
+    person: Any, ids: list[str], handle: str | None = None
+) -> tuple[bytes, dict[str, str], str]:
     path = f"/v1/mailboxes/{handle or person.profile.handle}/ack"
     body = httpx.Request("POST", "/", json={"ids": ids}).content
     headers = sign_request(person.profile.keys.signing, person.profile.handle, "POST", path, body)
@@ -210,14 +213,7 @@ def _signed_ack(person: Any, ids: list[str], handle: str | None = None) -> tuple
 async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils_none(
     db_url: str, make_account: PersonFactory
 ) -> None:
-    catcher_box: list[_LoopCatcher] = []
-
-    def wrap(app: Any) -> Any:
-        catcher_box.append(_LoopCatcher(app))
-        return catcher_box[0]
-
-    with EmbeddedRelay(relay_settings(db_url), wrap=wrap) as relay:
-        catcher = catcher_box[0]
+    with EmbeddedRelay(relay_settings(db_url), wrap=_LoopCatcher) as relay:
         alice = await make_account("alice", relay)
         readers = [await make_account(f"reader{i}", relay) for i in range(6)]
         sent = {
@@ -228,7 +224,7 @@ async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils
 
         # Together, all fine: one transaction, every ack applied.
         answers = await _acks_arriving_together(
-            relay, catcher, [_signed_ack(r, [sent[r.profile.handle]]) for r in readers[:3]]
+            relay, [_signed_ack(r, [sent[r.profile.handle]]) for r in readers[:3]]
         )
         assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
         assert [a.json()["acked"] for a in answers] == [
@@ -242,7 +238,7 @@ async def test_acks_arriving_together_share_one_transaction_and_a_failure_spoils
         assert _post(relay.url + replayed[2], replayed[0], replayed[1]).status_code == 200
         fine = [_signed_ack(r, [sent[r.profile.handle]]) for r in readers[3:]]
         # Fine ones first: nothing of theirs may be committed before the failure is known.
-        answers = await _acks_arriving_together(relay, catcher, [*fine, trespass, replayed])
+        answers = await _acks_arriving_together(relay, [*fine, trespass, replayed])
         assert (group.groups, group.fallbacks) == (1, 1)
         assert_error(answers[3], 403, "forbidden")
         assert_error(answers[4], 401, "replayed_request")
@@ -261,13 +257,12 @@ async def test_a_wave_of_acks_is_served_in_groups_of_at_most_max_group(
     sqlite_url: str, make_account: PersonFactory
 ) -> None:
     """A thousand acks in one turn must not hold the loop (and every stream) as one group."""
-    catchers: list[_LoopCatcher] = []
     with EmbeddedRelay(
         relay_settings(sqlite_url, rate_burst=1000),
-        wrap=lambda app: catchers.append(_LoopCatcher(app)) or catchers[0],
+        wrap=_LoopCatcher,
     ) as relay:
         bob = await make_account("bob", relay)
         acks = [_signed_ack(bob, [new_message_id()]) for _ in range(MAX_GROUP + 6)]
-        answers = await _acks_arriving_together(relay, catchers[0], acks)
+        answers = await _acks_arriving_together(relay, acks)
         assert [a.status_code for a in answers] == [200] * len(acks)
         assert relay.app.state.group_commit.groups == 2
