@@ -17,6 +17,7 @@ from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
 from server.errors import install_error_handlers, unexpected_response
+from server.figures import FiguresPolicy
 from server.frames import Frame
 from server.group_commit import GroupCommit
 from server.hot_routes import HotRoutes
@@ -131,8 +132,10 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         app.state.notifier,
         daily_cap=settings.marketing_cap_24h,
         interval_s=settings.dispatch_interval_s,
+        figures=figures_policy(settings),
     )
 
+    app.state.figures = app.state.dispatcher.figures
     install_error_handlers(app)
 
     @app.exception_handler(Exception)
@@ -145,3 +148,12 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes
     return app
+
+
+def figures_policy(settings: RelaySettings) -> FiguresPolicy:
+    return FiguresPolicy(
+        after_ms=settings.figures_after_h * HOUR_MS,
+        epsilon_counts=settings.figures_epsilon_counts,
+        epsilon_interactions=settings.figures_epsilon_interactions,
+        budget_30d=settings.business_epsilon_30d,
+    )

@@ -1,4 +1,9 @@
-"""Money: top-ups, reservations, charges and refunds, each written to the ledger.
+"""Money: top-ups, reservations, charges, refunds and rebates, each written to the ledger.
+
+A copy is charged when it is released at its send time, whatever happens to it next, so no
+charge depends on a person's choices or presence. Copies that people refused or never took
+are paid back as one rebate per campaign, computed from its published, noisy figures
+(server/figures.py).
 
 Every function runs inside the caller's transaction and locks the rows it changes (``FOR
 UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers), so
@@ -149,13 +154,29 @@ def _settle(
 
 
 def charge(session: Session, movements: dict[str, Movement], now_ms: int) -> None:
-    """Delivered messages: their reservation becomes spend."""
-    _settle(session, movements, now_ms, "charge", "delivered")
+    """Copies released at their send time: their reservation becomes spend, whatever the
+    person's choices do with them (so a charge says nothing about anyone; see rebate)."""
+    _settle(session, movements, now_ms, "charge", "sent")
 
 
 def refund(session: Session, movements: dict[str, Movement], now_ms: int, why: str) -> None:
-    """Refused, expired or cancelled messages: their reservation becomes available again."""
+    """Copies never released (cancelled, or expired before their send time): their
+    reservation becomes available again."""
     _settle(session, movements, now_ms, "refund", why)
+
+
+def rebate(session: Session, campaign: Campaign, amount: int, now_ms: int, note: str) -> None:
+    """Give back part of what a campaign spent (for copies its published, noisy figures say
+    were not delivered): spent money becomes available again. The campaign row is locked."""
+    amount = min(amount, campaign.spent)
+    if amount <= 0:
+        return
+    balance = locked_balance(session, campaign.business)
+    balance.spent -= amount
+    balance.available += amount
+    campaign.spent -= amount
+    campaign.refunded += amount
+    _log(session, campaign.business, "rebate", amount, now_ms, campaign_id=campaign.id, note=note)
 
 
 def movements_of(rows: Iterable[tuple[str | None, str, int]]) -> dict[str, Movement]:

@@ -1,22 +1,19 @@
 """Creating, cancelling and reporting campaigns. Reports are aggregates, never people."""
 
+from datetime import UTC, datetime
+
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from server import signals
+from server import accountant
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
+from server.figures import FiguresPolicy, figures_at, stored
 from server.known_accounts import KnownAccount
 from server.models import SCHEDULED, Campaign, MailboxEntry, Template
-from shared.api import INTERACTIONS, REFUSAL_CLASSES, CampaignCreate, CampaignReport
+from shared.api import CampaignCreate, CampaignReport
 from shared.identifiers import new_campaign_id
-from shared.signals import (
-    DEFAULT_EPSILON_PER_BIT,
-    DEFAULT_K,
-    keep_probability,
-    published_figures,
-)
 
 DAY_MS = 86_400_000
 # A send time this far in the past is a mistake, not clock skew.
@@ -117,58 +114,55 @@ def cancel(session: Session, business: KnownAccount, campaign_id: str, now_ms: i
     return campaign
 
 
-def suppress_small(counts: dict[str, int], min_count: int) -> dict[str, int | None]:
-    """Hide counts between 1 and ``min_count - 1``: a small count can point at one person
-    ("the only one who blocked us"). When exactly one is hidden it could be recovered as the
-    total minus the rest, so the next smallest non-zero count is hidden with it."""
-    shown: dict[str, int | None] = dict(counts)
-    hidden = [k for k, n in counts.items() if 0 < n < min_count]
-    if len(hidden) == 1:
-        others = sorted((n, k) for k, n in counts.items() if n and k not in hidden)
-        hidden += [k for _, k in others[:1]]
-    for key in hidden:
-        shown[key] = None
-    return shown
-
-
-def _interactions(session: Session, campaign_id: str, k: int) -> dict[str, object]:
-    """Debiased estimates from the anonymous reports, each hidden below k reports."""
-    n, ones = signals.tally_of(session, campaign_id)
-    p = keep_probability(DEFAULT_EPSILON_PER_BIT)
-    figures, intervals = published_figures(ones, n, p, k, INTERACTIONS)
-    return {"interactions": figures, "interaction_intervals": intervals, "signal_reports": n}
-
-
 def report(
-    session: Session, campaign: Campaign, now_ms: int, min_count: int, signals_k: int = DEFAULT_K
+    session: Session, campaign: Campaign, now_ms: int, policy: FiguresPolicy
 ) -> CampaignReport:
-    counts: dict[tuple[str, str | None], int] = {
-        (state, reason): n
-        for state, reason, n in session.exec(
-            select(MailboxEntry.state, MailboxEntry.refusal, func.count())
+    """What a business may read about its campaign: exact counts of what it did and paid
+    (none depends on any person), and the figures about people once published with noise."""
+    counts: dict[str, int] = {
+        state: n
+        for state, n in session.exec(
+            select(MailboxEntry.state, func.count())
             .where(MailboxEntry.campaign_id == campaign.id)
-            .group_by(MailboxEntry.state, MailboxEntry.refusal)
+            .group_by(MailboxEntry.state)
         )
     }
-
-    def total(state: str) -> int:
-        return sum(n for (s, _), n in counts.items() if s == state)
-
-    scheduled, in_mailbox = total("scheduled"), total("pending")
-    by_reason = suppress_small(
-        {r: counts.get(("refused", r), 0) for r in REFUSAL_CLASSES}, min_count
-    )
-    if campaign.cancelled:
-        status = "cancelled"
+    scheduled = counts.get("scheduled", 0)
+    cancelled = counts.get("cancelled", 0)
+    # Copies whose send time came (whatever became of them); the states after release are
+    # summed, never shown apart.
+    sent = sum(n for state, n in counts.items() if state not in ("scheduled", "cancelled"))
+    due_at = figures_at(campaign, policy)
+    published = stored(session, campaign.id)
+    if published is not None:
+        status, note = ("cancelled" if campaign.cancelled else "done"), "published"
+    elif campaign.cancelled and not sent:
+        status, note = "cancelled", "nothing was sent, so there are no figures"
+    elif campaign.cancelled:
+        status, note = "cancelled", f"due at {_when(due_at)}"
     elif not counts:
-        status = "open"  # created; no copy submitted yet
+        status, note = "open", f"due at {_when(due_at)}, once copies are sent"
     elif scheduled and now_ms < campaign.send_at:
-        status = "scheduled"
-    elif scheduled or in_mailbox:
-        status = "sending"
+        status, note = "scheduled", f"due at {_when(due_at)}"
+    elif scheduled:
+        status, note = "sending", f"due at {_when(due_at)}"
+    elif now_ms < due_at:
+        status, note = "sent", f"due at {_when(due_at)}"
     else:
-        status = "stopped" if campaign.stop_reason else "done"
-    delivered = total("acked")
+        renews = accountant.renewal(
+            session,
+            campaign.business,
+            accountant.to_micro(policy.per_campaign),
+            accountant.to_micro(policy.budget_30d),
+            now_ms,
+        )
+        status = "withheld"
+        note = (
+            "withheld: your privacy budget for the last 30 days is spent; the figures are "
+            f"published once it renews, at about {_when(max(renews, now_ms))}"
+        )
+    if campaign.stop_reason and status in ("sending", "sent"):
+        status = "stopped"
     return CampaignReport(
         id=campaign.id,
         name=campaign.name,
@@ -183,15 +177,16 @@ def report(
         accepted=campaign.accepted,
         rejected_budget=campaign.rejected_budget,
         scheduled=scheduled,
-        delivered_to_mailbox=in_mailbox,
-        delivered=delivered,
-        refused=total("refused"),
-        refused_by_reason=by_reason,
-        expired=total("expired"),
-        cancelled=total("cancelled"),
+        sent=sent,
+        cancelled=cancelled,
         spend=campaign.spent,
         reserved=campaign.reserved,
         refunded=campaign.refunded,
-        cost_per_delivered=campaign.spent // delivered if delivered else None,
-        **_interactions(session, campaign.id, signals_k),
+        figures_at=due_at,
+        figures_note=note,
+        figures=published,
     )
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")

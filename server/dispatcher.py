@@ -1,5 +1,6 @@
-"""Releases scheduled template messages when due, applying each person's choices, and
-expires what was never delivered. Runs in a background thread; tests call ``run_once``."""
+"""Releases scheduled template messages when due, applying each person's choices, expires
+what was never delivered, and publishes campaign figures when due (server/figures.py). Runs in
+a background thread; tests call ``run_once``."""
 
 import logging
 import threading
@@ -8,8 +9,9 @@ from collections import defaultdict
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from server.billing import movements_of, refund
+from server.billing import charge, movements_of, refund
 from server.clock import Clock
+from server.figures import FiguresPolicy, publish_due
 from server.models import PENDING, SCHEDULED, MailboxEntry
 from server.notify import MailboxNotifier, announce
 from server.release import Candidate, decide
@@ -30,12 +32,14 @@ class Dispatcher:
         *,
         daily_cap: int,
         interval_s: float,
+        figures: FiguresPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.notifier = notifier
         self.daily_cap = daily_cap
         self.interval_s = interval_s
+        self.figures = figures
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,14 +67,19 @@ class Dispatcher:
                 log.exception("dispatcher pass failed; retrying at the next tick")
 
     def run_once(self) -> int:
-        """Release every due message and expire overdue ones; returns how many changed."""
+        """Release every due message, expire overdue ones, then publish the campaign figures
+        now due; returns how many messages changed."""
         changed = 0
         with self._lock:
             while True:
                 released, expired = self._release_batch(), self._expire_batch()
                 changed += released + expired
                 if released < BATCH and expired < BATCH:
-                    return changed
+                    break
+            if self.figures is not None:
+                with Session(self.engine) as session:
+                    publish_due(session, self.figures, self.clock.now_ms())
+        return changed
 
     def _release_batch(self) -> int:
         now = self.clock.now_ms()
@@ -104,16 +113,19 @@ class Dispatcher:
             )
             released: list[int] = []
             refused: dict[str, list[int]] = defaultdict(list)
-            refunds: dict[str, list[tuple[str | None, str, int]]] = defaultdict(list)
+            charged: list[tuple[str | None, str, int]] = []
+            unsent: list[tuple[str | None, str, int]] = []
             woken = set()
             for row, outcome in zip(due, outcomes, strict=True):
+                paid = (row.campaign_id, row.sender, row.price)
+                # Released or refused, a copy is charged alike (server/billing.py); only one
+                # that expired before its send time was never sent.
+                (unsent if outcome == "expired" else charged).append(paid)
                 if outcome is None:
                     released.append(row.seq)
                     woken.add(row.recipient)
                     continue
                 refused[outcome].append(row.seq)
-                why = "expired" if outcome == "expired" else "refused"
-                refunds[why].append((row.campaign_id, row.sender, row.price))
             if released:
                 session.execute(
                     update(table)
@@ -127,8 +139,10 @@ class Dispatcher:
                     .where(one_of(table.c.seq, seqs))
                     .values(state=state, refusal=why, ciphertext=b"")
                 )
-            for why, rows in refunds.items():
-                refund(session, movements_of(rows), now, why)
+            if charged:
+                charge(session, movements_of(charged), now)
+            if unsent:
+                refund(session, movements_of(unsent), now, "expired")
             announce(session, woken, self.notifier.origin)
             session.commit()
         self.notifier.publish(woken)
@@ -140,7 +154,13 @@ class Dispatcher:
         with Session(self.engine) as session:
             overdue = list(
                 session.execute(
-                    select(table.c.seq, table.c.sender, table.c.campaign_id, table.c.price)
+                    select(
+                        table.c.seq,
+                        table.c.sender,
+                        table.c.campaign_id,
+                        table.c.price,
+                        table.c.state,
+                    )
                     .where(table.c.state.in_([PENDING, SCHEDULED]), table.c.expires_at <= now)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
@@ -153,8 +173,14 @@ class Dispatcher:
                 .where(one_of(table.c.seq, [r.seq for r in overdue]))
                 .values(state="expired", ciphertext=b"")
             )
-            paid = [(r.campaign_id, r.sender, r.price) for r in overdue if r.price]
-            if paid:
-                refund(session, movements_of(paid), now, "expired")
+            # A pending copy was charged when released; only a copy never released (its
+            # whole life spent scheduled) is refunded, and that depends on time alone.
+            unsent = [
+                (r.campaign_id, r.sender, r.price)
+                for r in overdue
+                if r.price and r.state == "scheduled"
+            ]
+            if unsent:
+                refund(session, movements_of(unsent), now, "expired")
             session.commit()
         return len(overdue)

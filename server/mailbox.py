@@ -101,6 +101,22 @@ class _Batch:
             campaign = locked_campaign(session, cid)
             if campaign is not None:
                 self.campaigns[cid] = campaign
+        # Who already has a copy of these campaigns: one copy per person per campaign is
+        # what bounds one person's weight in the campaign's published figures.
+        self.has_copy: set[tuple[str, str]] = set()
+        if self.campaigns:
+            self.has_copy = {
+                (row.campaign_id, row.recipient)
+                for row in session.execute(
+                    select(MailboxEntry.campaign_id, MailboxEntry.recipient).where(
+                        one_of(MailboxEntry.campaign_id, list(self.campaigns)),
+                        one_of(
+                            MailboxEntry.recipient,
+                            list({e.recipient for e in envelopes if e.campaign_id}),
+                        ),
+                    )
+                )
+            }
         # A template copy's verdict on everything but its recipient, per distinct routing:
         # a campaign batch is a thousand copies of one.
         self.template_verdicts: dict[tuple[Any, ...], tuple[str, str] | None] = {}
@@ -256,6 +272,20 @@ def store_envelopes(
             results.append(error)
             rows.append(None)
             continue
+        if envelope.kind == "template":
+            copy = (envelope.campaign_id or "", envelope.recipient)
+            if copy in batch.has_copy:
+                results.append(
+                    _reject(
+                        envelope,
+                        "duplicate_recipient",
+                        f"Campaign '{copy[0]}' already has a copy for {copy[1]}; a campaign "
+                        "sends one copy per person.",
+                    )
+                )
+                rows.append(None)
+                continue
+            batch.has_copy.add(copy)
         existing[envelope.id] = (sender.handle, digest)
         row = _row(envelope, digest, now_ms)
         if envelope.kind == "template":
@@ -444,15 +474,24 @@ def _release_due(
     candidates = [
         Candidate(r["recipient"], r["sender"], r["category"], r["expires_at"]) for r in due
     ]
-    refunds: list[tuple[str | None, str, int]] = []
+    charged: list[tuple[str | None, str, int]] = []
+    unsent: list[tuple[str | None, str, int]] = []
     for row, outcome in zip(due, decide(session, candidates, now_ms, rules.daily_cap), strict=True):
+        paid = (row["campaign_id"], row["sender"], row["price"])
         if outcome is None:
             row.update(state="pending", released_at=now_ms)
+        elif outcome == "expired":  # expired before its send time: never sent, never charged
+            row.update(state="expired", ciphertext=b"")
+            unsent.append(paid)
+            continue
         else:
             row.update(state="refused", refusal=outcome, ciphertext=b"")
-            refunds.append((row["campaign_id"], row["sender"], row["price"]))
-    if refunds:
-        refund(session, movements_of(refunds), now_ms, "refused")
+        # Released or refused, the copy is charged alike: the business cannot tell them apart.
+        charged.append(paid)
+    if charged:
+        charge(session, movements_of(charged), now_ms)
+    if unsent:
+        refund(session, movements_of(unsent), now_ms, "expired")
 
 
 def _record_chat_contacts(
@@ -596,25 +635,22 @@ _ACK = (
         one_of(_MAILBOX.c.msg_id, param="which"),
     )
     .values(state="acked", acked_at=bindparam("when"), ciphertext=b"")
-    .returning(_MAILBOX.c.msg_id, _MAILBOX.c.campaign_id, _MAILBOX.c.sender, _MAILBOX.c.price)
+    .returning(_MAILBOX.c.msg_id)
 )
 
 
 def acknowledge(
     session: Session, recipient: str, ids: Sequence[str], now_ms: int
 ) -> tuple[list[str], list[str]]:
-    """Remove acked envelopes from ``recipient``'s mailbox and charge the paid ones.
+    """Remove acked envelopes from ``recipient``'s mailbox.
 
     Ids not pending in this mailbox change nothing (and are reported as unknown). The caller
     commits: several acks may share a transaction (server/group_commit.py).
     """
-    # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now (a
-    # concurrent ack of the same id changes nothing the second time, so it is never charged
-    # twice).
+    # One UPDATE ... RETURNING: the rows it changed are exactly the ones acked now. Nothing is
+    # charged here: copies are paid for when released, so an ack moves no money (a charge
+    # at ack time would tell the business when a person was online).
     rows = list(session.execute(_ACK, {"whose": recipient, "which": list(ids), "when": now_ms}))
-    paid = [(r.campaign_id, r.sender, r.price) for r in rows if r.price]
-    if paid:
-        charge(session, movements_of(paid), now_ms)
     found = {r.msg_id for r in rows}
     unique = list(dict.fromkeys(ids))
     return [i for i in unique if i in found], [i for i in unique if i not in found]

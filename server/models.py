@@ -66,6 +66,14 @@ class MailboxEntry(SQLModel, table=True):
         ),
         Index("ix_mailbox_released", "recipient", "released_at", **_only("category = 'marketing'")),
         Index("ix_mailbox_campaign", "campaign_id", "state", **_only("campaign_id IS NOT NULL")),
+        # One copy per person per campaign: what bounds one person's weight in its figures.
+        Index(
+            "uq_mailbox_campaign_recipient",
+            "campaign_id",
+            "recipient",
+            unique=True,
+            **_only("campaign_id IS NOT NULL"),
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True, sa_type=SeqType)
@@ -250,3 +258,27 @@ class SignalTally(SQLModel, table=True):
     stopped_promotions: int = 0
     blocked: int = 0
     reported: int = 0
+
+
+class PrivacySpend(SQLModel, table=True):
+    """One release of figures to a business and what it cost its privacy budget.
+
+    ε is kept in millionths so sums over the 30-day window are exact."""
+
+    __tablename__ = "relay_privacy_spend"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=SeqType)
+    business: str = Field(index=True, max_length=32)
+    campaign_id: str = Field(max_length=64)
+    micro_epsilon: int = Field(sa_type=BigInteger)
+    at: int = Field(sa_type=BigInteger)
+
+
+class PublishedFigures(SQLModel, table=True):
+    """A campaign's figures as published, noise included, so every read shows the same."""
+
+    __tablename__ = "relay_campaign_figures"
+
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    published_at: int = Field(sa_type=BigInteger)
+    body: str = Field(description="the CampaignFigures JSON")

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,11 +38,24 @@ class RelaySettings(BaseSettings):
     dispatch_interval_s: float = Field(
         default=1.0, gt=0, description="How often scheduled messages and expiries are checked"
     )
-    report_min_count: int = Field(
-        default=5, ge=2, description="Refusal reasons counted below this are suppressed in reports"
+    figures_after_h: int = Field(
+        default=72,
+        ge=1,
+        le=24 * 365,
+        description="A campaign's figures are published this long after its send time (or at "
+        "its expiry, if sooner)",
     )
-    signals_min_k: int = Field(
-        default=50, ge=5, description="Interaction estimates below this many reports are hidden"
+    business_epsilon_30d: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Privacy budget of each business over any 30 days (docs/privacy-boundary.md)",
+    )
+    figures_epsilon_counts: float = Field(
+        default=0.1, gt=0, le=5, description="ε of a campaign's delivery and refusal counts"
+    )
+    figures_epsilon_interactions: float = Field(
+        default=0.1, gt=0, le=5, description="ε of a campaign's interaction estimates"
     )
     auto_migrate: bool = Field(
         default=False, description="Upgrade the schema at start (embedded relays, tests)"
@@ -50,3 +63,14 @@ class RelaySettings(BaseSettings):
     auto_verify_businesses: bool = Field(
         default=True, description="Simulator shortcut: every business gets the verified mark"
     )
+
+    @model_validator(mode="after")
+    def _figures_fit_the_budget(self) -> "RelaySettings":
+        if self.figures_epsilon_counts + self.figures_epsilon_interactions > (
+            self.business_epsilon_30d
+        ):
+            raise ValueError(
+                "one campaign's figures (figures_epsilon_counts + figures_epsilon_interactions) "
+                "must fit in business_epsilon_30d, or no campaign could ever be reported"
+            )
+        return self

@@ -197,14 +197,53 @@ class CampaignCreate(_Strict):
     expires_in_days: int | None = Field(default=None, ge=1, le=365)
 
 
+class NoisyCount(_Strict):
+    """A count published with differentially private noise: ``value`` may be off by up to
+    ``margin`` either way (95 %), and may be below zero or above the audience."""
+
+    value: int
+    margin: int = Field(description="half-width of the 95 % interval around value")
+
+
+class Estimate(_Strict):
+    """An estimate from the anonymous reports, unclipped, with its 95 % interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+class CampaignFigures(_Strict):
+    """What happened to a campaign's copies, published once with noise (docs/privacy-boundary.md
+    "What a business sees"). Nothing here is exact: that is what protects each person."""
+
+    published_at: int
+    epsilon: float = Field(description="privacy cost of this release to the business's budget")
+    delivered: NoisyCount = Field(description="copies the person's device took")
+    refused: NoisyCount = Field(description="copies people's choices stopped (sum of reasons)")
+    refused_by_reason: dict[str, NoisyCount]
+    not_delivered: NoisyCount = Field(description="copies still waiting or expired unread")
+    signal_reports: NoisyCount = Field(description="anonymous interaction reports counted")
+    interactions: dict[str, Estimate] = Field(
+        description="Estimated people per interaction, from the randomized anonymous reports"
+    )
+    rebate: int = Field(description="micro-units given back for the estimated undelivered copies")
+
+
+CampaignStatus = Literal[
+    "open", "scheduled", "sending", "sent", "done", "withheld", "cancelled", "stopped"
+]
+
+
 class CampaignReport(_Strict):
-    """Aggregates only: never which person did what."""
+    """Exact where nothing depends on a person (what the business did and paid); the rest is
+    in ``figures``, published once with noise."""
 
     id: str
     name: str
     template_id: str
     category: str
-    status: Literal["open", "scheduled", "sending", "done", "cancelled", "stopped"]
+    status: CampaignStatus
     stop_reason: str | None
     send_at: int
     expires_at: int
@@ -212,27 +251,15 @@ class CampaignReport(_Strict):
     targeted: int
     accepted: int
     rejected_budget: int
-    scheduled: int
-    delivered_to_mailbox: int = Field(description="released into mailboxes, not yet acked")
-    delivered: int
-    refused: int
-    refused_by_reason: dict[str, int | None] = Field(
-        description="Per reason class; null where fewer than the relay's minimum count"
-    )
-    expired: int
+    scheduled: int = Field(description="copies waiting for the send time")
+    sent: int = Field(description="copies released at the send time and charged")
     cancelled: int
     spend: int
     reserved: int
-    refunded: int
-    cost_per_delivered: int | None
-    interactions: dict[str, int | None] = Field(
-        description="Debiased estimates from anonymous randomized-response reports; null "
-        "below the relay's k reports"
-    )
-    interaction_intervals: dict[str, list[float] | None] = Field(
-        default_factory=dict, description="95% confidence interval per estimate"
-    )
-    signal_reports: int = Field(default=0, description="Anonymous reports counted")
+    refunded: int = Field(description="cancellations and rebates given back")
+    figures_at: int = Field(description="when the figures are (or were) due")
+    figures_note: str = Field(description="where the figures stand, in words")
+    figures: CampaignFigures | None = None
 
 
 class CampaignList(_Strict):
@@ -245,7 +272,7 @@ class TopUp(_Strict):
 
 class LedgerLine(_Strict):
     at: int
-    kind: Literal["topup", "reserve", "charge", "refund"]
+    kind: Literal["topup", "reserve", "charge", "refund", "rebate"]
     amount: int
     messages: int
     campaign_id: str | None
@@ -259,6 +286,21 @@ class BudgetView(_Strict):
     spent: int
     topped_up: int
     ledger: list[LedgerLine]
+    privacy: "PrivacyBudget"
+
+
+class PrivacyBudget(_Strict):
+    """The business's privacy budget: every published figure spends some of it."""
+
+    epsilon_30d: float = Field(description="what the business may spend in any 30 days")
+    spent_30d: float = Field(description="spent in the last 30 days")
+    remaining: float
+    per_campaign: float = Field(description="what one campaign's figures cost")
+    campaigns_left: int = Field(description="campaign reports that fit in the remaining budget")
+    renews_at: int | None = Field(description="when the oldest spend in the window lapses")
+
+
+BudgetView.model_rebuild()
 
 
 # --- a person's choices ----------------------------------------------------------------------

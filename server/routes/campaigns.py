@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlmodel import col, select
 
-from server import billing, campaigns
+from server import accountant, billing, campaigns
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry
@@ -23,13 +23,7 @@ router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=TransactionalRo
 
 def _report(request: Request, session: DbSession, campaign: Campaign) -> CampaignReport:
     state = request.app.state
-    return campaigns.report(
-        session,
-        campaign,
-        state.clock.now_ms(),
-        state.settings.report_min_count,
-        state.settings.signals_min_k,
-    )
+    return campaigns.report(session, campaign, state.clock.now_ms(), state.figures)
 
 
 @router.post("/campaigns", status_code=201)
@@ -59,7 +53,7 @@ def list_campaigns(account: CurrentAccount, session: DbSession, request: Request
 def campaign_status(
     campaign_id: str, account: CurrentAccount, session: DbSession, request: Request
 ) -> CampaignReport:
-    """Aggregate analytics for one campaign."""
+    """What the business did and paid, exactly; what people did, once, with noise."""
     return _report(request, session, campaigns.owned(session, account, campaign_id))
 
 
@@ -73,6 +67,7 @@ def cancel_campaign(
 
 
 def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
+    state = request.app.state
     balance = session.get(Balance, business) or Balance(business=business)
     entries = session.exec(
         select(LedgerEntry).where(LedgerEntry.business == business).order_by(col(LedgerEntry.id))
@@ -94,6 +89,13 @@ def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
             )
             for e in entries
         ],
+        privacy=accountant.view(
+            session,
+            business,
+            state.figures.budget_30d,
+            state.figures.per_campaign,
+            state.clock.now_ms(),
+        ),
     )
 
 
