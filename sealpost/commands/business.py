@@ -97,11 +97,11 @@ def register(sub: Any) -> None:
         help="skip bad CSV rows (reported by line) or stop before sending",
     )
     create.add_argument(
-        "--expires-days", type=int, help="refund copies undelivered after N days (default 30)"
+        "--expires-days", type=int, help="copies still undelivered after N days expire (default 30)"
     )
     leaf(c, "list", "all campaigns with their figures", campaign_list)
     for name, help_, run in (
-        ("status", "one campaign's analytics", campaign_status),
+        ("status", "one campaign: what was sent and spent, and its figures", campaign_status),
         ("cancel", "cancel unsent copies and refund them", campaign_cancel),
     ):
         leaf(c, name, help_, run).add_argument("campaign", help="campaign id (cmp_...)")
@@ -113,7 +113,7 @@ def register(sub: Any) -> None:
     leaf(m, "top-up", "add money (simulated payment)", budget_top_up).add_argument(
         "amount", help="e.g. 50 or 12.50"
     )
-    leaf(groups, "pricing", "price per delivered message by country", pricing)
+    leaf(groups, "pricing", "price per message sent, by country", pricing)
 
 
 def _needs_profile(args: Any) -> int | None:
@@ -301,23 +301,47 @@ def campaign_create(args: Any) -> int:
     return run_client(args, body)
 
 
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
+
+
 def _print_report(r: Any, currency: str = "") -> None:
+    from client.business.figures import about, estimate, reason_words
+
     print(
         f"{r.id}  {r.name}  [{r.status}]" + (f"  stopped: {r.stop_reason}" if r.stop_reason else "")
     )
     print(
-        f"  targeted {r.targeted}  accepted {r.accepted}  scheduled {r.scheduled}  "
-        f"in mailboxes {r.delivered_to_mailbox}  delivered {r.delivered}"
+        f"  targeted {r.targeted}  accepted {r.accepted}  sent {r.sent}  scheduled {r.scheduled}"
+        f"  cancelled {r.cancelled}"
     )
-    reasons = ", ".join(f"{k} {'<k' if v is None else v}" for k, v in r.refused_by_reason.items())
-    print(f"  refused {r.refused} ({reasons})  expired {r.expired}  cancelled {r.cancelled}")
-    cpd = _money(r.cost_per_delivered, currency) if r.cost_per_delivered is not None else "-"
     print(
         f"  spend {_money(r.spend, currency)} of {_money(r.budget, currency)}  reserved "
-        f"{_money(r.reserved)}  refunded {_money(r.refunded)}  per delivered {cpd}"
+        f"{_money(r.reserved, currency)}  given back {_money(r.refunded, currency)}"
     )
-    known = {k: v for k, v in r.interactions.items() if v is not None}
-    print(f"  interactions: {known or 'not yet measured (privacy-preserving signals)'}")
+    figures = r.figures
+    if figures is None:
+        print(f"  figures: {r.figures_note}")
+        return
+    print(
+        f"  figures, published {_when(figures.published_at)} with deliberate noise "
+        "(± is the 95 % margin):"
+    )
+    print(
+        f"    {about(figures.delivered, 'delivered')}, {about(figures.refused, 'refused')}, "
+        f"{about(figures.not_delivered, 'not delivered')}"
+    )
+    reasons = ", ".join(
+        f"{reason_words(k)} {about(v)}" for k, v in figures.refused_by_reason.items()
+    )
+    print(f"    refused by reason: {reasons}")
+    events = ", ".join(estimate(v, k.replace("_", " ")) for k, v in figures.interactions.items())
+    print(f"    from {about(figures.signal_reports, 'anonymous reports')}: {events}")
+    if figures.rebate:
+        print(
+            f"    rebate: {_money(figures.rebate, currency)} given back for the copies these "
+            "figures estimate were not delivered"
+        )
 
 
 def campaign_list(args: Any) -> int:
@@ -394,6 +418,8 @@ def budget_top_up(args: Any) -> int:
 
 
 def _print_budget(view: Any, as_json: bool) -> None:
+    from client.business.figures import MONEY_NOTE, privacy_left, privacy_note
+
     if as_json:
         print_json(view.model_dump())
         return
@@ -402,13 +428,16 @@ def _print_budget(view: Any, as_json: bool) -> None:
         f"available {_money(view.available, cur)}  reserved {_money(view.reserved, cur)}  "
         f"spent {_money(view.spent, cur)}  (topped up {_money(view.topped_up, cur)})"
     )
+    print(f"privacy budget: {privacy_left(view.privacy, _when)}")
+    print(f"  {privacy_note(view.privacy)}")
     for e in view.ledger:
-        when = datetime.fromtimestamp(e.at / 1000).strftime("%Y-%m-%d %H:%M")
         what = f"{e.messages} msg " if e.messages else ""
         print(
-            f"  {when}  {e.kind:<7} {_money(e.amount, cur):>12}  {what}"
+            f"  {_when(e.at)}  {e.kind:<7} {_money(e.amount, cur):>12}  {what}"
             f"{e.campaign_id or ''} {e.note}".rstrip()
         )
+    if any(e.kind in ("charge", "rebate") for e in view.ledger):
+        print(MONEY_NOTE)
 
 
 def pricing(args: Any) -> int:
@@ -420,7 +449,10 @@ def pricing(args: Any) -> int:
         if args.json:
             print(json.dumps(table.model_dump(), indent=2))
             return 0
-        print(f"price per delivered message ({table.currency}); service replies are free")
+        print(
+            f"price per message sent ({table.currency}); copies not delivered come back as a "
+            "rebate once a campaign's figures are published; service replies are free"
+        )
         print(f"  {'country':<28} {'marketing':>10} {'utility':>10} {'auth':>10}")
         rows = [(f"{code_} {row.name or ''}", row) for code_, row in table.countries.items()]
         rows.append(("other countries", table.default))

@@ -104,15 +104,18 @@ async def test_campaign_from_csv_arrives_personalised_and_labelled(mrelay, make_
         assert f"Hi Name{i}, your code CODE{i:04d} takes 20% off" in message.text
         assert message.category == "marketing"
     status = await shop.api.campaign(run.campaign.id)
-    assert (status.delivered, status.spend) == (12, 12 * 69_100)
-    assert status.cost_per_delivered == 69_100
-    assert set(status.interactions) >= {"read", "clicked"}
+    # Charged when sent, whatever happens next; the figures about people come later.
+    assert (status.status, status.sent, status.spend) == ("sent", 12, 12 * 69_100)
+    assert status.figures is None and "due at" in status.figures_note
     budget = await shop.api.budget()
     assert budget.available + budget.reserved == budget.topped_up - budget.spent
     assert budget.spent == 12 * 69_100
+    assert budget.privacy.campaigns_left == 5
 
 
-async def test_choices_refuse_without_charging(mrelay, make_account, tmp_path):
+async def test_choices_refuse_and_are_charged_like_deliveries_then_rebated(
+    mrelay, make_account, clock, tmp_path
+):
     shop = await make_account("acme", mrelay, business=True)
     await shop.api.top_up(100_000_000)
     offer = await shop.api.register_template(OFFER)
@@ -132,10 +135,33 @@ async def test_choices_refuse_without_charging(mrelay, make_account, tmp_path):
     await settle(mrelay, lambda: _released(shop, run.campaign.id, 5))
     assert [len((await p.sync()).stored) for p in everyone] == [0, 0, 0, 0, 1]
     status = await shop.api.campaign(run.campaign.id)
-    assert (status.delivered, status.refused, status.spend) == (1, 4, 69_100)
-    # Four reasons, one person each: below the reporting threshold, so none is shown.
-    assert set(status.refused_by_reason.values()) == {None}
-    assert status.refunded == 4 * 69_100
+    # Refused copies are charged like delivered ones: nothing the business sees tells them
+    # apart until the figures are published, with noise, and settle one rebate.
+    assert (status.sent, status.spend, status.refunded) == (5, 5 * 69_100, 0)
+    clock.advance(status.figures_at - clock.now_ms())
+    mrelay.app.state.dispatcher.run_once()
+    status = await shop.api.campaign(run.campaign.id)
+    assert status.status == "done" and status.figures is not None
+    figures = status.figures
+    assert set(figures.refused_by_reason) == {
+        "blocked",
+        "stopped_promotions",
+        "marketing_level",
+        "daily_cap",
+    }
+    assert figures.refused.margin > 0 and figures.epsilon == pytest.approx(0.2)
+    assert set(figures.interactions) >= {"read", "clicked"}
+    budget = await shop.api.budget()
+    rebates = [
+        line
+        for line in budget.ledger
+        if line.kind == "rebate" and line.campaign_id == run.campaign.id
+    ]
+    assert sum(line.amount for line in rebates) == status.refunded == figures.rebate
+    assert status.spend + status.refunded == 5 * 69_100
+    assert budget.available + budget.reserved + budget.spent == budget.topped_up
+    again = await shop.api.campaign(run.campaign.id)
+    assert again.figures == figures  # published once: reading again averages nothing away
 
     # Utility still reaches the person who stopped promotions, but not the one who blocked.
     shipping = await shop.api.register_template(SHIPPING)
@@ -157,10 +183,7 @@ async def _count(person, n):
 
 async def _released(shop, campaign_id, n):
     status = await shop.api.campaign(campaign_id)
-    return (
-        status.scheduled == 0
-        and (status.delivered_to_mailbox + status.delivered + status.refused) >= n
-    )
+    return status.scheduled == 0 and status.sent >= n
 
 
 async def test_scheduled_campaign_waits_then_cancel_refunds(mrelay, make_account, clock, tmp_path):
@@ -194,7 +217,9 @@ async def test_scheduled_campaign_waits_then_cancel_refunds(mrelay, make_account
     assert (await b.sync()).stored == []
 
 
-async def test_undelivered_messages_expire_and_are_refunded(mrelay, make_account, clock, tmp_path):
+async def test_undelivered_messages_expire_and_are_rebated_with_the_figures(
+    mrelay, make_account, clock, tmp_path
+):
     shop = await make_account("acme", mrelay, business=True)
     await shop.api.top_up(10_000_000)
     offer = await shop.api.register_template(OFFER)
@@ -211,7 +236,10 @@ async def test_undelivered_messages_expire_and_are_refunded(mrelay, make_account
     mrelay.app.state.dispatcher.run_once()
     assert (await a.sync()).stored == []  # expired before a ever connected
     status = await shop.api.campaign(run.campaign.id)
-    assert (status.expired, status.spend, status.refunded, status.reserved) == (1, 0, 69_100, 0)
+    # The figures were due at the expiry (sooner than 72 h): published with its rebate.
+    assert status.figures_at == status.expires_at and status.figures is not None
+    assert (status.sent, status.reserved) == (1, 0)
+    assert status.spend + status.refunded == 69_100 and status.refunded == status.figures.rebate
 
 
 async def test_two_campaigns_racing_for_the_last_budget_never_overspend(
@@ -235,7 +263,7 @@ async def test_two_campaigns_racing_for_the_last_budget_never_overspend(
     assert sum(r.accepted for r in runs) == 15
     assert sum(r.rejected["insufficient_balance"] for r in runs) == 5
     budget = await shop.api.budget()
-    assert budget.available == 0 and budget.reserved == 15 * price
+    assert budget.available == 0 and budget.reserved + budget.spent == 15 * price
     assert budget.available + budget.reserved + budget.spent == budget.topped_up
 
 

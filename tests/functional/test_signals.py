@@ -6,11 +6,14 @@ import math
 
 import httpx
 import pytest
+from sqlmodel import Session
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.relay_api import RelayError
+from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
+from server.signals import tally_of
 from shared.api import TokenBatchRequest, TokenRequest
 from shared.auth import AUTH_HEADERS, sign_request
 from shared.encoding import b64encode
@@ -25,9 +28,30 @@ OFFER = TemplateDraft(
 
 
 @pytest.fixture
-def k5_relay(sqlite_url):
-    with EmbeddedRelay(relay_settings(sqlite_url, signals_min_k=5)) as relay:
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def k5_relay(sqlite_url, clock):
+    with EmbeddedRelay(relay_settings(sqlite_url, dispatch_interval_s=3600), clock=clock) as relay:
         yield relay
+
+
+def exact_tally(relay, campaign_id):
+    """What the relay counted (never shown to the business as it is)."""
+    with Session(relay.app.state.engine) as session:
+        return tally_of(session, campaign_id)
+
+
+async def published(relay, clock, shop, campaign_id):
+    """The campaign's figures, once its publication time has come."""
+    status = await shop.api.campaign(campaign_id)
+    clock.advance(max(0, status.figures_at - clock.now_ms()))
+    relay.app.state.dispatcher.run_once()
+    status = await shop.api.campaign(campaign_id)
+    assert status.figures is not None
+    return status.figures
 
 
 async def campaign_to(relay, make_account, n):
@@ -58,7 +82,7 @@ def anonymous_requests(person):
     return [e for e in person.ledger.entries() if e["url"].endswith("/v1/signals")]
 
 
-async def test_reports_are_anonymous_counted_once_and_estimated(k5_relay, make_account):
+async def test_reports_are_anonymous_counted_once_and_estimated(k5_relay, clock, make_account):
     shop, persons, campaign_id = await campaign_to(k5_relay, make_account, 8)
     for i, person in enumerate(persons):
         if i % 2:
@@ -77,17 +101,22 @@ async def test_reports_are_anonymous_counted_once_and_estimated(k5_relay, make_a
         budget = json.loads((person.profile.dir / "epsilon.json").read_text())
         assert math.isclose(sum(budget["spent"].values()), 7 * math.log(3), rel_tol=1e-9)
 
-    status = await shop.api.campaign(campaign_id)
-    assert status.signal_reports == 8
-    for event in ("read", "clicked"):
-        low, high = status.interaction_intervals[event]
-        assert 0 <= low <= status.interactions[event] <= high <= 8
+    assert exact_tally(k5_relay, campaign_id)[0] == 8
+
 
     # A replayed report (captured from the first person's request) is never counted again.
     replay = anonymous_requests(persons[0])[0]["body"]
     again = (await post_signals(k5_relay, replay)).json()
     assert again == {"counted": 0, "refused": {"0": "token_spent"}}
-    assert (await shop.api.campaign(campaign_id)).signal_reports == 8
+    assert exact_tally(k5_relay, campaign_id)[0] == 8
+    # The business sees the count and estimates only with central noise, and intervals
+    # that hold both noises (unclipped: they may reach below zero or above eight).
+    figures = await published(k5_relay, clock, shop, campaign_id)
+    assert figures.signal_reports.margin > 0
+    for event in ("read", "clicked"):
+        estimate = figures.interactions[event]
+        assert estimate.low < estimate.value < estimate.high
+        assert estimate.high - estimate.low > 8
 
 
 async def test_forged_tokens_credentials_and_double_issue_are_refused(k5_relay, make_account):
@@ -129,20 +158,19 @@ async def test_forged_tokens_credentials_and_double_issue_are_refused(k5_relay, 
     assert err.value.code == "unknown_message"
 
 
-async def test_estimates_hidden_below_k_and_signals_off_spend_nothing(sqlite_relay, make_account):
+async def test_signals_off_spend_nothing_and_still_count(sqlite_relay, make_account):
     shop, persons, campaign_id = await campaign_to(sqlite_relay, make_account, 3)
     persons[0].signals.settings.enabled = False
     for person in persons:
         assert (await person.signals.flush(now=2e10)).counted == 1
     assert not (persons[0].profile.dir / "epsilon.json").exists()  # random bits cost nothing
-    status = await shop.api.campaign(campaign_id)
-    assert status.signal_reports == 3  # default k is 50: nothing is published
-    assert set(status.interactions.values()) == {None}
+    assert exact_tally(sqlite_relay, campaign_id)[0] == 3
+    assert (await shop.api.campaign(campaign_id)).figures is None  # not yet due
 
 
-def test_a_trivially_small_k_is_refused(sqlite_url):
-    with pytest.raises(ValueError, match="signals_min_k"):
-        relay_settings(sqlite_url, signals_min_k=2)
+def test_figures_that_could_never_fit_the_budget_are_refused(sqlite_url):
+    with pytest.raises(ValueError, match="business_epsilon_30d"):
+        relay_settings(sqlite_url, figures_epsilon_counts=0.6, figures_epsilon_interactions=0.6)
 
 
 async def test_a_page_of_campaign_copies_takes_its_tokens_in_one_request(k5_relay, make_account):
@@ -168,7 +196,7 @@ async def test_a_page_of_campaign_copies_takes_its_tokens_in_one_request(k5_rela
     result = await person.signals.flush(now=2e10)
     assert result is not None and result.counted == 2
     for campaign_id in campaigns:
-        assert (await shop.api.campaign(campaign_id)).signal_reports == 1
+        assert exact_tally(k5_relay, campaign_id)[0] == 1
 
 
 async def test_a_batch_with_one_bad_copy_issues_nothing(k5_relay, make_account):

@@ -1,23 +1,42 @@
 """Business tools: templates with live validation, a campaign from a CSV, budget, analytics."""
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, Select, Static, TabbedContent
 
+from client.business.figures import about
 from client.messenger import Messenger
 from client.tui.app import SealpostApp
 from client.tui.screens.business import BusinessToolsScreen, check_draft
 from client.tui.widgets.bar_chart import BarChart
+from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
-from shared.api import CampaignReport
-from tests.conftest import PersonFactory
+from shared.api import CampaignFigures, CampaignReport, Estimate, NoisyCount
+from tests.conftest import PersonFactory, relay_settings
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.seed import T0
 
 SIZE = (130, 44)
+HOUR = 3_600_000
+# "about 2 delivered (± 60)": a published figure always comes with its margin.
+ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay]:
+    """A relay whose clock the test moves past a campaign's publication time."""
+    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as relay:
+        yield relay
 
 
 def text_of(screen: BusinessToolsScreen, selector: str) -> str:
@@ -36,11 +55,15 @@ def test_check_draft_reports_problems_in_plain_words() -> None:
 
 
 async def test_business_tools_template_campaign_budget_and_analytics(
-    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+    clocked_relay: EmbeddedRelay,
+    clock: ManualClock,
+    make_account: PersonFactory,
+    home: Path,
+    tmp_path: Path,
 ) -> None:
-    await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
-    ann = await make_account("ann", sqlite_relay)
-    ben = await make_account("ben", sqlite_relay)
+    await make_account("acme", clocked_relay, business=True, display_name="ACME Shoes")
+    ann = await make_account("ann", clocked_relay)
+    ben = await make_account("ben", clocked_relay)
     audience = tmp_path / "customers.csv"
     audience.write_text("handle,name\nann,Ann\nben,Ben\n")
 
@@ -75,7 +98,9 @@ async def test_business_tools_template_campaign_budget_and_analytics(
         assert app.focused is screen.query_one("#topup-amount")
         await pilot.press(*"50", "enter")
         await wait_for(pilot, lambda: screen.budget and screen.budget.available == 50_000_000)
-        assert "Available: 50.00" in text_of(screen, "#budget-summary")
+        summary = text_of(screen, "#budget-summary")
+        assert "Available: 50.00" in summary
+        assert "Privacy budget: 1.0 of 1.0 left this 30 days — 5 more campaign reports" in summary
 
         # A campaign to the two people of the CSV, with a progress bar.
         screen.query_one(TabbedContent).active = "tab-campaigns"
@@ -91,19 +116,50 @@ async def test_business_tools_template_campaign_budget_and_analytics(
         assert screen.query_one("#cmp-progress", ProgressBar).percentage == 1.0
         assert "2 of 2 copies accepted" in text_of(screen, "#cmp-result")
 
-        # The people sync; the analytics show delivery and spend.
+        # The people sync; the analytics show what was sent and spent, exactly, and say when
+        # the figures about people are due.
         await ann.sync()
         await ben.sync()
         screen.query_one(TabbedContent).active = "tab-analytics"
         await pilot.press("f5")
-        await wait_for(pilot, lambda: screen.campaigns and screen.campaigns[0].delivered == 2)
+        await wait_for(pilot, lambda: screen.campaigns and screen.campaigns[0].sent == 2)
         report = screen.campaigns[0]
-        assert report.spend > 0
+        assert report.spend > 0 and report.status == "sent" and report.figures is None
         detail = text_of(screen, "#cmp-detail")
-        assert "Spring" in detail and "delivered 2" in detail
+        assert "Spring" in detail and "sent 2" in detail
         assert f"spend {screen.money(report.spend)}" in detail
+        assert "Figures: due at" in detail and "delivered" not in detail
         chart = screen.query_one("#chart-delivery", BarChart)
-        assert ("delivered", 2) in [(b.label, b.value) for b in chart.bars]
+        assert [(b.label, b.value) for b in chart.bars] == [("sent", 2)]
+        assert not screen.query_one("#chart-interactions", BarChart).bars
+
+        # Once the relay's clock passes the due time, the figures are published, with margins.
+        clock.advance(report.figures_at - clock.now_ms())
+        clocked_relay.app.state.dispatcher.run_once()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: screen.campaigns[0].figures is not None)
+        report = screen.campaigns[0]
+        figures = report.figures
+        assert figures is not None and report.status == "done"
+        detail = text_of(screen, "#cmp-detail")
+        assert about(figures.delivered, "delivered") in detail
+        assert re.search(ABOUT.format("delivered"), detail)
+        assert re.search(ABOUT.format("not delivered"), detail)
+        assert ("rebate: " in detail) == (figures.rebate > 0)
+        bars = {b.label: (b.value, b.note) for b in chart.bars}
+        assert bars["sent"] == (2, "exact")
+        assert bars["delivered"] == (figures.delivered.value, f"± {figures.delivered.margin:,}")
+        assert "refused: stopped promotions" in bars
+        interactions = screen.query_one("#chart-interactions", BarChart)
+        assert [b.label for b in interactions.bars][:2] == ["read", "clicked"]
+
+        # The report spent a fifth of the privacy budget; a rebate, if any, is in the ledger.
+        await wait_for(pilot, lambda: screen.budget and screen.budget.privacy.spent_30d > 0)
+        summary = text_of(screen, "#budget-summary")
+        assert "Privacy budget: 0.8 of 1.0 left this 30 days — 4 more campaign reports" in summary
+        assert "a rebate gives back" in summary
+        rebates = [line.amount for line in screen.budget.ledger if line.kind == "rebate"]
+        assert rebates == ([figures.rebate] if figures.rebate else [])
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, BusinessToolsScreen))
         await pilot.press("f7")  # the same tools again, with what they held
@@ -123,6 +179,12 @@ async def test_person_profile_has_no_business_tools(
         assert all(c.title != "Business tools" for c in app.get_system_commands(app.screen))
 
 
+def _about(value: int, margin: int = 60) -> NoisyCount:
+    return NoisyCount(value=value, margin=margin)
+
+
+# A campaign of 1,180 copies at 0.0691 EUR, published with the noise of the relay's defaults
+# (ε 0.1 each for counts and interactions), of which about 73 copies came back as a rebate.
 REPORT = CampaignReport(
     id="cmp_0123456789abcdef",
     name="Winter sale",
@@ -137,31 +199,61 @@ REPORT = CampaignReport(
     accepted=1180,
     rejected_budget=0,
     scheduled=0,
-    delivered_to_mailbox=40,
-    delivered=1100,
-    refused=20,
-    refused_by_reason={
-        "blocked": 12,
-        "stopped_promotions": 8,
-        "marketing_level": None,
-        "daily_cap": None,
-    },
-    expired=20,
+    sent=1180,
     cancelled=0,
-    spend=76_010_000,
-    reserved=2_764_000,
-    refunded=2_764_000,
-    cost_per_delivered=69_100,
-    interactions={
-        "read": 702,
-        "clicked": 233,
-        "dismissed": 91,
-        "stopped_promotions": 38,
-        "blocked": -4,  # debiased estimates can dip below zero
-        "reported": 2,
-    },
-    interaction_intervals={"read": [661.0, 743.0], "clicked": [192.0, 274.0]},
-    signal_reports=1100,
+    spend=1180 * 69_100 - 73 * 69_100,
+    reserved=0,
+    refunded=73 * 69_100,
+    figures_at=T0 + 72 * HOUR,
+    figures_note="published",
+    figures=CampaignFigures(
+        published_at=T0 + 72 * HOUR,
+        epsilon=0.2,
+        delivered=_about(1104),
+        refused=_about(22, 111),
+        refused_by_reason={
+            "blocked": _about(14),
+            "stopped_promotions": _about(9),
+            "marketing_level": _about(-3),  # noise can push a small count below zero
+            "daily_cap": _about(2),
+        },
+        not_delivered=_about(51),
+        signal_reports=_about(1093, 210),
+        interactions={
+            "read": Estimate(value=701.5, low=297.6, high=1105.4),
+            "clicked": Estimate(value=233.5, low=-170.4, high=637.4),
+            "dismissed": Estimate(value=91.5, low=-312.4, high=495.4),
+            "stopped_promotions": Estimate(value=37.5, low=-366.4, high=441.4),
+            "blocked": Estimate(value=-0.5, low=-404.4, high=403.4),
+            "reported": Estimate(value=1.5, low=-402.4, high=405.4),
+        },
+        rebate=73 * 69_100,
+    ),
+)
+# Later campaigns: one whose figures wait for a spent privacy budget, one not yet due.
+WITHHELD = REPORT.model_copy(
+    update={
+        "id": "cmp_1123456789abcdef",
+        "name": "Spring teaser",
+        "status": "withheld",
+        "send_at": T0 + 96 * HOUR,
+        "figures_at": T0 + 168 * HOUR,
+        "spend": 1180 * 69_100,
+        "refunded": 0,
+        "figures_note": "withheld: your privacy budget for the last 30 days is spent; the "
+        "figures are published once it renews, at about 2026-01-31 10:00 UTC",
+        "figures": None,
+    }
+)
+DUE = WITHHELD.model_copy(
+    update={
+        "id": "cmp_2123456789abcdef",
+        "name": "Easter",
+        "status": "sent",
+        "send_at": T0 + 120 * HOUR,
+        "figures_at": T0 + 192 * HOUR,
+        "figures_note": "due at 2026-01-09 10:00 UTC",
+    }
 )
 
 
@@ -194,7 +286,9 @@ def test_analytics_snapshot(
         await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "cmp-table")
         await wait_for(pilot, lambda: not loading(app))
         assert tabs.active == "tab-analytics"
-        screen.show_campaigns([REPORT])  # fixed figures: ids and times are random otherwise
+        # Fixed figures (ids, times and noise are random otherwise), the published one shown.
+        screen.selected_campaign = REPORT.id
+        screen.show_campaigns([REPORT, WITHHELD, DUE])
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

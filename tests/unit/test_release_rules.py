@@ -2,7 +2,6 @@
 
 import pytest
 
-from server.campaigns import suppress_small
 from server.choices import RecipientState, refusal
 
 
@@ -27,16 +26,3 @@ from server.choices import RecipientState, refusal
 )
 def test_refusal_rules(state, category, expected):
     assert refusal(category, state, daily_cap=2) == expected
-
-
-def test_a_lone_small_count_is_hidden_with_its_complement():
-    counts = {"blocked": 6, "stopped_promotions": 0, "marketing_level": 1, "daily_cap": 9}
-    shown = suppress_small(counts, 5)
-    assert shown == {
-        "blocked": None,
-        "stopped_promotions": 0,
-        "marketing_level": None,
-        "daily_cap": 9,
-    }
-    assert suppress_small({"a": 7, "b": 0}, 5) == {"a": 7, "b": 0}
-    assert suppress_small({"a": 2, "b": 3}, 5) == {"a": None, "b": None}

@@ -36,11 +36,21 @@ from textual.widgets import (
 
 from client.business.audience import AudienceError, read_audience
 from client.business.campaigns import CampaignError, CampaignRun, run_campaign
+from client.business.figures import (
+    FIGURES_NOTE,
+    MONEY_NOTE,
+    about,
+    epsilon,
+    privacy_left,
+    privacy_note,
+    reason_words,
+    whole,
+)
 from client.business.money import format_amount, parse_amount
 from client.relay_api import RelayError, RelayUnavailable
 from client.tui.text import TimeFormat, follow_cursor_blink, one_line, safe
 from client.tui.widgets.bar_chart import Bar, BarChart
-from shared.api import REFUSAL_CLASSES, BudgetView, CampaignReport, TemplateInfo
+from shared.api import BudgetView, CampaignReport, TemplateInfo
 from shared.signals import EVENTS
 from shared.templates import (
     STOP_PROMOTIONS,
@@ -78,9 +88,9 @@ AUDIENCE_HELP = (
     "The audience CSV stays on this machine: each copy is personalised and sealed here; the "
     "relay only sees sealed envelopes and counts."
 )
-INTERACTIONS_NOTE = (
-    "Interactions are estimates from anonymous, noised reports (one per recipient), shown with "
-    "a 95% interval, and only once enough people reported."
+ANALYTICS_NOTE = (
+    f"{FIGURES_NOTE} Interactions are estimated from anonymous reports, at most one per "
+    "recipient, each shown with its 95 % range."
 )
 FIRST_FOCUS = {
     "tab-templates": "#tpl-name",
@@ -228,41 +238,49 @@ def parse_send_at(text: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def figures_state(report: CampaignReport, time_format: TimeFormat) -> str:
+    """Where a campaign's figures stand, in a few words (a table cell)."""
+    if report.figures is not None:
+        return f"published {time_format(report.figures.published_at)}"
+    if report.status == "withheld":
+        return "withheld: privacy budget"
+    if report.status == "cancelled" and not report.sent:
+        return "none: nothing sent"
+    return f"due {time_format(report.figures_at)}"
+
+
 def campaign_bars(report: CampaignReport) -> list[Bar]:
-    bars = [
-        Bar("targeted", report.targeted),
-        Bar("delivered", report.delivered),
-        Bar("in mailboxes", report.delivered_to_mailbox),
-        Bar("scheduled", report.scheduled),
-        Bar("expired", report.expired),
-    ]
-    for reason in REFUSAL_CLASSES:
-        if reason in report.refused_by_reason:
-            bars.append(
-                Bar(
-                    f"refused: {reason.replace('_', ' ')}",
-                    report.refused_by_reason[reason],
-                    "" if report.refused_by_reason[reason] is not None else "fewer than k",
-                )
-            )
+    """The exact copies sent, then what became of them as published (each with its margin)."""
+    bars = [Bar("sent", report.sent, "exact")]
+    figures = report.figures
+    if figures is None:
+        bars += [
+            Bar(label, value, "exact")
+            for label, value in (("scheduled", report.scheduled), ("cancelled", report.cancelled))
+            if value
+        ]
+        return bars
+    bars.append(Bar("delivered", figures.delivered.value, f"± {figures.delivered.margin:,}"))
+    for reason, count in figures.refused_by_reason.items():
+        bars.append(Bar(f"refused: {reason_words(reason)}", count.value, f"± {count.margin:,}"))
+    bars.append(
+        Bar("not delivered", figures.not_delivered.value, f"± {figures.not_delivered.margin:,}")
+    )
     return bars
 
 
 def interaction_bars(report: CampaignReport) -> list[Bar]:
-    bars = []
-    for event in EVENTS:
-        if event not in report.interactions:
-            continue
-        value = report.interactions[event]
-        interval = report.interaction_intervals.get(event)
-        if value is None:
-            note = f"fewer than k reports ({report.signal_reports:,} so far)"
-        elif interval:
-            note = f"95% {interval[0]:,.0f} to {interval[1]:,.0f}"
-        else:
-            note = ""
-        bars.append(Bar(event.replace("_", " "), value, note))
-    return bars
+    if report.figures is None:
+        return []
+    return [
+        Bar(
+            event.replace("_", " "),
+            whole(value.value),
+            f"{whole(value.low):,} to {whole(value.high):,}",
+        )
+        for event in EVENTS
+        if (value := report.figures.interactions.get(event)) is not None
+    ]
 
 
 class BusinessToolsScreen(Screen[None]):
@@ -360,9 +378,9 @@ class BusinessToolsScreen(Screen[None]):
             with VerticalScroll(id="cmp-detail-pane"):
                 yield Static("", id="cmp-detail")
                 with Horizontal(id="cmp-charts"):
-                    yield BarChart("Delivery", id="chart-delivery")
-                    yield BarChart("Interactions (estimates)", id="chart-interactions")
-                yield Static(Text(INTERACTIONS_NOTE, "italic"), classes="setting-note")
+                    yield BarChart("Delivery (about, ± its margin)", id="chart-delivery")
+                    yield BarChart("Interactions (about, 95 % range)", id="chart-interactions")
+                yield Static(Text(ANALYTICS_NOTE, "italic"), classes="setting-note")
 
     def on_mount(self) -> None:
         follow_cursor_blink(self)
@@ -373,7 +391,7 @@ class BusinessToolsScreen(Screen[None]):
             "Time", "Kind", "Amount", "Messages", "Campaign", "Note"
         )
         self.query_one("#cmp-table", DataTable).add_columns(
-            "Campaign", "Status", "Targeted", "Delivered", "Refused", "Spend"
+            "Campaign", "Status", "Sent", "Spend", "Delivered (about)", "Figures"
         )
         self.query_one("#cmp-progress", ProgressBar).display = False
         self.validate_form()
@@ -675,6 +693,9 @@ class BusinessToolsScreen(Screen[None]):
             summary.append(f"{label}: ", "bold")
             summary.append(self.money(value))
             summary.append("   ")
+        summary.append("\nPrivacy budget: ", "bold")
+        summary.append(privacy_left(view.privacy, self.app.time_format))
+        summary.append(f"\n{privacy_note(view.privacy)} {MONEY_NOTE}", "dim")
         self.query_one("#budget-summary", Static).update(summary)
         table = self.query_one("#budget-ledger", DataTable)
         table.clear()
@@ -683,7 +704,7 @@ class BusinessToolsScreen(Screen[None]):
             table.add_row(
                 Text(time_format(line.at)),
                 Text(line.kind),
-                Text(self.money(line.amount), "bold" if line.kind == "topup" else ""),
+                Text(self.money(line.amount), "bold" if line.kind in ("topup", "rebate") else ""),
                 Text(str(line.messages)),
                 Text(line.campaign_id or "", "dim"),
                 Text(one_line(line.note, 60), "dim"),
@@ -720,14 +741,18 @@ class BusinessToolsScreen(Screen[None]):
         self.campaigns = sorted(campaigns, key=lambda c: c.send_at, reverse=True)
         table = self.query_one("#cmp-table", DataTable)
         table.clear()
+        time_format = self.app.time_format
         for c in self.campaigns:
+            delivered = c.figures.delivered if c.figures else None
             table.add_row(
                 Text(safe(c.name or c.id, keep_newlines=False)),
                 Text(c.status),
-                Text(f"{c.targeted:,}"),
-                Text(f"{c.delivered:,}"),
-                Text(f"{c.refused:,}"),
+                Text(f"{c.sent:,}"),
                 Text(self.money(c.spend)),
+                Text(f"{delivered.value:,} ± {delivered.margin:,}")
+                if delivered
+                else Text("—", "dim"),
+                Text(figures_state(c, time_format), "" if c.figures else "dim"),
                 key=c.id,
             )
         ids = [c.id for c in self.campaigns]
@@ -760,7 +785,7 @@ class BusinessToolsScreen(Screen[None]):
             return
         detail.update(campaign_detail(report, self.money, self.app.time_format))
         delivery.set_bars(campaign_bars(report))
-        interactions.set_bars(interaction_bars(report), "no reports yet")
+        interactions.set_bars(interaction_bars(report), "published with the figures")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "register":
@@ -802,20 +827,34 @@ def campaign_detail(
         f"{report.category}"
     )
     text.append(
-        f"\ntargeted {report.targeted:,}  accepted {report.accepted:,}  "
-        f"delivered {report.delivered:,}  refused {report.refused:,}  "
-        f"expired {report.expired:,}  cancelled {report.cancelled:,}"
+        f"\ntargeted {report.targeted:,}  ·  accepted {report.accepted:,}  ·  "
+        f"sent {report.sent:,}  ·  scheduled {report.scheduled:,}  ·  "
+        f"cancelled {report.cancelled:,}"
     )
-    reasons = ", ".join(
-        f"{k.replace('_', ' ')} {'hidden' if v is None else v}"
-        for k, v in report.refused_by_reason.items()
-    )
-    if reasons:
-        text.append(f"\nrefused by reason: {reasons}", "dim")
-    cpd = money(report.cost_per_delivered)
     text.append(
         f"\nspend {money(report.spend)} of budget {money(report.budget)}  ·  reserved "
-        f"{money(report.reserved)}  ·  refunded {money(report.refunded)}  ·  per delivered {cpd}"
+        f"{money(report.reserved)}  ·  given back {money(report.refunded)}"
     )
-    text.append(f"\nanonymous signal reports counted: {report.signal_reports:,}", "dim")
+    figures = report.figures
+    if figures is None:
+        text.append("\nFigures: ", "bold")
+        text.append(report.figures_note, "yellow" if report.status == "withheld" else "")
+        return text
+    text.append(f"\nFigures published {time_format(figures.published_at)}", "bold")
+    text.append(
+        f", with deliberate noise (cost {epsilon(figures.epsilon)} of your privacy budget):"
+    )
+    text.append(
+        f"\n{about(figures.delivered, 'delivered')}  ·  {about(figures.refused, 'refused')}  ·  "
+        f"{about(figures.not_delivered, 'not delivered')}"
+    )
+    text.append(
+        f"\ninteractions estimated from {about(figures.signal_reports, 'anonymous reports')}"
+    )
+    if figures.rebate:
+        text.append(
+            f"\nrebate: {money(figures.rebate)} given back for the copies these figures "
+            "estimate were not delivered",
+            "green",
+        )
     return text
