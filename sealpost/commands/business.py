@@ -3,12 +3,13 @@
 import argparse
 import json
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sealpost.commands.context import run_client
-from sealpost.commands.output import fail, print_json
+from sealpost.commands.output import fail, print_json, terminal_safe
 
 EPILOG = """\
 examples:
@@ -24,6 +25,7 @@ The audience CSV has a header row with a 'handle' column and one column per temp
 (e.g. name, code). It never leaves this machine: each copy is personalised and sealed here.
 Amounts are in the relay's currency (see `pricing`), e.g. 12.50.
 """
+WIDTH = 96  # wrap long report lines for a terminal
 
 
 def register(sub: Any) -> None:
@@ -305,8 +307,10 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_report(r: Any, currency: str = "") -> None:
-    from client.business.figures import about, estimate, reason_words
+def _print_report(r: Any, currency: str = "", explain: bool = False) -> None:
+    """One campaign: what the business did and paid, exactly, then the figures about people
+    as published; ``explain`` adds what those figures are (for one campaign's status)."""
+    from client.business.figures import FIGURES_NOTE, about, estimate, reason_words
 
     print(
         f"{r.id}  {r.name}  [{r.status}]" + (f"  stopped: {r.stop_reason}" if r.stop_reason else "")
@@ -321,27 +325,46 @@ def _print_report(r: Any, currency: str = "") -> None:
     )
     figures = r.figures
     if figures is None:
-        print(f"  figures: {r.figures_note}")
-        return
-    print(
-        f"  figures, published {_when(figures.published_at)} with deliberate noise "
-        "(± is the 95 % margin):"
-    )
-    print(
-        f"    {about(figures.delivered, 'delivered')}, {about(figures.refused, 'refused')}, "
-        f"{about(figures.not_delivered, 'not delivered')}"
-    )
-    reasons = ", ".join(
-        f"{reason_words(k)} {about(v)}" for k, v in figures.refused_by_reason.items()
-    )
-    print(f"    refused by reason: {reasons}")
-    events = ", ".join(estimate(v, k.replace("_", " ")) for k, v in figures.interactions.items())
-    print(f"    from {about(figures.signal_reports, 'anonymous reports')}: {events}")
-    if figures.rebate:
+        print(f"  figures: {terminal_safe(r.figures_note)}")
+    else:
         print(
-            f"    rebate: {_money(figures.rebate, currency)} given back for the copies these "
-            "figures estimate were not delivered"
+            f"  figures, published {_when(figures.published_at)} with deliberate noise "
+            "(± is the 95 % margin):"
         )
+        _print_items(
+            about(figures.delivered, "delivered"),
+            about(figures.refused, "refused"),
+            about(figures.not_delivered, "not delivered"),
+        )
+        _print_items(
+            "refused by reason:",
+            *(f"{reason_words(k)} {about(v)}" for k, v in figures.refused_by_reason.items()),
+        )
+        _print_items(
+            f"interactions, from {about(figures.signal_reports, 'anonymous reports')}, "
+            "with 95 % ranges:",
+            *(estimate(v, k.replace("_", " ")) for k, v in figures.interactions.items()),
+        )
+        if figures.rebate:
+            _print_items(
+                f"rebate: {_money(figures.rebate, currency)} given back for the copies these "
+                "figures estimate were not delivered"
+            )
+    if explain:
+        print(textwrap.fill(FIGURES_NOTE, width=WIDTH, initial_indent="  ", subsequent_indent="  "))
+
+
+def _print_items(*items: str) -> None:
+    """Comma-separated figures, as many to a line as fit: a figure and its margin are never
+    split over two lines. A heading (ending in ':') takes no comma."""
+    line = "   "
+    for n, item in enumerate(items):
+        piece = item if item.endswith(":") or n == len(items) - 1 else item + ","
+        if n and len(line) + 1 + len(piece) > WIDTH:
+            print(line)
+            line = "     "
+        line += " " + piece
+    print(line)
 
 
 def campaign_list(args: Any) -> int:
@@ -355,8 +378,9 @@ def campaign_list(args: Any) -> int:
             return 0
         if not campaigns:
             print("no campaigns yet")
+        currency = (await m.api.budget()).currency if campaigns else ""
         for c in campaigns:
-            _print_report(c)
+            _print_report(c, currency)
         return 0
 
     return run_client(args, body)
@@ -380,7 +404,7 @@ def _one_campaign(args: Any, cancel: bool) -> int:
         if args.json:
             print_json(report.model_dump())
         else:
-            _print_report(report)
+            _print_report(report, (await m.api.budget()).currency, explain=True)
         return 0
 
     return run_client(args, body)
@@ -437,7 +461,7 @@ def _print_budget(view: Any, as_json: bool) -> None:
             f"{e.campaign_id or ''} {e.note}".rstrip()
         )
     if any(e.kind in ("charge", "rebate") for e in view.ledger):
-        print(MONEY_NOTE)
+        print(textwrap.fill(MONEY_NOTE, width=WIDTH))
 
 
 def pricing(args: Any) -> int:

@@ -5,8 +5,13 @@ import asyncio
 import shutil
 import sys
 import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.embedded import EmbeddedRelay
 
 DEMO_LINES = [
     ("alice", "bob", "Hi Bob! Dinner at 8? Our table is under the name Alice Rossi."),
@@ -34,8 +39,9 @@ the relay and its files go away (unless --keep).
 
 When the output is not a terminal (piped, captured, CI), or with --script, it prints the
 scripted story instead: two people exchange sealed messages, a business runs a personalised
-campaign one person opted out of, and the relay's database is searched for every text, code
-and name (none are found).
+campaign one person opted out of, the relay's clock skips three days to publish the campaign's
+figures (once, with deliberate noise), and the relay's database is searched for every text,
+code and name (none are found).
 """
 
 EPILOG = """\
@@ -45,6 +51,20 @@ examples:
   sealpost demo | less          # not a terminal: the printed story
   sealpost demo --keep          # keep the relay database and profiles afterwards
 """
+
+
+class StoryClock:
+    """The relay's clock in the printed story: real time, plus the hours the story skips, so
+    that a campaign's figures (due days after it is sent) are published while it is told."""
+
+    def __init__(self) -> None:
+        self.skipped_ms = 0
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.skipped_ms
+
+    def skip_to(self, ms: int) -> None:
+        self.skipped_ms += max(0, ms - self.now_ms())
 
 
 def register(sub: Any) -> None:
@@ -117,7 +137,8 @@ async def _chat(people: dict[str, Any]) -> None:
         print(f"     {who}: {terminal_safe(m.text or '')}")
 
 
-async def _marketing(shop: Any, people: dict[str, Any]) -> None:
+async def _marketing(shop: Any, people: dict[str, Any]) -> str:
+    """The campaign, as far as it is known on the day it is sent; returns its id."""
     from client.business.audience import Audience, AudienceRow
     from client.business.campaigns import run_campaign
     from client.business.money import format_amount
@@ -155,25 +176,68 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> None:
     for handle in ("alice", "bob", "carol"):
         stored = (await people[handle].sync()).stored
         if not stored:
-            print(f"   {handle}: nothing arrived (and nothing was charged)")
+            print(
+                f"   {handle}: nothing arrived (her copy is charged like any other, so acme's "
+                "bill does not give her choice away)"
+            )
         for m in stored:
             text = terminal_safe(m.text or "").replace("\n\n", " / ")
             print(f"   {handle} got [{m.label}] {text}")
     report = await shop.api.campaign(run.campaign.id)
     print(
-        f"   report for acme: delivered {report.delivered}, refused {report.refused} (who "
-        f"is never said), spent {format_amount(report.spend, budget.currency)}, "
-        f"{format_amount(report.cost_per_delivered or 0)} per delivered"
+        f"   acme's report that day: {report.sent} copies sent and "
+        f"{format_amount(report.spend, budget.currency)} spent, exactly (neither depends on "
+        f"anyone's choices); figures about people: {report.figures_note}"
     )
+    return run.campaign.id
 
 
-async def _story(home: Path, relay_url: str) -> None:
+async def _figures(shop: Any, campaign_id: str, relay: "EmbeddedRelay", clock: StoryClock) -> None:
+    """Three days on: the relay publishes the campaign's figures once, with noise."""
+    from client.business.figures import about, privacy_left
+    from client.business.money import format_amount
 
-    people, shop = await _cast(home, relay_url)
+    due = (await shop.api.campaign(campaign_id)).figures_at
+    clock.skip_to(due)
+    await asyncio.to_thread(relay.app.state.dispatcher.run_once)
+    report = await shop.api.campaign(campaign_id)
+    figures = report.figures
+    assert figures is not None, f"the figures were due at {due}: {report.figures_note}"
+    budget = await shop.api.budget()
+    print(
+        "\n3. Three days later (the demo relay's clock skips ahead), the relay publishes acme's "
+        "figures,\n   once, with deliberate noise, so that no figure gives away one person:"
+    )
+    print(
+        f"   {about(figures.delivered, 'delivered')}, {about(figures.refused, 'refused')}, "
+        f"{about(figures.not_delivered, 'not delivered')}"
+    )
+    print(
+        f"   (give or take {figures.delivered.margin} on an audience of {report.sent}: figures "
+        "about people start to mean something for audiences in the thousands)"
+    )
+    if figures.rebate:
+        print(
+            f"   rebate: {format_amount(figures.rebate, budget.currency)} given back for the "
+            "copies these figures estimate were not delivered; acme spent "
+            f"{format_amount(report.spend, budget.currency)} in all"
+        )
+    else:
+        print("   no rebate: these figures estimate that no copy went undelivered")
+    print(f"   acme's privacy budget: {privacy_left(budget.privacy, _local_time)}")
+
+
+def _local_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
+
+
+async def _story(home: Path, relay: "EmbeddedRelay", clock: StoryClock) -> None:
+    people, shop = await _cast(home, relay.url)
     print(f"created @alice (+39), @bob (+44), @carol (+49) and business @acme in {home}")
     try:
         await _chat(people)
-        await _marketing(shop, people)
+        campaign_id = await _marketing(shop, people)
+        await _figures(shop, campaign_id, relay, clock)
     finally:
         for messenger in (*people.values(), shop):
             await messenger.aclose()
@@ -264,16 +328,17 @@ def run_script(args: Any) -> int:
     from server.settings import RelaySettings
 
     tmp = tempfile.mkdtemp(prefix="sealpost-demo-")
+    clock = StoryClock()
     try:
         db_path = Path(tmp) / "relay.db"
-        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{db_path}")) as relay:
+        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{db_path}"), clock=clock) as relay:
             print(f"relay running at {relay.url} (database {db_path})")
-            asyncio.run(_story(Path(tmp) / "home", relay.url))
+            asyncio.run(_story(Path(tmp) / "home", relay, clock))
         relay_bytes = b"".join(p.read_bytes() for p in Path(tmp).glob("relay.db*"))
         secrets = [t for _, _, t in DEMO_LINES] + [v for _, n, c in AUDIENCE for v in (n, c)]
         leaked = [s for s in secrets if s.encode() in relay_bytes]
         print(
-            f"\n3. The relay's database ({len(relay_bytes):,} bytes with its WAL) was searched "
+            f"\n4. The relay's database ({len(relay_bytes):,} bytes with its WAL) was searched "
             f"for every message text, customer code and name: "
             f"{'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
         )

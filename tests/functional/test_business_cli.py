@@ -3,10 +3,20 @@
 import contextlib
 import io
 import json
+import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from sealpost.cli import main
+from server.clock import ManualClock
+from server.embedded import EmbeddedRelay
+from tests.conftest import relay_settings
+
+# "about 2 delivered (± 60)": a published figure always comes with its margin.
+ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
 
 
 def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -24,8 +34,20 @@ def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.Completed
     return result
 
 
-def test_campaign_from_the_command_line(sqlite_relay, home, tmp_path):
-    url = sqlite_relay.url
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay]:
+    """A relay whose clock the test moves past a campaign's publication time."""
+    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as relay:
+        yield relay
+
+
+def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path):
+    url = clocked_relay.url
     sealpost(
         home,
         "account",
@@ -157,15 +179,52 @@ def test_campaign_from_the_command_line(sqlite_relay, home, tmp_path):
     assert "no conversations" in sealpost(home, "inbox", "--profile", "ben").stdout
     sealpost(home, "inbox", "--profile", "cyd")
 
-    status = json.loads(
-        sealpost(
-            home, "business", "--profile", "shop", "campaign", "status", campaign_id, "--json"
-        ).stdout
+    def status() -> dict:
+        return json.loads(
+            sealpost(
+                home, "business", "--profile", "shop", "campaign", "status", campaign_id, "--json"
+            ).stdout
+        )
+
+    # What acme did and paid is exact: every copy sent is charged, whatever each person chose
+    # (Italy + United Kingdom + Germany marketing), and nothing says who took or refused one.
+    sent = status()
+    assert (sent["status"], sent["sent"], sent["figures"]) == ("sent", 3, None)
+    assert sent["spend"] == 69_100 + 52_900 + 136_500
+    assert not {"delivered", "refused", "refused_by_reason", "interactions"} & set(sent)
+    human = sealpost(home, "business", "--profile", "shop", "campaign", "status", campaign_id)
+    assert "sent 3" in human.stdout and "figures: due at" in human.stdout
+    budget = sealpost(home, "business", "--profile", "shop", "budget", "show").stdout
+    assert "charge" in budget and "reserve" in budget and "charged when it is sent" in budget
+    assert "privacy budget: 1.0 of 1.0 left this 30 days — 5 more campaign reports" in budget
+
+    # Past the due time the relay publishes the figures, once, with noise; a rebate gives back
+    # the copies they estimate were not delivered.
+    clock.advance(sent["figures_at"] - clock.now_ms())
+    clocked_relay.app.state.dispatcher.run_once()
+    done = status()
+    figures = done["figures"]
+    assert done["status"] == "done" and figures["epsilon"] == 0.2
+    assert (done["refunded"], done["spend"]) == (
+        figures["rebate"],
+        sent["spend"] - figures["rebate"],
     )
-    assert (status["delivered"], status["refused"]) == (2, 1)
-    assert status["spend"] == 69_100 + 136_500  # Italy + Germany marketing
-    human = sealpost(home, "business", "--profile", "shop", "budget", "show").stdout
-    assert "charge" in human and "reserve" in human and "refund" in human
+    human = sealpost(home, "business", "--profile", "shop", "campaign", "status", campaign_id)
+    delivered = figures["delivered"]
+    assert f"about {delivered['value']:,} delivered (± {delivered['margin']:,})" in human.stdout
+    for what in ("refused", "not delivered", "anonymous reports"):
+        assert re.search(ABOUT.format(what), human.stdout), what
+    assert ("rebate: " in human.stdout) == (figures["rebate"] > 0)
+    listed = sealpost(home, "business", "--profile", "shop", "campaign", "list").stdout
+    assert re.search(ABOUT.format("delivered"), listed)
+    view = json.loads(
+        sealpost(home, "business", "--profile", "shop", "budget", "show", "--json").stdout
+    )
+    rebates = [line["amount"] for line in view["ledger"] if line["kind"] == "rebate"]
+    assert rebates == ([figures["rebate"]] if figures["rebate"] else [])
+    assert view["privacy"]["campaigns_left"] == 4
+    budget = sealpost(home, "business", "--profile", "shop", "budget", "show").stdout
+    assert "privacy budget: 0.8 of 1.0 left this 30 days — 4 more campaign reports" in budget
     assert "Italy" in sealpost(home, "business", "--profile", "shop", "pricing").stdout
 
     past = sealpost(

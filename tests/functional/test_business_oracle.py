@@ -125,7 +125,8 @@ def _guess(before: dict[str, Any], after: dict[str, Any]) -> int:
     score = _count(solo, "refused") - _count(solo, "delivered")
     score += _count(padded, "refused") - PUPPETS - _count(padded, "delivered")
     # Exact refunds or a status that waits on a device: any of these gives the world away.
-    refunded = sum(l["messages"] for l in after["budget"]["ledger"] if l["note"] == "refused")
+    ledger = after["budget"]["ledger"]
+    refunded = sum(line["messages"] for line in ledger if line["note"] == "refused")
     score += 10 * (refunded - PUPPETS)
     if before["reports"][0].get("delivered_to_mailbox"):
         score += 10

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -181,4 +182,9 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Alice: Hi Bob!" in result.stdout
     assert "alice got [Marketing] Hi Signora Rossi" in result.stdout
     assert "carol: nothing arrived" in result.stdout
+    # Three days on, by the relay's clock: acme's figures, once, each with its margin.
+    assert "3 copies sent and 0.2585 EUR spent, exactly" in result.stdout
+    for what in ("delivered", "refused", "not delivered"):
+        assert re.search(rf"about -?[\d,]+ {what} \(± [\d,]+\)", result.stdout), what
+    assert "privacy budget: 0.8 of 1.0 left this 30 days — 4 more campaign reports" in result.stdout
     assert "none found" in result.stdout

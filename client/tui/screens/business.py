@@ -838,7 +838,7 @@ def campaign_detail(
     figures = report.figures
     if figures is None:
         text.append("\nFigures: ", "bold")
-        text.append(report.figures_note, "yellow" if report.status == "withheld" else "")
+        text.append(safe(report.figures_note), "yellow" if report.status == "withheld" else "")
         return text
     text.append(f"\nFigures published {time_format(figures.published_at)}", "bold")
     text.append(

@@ -1,7 +1,8 @@
 """A small horizontal bar chart: one labelled bar per figure, scaled to the widest value.
 
-Figures the relay withholds (fewer than its minimum count) are ``None`` and drawn as a note,
-never as zero: a hidden figure and a zero are different things.
+A figure that is not known is ``None`` and drawn as a note, never as zero: a missing figure
+and a zero are different things. Values below zero (a noisy estimate can dip there) are
+shown as they are, with no bar.
 """
 
 from dataclasses import dataclass
