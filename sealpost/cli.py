@@ -15,13 +15,14 @@ from sealpost.commands import (
     business,
     chat,
     demo,
+    desk,
     messaging,
     prefs,
     relay,
     sim,
 )
 
-COMMANDS = (relay, account, messaging, chat, prefs, business, demo, bench, audit, sim)
+COMMANDS = (relay, desk, account, messaging, chat, prefs, business, demo, bench, audit, sim)
 
 EPILOG = """\
 quick tour:

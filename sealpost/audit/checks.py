@@ -563,14 +563,17 @@ def declared_schemas(exchanges: list[Exchange]) -> Check:
     )
 
 
-# --- 5. counting, thresholds, estimates ---------------------------------------------------------
+# --- 5. counting, what a business sees, estimates -----------------------------------------------
 
 
-def counted_once(world: WorldResult, replay: dict[str, Any]) -> Check:
-    """Each report counted exactly once; a replayed request adds nothing."""
+def counted_once(world: WorldResult, replay: dict[str, Any], counted: dict[str, int]) -> Check:
+    """Each report counted exactly once; a replayed request adds nothing.
+
+    ``counted``: per campaign id, the reports the relay counted, read from its database (a
+    business only ever sees that count with noise)."""
     violations = []
     for label, cid in world.campaigns.items():
-        shown = world.published[cid]["signal_reports"]
+        shown = counted.get(cid, 0)
         sent = world.reporters.get(cid, 0)
         if shown != sent:
             violations.append(f"{label}: the relay counted {shown} reports, clients sent {sent}")
@@ -582,37 +585,188 @@ def counted_once(world: WorldResult, replay: dict[str, Any]) -> Check:
         "reports_counted_once",
         "Each report is counted once; a replayed request is refused",
         violations,
-        f"reports counted per campaign equal reports sent; replay answered {replay.get('answer')}",
-        counted={
-            label: world.published[cid]["signal_reports"] for label, cid in world.campaigns.items()
-        },
+        "reports counted per campaign (the relay's database) equal reports sent; replay "
+        f"answered {replay.get('answer')}",
+        counted={label: counted.get(cid, 0) for label, cid in world.campaigns.items()},
         sent={label: world.reporters.get(cid, 0) for label, cid in world.campaigns.items()},
         replay=replay,
     )
 
 
-def k_threshold(world: WorldResult, k: int) -> Check:
+# What a business may read exactly about its campaign: what it did and what it paid, none of
+# which depends on any person. Whatever people did is in ``figures``, and only with noise.
+EXACT_REPORT_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "template_id",
+        "category",
+        "status",
+        "stop_reason",
+        "send_at",
+        "expires_at",
+        "budget",
+        "targeted",
+        "accepted",
+        "rejected_budget",
+        "scheduled",
+        "sent",
+        "cancelled",
+        "spend",
+        "reserved",
+        "refunded",
+        "figures_at",
+        "figures_note",
+        "figures",
+    }
+)
+# In the figures, exact only: when, at what privacy cost, and the rebate (computed from the
+# noisy counts, so it is no more exact about anyone than they are).
+EXACT_FIGURES_FIELDS = frozenset({"published_at", "epsilon", "rebate"})
+NOISY_COUNTS = ("delivered", "refused", "not_delivered", "signal_reports")
+_NOISY_TYPES = (api.NoisyCount, dict[str, api.NoisyCount], dict[str, api.Estimate])
+CAMPAIGN_ANSWERS = (
+    Route("POST", r"/v1/campaigns", api.CampaignCreate),
+    Route("GET", r"/v1/campaigns", None),
+    Route("GET", rf"/v1/campaigns/{_ID}", None),
+    Route("POST", rf"/v1/campaigns/{_ID}/cancel", None),
+)
+
+
+def _schema_violations() -> list[str]:
+    """The declared report itself: only the exact fields above, every other figure noisy."""
     violations = []
-    rows = {}
+    fields = set(api.CampaignReport.model_fields)
+    for name in sorted(fields - EXACT_REPORT_FIELDS):
+        violations.append(f"shared.api.CampaignReport declares an undeclared field {name!r}")
+    for name, info in api.CampaignFigures.model_fields.items():
+        if name not in EXACT_FIGURES_FIELDS and info.annotation not in _NOISY_TYPES:
+            violations.append(
+                f"shared.api.CampaignFigures.{name} is {info.annotation}, not a noisy count "
+                "or estimate"
+            )
+    return violations
+
+
+def _noisy_counts(figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    counts = [(name, figures.get(name)) for name in NOISY_COUNTS]
+    by_reason = figures.get("refused_by_reason") or {}
+    counts += [(f"refused_by_reason.{r}", c) for r, c in sorted(by_reason.items())]
+    return counts
+
+
+def _report_violations(report: Any, where: str) -> list[str]:
+    """What one campaign report, as a business received it, must not show."""
+    if not isinstance(report, dict):
+        return [f"{where}: not a campaign report"]
+    violations = [
+        f"{where}: exposes {name!r}, not one of the declared exact fields"
+        for name in sorted(set(report) - EXACT_REPORT_FIELDS)
+    ]
+    figures = report.get("figures")
+    if figures is None:
+        return violations
+    # Copies were sent: the figures are about people, so every one of them carries noise.
+    about_people = bool(report.get("sent"))
+    noisy = {*NOISY_COUNTS, "refused_by_reason", "interactions"}
+    for name in sorted(set(figures) - EXACT_FIGURES_FIELDS - noisy):
+        violations.append(f"{where}: figures expose {name!r}, neither noisy nor declared exact")
+    if about_people and not figures.get("epsilon", 0) > 0:
+        violations.append(f"{where}: figures about people released at no privacy cost")
+    for name, count in _noisy_counts(figures):
+        if not isinstance(count, dict) or set(count) != {"value", "margin"}:
+            violations.append(f"{where}: figures.{name} is not a noisy count: {count!r}")
+        elif about_people and not count["margin"] > 0:
+            violations.append(f"{where}: figures.{name} is exact (margin {count['margin']})")
+    for event, found in sorted((figures.get("interactions") or {}).items()):
+        if not isinstance(found, dict) or set(found) != {"value", "low", "high"}:
+            violations.append(f"{where}: interactions.{event} is not an estimate: {found!r}")
+        elif about_people and not found["high"] > found["low"]:
+            violations.append(f"{where}: interactions.{event} has no interval: {found!r}")
+    return violations
+
+
+def _ledger_violations(world: WorldResult) -> list[str]:
+    """Money says nothing about people either: every copy is charged when released at its send
+    time (an ack moves no money), and a campaign gets at most one rebate, the one its
+    published figures name."""
+    violations = []
     for label, cid in world.campaigns.items():
         report = world.published[cid]
-        n = report["signal_reports"]
-        shown = [e for e, v in report["interactions"].items() if v is not None]
-        rows[label] = {"reports": n, "published_events": len(shown)}
-        if n < k and shown:
-            violations.append(f"{label}: {n} < k = {k} reports, yet {shown} published")
-        if n >= k and len(shown) != len(INTERACTIONS):
-            violations.append(f"{label}: {n} >= k = {k} reports, yet figures hidden")
+        lines = [
+            line
+            for budget in world.budgets.values()
+            for line in budget.get("ledger", [])
+            if line.get("campaign_id") == cid
+        ]
+        charged = sum(line["messages"] for line in lines if line["kind"] == "charge")
+        # Copies that expired before their send time were never sent, and were refunded.
+        unsent = sum(
+            line["messages"]
+            for line in lines
+            if line["kind"] == "refund" and line["note"] == "expired"
+        )
+        if charged + unsent != report["sent"]:
+            violations.append(
+                f"{label}: {charged} copies charged (and {unsent} refunded unsent) for "
+                f"{report['sent']} sent: charges follow something other than the release"
+            )
+        rebates = [line["amount"] for line in lines if line["kind"] == "rebate"]
+        figures = report.get("figures")
+        if len(rebates) > 1:
+            violations.append(f"{label}: {len(rebates)} rebates; a campaign gets at most one")
+        if rebates and (figures is None or rebates != [figures["rebate"]]):
+            violations.append(
+                f"{label}: rebate {rebates} is not the one its published figures name"
+            )
+    return violations
+
+
+def business_view_noisy(exchanges: list[Exchange], world: WorldResult) -> Check:
+    """A business sees no exact figure derived from people: each campaign report it received
+    has only the declared exact fields, and its figures (if published) are noisy counts with
+    margins and estimates with intervals; its ledger charges copies at release."""
+    violations = _schema_violations()
+    answers = reports = with_figures = 0
+    for ex in exchanges:
+        if ex.status not in (200, 201):
+            continue
+        if not any(r.matches(ex.method, ex.path) for r in CAMPAIGN_ANSWERS):
+            continue
+        answers += 1
+        answer = _json_or_none(ex.response)
+        listing = ex.method == "GET" and ex.path == "/v1/campaigns"
+        items = (answer or {}).get("campaigns", []) if listing else [answer]
+        for item in items:
+            reports += 1
+            with_figures += isinstance(item, dict) and item.get("figures") is not None
+            violations += _report_violations(item, ex.label())
+    # The figures must differ from the truth somewhere: margins alone do not prove noise.
+    compared = [
+        (label, world.published[cid]["figures"]["signal_reports"]["value"], world.reporters[cid])
+        for label, cid in world.campaigns.items()
+        if world.published[cid].get("figures") and world.reporters.get(cid)
+    ]
+    if len(compared) >= 2 and all(shown == sent for _, shown, sent in compared):
+        violations.append(
+            "every campaign's published report count equals the exact count: "
+            + ", ".join(f"{label} {sent}" for label, _, sent in compared)
+        )
+    violations += _ledger_violations(world)
+    exact_off = sum(shown != sent for _, shown, sent in compared)
     return _check(
-        "k_threshold",
-        f"Figures below k = {k} contributors are suppressed",
+        "business_view_noisy",
+        "A business sees no exact figure about people: declared exact fields, noisy figures",
         violations,
-        "; ".join(
-            f"{label}: {r['reports']} reports, {r['published_events']} figures"
-            for label, r in rows.items()
-        ),
-        k=k,
-        campaigns=rows,
+        f"{reports:,} campaign reports in {answers:,} answers to businesses, {with_figures} "
+        f"with figures: only the {len(EXACT_REPORT_FIELDS)} declared exact fields; every "
+        f"figure about people a noisy count with a margin or an estimate with an interval; "
+        f"{exact_off} of {len(compared)} published report counts differ from the truth; "
+        "each copy charged at release, at most one rebate per campaign",
+        exact_fields=sorted(EXACT_REPORT_FIELDS),
+        reports_checked=reports,
+        reports_with_figures=with_figures,
+        published_report_counts={label: [shown, sent] for label, shown, sent in compared},
     )
 
 
@@ -634,24 +788,24 @@ def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
     """Published estimates and intervals against the true counts the clients kept."""
     table: list[dict[str, Any]] = []
     for label, cid in world.campaigns.items():
-        report = world.published[cid]
+        figures = world.published[cid].get("figures")
         truth = world.true_counts[cid]
         for event in INTERACTIONS:
-            value = report["interactions"].get(event)
-            interval = report["interaction_intervals"].get(event)
+            found = (figures or {}).get("interactions", {}).get(event)
             row = {
                 "campaign": label,
                 "campaign_id": cid,
                 "event": event,
-                "reports": report["signal_reports"],
+                "reports": world.reporters.get(cid, 0),  # sent, exactly (the ground truth)
+                "published_reports": figures["signal_reports"]["value"] if figures else None,
                 "true": truth[event],
-                "estimate": value,
-                "low": interval[0] if interval else None,
-                "high": interval[1] if interval else None,
+                "estimate": found["value"] if found else None,
+                "low": found["low"] if found else None,
+                "high": found["high"] if found else None,
                 "covered": None,
             }
-            if interval:
-                row["covered"] = interval[0] <= truth[event] <= interval[1]
+            if found:
+                row["covered"] = found["low"] <= truth[event] <= found["high"]
             table.append(row)
     published = [r for r in table if r["covered"] is not None]
     misses = [r for r in published if not r["covered"]]
@@ -668,6 +822,7 @@ def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
         (abs(r["estimate"] - r["true"]) / r["reports"] for r in published if r["reports"]),
         default=0.0,
     )
+    worst_people = max((abs(r["estimate"] - r["true"]) for r in published), default=0.0)
     return (
         _check(
             "estimates_vs_truth",
@@ -675,20 +830,22 @@ def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
             violations,
             f"{len(published) - len(misses)} of {len(published)} published 95% intervals hold "
             f"the true count (at most {limit} misses allowed); worst error "
-            f"{100 * worst:.1f}% of a campaign's reports",
+            f"{worst_people:.0f} people, {100 * worst:.0f}% of a campaign's reports",
             published=len(published),
             covered=len(published) - len(misses),
             allowed_misses=limit,
             criterion=(
-                "Each published interval is a 95% interval, so each misses its true count "
-                "with probability about 0.05, independently across events (every bit is "
-                "randomized independently). The number of misses among m intervals is then "
-                "about Binomial(m, 0.05); the check fails when it exceeds the smallest t "
-                "with P(X > t) <= 0.001, i.e. when the misses are evidence (at the 0.1% "
-                "level) that the estimator or its interval is wrong. With a fixed seed the "
-                "verdict is reproducible."
+                "Each published interval is a 95% interval around an estimate that carries "
+                "both the devices' randomized response and the relay's central noise, so each "
+                "misses its true count with probability about 0.05, independently across "
+                "events (every bit is randomized, every tally noised, independently). The "
+                "number of misses among m intervals is then about Binomial(m, 0.05); the "
+                "check fails when it exceeds the smallest t with P(X > t) <= 0.001, i.e. when "
+                "the misses are evidence (at the 0.1% level) that the estimator or its "
+                "interval is wrong."
             ),
             worst_error_share=round(worst, 4),
+            worst_error_people=round(worst_people, 1),
         ),
         table,
     )

@@ -43,7 +43,13 @@ def render(result: AuditResult) -> str:
     out.append(
         f"{world['persons']:,} persons, businesses {', '.join(world['businesses'])}, "
         f"{len(world['campaigns'])} campaigns, {world['chats']} chat messages, "
-        f"{world['canaries']:,} canaries planted; seed {data['seed']}, k = {data['k']}."
+        f"{world['canaries']:,} canaries planted; seed {data['seed']}."
+    )
+    figures = data["figures"]
+    out.append(
+        f"Figures reach businesses once per campaign, {figures['after_h']} h after its send "
+        f"time, with noise at epsilon {figures['epsilon_per_campaign']:g} (a business may "
+        f"spend {figures['business_epsilon_30d']:g} in 30 days)."
     )
     out.append(
         "A real relay ran on loopback behind a recorder; every request it received (method, "
@@ -67,17 +73,27 @@ def render(result: AuditResult) -> str:
             r["campaign"],
             r["event"],
             _fmt(r["reports"]),
+            _fmt(r["published_reports"]),
             _fmt(r["true"]),
             _fmt(r["estimate"]),
-            f"[{_fmt(r['low'])}, {_fmt(r['high'])}]" if r["low"] is not None else "suppressed",
+            f"[{_fmt(r['low'])}, {_fmt(r['high'])}]" if r["low"] is not None else "unpublished",
             {True: "yes", False: "NO", None: "-"}[r["covered"]],
         ]
         for r in result.estimates
     ]
     out += text_table(
-        ["campaign", "event", "reports", "true", "estimate", "95% interval", "covered"],
+        [
+            "campaign",
+            "event",
+            "reports",
+            "shown (noisy)",
+            "true",
+            "estimate",
+            "95% interval",
+            "covered",
+        ],
         rows,
-        right={2, 3, 4},
+        right={2, 3, 4, 5},
     )
     estimates = next(c for c in result.checks if c.name == "estimates_vs_truth")
     out += ["", "   Criterion: " + estimates.details["criterion"]]

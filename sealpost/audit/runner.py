@@ -22,31 +22,36 @@ from sealpost.audit.world import CAMPAIGNS, WorldPlan, WorldResult, plan_world, 
 from server.db import make_engine, read_engine
 from server.settings import RelaySettings
 from server.signals import tally_of
-from shared.signals import DEFAULT_K, MIN_K, decode_report
+from shared.signals import decode_report
 
 # From this many persons, the persons are played on worker processes.
 WORKERS_FROM_PERSONS = 200
-
-
-def default_k(persons: int) -> int:
-    """The production default (50) when the big campaigns reach it, else about a quarter of
-    the persons, never below the smallest k the relay accepts."""
-    return max(MIN_K, min(DEFAULT_K, persons // 4))
+HOUR_MS = 3_600_000
 
 
 @dataclass
 class AuditOptions:
     persons: int = 200
     seed: int = 1
-    k: int | None = None  # None: default_k(persons)
     keep: Path | None = None  # keep the relay database and profiles here
     workers: int | None = None  # processes playing the persons; None: default_workers(persons)
+
+
+def figures_settings(settings: RelaySettings) -> dict[str, Any]:
+    """How the audited relay publishes figures to businesses (for the reports)."""
+    return {
+        "after_h": settings.figures_after_h,
+        "epsilon_per_campaign": round(
+            settings.figures_epsilon_counts + settings.figures_epsilon_interactions, 6
+        ),
+        "business_epsilon_30d": settings.business_epsilon_30d,
+    }
 
 
 @dataclass
 class AuditResult:
     options: AuditOptions
-    k: int
+    figures: dict[str, Any]  # figures_settings of the audited relay
     checks: list[checks.Check]
     estimates: list[dict[str, Any]]
     traffic: dict[str, Any]
@@ -63,7 +68,7 @@ class AuditResult:
             "passed": self.passed,
             "persons": self.options.persons,
             "seed": self.options.seed,
-            "k": self.k,
+            "figures": self.figures,
             "checks": [c.to_json() for c in self.checks],
             "estimates": self.estimates,
             "traffic": self.traffic,
@@ -95,8 +100,9 @@ async def _replay_and_keys(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Replay one captured report request verbatim; fetch each campaign's key anonymously.
 
-    ``reports_now`` reads a campaign's report count from the relay's own aggregation rather
-    than through a business account, so the replay adds no signed request to the recording.
+    ``reports_now`` reads a campaign's report count from the relay's own aggregation (a
+    business only sees it with noise, and reading it that way adds no signed request to the
+    recording).
     """
     replay: dict[str, Any] = {}
     keys: dict[str, str] = {}
@@ -109,7 +115,7 @@ async def _replay_and_keys(
             report = decode_report(json.loads(captured.body)["reports"][0].encode())
             label = next(k for k, v in world.campaigns.items() if v == report.campaign_id)
             replay["campaign"] = label
-            replay["reports_before"] = world.published[report.campaign_id]["signal_reports"]
+            replay["reports_before"] = reports_now(report.campaign_id)
             answer = await anonymous.post(
                 "/v1/signals",
                 content=captured.body,
@@ -142,6 +148,7 @@ class RelayProbe:
     client_exchanges: int  # requests made by the clients; what follows is the audit's own
     replay: dict[str, Any]
     keys: dict[str, str]  # campaign id -> public key fetched anonymously
+    counted: dict[str, int]  # campaign id -> reports the relay counted, from its database
 
 
 def probe_running_relay(
@@ -151,10 +158,12 @@ def probe_running_relay(
     anonymously, and dump the relay's files (with the WAL) and rows while it still runs."""
     db_url = f"sqlite:///{db_path}"
     clients = relay.count()  # what the audit itself sends next is not client traffic
-    replay, keys = asyncio.run(_replay_and_keys(relay, world, _report_counter(db_url)))
+    reports_now = _report_counter(db_url)
+    counted = {cid: reports_now(cid) for cid in world.campaigns.values()}
+    replay, keys = asyncio.run(_replay_and_keys(relay, world, reports_now))
     read_files(db_path, storage)
     dump_rows(db_url, storage)
-    return RelayProbe(client_exchanges=clients, replay=replay, keys=keys)
+    return RelayProbe(client_exchanges=clients, replay=replay, keys=keys, counted=counted)
 
 
 def run_checks(
@@ -162,7 +171,6 @@ def run_checks(
     storage: StorageDump,
     world: WorldResult,
     probe: RelayProbe,
-    k: int,
     timings: dict[str, float] | None = None,
 ) -> tuple[list[checks.Check], list[dict[str, Any]]]:
     """The seven checks on what clients sent and the relay kept; also the estimates table.
@@ -183,8 +191,8 @@ def run_checks(
     results.append(timed(signal_check))
     results.append(timed(checks.unlinkability(exchanges, storage, world, reports, probe.keys)))
     results.append(timed(checks.declared_schemas(exchanges)))
-    results.append(timed(checks.counted_once(world, probe.replay)))
-    results.append(timed(checks.k_threshold(world, k)))
+    results.append(timed(checks.counted_once(world, probe.replay, probe.counted)))
+    results.append(timed(checks.business_view_noisy(exchanges, world)))
     estimate_check, table = checks.estimates(world)
     results.append(timed(estimate_check))
     return results, table
@@ -192,16 +200,15 @@ def run_checks(
 
 def run_audit(options: AuditOptions) -> AuditResult:
     """Run the whole audit; raises only if the world cannot be set up at all."""
-    k = options.k or default_k(options.persons)
     workdir = scratch_dir()
     db_path = workdir / "relay.db"
     db_url = f"sqlite:///{db_path}"
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    plan: WorldPlan = plan_world(options.persons, options.seed, k)
+    plan: WorldPlan = plan_world(options.persons, options.seed)
+    # The relay's own defaults for what businesses see: the audit checks those figures.
     settings = RelaySettings(
         db=db_url,
-        signals_min_k=k,
         # Each person gets up to three campaigns on the same day (two big, one small).
         marketing_cap_24h=len(CAMPAIGNS),
         rate_per_s=1000.0,
@@ -210,11 +217,21 @@ def run_audit(options: AuditOptions) -> AuditResult:
     storage = StorageDump()
     workers = default_workers(options.persons) if options.workers is None else options.workers
     timings["workers"] = workers
-    relay = RelayProcess(settings)
+    # A manual clock, standing at the start: every campaign goes out at that moment, and the
+    # clock moves only to publish the figures, days later (signatures still use wall time).
+    start_ms = int(time.time() * 1000)
+    relay = RelayProcess(settings, start_ms=start_ms)
+
+    async def publish() -> None:
+        due = start_ms + settings.figures_after_h * HOUR_MS
+        await asyncio.to_thread(relay.advance_to, due)
+
     try:
         relay.start()
         try:
-            world = asyncio.run(seed_world(plan, relay.url, workdir / "home", workers))
+            world = asyncio.run(
+                seed_world(plan, relay.url, workdir / "home", workers, publish=publish)
+            )
             gc.unfreeze()
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)
@@ -225,7 +242,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         exchanges = everything[: probe.client_exchanges]
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        results, table = run_checks(exchanges, storage, world, probe, k, timings)
+        results, table = run_checks(exchanges, storage, world, probe, timings)
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:
@@ -235,7 +252,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
 
     return AuditResult(
         options=options,
-        k=k,
+        figures=figures_settings(settings),
         checks=results,
         estimates=table,
         traffic=traffic_summary(exchanges),

@@ -14,6 +14,7 @@ that any trace of one (even truncated) is found; phone numbers are found by thei
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,10 @@ TEMPLATES = {
         examples={"name": "Ana", "card": "BR-0000", "phone": "+1 555 0100"},
     ),
 }
-# Campaign label -> the business that runs it. "small" goes to fewer than k people.
+# Campaign label -> the business that runs it. "small" goes to a handful of people: its
+# figures must say no more about any one of them than the big campaigns' do.
 CAMPAIGNS = {"acme_spring": "acme", "brio_loyalty": "brio", "brio_small": "brio"}
+SMALL_AUDIENCE = 5
 
 
 @dataclass
@@ -97,7 +100,6 @@ class PersonPlan:
 @dataclass
 class WorldPlan:
     seed: int
-    k: int
     persons: list[PersonPlan]
     # (sender handle, recipient handle, text): chats, every text a canary
     chats: list[tuple[str, str, str]]
@@ -124,7 +126,7 @@ def phone_number(rng: random.Random) -> str:
     return f"+39 3{rng.randrange(10, 100)} {rng.randrange(1_000_000, 10_000_000)}"
 
 
-def plan_world(persons: int, seed: int, k: int) -> WorldPlan:
+def plan_world(persons: int, seed: int) -> WorldPlan:
     """Everything the audit will do, decided by ``seed``."""
     rng = random.Random(seed)
     plans: list[PersonPlan] = []
@@ -159,9 +161,9 @@ def plan_world(persons: int, seed: int, k: int) -> WorldPlan:
         for label in CAMPAIGNS:
             plan.behaviour[label] = [e for e in INTERACTIONS if rng.random() < rates.get(e, 0.0)]
         plans.append(plan)
-    # The small campaign: fewer than k recipients, among those brio may reach.
+    # The small campaign: a handful of recipients, among those brio may reach.
     reachable = [p for p in plans if not (p.blocks or p.level_none)]
-    for plan in rng.sample(reachable, min(len(reachable), max(1, k - 2))):
+    for plan in rng.sample(reachable, min(len(reachable), SMALL_AUDIENCE)):
         plan.variables["brio_small"] = {
             "name": canary(rng, "NAME"),
             "card": canary(rng, "CARD"),
@@ -186,7 +188,7 @@ def plan_world(persons: int, seed: int, k: int) -> WorldPlan:
         replies.append(
             (business, person.handle, f"{canary(rng, 'CHAT')} your order ships tomorrow")
         )
-    return WorldPlan(seed=seed, k=k, persons=plans, chats=chats, replies=replies)
+    return WorldPlan(seed=seed, persons=plans, chats=chats, replies=replies)
 
 
 @dataclass
@@ -210,17 +212,27 @@ class WorldResult:
     true_counts: dict[str, dict[str, int]]
     reporters: dict[str, int]  # campaign id -> reports sent
     redemptions: list[Redemption]
-    published: dict[str, dict[str, Any]]  # campaign id -> CampaignReport as the business sees it
+    # campaign id -> CampaignReport as the business sees it, once its figures are published
+    published: dict[str, dict[str, Any]]
+    budgets: dict[str, dict[str, Any]]  # business -> BudgetView (the ledger) at the end
     targeted: dict[str, int]  # campaign id -> copies accepted
     anonymous_requests: int
     timings: dict[str, float]
 
 
-async def seed_world(plan: WorldPlan, relay_url: str, home: Path, workers: int = 0) -> WorldResult:
+async def seed_world(
+    plan: WorldPlan,
+    relay_url: str,
+    home: Path,
+    workers: int = 0,
+    publish: Callable[[], Awaitable[None]] | None = None,
+) -> WorldResult:
     """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``.
 
     The persons are played on ``workers`` processes (0: in this one); the businesses always
-    run here.
+    run here. ``publish`` is awaited once every report is sent, before the businesses read
+    their campaign reports: it brings the relay to the time the figures are due (they are
+    published once, days after the send time).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -299,10 +311,17 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path, workers: int =
         anonymous = sum(await on_every_fleet("send_reports", due))
         lap("reports")
 
+        if publish is not None:
+            await publish()
+            lap("figures")
         published = {}
         for label, cid in campaigns.items():
             shop = shops[CAMPAIGNS[label]]
             published[cid] = (await shop.api.campaign(cid)).model_dump(mode="json")
+        budgets = {
+            handle: (await shop.api.budget()).model_dump(mode="json")
+            for handle, shop in shops.items()
+        }
         message_ids = set(_message_ids(list(shops.values())))
         for ids in await on_every_fleet("message_ids"):
             message_ids.update(ids)
@@ -320,6 +339,7 @@ async def seed_world(plan: WorldPlan, relay_url: str, home: Path, workers: int =
                 for h, c, t, a in found.redemptions
             ],
             published=published,
+            budgets=budgets,
             targeted=targeted,
             anonymous_requests=anonymous,
             timings=timings,

@@ -322,7 +322,13 @@ def delivery(
             _seed(floor_url, 1)
             relays = [
                 RelayProcess(
-                    db_url, Path(tmp) / f"relay{i}.log", rate_burst="1000000", rate_per_s="1000000"
+                    db_url,
+                    Path(tmp) / f"relay{i}.log",
+                    rate_burst="1000000",
+                    rate_per_s="1000000",
+                    # One load generator stands for many senders: lift the per-sender limits.
+                    chat_burst="1000000",
+                    chat_rate_per_s="1000000",
                 )
                 for i in range(processes)
             ]

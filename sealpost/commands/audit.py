@@ -16,11 +16,22 @@ the relay receives (headers and body) and dump all of its storage; then check:
                        order), one public key per campaign
   declared_schemas     every other request's body validates against its schema in shared.api
   reports_counted_once each report counted once; a replayed request is refused
-  k_threshold          figures from fewer than k reports are suppressed
+  business_view_noisy  a business sees no exact figure about people: its campaign reports
+                       hold only the declared exact fields (what it did and paid); the
+                       figures, published once per campaign, are noisy counts with margins
+                       and estimates with intervals; every copy is charged at release
   estimates_vs_truth   published 95% intervals hold the true counts (see the report)
 
+The audited relay runs on a manual clock: the campaigns go out at once, and the clock is
+moved past their figures' due time (the relay's figures_after_h) so that they are published.
 Exit status 1 when any check fails.
 """
+
+K_GONE = (
+    "--k is gone: the relay no longer suppresses figures below a threshold k; every figure a "
+    "business sees is published once per campaign with noise (checked by "
+    "business_view_noisy)"
+)
 
 EPILOG = """\
 examples:
@@ -44,7 +55,8 @@ def register(sub: Any) -> None:
         "--k",
         type=int,
         default=None,
-        help="suppression threshold of the audited relay (default: 50, or persons/4 if smaller)",
+        help="gone: the relay no longer hides small figures below a threshold k, it publishes "
+        "them once with noise; giving it is an error",
     )
     p.add_argument(
         "--workers",
@@ -62,16 +74,15 @@ def run(args: Any) -> int:
     from sealpost.audit import AuditOptions, run_audit
     from sealpost.audit.report import render
     from sealpost.commands.output import fail, print_json
-    from shared.signals import MIN_K
 
+    if args.k is not None:
+        return fail(K_GONE, 2)
     if args.persons < 10:
         return fail("--persons must be at least 10 (two campaigns need an audience)", 2)
-    if args.k is not None and args.k < MIN_K:
-        return fail(f"--k must be at least {MIN_K}", 2)
     if args.workers is not None and not 0 <= args.workers <= 16:
         return fail("--workers must be between 0 and 16", 2)
     options = AuditOptions(
-        persons=args.persons, seed=args.seed, k=args.k, keep=args.keep, workers=args.workers
+        persons=args.persons, seed=args.seed, keep=args.keep, workers=args.workers
     )
     result = run_audit(options)
     if args.json:

@@ -91,10 +91,18 @@ def _line(r: dict[str, Any]) -> str:
             f"(target <= {r['target_ratio']}) {verdict}"
         )
     if "worst_error_pct" in r:
+        published = r.get("published")
         return (
             f"{r['name']}: worst error {r['worst_error_pct']}% of {r['recipients']} "
             f"recipients, 95% CI about ±{r['ci_half_width_pct']}% (target {r['target']}) "
             f"{verdict}"
+            + (
+                f"; as published, with the relay's noise at epsilon "
+                f"{published['central_epsilon']:g}: worst {published['worst_error_pct']}%, "
+                f"CI about ±{published['ci_half_width_pct']}%"
+                if published
+                else ""
+            )
         )
     if "messages_per_s" in r:
         return (

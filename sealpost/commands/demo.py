@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -251,22 +252,24 @@ FRIEND_LINES = [
 ]
 
 
-async def seed_person_demo(home: Path, relay_url: str) -> None:
+async def seed_person_demo(home: Path, relay: "EmbeddedRelay") -> str:
     """@bob with two friends' chats, and a campaign from verified @acme on its way to him.
 
     Bob's chats are synced into his store; the campaign is left in his mailbox so the app
-    receives it live over the push stream when it opens.
+    receives it live over the push stream when it opens. Returns the moderation desk's key
+    fingerprint, for the app to pin (SEALPOST_MODERATION_KEY_FINGERPRINT).
     """
     from client.business.audience import Audience, AudienceRow
     from client.business.campaigns import run_campaign
-    from client.messenger import Messenger
+    from sealpost.commands.desk import create_desk
 
+    relay_url = relay.url
     people, shop = await _cast(home, relay_url)
-    # The platform's report desk: reports from the app are sealed to its key.
-    desk = await Messenger.create_account(
-        home, "desk", "moderation", relay_url, business=True, display_name="Moderation desk"
+    # The platform's report desk, set up by the relay's operator: reports from the app are
+    # sealed to its key, once the app has pinned its fingerprint.
+    fingerprint = create_desk(
+        home, "desk", "moderation", relay_url, relay.app.state.engine, "Moderation desk"
     )
-    await desk.aclose()
     try:
         for sender, recipient, text in FRIEND_LINES:
             await people[sender].send_text(recipient, text)
@@ -293,11 +296,13 @@ async def seed_person_demo(home: Path, relay_url: str) -> None:
     finally:
         for messenger in (*people.values(), shop):
             await messenger.aclose()
+    return fingerprint
 
 
 def run_app(args: Any) -> int:
     """The interactive demo: a seeded embedded relay, then the app on @bob's profile."""
     from client.tui.app import SealpostApp
+    from sealpost.commands.desk import FINGERPRINT_ENV
     from server.embedded import EmbeddedRelay
     from server.settings import RelaySettings
 
@@ -306,7 +311,8 @@ def run_app(args: Any) -> int:
     try:
         with EmbeddedRelay(RelaySettings(db=f"sqlite:///{Path(tmp) / 'relay.db'}")) as relay:
             print(f"relay running at {relay.url}; seeding @bob, @alice, @carol and @acme …")
-            asyncio.run(seed_person_demo(home, relay.url))
+            fingerprint = asyncio.run(seed_person_demo(home, relay))
+            os.environ[FINGERPRINT_ENV] = fingerprint  # the demo's app pins the desk
             SealpostApp(home, "bob").run()
     finally:
         if args.keep:

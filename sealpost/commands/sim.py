@@ -16,24 +16,35 @@ levels; businesses run campaigns spread over the week, personalised and sealed o
 machines. The clock moves from send time to send time; the relay releases what is due,
 applying each person's choices and the rolling daily cap; every copy is stored by its
 person's client, acted on, and reported anonymously with randomized response. Deterministic
-for a seed: the same seed plays the same week (timings aside).
+for a seed: the same seed plays the same week (timings, and the relay's noise on the
+figures and the rebates that follow it, aside).
 
-The summary: messages sent, delivered (counted by the clients), refused by reason, lost and
-duplicated (both must be 0); delivery latency p50 / p99 and throughput; spend; each
-campaign's analytics estimates against the true counts; and the privacy audit of
-`sealpost audit` run on the simulation's own recorded traffic (not run with --relay).
-Exit status 1 if anything was lost, duplicated or misdelivered, or the audit failed.
+After the week the relay's clock moves past every campaign's figures_at (its send time plus
+the relay's figures_after_h, 72 h by default), where the relay publishes each campaign's
+figures once, with noise, as a business would see them days later. Each business's privacy
+budget (business_epsilon_30d) is set so that all of its campaigns get their figures: the
+relay's default (1.0, five campaign reports in 30 days) or, for a busier business, what it
+needs; the summary says what each one spent.
+
+The summary: messages sent, delivered (counted by the clients), released, refused by reason
+and expired (the relay's own database), lost and duplicated (both must be 0); delivery
+latency p50 / p99 and throughput; spend, charges and rebates; the privacy budget each
+business spent; each campaign's published estimates against the true counts; and the
+privacy audit of `sealpost audit` run on the simulation's own recorded traffic (not run with
+--relay). Exit status 1 if anything was lost, duplicated or misdelivered, or the audit failed.
 
 With --relay, the relay's clock is real: campaigns go out when the simulated clock reaches
 their time, so its rolling daily cap sees the whole week within seconds (expect daily_cap
-refusals); its k and cap are its own.
+refusals); its cap and privacy budget are its own, its figures come days after the run, and
+its database is not ours: released, refused and expired copies are unknown (a copy still in
+its person's mailbox, never stored, counts as lost).
 """
 
 EPILOG = """\
 examples:
   sealpost sim                                  # 200 persons, 3 businesses, 8 campaigns
   sealpost sim --persons 1000 --json > sim.json
-  sealpost sim --persons 50 --seed 7 --epsilon 0.5 --k 10 --cap 3
+  sealpost sim --persons 50 --seed 7 --epsilon 0.5 --cap 3
   sealpost sim --levels all=0.5,chatted=0.2,weekly1=0.2,none=0.1
   sealpost sim --relay http://127.0.0.1:8700 --persons 100
   sealpost sim sweep --epsilons 0.5,1,ln3,2 --sizes 100,1000,10000 --out results/
@@ -42,12 +53,14 @@ examples:
 SWEEP_DESCRIPTION = """\
 Estimation error against epsilon and audience size. For each cell of the grid and each
 trial, an audience is drawn from the simulator's behaviour profiles, every person's true
-event bits go through the devices' randomized response (shared/signals.py `randomize`), and
-the reports are tallied and debiased exactly as the relay does (`tally`, `estimate`). This is
-pure computation on the same code a full run uses, with no relay and no clients, so many
-trials take seconds. Writes OUT/sweep.csv (one row per cell: mean, RMS and 95th-percentile
-error in % of the audience, the 95% interval's half-width, its coverage) and, when
-matplotlib is installed (pip install -e '.[sim]'), OUT/sweep.png.
+event bits go through the devices' randomized response (shared/signals.py `randomize`), the
+reports are tallied (`tally`), the tallies get the relay's central noise (discrete Laplace at
+--central-epsilon, the relay's default for a campaign's interaction figures; 0 leaves it out;
+drawn from the seeded generator, so that a grid is reproducible), and they are debiased as
+the relay publishes them (server/figures.py). This is pure computation, with no relay and no
+clients, so many trials take seconds. Writes OUT/sweep.csv (one row per cell: mean, RMS and
+95th-percentile error in % of the audience, the 95% interval's half-width, its coverage) and,
+when matplotlib is installed (pip install -e '.[sim]'), OUT/sweep.png.
 """
 
 SWEEP_EPILOG = """\
@@ -81,11 +94,14 @@ def register(sub: Any) -> None:
         "--epsilon",
         default="ln3",
         help="randomized-response epsilon per event bit on every device (default ln3); the "
-        "relay debiases assuming ln3, so with another value the summary debiases the relay's "
-        "tallies itself",
+        "relay debiases assuming ln3, so with another value the summary debiases its "
+        "published estimates again with this one",
     )
     knobs.add_argument(
-        "--k", type=int, help="suppression threshold of the relay (default 50, or persons/4)"
+        "--k",
+        type=int,
+        help="gone: the relay no longer hides small figures below a threshold k, it publishes "
+        "them once with noise; giving it is an error",
     )
     knobs.add_argument(
         "--cap", type=int, help="marketing messages per person per rolling 24 h (default 2)"
@@ -110,6 +126,13 @@ def register(sub: Any) -> None:
     )
     s.add_argument("--sizes", default="50,200,1000,5000", help="audience sizes, comma-separated")
     s.add_argument("--trials", type=int, default=20, help="trials per cell (default 20)")
+    s.add_argument(
+        "--central-epsilon",
+        type=float,
+        default=None,
+        help="epsilon of the relay's noise on the report tallies (default: the relay's, "
+        "0.1); 0 for randomized response alone",
+    )
     s.add_argument("--seed", type=int, default=1, help="seed (default 1)")
     s.add_argument("--out", type=Path, default=Path("sim-sweep"), help="output directory")
     s.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -118,11 +141,13 @@ def register(sub: Any) -> None:
 
 def run(args: Any) -> int:
     from sealpost.commands.output import fail, print_json
-    from sealpost.sim.config import OptionError, SimOptions, parse_epsilon, parse_levels
+    from sealpost.sim.config import K_GONE, OptionError, SimOptions, parse_epsilon, parse_levels
     from sealpost.sim.progress import Progress
     from sealpost.sim.runner import run_sim
     from sealpost.sim.summary import render, summarize
 
+    if args.k is not None:
+        return fail(K_GONE, 2)
     try:
         options = SimOptions(
             persons=args.persons,
@@ -131,7 +156,6 @@ def run(args: Any) -> int:
             days=args.days,
             seed=args.seed,
             epsilon=parse_epsilon(args.epsilon),
-            k=args.k,
             cap=args.cap,
             levels=parse_levels(args.levels),
             relay=args.relay,
@@ -164,7 +188,10 @@ def run_sweep_command(args: Any) -> int:
             trials=args.trials,
             seed=args.seed,
             out=args.out,
-        ).validate()
+        )
+        if args.central_epsilon is not None:
+            options.central_epsilon = args.central_epsilon
+        options.validate()
     except (OptionError, ValueError) as exc:
         return fail(str(exc), 2)
     progress = Progress()
@@ -174,6 +201,12 @@ def run_sweep_command(args: Any) -> int:
     if args.json:
         print_json(result.to_json())
         return 0
+    central = options.central_epsilon
+    print(
+        f"with the relay's noise at epsilon {central:g} on the tallies"
+        if central
+        else "randomized response alone (no central noise)"
+    )
     print("epsilon  audience  mean |error| %  p95 %  95% CI +/- %  coverage")
     for row in result.rows:
         print(

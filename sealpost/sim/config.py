@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.signals import DEFAULT_EPSILON_PER_BIT, MIN_K
+from shared.signals import DEFAULT_EPSILON_PER_BIT
 
 DAYS_PER_WEEK = 7
 DEFAULT_LEVEL_MIX = "all=0.7,chatted=0.1,weekly2=0.1,none=0.1"
@@ -75,10 +75,16 @@ def parse_epsilon(text: str) -> float:
     return value
 
 
+K_GONE = (
+    "--k is gone: the relay no longer suppresses figures below a threshold k; it publishes "
+    "each campaign's figures once, with noise, and the summary sets them against the truth"
+)
+
+
 @dataclass
 class SimOptions:
-    """One run. ``k`` and ``cap`` configure the sim's own relay; with ``relay`` (an existing
-    relay) they are that relay's business and must be left unset."""
+    """One run. ``cap`` configures the sim's own relay; with ``relay`` (an existing relay) it
+    is that relay's business and must be left unset."""
 
     persons: int = 200
     businesses: int = 3
@@ -86,7 +92,6 @@ class SimOptions:
     days: int = DAYS_PER_WEEK
     seed: int = 1
     epsilon: float = DEFAULT_EPSILON_PER_BIT  # per event bit, on every simulated device
-    k: int | None = None  # None: 50, or persons/4 when smaller (as the audit)
     cap: int | None = None  # marketing per person per rolling 24 h; None: the relay's default
     levels: dict[str, float] = field(default_factory=lambda: parse_levels(DEFAULT_LEVEL_MIX))
     relay: str | None = None  # URL of an existing relay; None: run one on loopback
@@ -104,24 +109,16 @@ class SimOptions:
             raise OptionError("--days must be between 1 and 60")
         if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise OptionError("--epsilon must be positive and finite")
-        if self.k is not None and self.k < MIN_K:
-            raise OptionError(f"--k must be at least {MIN_K}")
         if self.cap is not None and self.cap < 0:
             raise OptionError("--cap must be zero or more")
-        if self.relay is not None and (self.k is not None or self.cap is not None):
+        if self.relay is not None and self.cap is not None:
             raise OptionError(
-                "--k and --cap configure the simulator's own relay; an existing relay (--relay) "
-                "has its own (SEALPOST_RELAY_SIGNALS_MIN_K, SEALPOST_RELAY_MARKETING_CAP_24H)"
+                "--cap configures the simulator's own relay; an existing relay (--relay) has "
+                "its own (SEALPOST_RELAY_MARKETING_CAP_24H)"
             )
         return self
 
     # Imported here: the CLI reads this module to build its parser, before any relay code.
-    @property
-    def effective_k(self) -> int:
-        from sealpost.audit.runner import default_k
-
-        return self.k or default_k(self.persons)
-
     @property
     def effective_cap(self) -> int:
         from server.settings import RelaySettings
@@ -134,6 +131,5 @@ class SimOptions:
         data["epsilon"] = round(self.epsilon, 6)
         data["levels"] = {label: round(share, 4) for label, share in self.levels.items()}
         data["keep"] = str(self.keep) if self.keep else None
-        data["k"] = None if self.relay else self.effective_k
         data["cap"] = None if self.relay else self.effective_cap
         return data

@@ -8,6 +8,7 @@ from sealpost.audit.world import Redemption
 from sealpost.sim.devices import DeliveryLog
 from sealpost.sim.population import SimPlan
 from sealpost.sim.relay import Copy
+from server.settings import RelaySettings
 from shared.api import BudgetView, CampaignReport
 
 
@@ -21,7 +22,8 @@ class Played:
     campaign_ids: dict[str, str] = field(default_factory=dict)  # label -> campaign id
     runs: dict[str, CampaignRun] = field(default_factory=dict)  # label -> submission outcome
     released_wall: dict[str, float] = field(default_factory=dict)  # campaign id -> unix s
-    reports: dict[str, CampaignReport] = field(default_factory=dict)  # campaign id -> final
+    # campaign id -> the final report, with its figures once the relay published them
+    reports: dict[str, CampaignReport] = field(default_factory=dict)
     budgets: dict[str, BudgetView] = field(default_factory=dict)  # business -> final
     log: DeliveryLog = field(default_factory=DeliveryLog)
     chats_sent: list[tuple[str, str]] = field(default_factory=list)  # (recipient, msg id)
@@ -33,7 +35,11 @@ class Played:
     tokens_missing: list[tuple[str, str]] = field(default_factory=list)  # (handle, campaign)
     message_ids: set[str] = field(default_factory=set)  # in every simulated store
     copies: list[Copy] | None = None  # own relay: its record of every campaign copy
-    tallies: dict[str, tuple[int, dict[str, int]]] | None = None  # own relay: raw tallies
+    # An existing relay: (person, msg id, campaign id) still waiting in the persons' own
+    # mailboxes at the end, as each person's client sees it.
+    waiting: list[tuple[str, str, str | None]] | None = None
+    relay_settings: RelaySettings | None = None  # own relay: how it was configured
+    figures_published_ms: int | None = None  # own relay: virtual time the last were out
     anomalies: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     week_wall_s: float = 0.0

@@ -4,8 +4,9 @@ On its own relay the simulation records every request exactly as the relay recei
 audit's recorder), so once the week is over the seven checks of ``sealpost audit`` run on
 that record and on a dump of everything the relay kept: canaries (the customers' names,
 codes and phone numbers in every campaign copy, the chat texts), the anonymous channel,
-token unlinkability, declared schemas, counting once, the k threshold, estimates against the
-truth. On an existing relay nothing is recorded, and the audit is reported as not run.
+token unlinkability, declared schemas, counting once, no exact figure about people in what
+businesses saw, and the published estimates against the truth. On an existing relay nothing
+is recorded, and the audit is reported as not run.
 """
 
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ def world_of(played: Played) -> WorldResult:
         reporters=dict(played.reporters),
         redemptions=played.redemptions,
         published=business_figures(played),
+        budgets={b: view.model_dump(mode="json") for b, view in played.budgets.items()},
         targeted={cid: played.runs[label].accepted for label, cid in played.campaign_ids.items()},
         anonymous_requests=sum(played.reporters.values()),  # one request per report
         timings=played.timings,
@@ -86,13 +88,13 @@ def audit_own_relay(played: Played, relay: OwnRelay) -> tuple[PrivacyAudit, list
     probe = probe_running_relay(relay.process, world, relay.db_path, storage)
     exchanges = relay.stop()[: probe.client_exchanges]
     read_files(relay.db_path, storage, tag=" (after shutdown)")
-    checks, _ = run_checks(exchanges, storage, world, probe, played.plan.options.effective_k)
+    checks, _ = run_checks(exchanges, storage, world, probe)
     note = (
         ""
         if debiased_by_relay(played)
         else "the devices used epsilon "
-        f"{played.plan.options.epsilon:.4g} per bit and the relay debiases with ln 3: estimates "
-        "were recomputed from the relay's tallies with the devices' epsilon"
+        f"{played.plan.options.epsilon:.4g} per bit and the relay debiases with ln 3: the "
+        "published estimates were debiased again with the devices' epsilon"
     )
     return PrivacyAudit(run=True, checks=checks, traffic=traffic_summary(exchanges), note=note), (
         exchanges

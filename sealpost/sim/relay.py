@@ -5,11 +5,15 @@ process of its own, on a manual clock that starts at the simulated week's first 
 simulation moves it to each campaign's send time and runs a dispatcher pass there, so a week
 of scheduling, rolling caps and weekly levels plays in seconds. Request signatures still use
 wall time, so the clients run unchanged. Its database can be read (never written) to know
-exactly which copies it released and refused.
+exactly which copies it released and refused. After the week the clock moves on past every
+campaign's figures_at, so that the relay publishes each campaign's noisy figures once, as it
+would days later; each business's privacy budget is made large enough for all of its
+campaigns (:func:`business_epsilon`).
 
 An existing relay keeps its own, real clock: nothing can be scheduled a simulated day ahead,
-so campaigns go out as soon as the simulation reaches their time, and its database is not
-ours to read: what it did is known from the campaign reports its businesses get.
+so campaigns go out as soon as the simulation reaches their time, their figures come days
+after the run, and its database is not ours to read: what it did is known only from what the
+simulated people and businesses saw.
 """
 
 import asyncio
@@ -20,16 +24,38 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, exists, func
 from sqlmodel import Session, col, select
 
 from sealpost.audit.recorder import Exchange, RelayProcess
 from sealpost.sim.config import SimOptions
-from sealpost.sim.population import EPOCH_MS
+from sealpost.sim.population import EPOCH_MS, SimPlan
+from server.accountant import WINDOW_MS
+from server.app import figures_policy
 from server.db import make_engine, read_engine
-from server.models import MailboxEntry, TokenIssue
+from server.figures import figures_at
+from server.models import Campaign, MailboxEntry, PublishedFigures, TokenIssue
 from server.settings import RelaySettings
-from server.signals import tally_of
+
+_BUDGET = RelaySettings.model_fields["business_epsilon_30d"]
+DEFAULT_BUSINESS_EPSILON: float = _BUDGET.default
+MAX_BUSINESS_EPSILON: float = next(
+    float(m.le) for m in _BUDGET.metadata if getattr(m, "le", None) is not None
+)
+EPSILON_PER_CAMPAIGN: float = (
+    RelaySettings.model_fields["figures_epsilon_counts"].default
+    + RelaySettings.model_fields["figures_epsilon_interactions"].default
+)
+
+
+def business_epsilon(sim_plan: SimPlan) -> float:
+    """The own relay's privacy budget per business: the relay's default when it pays for
+    every campaign's figures of the busiest business, else as much as that needs, up to the
+    most the relay takes. Past that the last figures wait for the budget to renew, and
+    :meth:`OwnRelay.publish_figures` moves the clock on until they are out."""
+    busiest = max(Counter(c.business for c in sim_plan.campaigns).values(), default=0)
+    needed = round(busiest * EPSILON_PER_CAMPAIGN, 6)
+    return min(MAX_BUSINESS_EPSILON, max(DEFAULT_BUSINESS_EPSILON, needed))
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,11 @@ class SimRelay(Protocol):
         time the release began."""
         ...
 
+    async def publish_figures(self) -> int | None:
+        """Bring the relay to the time every campaign's figures are published; returns that
+        virtual time, or None when the figures come later (a real clock)."""
+        ...
+
     def stop(self) -> list[Exchange]: ...
 
 
@@ -62,12 +93,12 @@ class OwnRelay:
 
     own = True
 
-    def __init__(self, options: SimOptions, workdir: Path) -> None:
+    def __init__(self, options: SimOptions, workdir: Path, epsilon_30d: float) -> None:
         self.db_path = workdir / "relay.db"
         self.db_url = f"sqlite:///{self.db_path}"
         self.settings = RelaySettings(
             db=self.db_url,
-            signals_min_k=options.effective_k,
+            business_epsilon_30d=epsilon_30d,
             marketing_cap_24h=options.effective_cap,
             # Thousands of simulated people share one loopback address and burst at once.
             rate_per_s=1000.0,
@@ -78,6 +109,7 @@ class OwnRelay:
         )
         self.process = RelayProcess(self.settings, start_ms=EPOCH_MS)
         self.url = ""
+        self.now_ms = EPOCH_MS  # where the simulation last moved the relay's clock
         self._engine: Engine | None = None
 
     def start(self) -> None:
@@ -88,7 +120,40 @@ class OwnRelay:
     async def advance_to(self, ms: int) -> float:
         # The pipe blocks; keep the clients' event loop turning meanwhile.
         began, _ = await asyncio.to_thread(self.process.advance_to, ms)
+        self.now_ms = max(self.now_ms, ms)
         return began
+
+    async def publish_figures(self) -> int:
+        """Move the clock past every campaign's figures_at; a dispatcher pass there publishes
+        them. Should a business's budget not pay for all of its campaigns, move on 30 days at
+        a time (its oldest spends lapse) until every campaign's figures are out."""
+        due = await asyncio.to_thread(self._latest_figures_at)
+        await self.advance_to(max(self.now_ms, due))
+        for _ in range(await asyncio.to_thread(self._campaigns) + 1):
+            if not await asyncio.to_thread(self.unpublished):
+                break
+            await self.advance_to(self.now_ms + WINDOW_MS)
+        return self.now_ms
+
+    def _latest_figures_at(self) -> int:
+        policy = figures_policy(self.settings)
+        with self._session() as session:
+            return max((figures_at(c, policy) for c in session.exec(select(Campaign))), default=0)
+
+    def _campaigns(self) -> int:
+        with self._session() as session:
+            return int(session.exec(select(func.count()).select_from(Campaign)).one())
+
+    def unpublished(self) -> list[str]:
+        """Campaigns whose figures the relay has not published (yet)."""
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(Campaign.id).where(
+                        ~exists().where(col(PublishedFigures.campaign_id) == col(Campaign.id))
+                    )
+                )
+            )
 
     def streams(self) -> int:
         return self.process.streams()
@@ -147,11 +212,6 @@ class OwnRelay:
             )
             return [Copy(r.campaign_id, r.msg_id, r.recipient, r.state, r.refusal) for r in rows]
 
-    def tally(self, campaign_id: str) -> tuple[int, dict[str, int]]:
-        """The relay's raw report count and noisy bit counts for one campaign."""
-        with self._session() as session:
-            return tally_of(session, campaign_id)
-
     def stop(self) -> list[Exchange]:
         if self._engine is not None:
             self._engine.dispose()
@@ -184,6 +244,9 @@ class ExternalRelay:
 
     async def advance_to(self, ms: int) -> float:
         return time.time()  # its clock is real: nothing to move
+
+    async def publish_figures(self) -> None:
+        return None  # its clock is real: the figures come days after this run
 
     def stop(self) -> list[Any]:
         return []

@@ -13,8 +13,11 @@
    obtained, then each recipient does what the plan says (interactions recorded on the
    device; a block or a stop sent to the relay) before the clock moves on, so the same seed
    plays the same week. Reports leave each device when due, hour by hour.
-4. After the week: one more virtual day for the last reports, then the campaign reports as
-   businesses see them, the budgets, and (own relay) the relay's record of every copy.
+4. After the week: one more virtual day for the last reports; then (own relay) the clock
+   moves past every campaign's figures_at, where the relay publishes each campaign's noisy
+   figures once; then the campaign reports as businesses see them, the budgets, and the
+   relay's record of every copy (own relay) or what still waits in each person's mailbox
+   (an existing relay, whose figures come days after the run).
 
 The privacy audit of the recorded traffic and the summary are made by ``privacy`` and
 ``summary`` from what this returns.
@@ -46,7 +49,7 @@ from sealpost.sim.played import Played
 from sealpost.sim.population import DAY_MS, HOUR_MS, Campaign, SimPlan, plan
 from sealpost.sim.privacy import PrivacyAudit, audit_own_relay, not_audited
 from sealpost.sim.progress import Progress
-from sealpost.sim.relay import ExternalRelay, OwnRelay, SimRelay
+from sealpost.sim.relay import ExternalRelay, OwnRelay, SimRelay, business_epsilon
 from shared.api import SetLevel, TemplateInfo
 from shared.signals import EVENTS
 
@@ -75,7 +78,11 @@ class Simulation:
         self.now_ms = sim_plan.start_ms  # the virtual clock as the clients see it
         self.fleet = Fleet(sim_plan, relay.url, home, self.now_s)
         self.played = Played(
-            plan=sim_plan, relay_url=relay.url, own_relay=relay.own, log=self.fleet.log
+            plan=sim_plan,
+            relay_url=relay.url,
+            own_relay=relay.own,
+            log=self.fleet.log,
+            relay_settings=relay.settings if isinstance(relay, OwnRelay) else None,
         )
         self.templates: dict[str, TemplateInfo] = {}
         # person -> heap of (send_after, campaign id): reports waiting on their devices
@@ -112,6 +119,10 @@ class Simulation:
             self.played.timings.update(
                 {f"week.{name}": round(s, 3) for name, s in sorted(self._steps.items())}
             )
+            if self.relay.own:
+                self.progress.phase("publishing the campaigns' figures")
+                self.played.figures_published_ms = await self.relay.publish_figures()
+                self._timing("figures")
             await self._collect()
             self._timing("collect")
         finally:
@@ -289,17 +300,17 @@ class Simulation:
                 expected = dict(await asyncio.to_thread(self.relay.released_at, moment))
         else:
             began = time.time()
-            expected = {}
             with self._step("submit"):
                 for campaign in group:
-                    run = await self._submit(campaign, send_at=None)
-                    report = run.campaign
-                    expected[report.id] = report.delivered_to_mailbox + report.delivered
+                    await self._submit(campaign, send_at=None)
         ids = [self.played.campaign_ids[c.label] for c in group]
         for campaign_id in ids:
             self.played.released_wall[campaign_id] = began
         with self._step("delivery"):
-            await self._until_delivered(expected)
+            if isinstance(self.relay, OwnRelay):
+                await self._until_delivered(expected)
+            else:
+                await self._until_settled(ids, sum(len(c.audience) for c in group))
         with self._step("tokens"):
             await self._until_tokens(ids)
         with self._step("act"):
@@ -323,6 +334,23 @@ class Simulation:
                 return
             self.progress.update(delivered=sum(log.per_campaign.values()))
             await log.changed(0.5)
+
+    async def _until_settled(self, campaign_ids: list[str], audience: int) -> None:
+        """An existing relay: how many copies it released is not known here (what a business
+        is told does not set refused copies apart), so wait until these campaigns' copies
+        stop arriving. Any that never arrive are found at the end, waiting in their person's
+        mailbox."""
+        log = self.fleet.log
+        deadline = time.monotonic() + DELIVERY_WAIT_S + DELIVERY_WAIT_PER_COPY_S * audience
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            stored = sum(log.per_campaign[cid] for cid in campaign_ids)
+            if stored != last:
+                last, since = stored, time.monotonic()
+            elif time.monotonic() - since >= EXTERNAL_SETTLE_S:
+                return
+            self.progress.update(delivered=sum(log.per_campaign.values()))
+            await log.changed(0.2)
 
     async def _until_tokens(self, campaign_ids: list[str]) -> None:
         """Wait until each delivered copy's device holds its signal token and report (the
@@ -439,7 +467,28 @@ class Simulation:
                 played.message_ids.update(session.exec(select(StoredMessage.msg_id)))
         if isinstance(self.relay, OwnRelay):
             played.copies = await asyncio.to_thread(self.relay.copies)
-            played.tallies = {cid: self.relay.tally(cid) for cid in label_of}
+        else:
+            played.waiting = await self._still_waiting()
+
+    async def _still_waiting(self) -> list[tuple[str, str, str | None]]:
+        """Every message left in the persons' mailboxes, as their own clients list them: on
+        an existing relay, the only record of what was released and never stored."""
+
+        async def mailbox(handle: str) -> list[tuple[str, str, str | None]]:
+            api = self.fleet.persons[handle].api
+            found: list[tuple[str, str, str | None]] = []
+            after = 0
+            while True:
+                page = await api.mailbox_page(after=after)
+                found += [(handle, i.envelope.id, i.envelope.campaign_id) for i in page.items]
+                if not page.items:
+                    return found
+                after = page.next_after
+
+        pages = await gather_chunks(
+            [mailbox(handle) for handle in self.fleet.persons], REQUEST_CONCURRENCY
+        )
+        return [item for page in pages for item in page]
 
 
 @dataclass
@@ -463,7 +512,11 @@ def run_sim(options: SimOptions, progress: Progress | None = None) -> SimRun:
     # On an existing relay, handles of this run must not collide with accounts already there.
     prefix = "" if options.relay is None else f"s{secrets.token_hex(3)}-"
     sim_plan = plan(options, prefix=prefix)
-    relay: SimRelay = ExternalRelay(options.relay) if options.relay else OwnRelay(options, workdir)
+    relay: SimRelay = (
+        ExternalRelay(options.relay)
+        if options.relay
+        else OwnRelay(options, workdir, business_epsilon(sim_plan))
+    )
     try:
         progress.phase("starting the relay" if relay.own else f"using the relay at {relay.url}")
         relay.start()

@@ -1,12 +1,16 @@
 """The simulation's summary: one JSON document, and the same content as text for people.
 
 Deliveries are counted by the clients (``MessageStored`` events and the devices' stores);
-what the relay released and refused comes from its own database on the simulation's relay
-(exact, per copy) or from the campaign reports businesses get on an existing relay (counts,
-with small refusal counts suppressed by the relay).
+what the relay released, refused and expired comes from its own database on the
+simulation's relay (exact, per copy). On an existing relay there is no such record, and what
+a business is told does not set refused copies apart (that would be about people), so those
+counts are unknown there; a copy is lost if it still waits in its person's mailbox, as the
+person's own client lists it, without having been stored. The campaign figures a business
+sees are published once, with noise; they are set against the truth in ``analytics``.
 
 ``counts`` holds the figures a seed determines (planned, accepted, delivered, refused by
-reason, spend, true interactions, reports); timings and estimates vary from run to run.
+reason, charges, true interactions, reports); timings, the noisy figures, the rebates that
+follow them and the estimates vary from run to run.
 """
 
 import textwrap
@@ -41,11 +45,17 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
 
 
+def _sum(values: list[int | None]) -> int | None:
+    """The total, or None when any part is unknown."""
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
 def _copies(played: Played) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Campaign copies end to end, in total and per campaign label."""
     log = played.log
     stored = {(s.handle, s.msg_id): s for s in log.stored.values() if s.campaign_id}
     label_of = {cid: label for label, cid in played.campaign_ids.items()}
+    own = played.copies is not None
     per: dict[str, dict[str, Any]] = {}
     for campaign in played.plan.campaigns:
         run = played.runs.get(campaign.label)
@@ -56,10 +66,11 @@ def _copies(played: Played) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             "audience": len(campaign.audience),
             "accepted": run.accepted if run else 0,
             "rejected_at_submission": dict(run.rejected) if run else {},
-            "released": 0,
+            # Unknown (None) on an existing relay: only its database tells them apart.
+            "released": 0 if own else None,
             "delivered": 0,
-            "refused_by_reason": dict.fromkeys(REFUSAL_CLASSES, 0),
-            "expired": 0,
+            "refused_by_reason": dict.fromkeys(REFUSAL_CLASSES, 0) if own else None,
+            "expired": 0 if own else None,
             "lost": 0,
         }
     misdelivered = 0
@@ -86,55 +97,68 @@ def _copies(played: Played) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                 per[label]["released"] += 1
                 unacked += row.state == "pending"
             elif row.state == "refused":
-                per[label]["refused_by_reason"][row.refusal or "?"] = (
-                    per[label]["refused_by_reason"].get(row.refusal or "?", 0) + 1
-                )
+                reasons = per[label]["refused_by_reason"]
+                reasons[row.refusal or "?"] = reasons.get(row.refusal or "?", 0) + 1
             elif row.state == "expired":
                 per[label]["expired"] += 1
         for _, msg_id in released - set(stored):
             per[label_of[campaign_of[msg_id]]]["lost"] += 1
         misdelivered += len(set(stored) - released)
-    else:  # an existing relay: its reports, as the businesses get them
-        for label, cid in played.campaign_ids.items():
-            report = played.reports[cid]
-            per[label]["released"] = report.delivered_to_mailbox + report.delivered
-            per[label]["refused_by_reason"] = dict(report.refused_by_reason)
-            per[label]["expired"] = report.expired
-            per[label]["lost"] = max(0, per[label]["released"] - per[label]["delivered"])
-            unacked += report.delivered_to_mailbox
-    refused: Counter[str] = Counter()
-    suppressed = 0
-    for row in per.values():
-        for reason, n in row["refused_by_reason"].items():
-            if n is None:
-                suppressed += 1
+    else:  # an existing relay: what still waits in the persons' own mailboxes
+        for handle, msg_id, cid in played.waiting or []:
+            label = label_of.get(cid or "")
+            if label is None:
+                continue
+            if (handle, msg_id) in stored:
+                unacked += 1  # stored, its ack not through yet
             else:
-                refused[reason] += n
+                per[label]["lost"] += 1  # released, never stored
+    refused: Counter[str] = Counter()
+    for row in per.values():
+        refused.update(row["refused_by_reason"] or {})
     rejected: Counter[str] = Counter()
     for row in per.values():
         rejected.update(row["rejected_at_submission"])
+    charged = _charged(played)
     for label, cid in played.campaign_ids.items():
         report = played.reports.get(cid)
         per[label]["spend"] = report.spend if report else 0
+        per[label]["charged"] = charged.get(cid, 0)
         per[label]["reports"] = played.reporters.get(cid, 0)
+        per[label]["status"] = report.status if report else "-"
+        per[label]["figures"] = report.figures_note if report else "-"
     totals = {
         "planned": sum(r["audience"] for r in per.values()),
         "submitted": sum(run.submitted for run in played.runs.values()),
         "accepted": sum(r["accepted"] for r in per.values()),
         "rejected_at_submission": dict(rejected),
-        "released": sum(r["released"] for r in per.values()),
+        "released": _sum([r["released"] for r in per.values()]),
         "delivered": sum(r["delivered"] for r in per.values()),
-        "refused": sum(refused.values()),
-        "refused_by_reason": {r: refused.get(r, 0) for r in REFUSAL_CLASSES}
-        | {r: n for r, n in refused.items() if r not in REFUSAL_CLASSES},
-        "refusal_counts_suppressed": suppressed,
-        "expired": sum(r["expired"] for r in per.values()),
+        "refused": sum(refused.values()) if own else None,
+        "refused_by_reason": (
+            {r: refused.get(r, 0) for r in REFUSAL_CLASSES}
+            | {r: n for r, n in refused.items() if r not in REFUSAL_CLASSES}
+            if own
+            else None
+        ),
+        "expired": _sum([r["expired"] for r in per.values()]),
         "unacked_at_end": unacked,
         "lost": sum(r["lost"] for r in per.values()),
         "duplicated": sum(1 for key in log.duplicates if key in stored),
         "misdelivered": misdelivered,
     }
     return totals, per
+
+
+def _charged(played: Played) -> dict[str, int]:
+    """Per campaign id, what its copies were charged when released (the ledger's charge
+    lines): set by the run alone, unlike the spend, which the noisy rebate lowers."""
+    charged: Counter[str] = Counter()
+    for budget in played.budgets.values():
+        for line in budget.ledger:
+            if line.kind == "charge" and line.campaign_id:
+                charged[line.campaign_id] += line.amount
+    return dict(charged)
 
 
 def _chats(played: Played) -> dict[str, Any]:
@@ -170,25 +194,62 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _spend(played: Played) -> dict[str, Any]:
+def _spend(played: Played, delivered: int) -> dict[str, Any]:
+    """Money: every copy charged at release; one rebate per campaign once its figures are
+    published (from the noisy counts); cancellations given back."""
     currency = next((b.currency for b in played.budgets.values()), "")
     per_business: Counter[str] = Counter()
-    refunded = 0
+    refunded = rebates = 0
     for label, cid in played.campaign_ids.items():
         report = played.reports[cid]
         per_business[played.plan.business(played.plan.campaign(label).business).label] += (
             report.spend
         )
         refunded += report.refunded
+        rebates += report.figures.rebate if report.figures else 0
     total = sum(per_business.values())
-    delivered = sum(r.delivered for r in played.reports.values())
     return {
         "currency": currency,
         "total_micro": total,
         "total": format_amount(total, currency),
+        "charged_micro": sum(_charged(played).values()),
         "refunded_micro": refunded,
+        "rebates_micro": rebates,
         "per_business_micro": dict(sorted(per_business.items())),
         "cost_per_delivered_micro": total // delivered if delivered else None,
+    }
+
+
+def _privacy(played: Played) -> dict[str, Any]:
+    """What each business's figures cost its privacy budget, from the published figures."""
+    settings = played.relay_settings
+    per: dict[str, dict[str, Any]] = {}
+    for business in played.plan.businesses:
+        mine = [
+            played.reports[cid]
+            for label, cid in played.campaign_ids.items()
+            if played.plan.campaign(label).business == business.handle and cid in played.reports
+        ]
+        budget = played.budgets.get(business.handle)
+        per[business.label] = {
+            "campaigns": len(mine),
+            "published": sum(r.figures is not None for r in mine),
+            "withheld": sum(r.status == "withheld" for r in mine),
+            "epsilon_spent": round(sum(r.figures.epsilon for r in mine if r.figures), 6),
+            "epsilon_30d": budget.privacy.epsilon_30d if budget else None,
+        }
+    return {
+        "figures_after_h": settings.figures_after_h if settings else None,
+        "epsilon_per_campaign": round(
+            settings.figures_epsilon_counts + settings.figures_epsilon_interactions, 6
+        )
+        if settings
+        else None,
+        "business_epsilon_30d": settings.business_epsilon_30d if settings else None,
+        "figures_published": _iso(played.figures_published_ms)
+        if played.figures_published_ms
+        else None,
+        "per_business": per,
     }
 
 
@@ -200,14 +261,10 @@ def _analytics(played: Played) -> dict[str, Any]:
         truth.update({e: counts.get(e, 0) for e in INTERACTIONS})
     return {
         "epsilon_per_bit": round(options.epsilon, 4),
-        "k": options.effective_k if played.own_relay else None,
         "debiased_by": "the relay"
         if debiased_by_relay(played)
-        else (
-            "the simulation, from the relay's tallies (the relay assumes ln 3)"
-            if played.tallies is not None
-            else "the relay, assuming ln 3: figures are biased for this epsilon"
-        ),
+        else "the simulation: the published estimates debiased again with the devices' "
+        "epsilon (the relay assumes ln 3)",
         "reports_sent": sum(played.reporters.values()),
         "reports_refused": played.reports_refused,
         "copies_without_token": len(played.tokens_missing),
@@ -237,7 +294,8 @@ def summarize(run: SimRun) -> dict[str, Any]:
         failures.append(f"privacy audit failed: {', '.join(failed)}")
     requests = run.audit.traffic.get("requests")
     week = played.week_wall_s
-    spend = _spend(played)
+    spend = _spend(played, copies["delivered"])
+    privacy = _privacy(played)
     return {
         "passed": not failures,
         "failures": failures,
@@ -245,14 +303,17 @@ def summarize(run: SimRun) -> dict[str, Any]:
         "relay": {
             "url": played.relay_url,
             "own": played.own_relay,
-            "k": options.effective_k if played.own_relay else None,
             "marketing_cap_24h": options.effective_cap if played.own_relay else None,
+            "figures_after_h": privacy["figures_after_h"],
+            "epsilon_per_campaign": privacy["epsilon_per_campaign"],
+            "business_epsilon_30d": privacy["business_epsilon_30d"],
             "cpu_s": _round(run.relay_cpu_s),
         },
         "virtual_time": {
             "start": _iso(played.plan.start_ms),
             "end": _iso(played.plan.end_ms),
             "days": options.days,
+            "figures_published": privacy["figures_published"],
         },
         "population": played.plan.describe(),
         "messages": {
@@ -272,6 +333,7 @@ def summarize(run: SimRun) -> dict[str, Any]:
             "relay_requests_per_s": round(requests / run.wall_s, 1) if requests else None,
         },
         "spend": spend,
+        "privacy_budget": privacy["per_business"],
         "analytics": analytics,
         "campaigns": [{"campaign": label, **row} for label, row in per_campaign.items()],
         "privacy_audit": audit,
@@ -290,13 +352,13 @@ def summarize(run: SimRun) -> dict[str, Any]:
                 )
             },
             "chats_delivered": chats["delivered"],
-            "spend_micro": spend["total_micro"],
+            "charged_micro": spend["charged_micro"],
             "true_interactions": analytics["true_interactions"],
             "reports_sent": analytics["reports_sent"],
             "per_campaign": {
                 label: {
                     k: row[k]
-                    for k in ("audience", "accepted", "delivered", "refused_by_reason", "spend")
+                    for k in ("audience", "accepted", "delivered", "refused_by_reason", "charged")
                 }
                 for label, row in per_campaign.items()
             },
@@ -318,11 +380,14 @@ def _n(value: Any) -> str:
     return str(value)
 
 
-def _reasons(by_reason: dict[str, int | None]) -> str:
-    shown = [
-        f"{r} {_n(n) if n is not None else '(hidden)'}" for r, n in by_reason.items() if n != 0
-    ]
-    return ", ".join(shown) or "none"
+def _reasons(by_reason: dict[str, int] | None) -> str:
+    if by_reason is None:
+        return "unknown"  # an existing relay: only its database tells refusals apart
+    return ", ".join(f"{r} {_n(n)}" for r, n in by_reason.items() if n) or "none"
+
+
+def _eps(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def render(data: dict[str, Any]) -> str:
@@ -334,10 +399,12 @@ def render(data: dict[str, Any]) -> str:
     out = [f"Sealpost simulation: {verdict}"]
     out.append("=" * len(out[0]))
     where = (
-        f"own relay on loopback (k = {relay['k']}, marketing cap {relay['marketing_cap_24h']} "
-        "per 24 h, manual clock)"
+        f"own relay on loopback (marketing cap {relay['marketing_cap_24h']} per 24 h, manual "
+        f"clock; figures {relay['figures_after_h']} h after each send time, epsilon "
+        f"{_eps(relay['epsilon_per_campaign'])} a campaign, budget "
+        f"{_eps(relay['business_epsilon_30d'])} per business per 30 days)"
         if relay["own"]
-        else f"existing relay {relay['url']} (its own clock, k and cap)"
+        else f"existing relay {relay['url']} (its own clock, cap and privacy budget)"
     )
     out.append(
         f"{population['persons']:,} persons, {len(population['businesses'])} businesses, "
@@ -361,8 +428,9 @@ def render(data: dict[str, Any]) -> str:
     )
     out.append(
         f"  campaign copies: {copies['planned']:,} planned, {copies['accepted']:,} accepted, "
-        f"{copies['released']:,} released, {copies['delivered']:,} delivered (counted by the "
-        f"clients), {copies['refused']:,} refused, {copies['expired']} expired"
+        f"{_n(copies['released'])} released, {copies['delivered']:,} delivered (counted by the "
+        f"clients), {_n(copies['refused'])} refused, {_n(copies['expired'])} expired"
+        + ("" if relay["own"] else " (released, refused, expired: only in the relay's database)")
     )
     out.append(f"  refused by reason: {_reasons(copies['refused_by_reason'])}")
     if copies["rejected_at_submission"]:
@@ -370,6 +438,7 @@ def render(data: dict[str, Any]) -> str:
     out.append(
         f"  lost {copies['lost']}, duplicated {copies['duplicated']}, misdelivered "
         f"{copies['misdelivered']}, unacked at the end {copies['unacked_at_end']}"
+        + ("" if relay["own"] else " (lost: left in a person's mailbox, never stored)")
     )
     out.append(
         f"  chats: {chats['sent']} sent, {chats['delivered']} delivered, lost {chats['lost']}, "
@@ -393,11 +462,15 @@ def render(data: dict[str, Any]) -> str:
         )
     )
     currency = spend["currency"]
+
+    def money(micro: int) -> str:
+        return format_amount(micro, currency)
+
     out.append(
-        f"  spend {spend['total']} (refunded {format_amount(spend['refunded_micro'], currency)}); "
-        + ", ".join(
-            f"{b} {format_amount(v, currency)}" for b, v in spend["per_business_micro"].items()
-        )
+        f"  spend {spend['total']}: {money(spend['charged_micro'])} charged as copies were "
+        f"released, {money(spend['rebates_micro'])} given back as rebates (from the published "
+        f"figures), {money(spend['refunded_micro'] - spend['rebates_micro'])} other refunds; "
+        + ", ".join(f"{b} {money(v)}" for b, v in spend["per_business_micro"].items())
     )
 
     analytics = data["analytics"]
@@ -412,6 +485,7 @@ def render(data: dict[str, Any]) -> str:
             _n(c["delivered"]),
             _reasons(c["refused_by_reason"]),
             _n(c.get("reports")),
+            "published" if c["figures"] == "published" else c["status"],
         ]
         for event in ("read", "clicked"):
             row = estimates.get((c["campaign"], event))
@@ -429,6 +503,7 @@ def render(data: dict[str, Any]) -> str:
                 "delivered",
                 "refused",
                 "reports",
+                "figures",
                 "read true/est",
                 "clicked true/est",
             ],
@@ -436,20 +511,49 @@ def render(data: dict[str, Any]) -> str:
             right={2, 3, 5},
         )
     ]
-    out += ["", "Analytics (estimates businesses see, against the truth)", ""]
-    out.append(
-        f"  {analytics['published']} of {analytics['figures']} figures published "
-        f"({analytics['suppressed_below_k']} hidden below k); "
-        f"{analytics['covered_by_95pct_interval']} of {analytics['published']} 95% intervals "
-        f"hold the true count; error mean {_n(analytics['mean_abs_error_pct'])}, worst "
-        f"{_n(analytics['worst_abs_error_pct'])} points of a campaign's reports; debiased by "
-        f"{analytics['debiased_by']}"
-    )
+    out += [
+        "",
+        "Analytics (the figures businesses see, published once with noise, against the truth)",
+        "",
+    ]
+    if analytics["published"]:
+        out.append(
+            f"  {analytics['published']} of {analytics['figures']} estimates published "
+            f"({analytics['unpublished']} not: withheld, or not due yet); "
+            f"{analytics['covered_by_95pct_interval']} of {analytics['published']} 95% "
+            f"intervals hold the true count; error mean {_n(analytics['mean_abs_error'])} "
+            f"people ({_n(analytics['mean_abs_error_pct'])} points of a campaign's reports, "
+            f"worst {_n(analytics['worst_abs_error_pct'])}), intervals +/- "
+            f"{_n(analytics['mean_ci95_half_width'])} on average; debiased by "
+            f"{analytics['debiased_by']}"
+        )
+    else:
+        out.append(
+            f"  none of {analytics['figures']} estimates published yet: a campaign's figures "
+            "come once, at its figures_at"
+        )
     out.append(
         f"  {analytics['reports_sent']:,} anonymous reports sent, {analytics['reports_refused']} "
         f"refused; true interactions: "
         + ", ".join(f"{e} {n:,}" for e, n in analytics["true_interactions"].items())
     )
+
+    out += ["", "Privacy budget (what each business's figures cost it)", ""]
+    when = data["virtual_time"]["figures_published"]
+    out.append(
+        f"  every campaign's figures out by {when} UTC (virtual time; the clock moved past "
+        "each campaign's figures_at after the week)"
+        if when
+        else "  the relay's clock is real: its figures come days after this run"
+    )
+    for business, b in data["privacy_budget"].items():
+        out.append(
+            f"  {business}: epsilon {_eps(b['epsilon_spent'])} spent over the run on "
+            f"{b['published']} of {b['campaigns']} campaign reports (budget "
+            f"{_eps(b['epsilon_30d'])} per 30 days"
+            + (f"; {b['withheld']} withheld" if b["withheld"] else "")
+            + ")"
+        )
 
     audit = data["privacy_audit"]
     out += ["", "Privacy audit", ""]

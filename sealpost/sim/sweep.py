@@ -3,10 +3,13 @@
 No relay and no clients: for each (epsilon, audience size) and each trial, an audience is drawn
 from the simulator's behaviour profiles (``sealpost.audit.world.PROFILES``), every person's true
 event bits go through the devices' randomized response (``shared.signals.randomize``), the
-reports are tallied and debiased exactly as the relay does (``shared.signals.tally`` and
-``estimate``), and each interaction's estimate is compared with the truth. This is the same
-arithmetic as a full run's analytics, thousands of times faster, so a grid with many trials
-takes seconds. It writes a CSV and, with matplotlib installed, a PNG plot.
+reports are tallied (``shared.signals.tally``), the tallies get the relay's central noise
+(discrete Laplace at ``central_epsilon``, the relay's default for a campaign's interaction
+figures; drawn from the seeded generator, so a grid is reproducible) and are debiased as the
+relay does (``sealpost.sim.estimator``, the formulas of server/figures.py), and each
+interaction's estimate is compared with the truth. This is the same arithmetic as the figures
+a business is shown, thousands of times faster, so a grid with many trials takes seconds. It
+writes a CSV and, with matplotlib installed, a PNG plot.
 """
 
 import csv
@@ -19,12 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from sealpost.audit.world import PROFILE_WEIGHTS, PROFILES
+from sealpost.sim.estimator import (
+    DEFAULT_CENTRAL_EPSILON,
+    Z95,
+    central_scale,
+    central_variance,
+    discrete_laplace,
+    relay_estimate,
+)
 from shared.api import INTERACTIONS
 from shared.signals import (
     DEFAULT_EPSILON_PER_BIT,
     bits_of,
-    debias,
-    estimate,
     keep_probability,
     randomize,
     report_epsilon,
@@ -37,6 +46,7 @@ COLUMNS = (
     "epsilon_per_bit",
     "epsilon_per_report",
     "keep_probability",
+    "central_epsilon",
     "audience",
     "trials",
     "estimates",
@@ -57,6 +67,9 @@ class SweepOptions:
     trials: int = 20
     seed: int = 1
     out: Path = Path("sim-sweep")
+    # The relay's noise on the tallies; 0: randomized response alone (no figure a business
+    # is shown looks like that).
+    central_epsilon: float = DEFAULT_CENTRAL_EPSILON
 
     def validate(self) -> "SweepOptions":
         if not self.epsilons or any(not (e > 0 and math.isfinite(e)) for e in self.epsilons):
@@ -65,6 +78,8 @@ class SweepOptions:
             raise ValueError("--sizes: give audience sizes of at least 1, e.g. 100,1000")
         if self.trials < 1:
             raise ValueError("--trials must be at least 1")
+        if not (self.central_epsilon >= 0 and math.isfinite(self.central_epsilon)):
+            raise ValueError("--central-epsilon must be zero (no central noise) or positive")
         return self
 
 
@@ -96,8 +111,13 @@ def _audience(rng: random.Random, size: int) -> list[int]:
     return people
 
 
-def _cell(epsilon: float, size: int, trials: int, seed: int) -> dict[str, Any]:
+def _cell(epsilon: float, size: int, trials: int, seed: int, central_eps: float) -> dict[str, Any]:
     p = keep_probability(epsilon)
+    central = central_variance(central_eps)
+
+    def published(count: int, rng: random.Random) -> int:  # a tally as the relay publishes it
+        return count + discrete_laplace(rng, central_scale(central_eps)) if central_eps else count
+
     errors: list[float] = []
     covered = 0
     for trial in range(trials):
@@ -106,17 +126,19 @@ def _cell(epsilon: float, size: int, trials: int, seed: int) -> dict[str, Any]:
         noisy = [randomize(bits, epsilon, rng) for bits in truth]
         n, ones = tally(noisy)
         _, true_ones = tally(truth)
+        n = published(n, rng)
         for event in INTERACTIONS:
-            found = estimate(ones[event], n, p)
+            # Unclipped, as the relay publishes it: its error is the estimator's own.
+            found = relay_estimate(published(ones[event], rng), n, p, central)
             covered += found.low <= true_ones[event] <= found.high
-            # The unclipped debiased count: its error is what the estimator itself makes.
-            errors.append(debias(ones[event], n, p) - true_ones[event])
+            errors.append(found.value - true_ones[event])
     absolute = sorted(abs(e) for e in errors)
-    half_width = 1.959964 * math.sqrt(size * p * (1 - p)) / (2 * p - 1)
+    half_width = Z95 * math.sqrt(size * p * (1 - p) + central * (1 + (1 - p) ** 2)) / (2 * p - 1)
     return {
         "epsilon_per_bit": round(epsilon, 6),
         "epsilon_per_report": round(report_epsilon(epsilon), 4),
         "keep_probability": round(p, 6),
+        "central_epsilon": central_eps,
         "audience": size,
         "trials": trials,
         "estimates": len(errors),
@@ -139,7 +161,7 @@ def run_sweep(
     cells = [(e, n) for e in sorted(options.epsilons) for n in sorted(options.sizes)]
     rows = []
     for i, (epsilon, size) in enumerate(cells):
-        rows.append(_cell(epsilon, size, options.trials, options.seed))
+        rows.append(_cell(epsilon, size, options.trials, options.seed, options.central_epsilon))
         if on_cell:
             on_cell(i + 1, len(cells))
     options.out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +187,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> tuple[Path | None, str]:
     sizes = sorted({r["audience"] for r in rows})
     epsilons = sorted({r["epsilon_per_bit"] for r in rows})
     fig, (by_eps, by_size) = plt.subplots(1, 2, figsize=(11, 4.5))
+    central = rows[0]["central_epsilon"] if rows else 0
+    fig.suptitle(
+        f"randomized response on the devices, and the relay's noise at epsilon {central:g} on "
+        "the tallies"
+        if central
+        else "randomized response on the devices alone (no central noise)",
+        fontsize="medium",
+    )
     for size in sizes:
         mine = [r for r in rows if r["audience"] == size]
         xs = [r["epsilon_per_bit"] for r in mine]
@@ -193,7 +223,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> tuple[Path | None, str]:
     by_size.set(
         xlabel="audience size (reports)",
         ylabel="mean absolute error, % of the audience",
-        title="Error shrinks like 1/sqrt(audience)",
+        title="Error against audience size",
         xscale="log",
         yscale="log",
     )

@@ -1,8 +1,9 @@
 """The simulator on a real relay with real clients, small: nothing lost or duplicated, a clean
-privacy audit of its own traffic, refusals that follow the population's choices, the same
-counts for the same seed; the sweep writes its CSV (and PNG when matplotlib is there); and an
-existing relay (--relay) works with the audit reported as not run. The large runs are
-`sealpost sim --persons 1000`, not unit tests."""
+privacy audit of its own traffic, every campaign's noisy figures published and set against
+the truth, refusals that follow the population's choices, the same counts for the same seed;
+the sweep writes its CSV (and PNG when matplotlib is there); and an existing relay (--relay)
+works with the audit reported as not run. The large runs are `sealpost sim --persons 1000`,
+not unit tests."""
 
 import csv
 import importlib.util
@@ -24,7 +25,7 @@ CHECKS = {
     "token_unlinkability",
     "declared_schemas",
     "reports_counted_once",
-    "k_threshold",
+    "business_view_noisy",
     "estimates_vs_truth",
 }
 
@@ -50,16 +51,26 @@ def test_nothing_lost_or_duplicated_and_the_audit_passes(small_run):
     audit = data["privacy_audit"]
     assert audit["run"] and audit["passed"]
     assert {c["name"] for c in audit["checks"]} == CHECKS
-    # Analytics: every delivered copy reported once, figures published with intervals.
+    # Analytics: every delivered copy reported once; every campaign's figures published once
+    # (the clock moved past them), each estimate with its interval.
     analytics = data["analytics"]
     assert analytics["reports_sent"] == copies["delivered"]
-    assert analytics["published"] > 0
-    assert all(
-        r["low"] is not None and r["high"] is not None
-        for r in analytics["estimates"]
-        if r["estimate"] is not None
-    )
-    assert data["spend"]["total_micro"] > 0
+    assert analytics["published"] == analytics["figures"] > 0
+    assert analytics["unpublished"] == 0
+    assert all(r["low"] < r["estimate"] < r["high"] for r in analytics["estimates"])
+    assert data["virtual_time"]["figures_published"] is not None
+    # Each business paid for its campaigns' figures out of a budget that held them all.
+    per_campaign = data["relay"]["epsilon_per_campaign"]
+    for business in data["privacy_budget"].values():
+        assert business["published"] == business["campaigns"] > 0
+        assert business["withheld"] == 0
+        spent = business["epsilon_spent"]
+        assert math.isclose(spent, per_campaign * business["campaigns"])
+        assert spent <= business["epsilon_30d"] == data["relay"]["business_epsilon_30d"]
+    # Money: charged at release, part given back as rebates once the figures were out.
+    spend = data["spend"]
+    assert spend["total_micro"] > 0
+    assert spend["total_micro"] == spend["charged_micro"] - spend["rebates_micro"]
     assert data["latency_ms"]["samples"] == copies["delivered"]
     text = render(data)
     assert "Sealpost simulation: PASS" in text
@@ -111,7 +122,12 @@ def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys
     assert data["relay"]["own"] is False
     assert data["privacy_audit"] == {"run": False, "passed": None, "reason": "external relay"}
     assert data["messages"]["lost"] == 0 and data["messages"]["duplicated"] == 0
-    assert data["messages"]["campaign_copies"]["delivered"] > 0
+    copies = data["messages"]["campaign_copies"]
+    assert copies["delivered"] > 0
+    # Its database is not ours, and what businesses see does not tell refusals apart.
+    assert copies["released"] is None and copies["refused_by_reason"] is None
+    # Its clock is real: the figures come days after the run.
+    assert data["analytics"]["published"] == 0
 
 
 @pytest.mark.parametrize(
@@ -120,7 +136,8 @@ def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys
         (["--persons", "5"], "--persons"),
         (["--levels", "all=1,sometimes=1"], "sometimes"),
         (["--epsilon", "-1"], "epsilon"),
-        (["--relay", "http://127.0.0.1:9", "--k", "10"], "--k and --cap"),
+        (["--k", "10"], "--k is gone"),
+        (["--relay", "http://127.0.0.1:9", "--cap", "3"], "--cap configures"),
     ],
 )
 def test_bad_knobs_are_refused(args, complaint, capsys):
@@ -142,6 +159,8 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
         (round(math.log(3), 6), 80),
     ]
     assert all(0 <= float(r["coverage_95"]) <= 1 for r in rows)
+    # The relay's central noise is in every cell, at the relay's default epsilon.
+    assert all(float(r["central_epsilon"]) == 0.1 for r in rows)
     # More privacy (smaller epsilon) costs accuracy: the interval is wider.
     assert float(rows[0]["ci95_half_width_pct"]) > float(rows[2]["ci95_half_width_pct"])
     if importlib.util.find_spec("matplotlib"):
