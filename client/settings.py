@@ -26,3 +26,9 @@ class ClientSettings(BaseSettings):
     moderation_handle: str = Field(
         default="moderation", description="The report desk's account on the relay"
     )
+    moderation_key_fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) of the desk's signing key, as the relay's operator publishes "
+        "it (`sealpost desk create` prints it): a report is sealed only to a desk whose key "
+        "matches, so nobody else holding the desk's handle can read who reported whom",
+    )

@@ -116,6 +116,12 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.wall_clock = SystemClock()
     app.state.notifier = MailboxNotifier()
     app.state.rate_limits = TokenBuckets(settings.rate_per_s, settings.rate_burst)
+    app.state.chat_limits = TokenBuckets(settings.chat_rate_per_s, settings.chat_burst)
+    app.state.registration_limits = (
+        TokenBuckets(settings.registrations_per_hour / 3600, settings.registration_burst)
+        if settings.registrations_per_hour
+        else None
+    )
     app.state.nonce_inserts = 0
     app.state.accounts = KnownAccounts()
     app.state.served_templates = {}  # template id -> its TemplateInfo JSON (never changes)
@@ -124,6 +130,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         prices=load_price_table(settings.price_table),
         service_window_ms=settings.service_window_h * HOUR_MS,
         daily_cap=settings.marketing_cap_24h,
+        quota_per_sender=settings.mailbox_quota_per_sender,
+        quota_bytes_per_sender=settings.mailbox_quota_bytes_per_sender,
     )
     app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(

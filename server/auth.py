@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 from sqlalchemy import delete, event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -31,13 +31,16 @@ from shared.auth import (
     TIMESTAMP_HEADER,
     signing_string,
 )
-from shared.encoding import b64decode
+from shared.encoding import b64decode, b64encode
 from shared.identifiers import HANDLE_PATTERN
 
 _NONCES = RequestNonce.__table__  # type: ignore[attr-defined]
 # Built once: every signed request inserts a nonce, and building the statement each time cost
 # more CPU than running it.
 _INSERT_NONCE = insert(_NONCES)
+
+# A valid Ed25519 public key whose private key was thrown away at import.
+_NOBODY_KEY = b64encode(bytes(SigningKey.generate().verify_key))
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,9 @@ def verify_signed(
         raise ApiError(
             401,
             "bad_signature",
-            "The signature does not match this request and the account's key. Sign "
-            "method, path with query, timestamp, nonce and the body's sha256 exactly.",
+            "The signature does not match this request and the account's key (or there is "
+            "no such account). Sign method, path with query, timestamp, nonce and the body's "
+            "sha256 exactly, with the key registered for this handle.",
         ) from exc
     # Wall time, not state.clock: the injectable clock moves scheduling and caps (tests,
     # simulations), while signatures are made on real device clocks.
@@ -186,11 +190,10 @@ class Caller:
         try:
             account = self.request.app.state.accounts.get(session, signed.handle)
             if account is None:
-                raise ApiError(
-                    401,
-                    "unknown_account",
-                    f"No account '{signed.handle}' on this relay; register it first.",
-                )
+                # Checked against a key nobody holds, so an unknown handle fails exactly as a
+                # wrong key does: a probe learns nothing about which handles exist.
+                verify_signed(self.request, signed, _NOBODY_KEY, session, commit=False)
+                raise AssertionError("a signature verified against a key nobody holds")
             verify_signed(self.request, signed, account.sign_key, session, commit=False)
         except BaseException:
             session.rollback()  # never leave a transaction (and SQLite's write lock) behind

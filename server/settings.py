@@ -22,6 +22,32 @@ class RelaySettings(BaseSettings):
     )
     rate_per_s: float = Field(default=50.0, gt=0, description="Token-bucket refill per account")
     rate_burst: int = Field(default=200, ge=1, description="Token-bucket size per account")
+    chat_rate_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description="Chat envelopes a sender may submit per second (each envelope of a batch "
+        "costs one); campaign copies are bounded by their budget instead",
+    )
+    chat_burst: int = Field(default=1000, ge=1, description="Chat envelopes at once per sender")
+    mailbox_quota_per_sender: int = Field(
+        default=1000,
+        ge=1,
+        description="Chat envelopes one sender may have waiting, unread, in one mailbox",
+    )
+    mailbox_quota_bytes_per_sender: int = Field(
+        default=16 * 1024 * 1024,
+        ge=65536,
+        description="Bytes of chat one sender may have waiting, unread, in one mailbox",
+    )
+    registrations_per_hour: float = Field(
+        default=20.0,
+        ge=0,
+        description="New accounts per client address per hour (0: no limit, for simulations "
+        "and benchmarks that register thousands from one address)",
+    )
+    registration_burst: int = Field(
+        default=20, ge=1, description="New accounts at once from one client address"
+    )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
     page_limit: int = Field(default=500, ge=1, le=1000, description="Envelopes per mailbox page")

@@ -1,5 +1,6 @@
 """Account key pairs: an Ed25519 signing key and an X25519 key for sealed boxes."""
 
+import hashlib
 from dataclasses import dataclass
 
 from nacl.public import PrivateKey, PublicKey
@@ -55,3 +56,8 @@ class PublicKeys:
     @classmethod
     def from_b64(cls, sign: str, box: str) -> "PublicKeys":
         return cls(sign=VerifyKey(b64decode(sign)), box=PublicKey(b64decode(box)))
+
+
+def key_fingerprint(sign_key_b64: str) -> str:
+    """SHA-256 of an Ed25519 public key, hex: what a client pins for the moderation desk."""
+    return hashlib.sha256(b64decode(sign_key_b64)).hexdigest()

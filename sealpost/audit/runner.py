@@ -213,6 +213,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         marketing_cap_24h=len(CAMPAIGNS),
         rate_per_s=1000.0,
         rate_burst=5000,
+        registrations_per_hour=0,  # every simulated person registers from loopback
     )
     storage = StorageDump()
     workers = default_workers(options.persons) if options.workers is None else options.workers

@@ -301,6 +301,7 @@ def catchup(messages: int = 10_000, repeat: int = 3) -> dict[str, Any]:
             mailbox_quota_per_sender="1000000",
             mailbox_quota_bytes_per_sender="10000000000",
             marketing_cap_24h="10000000",
+            registrations_per_hour="0",
             auto_migrate="true",
         ) as relay:
 

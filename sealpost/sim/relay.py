@@ -103,6 +103,7 @@ class OwnRelay:
             # Thousands of simulated people share one loopback address and burst at once.
             rate_per_s=1000.0,
             rate_burst=5000,
+            registrations_per_hour=0,
             # The simulation runs a dispatcher pass itself at every moment it moves the clock
             # to; the relay's own timer would only repeat it.
             dispatch_interval_s=3600.0,

@@ -11,6 +11,8 @@ from server.auth import CurrentAccount, DbSession, SignedRequest, signed_request
 from server.errors import ApiError
 from server.known_accounts import KnownAccount
 from server.models import Account
+from server.ratelimit import retry_after_header
+from server.reserved_handles import reserved_word
 from server.transactions import TransactionalRoute
 from shared.api import AccountInfo, LookupRequest, LookupResponse, RegisterAccount
 from shared.identifiers import HANDLE_PATTERN
@@ -57,8 +59,17 @@ def register(
     if signed.handle != body.handle:
         raise ApiError(401, "bad_signature", "Sign the registration as the handle it registers.")
     verify_signed(request, signed, body.sign_key, session)
+    looks_like = reserved_word(body.handle)
+    if looks_like is not None:
+        raise ApiError(
+            403,
+            "reserved_handle",
+            f"'{body.handle}' is reserved: it could pass for the platform's @{looks_like}. "
+            "Choose another handle.",
+        )
     if session.get(Account, body.handle) is not None:
         raise ApiError(409, "handle_taken", f"'{body.handle}' is taken; choose another handle.")
+    _limit_registrations(request)
     settings = request.app.state.settings
     account = Account(
         handle=body.handle,
@@ -77,6 +88,25 @@ def register(
         session.rollback()
         raise ApiError(409, "handle_taken", f"'{body.handle}' is taken; choose another.") from exc
     return _info(account)
+
+
+def _limit_registrations(request: Request) -> None:
+    """New accounts per client address: a blocked sender cannot simply register again and
+    again (the limit is charged only for a registration that would otherwise succeed)."""
+    limits = request.app.state.registration_limits
+    if limits is None:
+        return
+    address = request.client.host if request.client else "unknown"
+    wait = limits.take(address)
+    if wait:
+        settings = request.app.state.settings
+        raise ApiError(
+            429,
+            "registration_limited",
+            f"Too many new accounts from this address (at most {settings.registration_burst} "
+            f"at once, {settings.registrations_per_hour:g} an hour); retry after {wait:.0f} s.",
+            headers=retry_after_header(wait),
+        )
 
 
 @router.get("/{handle}", response_model=AccountInfo)

@@ -8,6 +8,7 @@ from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.json_body import documented_body, json_body
 from server.mailbox import StoreOutcome, store_envelopes
+from server.ratelimit import retry_after_header
 from server.transactions import TransactionalRoute
 from shared.api import BatchRequest, BatchResponse, SendResult
 from shared.envelope import Envelope
@@ -25,7 +26,27 @@ _STATUS_OF = {
     "budget_exhausted": 402,
     "insufficient_balance": 402,
     "outside_service_window": 403,
+    "mailbox_full": 429,
+    "duplicate_recipient": 409,
 }
+
+
+def _charge_chat(request: Request, sender: str, envelopes: list[Envelope]) -> None:
+    """Each chat envelope costs one token of the sender's chat bucket: a batch of 1,000 is a
+    thousand messages, not one request."""
+    cost = sum(e.kind == "chat" for e in envelopes)
+    if not cost:
+        return
+    wait = request.app.state.chat_limits.take(sender, cost)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many chat messages from {sender}: this request holds {cost} envelopes, "
+            f"each costing one of {request.app.state.settings.chat_burst} at most at once; "
+            f"retry after {wait:.1f} s or send fewer at a time.",
+            headers=retry_after_header(wait),
+        )
 
 
 def _after_store(request: Request, outcome: StoreOutcome) -> None:
@@ -42,6 +63,7 @@ def send_one(
 ) -> SendResult:
     """Store one envelope for its recipient. A retry of the same envelope answers ``duplicate``."""
     state = request.app.state
+    _charge_chat(request, account.handle, [envelope])
     outcome = store_envelopes(
         session,
         account,
@@ -74,6 +96,7 @@ def send_batch(
     recipient, id conflict, budget) spoils nothing. A malformed one fails the batch with 422
     naming its index, since the whole body must match the schema."""
     state = request.app.state
+    _charge_chat(request, account.handle, batch.envelopes)
     outcome = store_envelopes(
         session,
         account,

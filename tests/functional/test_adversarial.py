@@ -11,16 +11,21 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nacl.public import PublicKey, SealedBox
+from sqlmodel import Session
 
 import client.messenger
 from client.messenger import Messenger, now_ms
+from client.profile import ProfileInfo, create_profile
+from client.settings import ClientSettings
 from client.store import StoredMessage
 from server.embedded import EmbeddedRelay
+from server.models import Account
 from shared.auth import sign_request
 from shared.encoding import b64encode
 from shared.envelope import ChatContent, ChatPayload, Envelope
@@ -717,11 +722,117 @@ async def test_control_characters_in_display_name_are_not_a_5xx(request, relay, 
     # Asserted only now: after a 500 the relay thread logs a traceback, and on Python 3.11 that
     # races pytest rendering this failure (both use the ast module) into an INTERNALERROR.
     assert answer.status_code < 500, answer.text
-    if answer.status_code == 201:
-        assert get(relay, alice, "/v1/accounts/nulname").json()["display_name"] == "evil\x00name"
-    else:
-        assert_error(answer, 422, "invalid_request", "display_name")
+    assert_error(answer, 422, "invalid_request", "display_name", "U+0000")
     assert_verified(got[good.msg_id], "alice", "registrations still work")
+
+
+# Names that would pass for a verified business, or would reorder, hide or inject text on a
+# person's screen, with the code point the relay's answer must name.
+IMPERSONATING_NAMES = [
+    ("ACME Shoes ✔", "U+2714"),
+    ("ACME Shoes ✓", "U+2713"),
+    ("☑ ACME Shoes", "U+2611"),
+    ("ACME Shoes ✅", "U+2705"),
+    ("ACME Shoes 🗸", "U+1F5F8"),
+    ("ACME Shoes 🗹", "U+1F5F9"),
+    ("ACME \u202eseohS", "U+202E"),  # right-to-left override
+    ("ACME \u2066Shoes\u2069", "U+2066"),  # left-to-right isolate
+    ("ACME\u200bShoes", "U+200B"),  # zero-width space
+    ("\ufeffACME Shoes", "U+FEFF"),
+    ("ACME \x9b31mShoes", "U+009B"),  # C1 CSI: a terminal starts an escape sequence
+    ("ACME \x1b[31mShoes", "U+001B"),
+    ("ACME\u2028Shoes", "U+2028"),
+    ("ACME\u2029Shoes", "U+2029"),
+    ("ACME\u3164Shoes", "U+3164"),  # a Hangul filler, drawn as blank
+    (" ACME Shoes", "space"),
+    ("ACME Shoes ", "space"),
+    ("A" * 65, "at most 64"),
+]
+
+
+@pytest.mark.parametrize(("name", "named"), IMPERSONATING_NAMES)
+async def test_impersonating_display_names_are_refused_at_registration(
+    sqlite_relay, make_account, name, named
+):
+    relay = sqlite_relay
+    alice = await make_account("alice", relay)
+    keys = AccountKeys.generate()
+    body = registration("mallory", keys, kind="business", country=None, display_name=name)
+    answer = signed(relay.url, keys, "mallory", "POST", "/v1/accounts", body)
+    assert_error(answer, 422, "invalid_request", "display_name", named, "remove")
+    assert_error(get(relay, alice, "/v1/accounts/mallory"), 404, "unknown_handle")
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("ACME Shoes", "ACME Shoes"),
+        ("Zoë's Café 😀", "Zoë's Café 😀"),
+        ("Zoe\u0308", "Zo\u00eb"),  # NFD in, NFC stored
+        ("👨\u200d👩\u200d👧 Family", "👨\u200d👩\u200d👧 Family"),  # ZWJ inside an emoji
+        ("Ωμέγα Ltd", "Ωμέγα Ltd"),
+        ("A" * 64, "A" * 64),
+    ],
+)
+async def test_ordinary_display_names_are_accepted_in_nfc(
+    sqlite_relay, make_account, name, stored
+):
+    relay = sqlite_relay
+    alice = await make_account("alice", relay)
+    keys = AccountKeys.generate()
+    body = registration("zoe", keys, display_name=name)
+    answer = signed(relay.url, keys, "zoe", "POST", "/v1/accounts", body)
+    assert answer.status_code == 201, answer.text
+    assert get(relay, alice, "/v1/accounts/zoe").json()["display_name"] == stored
+
+
+def legacy_account(relay: EmbeddedRelay, home: Path, handle: str, name: str) -> Messenger:
+    """An account whose row holds ``name`` as it stands, as if registered before the rules (or
+    served by a relay that never checked): the client is the last line of defence."""
+    keys = AccountKeys.generate()
+    with Session(relay.app.state.engine) as session:
+        session.add(
+            Account(
+                handle=handle,
+                kind="business",
+                display_name=name,
+                sign_key=keys.public.sign_b64,
+                box_key=keys.public.box_b64,
+                verified=False,
+                created_at=now_ms(),
+            )
+        )
+        session.commit()
+    info = ProfileInfo(
+        name=handle, handle=handle, relay_url=relay.url, kind="business", display_name=handle
+    )
+    return Messenger(create_profile(home, info, keys), ClientSettings(home=home))
+
+
+async def test_a_directory_entry_that_breaks_the_rules_is_shown_by_handle(
+    relay, make_account, home
+):
+    bob = await make_account("bob", relay)
+    hostile = {
+        "mallory": "ACME Shoes ✔",
+        "trudy": "ACME \x9b31m\u202eseohS",
+        "oscar": "line one\u2028line two",
+    }
+    senders = [legacy_account(relay, home, handle, name) for handle, name in hostile.items()]
+    try:
+        for sender in senders:
+            await sender.send_text("bob", "hello")
+        got = await sync_all(bob)  # looked up together, as a page of senders is
+        assert {m.sender for m in got.values()} == set(hostile)
+        for handle in hostile:
+            assert bob.store.contact(handle).display_name == handle
+            assert bob.store.conversation(handle).display_name == handle
+        # A single lookup (sending first) is checked the same way.
+        carol = await make_account("carol", relay)
+        assert (await carol.contact("trudy")).display_name == "trudy"
+    finally:
+        for sender in senders:
+            await sender.aclose()
 
 
 # --- 7. unknown handles --------------------------------------------------------------------
@@ -837,7 +948,8 @@ async def test_unsigned_stale_or_unknown_requests_are_refused(sqlite_relay, make
 
     stranger = AccountKeys.generate()
     answer = signed(relay.url, stranger, "stranger", "GET", path)
-    assert_error(answer, 401, "unknown_account", "stranger")
+    # As a wrong key would: a probe cannot tell which handles exist.
+    assert_error(answer, 401, "bad_signature", "or there is no such account")
 
     # None of that used up anything: a proper request from alice goes through.
     assert get(relay, alice, path).json()["sign_key"] == alice.profile.keys.public.sign_b64

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sealpost.cli import main
+from sealpost.commands.desk import FINGERPRINT_ENV
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from tests.conftest import relay_settings
@@ -46,8 +47,9 @@ def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay
         yield relay
 
 
-def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path):
+def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, monkeypatch):
     url = clocked_relay.url
+    relay_db = clocked_relay.settings.db
     sealpost(
         home,
         "account",
@@ -156,20 +158,11 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path):
     inbox = sealpost(home, "inbox", "--profile", "ana").stdout
     assert "[Marketing] Hi Ana Rossi, use ANA-7731 for 20% off!" in inbox
 
-    sealpost(
-        home,
-        "account",
-        "create",
-        "--profile",
-        "desk",
-        "--handle",
-        "moderation",
-        "--relay",
-        url,
-        "--business",
-        "--name",
-        "Moderation desk",
+    # The operator sets up the desk; the person's client pins its fingerprint.
+    made = sealpost(
+        home, "desk", "create", "--db", relay_db, "--profile", "desk", "--relay", url, "--json"
     )
+    monkeypatch.setenv(FINGERPRINT_ENV, json.loads(made.stdout)["fingerprint"])
     reported = sealpost(home, "report", "--profile", "ana", "acme", "--yes").stdout
     assert "ANA-7731" in reported and "report sent" in reported
     desk = json.loads(sealpost(home, "inbox", "--profile", "desk", "--json").stdout)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from client.business.audience import read_audience
@@ -222,13 +223,16 @@ async def test_relay_override_for_one_run(
     assert load_profile(home, "bob").info.relay_url == "http://127.0.0.1:9"
 
 
-async def test_demo_seed_opens_on_a_live_campaign(tmp_path: Path) -> None:
+async def test_demo_seed_opens_on_a_live_campaign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sealpost.commands.demo import seed_person_demo
+    from sealpost.commands.desk import FINGERPRINT_ENV
     from server.settings import RelaySettings
 
     home = tmp_path / "home"
     with EmbeddedRelay(RelaySettings(db=f"sqlite:///{tmp_path / 'relay.db'}")) as relay:
-        await seed_person_demo(home, relay.url)
+        monkeypatch.setenv(FINGERPRINT_ENV, await seed_person_demo(home, relay))
         app = make_app(home, "bob")
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: any(r.peer == "acme" for r in rows(app)))

@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from client.messenger import Messenger
 from client.tui.screens.report import ReportModal
+from sealpost.commands.desk import FINGERPRINT_ENV, create_desk
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory
 from tests.tui.conftest import SIZE, chat_list, conversation, make_app, toasts, wait_for
@@ -37,10 +39,17 @@ def test_main_screen_snapshot(
 
 
 async def test_report_shows_what_will_be_sent_and_seals_it_to_moderation(
-    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+    sqlite_relay: EmbeddedRelay,
+    make_account: PersonFactory,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bob: Messenger = await make_account("bob", sqlite_relay)
-    desk: Messenger = await make_account("moderation", sqlite_relay)
+    fingerprint = create_desk(
+        home, "desk", "moderation", sqlite_relay.url, sqlite_relay.app.state.engine, "Desk"
+    )
+    monkeypatch.setenv(FINGERPRINT_ENV, fingerprint)
+    desk = Messenger.open(home, "desk")
     seed_demo(bob.store, "bob")
     app = make_app(home, "bob")
     app.state.first_contact["acme"] = "continue"
@@ -59,6 +68,7 @@ async def test_report_shows_what_will_be_sent_and_seals_it_to_moderation(
     body = json.loads(report.text or "")["report"]
     assert body["business"] == "acme"
     assert [m["id"] for m in body["messages"]] == shown  # exactly what was shown, no more
+    await desk.aclose()
 
 
 async def test_ten_thousand_messages_open_fast(

@@ -1,0 +1,195 @@
+"""A hostile sender against a real relay on loopback (issue: "A person's control holds against a
+hostile sender"): the platform's own handles, the moderation desk, probing for accounts, and
+floods of chat envelopes into one mailbox. Each attack is refused with a clear 4xx naming the
+limit, and nothing already accepted is lost."""
+
+import json
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from client.messenger import Messenger
+from client.relay_api import RelayError
+from server import reserved_handles
+from server.embedded import EmbeddedRelay
+from server.models import Account
+from shared.api import RegisterAccount
+from shared.auth import sign_request
+from shared.envelope import ChatContent, ChatPayload
+from shared.identifiers import new_message_id
+from shared.keys import AccountKeys
+from shared.seal import seal_envelope
+from tests.conftest import relay_settings
+from tests.helpers import signed
+
+
+def register(relay: EmbeddedRelay, handle: str, keys: AccountKeys | None = None) -> httpx.Response:
+    keys = keys or AccountKeys.generate()
+    body = RegisterAccount(
+        handle=handle,
+        display_name=handle,
+        country="+39",
+        sign_key=keys.public.sign_b64,
+        box_key=keys.public.box_b64,
+    ).model_dump_json()
+    return signed(relay.url, keys, handle, "POST", "/v1/accounts", body.encode())
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "moderation",
+        "admin",
+        "support",
+        "system",
+        "security",
+        "relay",
+        "sealpost",
+        "m0deration",
+        "moderati0n",
+        "moderation_desk",
+        "official.support",
+        "5upport",
+        "adm1n",
+        "sealpost-team",
+        "securlty",
+        "moderatoin",
+    ],
+)
+def test_the_platforms_handles_and_their_look_alikes_are_refused(sqlite_relay, handle):
+    answer = register(sqlite_relay, handle)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "reserved_handle"
+    assert "reserved" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("handle", ["badminton", "sysadmin_fan", "relaying", "moderato", "anna"])
+def test_ordinary_handles_near_them_are_fine(sqlite_relay, handle):
+    assert register(sqlite_relay, handle).status_code == 201
+
+
+def test_only_the_operator_registers_the_desk(sqlite_url):
+    with EmbeddedRelay(relay_settings(sqlite_url)) as relay:
+        desk = AccountKeys.generate()
+        assert register(relay, "moderation", desk).status_code == 403  # not even with its key
+        reserved_handles.register(
+            relay.app.state.engine,
+            "moderation",
+            "Moderation desk",
+            desk.public.sign_b64,
+            desk.public.box_b64,
+        )
+        with pytest.raises(reserved_handles.ReservedHandleError, match="already registered"):
+            reserved_handles.register(
+                relay.app.state.engine, "moderation", "x", desk.public.sign_b64, desk.public.box_b64
+            )
+        looked_up = signed(relay.url, desk, "moderation", "GET", "/v1/accounts/moderation")
+        assert looked_up.json()["verified"] is True
+
+
+async def test_a_report_is_never_sealed_to_an_unpinned_desk(sqlite_relay, make_account, home):
+    # A business (or anyone) holding @moderation would read who reported it. Here the relay
+    # operator registered a desk, but the person's client has no pinned fingerprint for it, or
+    # a wrong one: nothing is sent.
+    desk = AccountKeys.generate()
+    reserved_handles.register(
+        sqlite_relay.app.state.engine,
+        "moderation",
+        "Desk",
+        desk.public.sign_b64,
+        desk.public.box_b64,
+    )
+    bob = await make_account("bob", sqlite_relay)
+    sent_before = len(bob.ledger.entries())
+    with pytest.raises(RelayError) as err:
+        await bob.report("acme", [])
+    assert err.value.code == "desk_not_pinned"
+    bob.settings.moderation_key_fingerprint = "00" * 32
+    with pytest.raises(RelayError) as err:
+        await bob.report("acme", [])
+    assert err.value.code == "desk_key_mismatch"
+    assert not [e for e in bob.ledger.entries()[sent_before:] if "/v1/messages" in e["url"]]
+    bob.settings.moderation_key_fingerprint = reserved_handles.fingerprint(desk.public.sign_b64)
+    report = await bob.report("acme", [])
+    assert report.status in ("sent", "queued")
+
+
+def test_an_unknown_account_and_a_bad_signature_answer_the_same(sqlite_relay):
+    real = AccountKeys.generate()
+    assert register(sqlite_relay, "alice", real).status_code == 201
+    stranger = AccountKeys.generate()
+    answers = [
+        signed(sqlite_relay.url, stranger, handle, "GET", "/v1/accounts/alice")
+        for handle in ("alice", "nobody")  # a real handle with a wrong key; no such account
+    ]
+    assert [a.status_code for a in answers] == [401, 401]
+    assert answers[0].json() == answers[1].json()
+
+
+def _chat_envelopes(sender: Messenger, recipient_keys: AccountKeys, to: str, n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        payload = ChatPayload(
+            id=new_message_id(),
+            sender=sender.profile.handle,
+            recipient=to,
+            sent_at=0,
+            content=ChatContent(text="flood"),
+        )
+        envelope = seal_envelope(
+            payload, sender.profile.keys, recipient_keys.public.box, category="service"
+        )
+        out.append(envelope.model_dump_json())
+    return out
+
+
+async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_mailbox_has_a_quota(
+    sqlite_url, make_account
+):
+    settings = relay_settings(
+        sqlite_url, chat_rate_per_s=0.001, chat_burst=50, mailbox_quota_per_sender=30
+    )
+    with EmbeddedRelay(settings) as relay:
+        mallory = await make_account("mallory", relay)
+        bob = await make_account("bob", relay)
+        envelopes = _chat_envelopes(mallory, bob.profile.keys, "bob", 60)
+
+        def batch(items: list[str]) -> httpx.Response:
+            raw = ('{"envelopes":[' + ",".join(items) + "]}").encode()
+            headers = sign_request(
+                mallory.profile.keys.signing, "mallory", "POST", "/v1/messages/batch", raw
+            )
+            headers["Content-Type"] = "application/json"
+            return httpx.post(relay.url + "/v1/messages/batch", content=raw, headers=headers)
+
+        first = batch(envelopes[:20])
+        assert first.status_code == 200 and first.json()["accepted"] == 20
+        # 20 more would pass the per-request limit, but not the quota of 30 waiting from one
+        # sender in one mailbox: the first 10 are taken, the rest refused by name.
+        second = batch(envelopes[20:40]).json()
+        assert second["accepted"] == 10
+        assert {r["error"]["code"] for r in second["results"][10:]} == {"mailbox_full"}
+        # The chat bucket (50, no refill to speak of) is spent: a request over it is a 429.
+        third = batch(envelopes[40:60])
+        assert third.status_code == 429
+        assert third.json()["error"]["code"] == "rate_limited"
+        assert "envelope" in third.json()["error"]["message"]
+        # Nothing accepted was lost: bob gets exactly the 30.
+        report = await bob.sync()
+        assert len(report.stored) == 30
+        assert json.loads(first.text)["rejected"] == 0
+
+
+def test_a_blocked_sender_cannot_register_again_and_again(sqlite_url):
+    settings = relay_settings(sqlite_url, registrations_per_hour=1, registration_burst=3)
+    with EmbeddedRelay(settings) as relay:
+        answers = [register(relay, f"spammer{i}") for i in range(5)]
+        assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
+        refused = answers[3].json()["error"]
+        assert refused["code"] == "registration_limited" and "retry after" in refused["message"]
+        assert int(answers[3].headers["Retry-After"]) > 60
+        # A refused registration created nothing: the handle is still free for later.
+        with Session(relay.app.state.engine) as session:
+            assert session.get(Account, "spammer3") is None
+            assert session.get(Account, "spammer2") is not None
