@@ -24,8 +24,13 @@ import pytest
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
+from client.relay_api import RelayError
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
+from shared.api import CampaignCreate
+from shared.envelope import Envelope, TemplateContent, TemplatePayload
+from shared.identifiers import new_message_id
+from shared.seal import seal_envelope
 from shared.templates import TemplateDraft
 from tests.conftest import relay_settings
 
@@ -188,3 +193,44 @@ async def test_the_business_guesses_the_world_no_better_than_the_stated_epsilon(
     slack = 3 * math.sqrt(bound * (1 - bound) / trials)
     assert right / trials <= bound + slack, (right, trials, bound)
     assert 0 < epsilon <= 1.0  # the accountant charged this business, within its budget
+
+
+async def test_a_campaign_cannot_weigh_one_person_twice(oracle_relay, make_account):
+    # Two copies for one person would double her weight in the figures (and the noise is
+    # scaled for one): the second is refused, in the same request or a later one.
+    shop = await make_account("twice", oracle_relay, business=True)
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    target = await make_account("target", oracle_relay)
+    campaign = await shop.api.create_campaign(
+        CampaignCreate(template_id=template.id, budget=1_000_000, audience_size=3)
+    )
+
+    def copy() -> Envelope:
+        payload = TemplatePayload(
+            id=new_message_id(),
+            sender=shop.profile.handle,
+            recipient=target.profile.handle,
+            sent_at=0,
+            content=TemplateContent(
+                template_id=template.id, template_hash=template.hash, variables={"name": "N"}
+            ),
+        )
+        return seal_envelope(
+            payload,
+            shop.profile.keys,
+            target.profile.keys.public.box,
+            category="marketing",
+            template_id=template.id,
+            campaign_id=campaign.id,
+        )
+
+    first, second, third = copy(), copy(), copy()
+    answer = await shop.api.send_batch_json([first.model_dump_json(), second.model_dump_json()])
+    assert [r.status for r in answer.results] == ["accepted", "rejected"]
+    assert answer.results[1].error is not None
+    assert answer.results[1].error.code == "duplicate_recipient"
+    with pytest.raises(RelayError) as err:
+        await shop.api.send(third)
+    assert (err.value.status, err.value.code) == (409, "duplicate_recipient")
+    assert (await shop.api.send(first)).status == "duplicate"  # a resend is still a resend
