@@ -35,7 +35,7 @@ def reason_words(reason: str) -> str:
 
 
 def about(count: NoisyCount, what: str = "") -> str:
-    """``about 1,234 delivered (± 60)``. The value is shown as published, even below zero:
+    """``about 1,234 delivered (± 75)``. The value is shown as published, even below zero:
     clipping it would skew the figure, and its noise is what protects each person."""
     label = f" {what}" if what else ""
     return f"about {count.value:,}{label} (± {count.margin:,})"

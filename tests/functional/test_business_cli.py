@@ -16,7 +16,7 @@ from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from tests.conftest import relay_settings
 
-# "about 2 delivered (± 60)": a published figure always comes with its margin.
+# "about 2 delivered (± 75)": a published figure always comes with its margin.
 ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
 
 

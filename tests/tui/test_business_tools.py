@@ -23,7 +23,7 @@ from tests.tui.seed import T0
 
 SIZE = (130, 44)
 HOUR = 3_600_000
-# "about 2 delivered (± 60)": a published figure always comes with its margin.
+# "about 2 delivered (± 75)": a published figure always comes with its margin.
 ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
 
 
@@ -183,8 +183,8 @@ def _about(value: int, margin: int = 60) -> NoisyCount:
     return NoisyCount(value=value, margin=margin)
 
 
-# A campaign of 1,180 copies at 0.0691 EUR, published with the noise of the relay's defaults
-# (ε 0.1 each for counts and interactions), of which about 73 copies came back as a rebate.
+# A campaign of 1,180 copies at 0.0691 EUR, published with the noise of a relay set to ε 0.1
+# for counts (margins of ± 60), of which about 73 copies came back as a rebate.
 REPORT = CampaignReport(
     id="cmp_0123456789abcdef",
     name="Winter sale",
