@@ -9,7 +9,8 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
 from server import accountant, noise
-from server.figures import OUTCOME_SENSITIVITY, _estimates
+from server.figures import OUTCOME_SENSITIVITY, TALLY_SENSITIVITY, _estimates
+from server.settings import RelaySettings
 
 DAY = 86_400_000
 
@@ -20,8 +21,21 @@ def test_the_margin_holds_95_percent_of_the_noise():
     draws = [noise.noisy_counts([0] * 50, OUTCOME_SENSITIVITY, 0.1) for _ in range(200)]
     inside = sum(abs(x) <= half for row in draws for x in row) / 10_000
     assert 0.93 <= inside <= 0.97
-    # A campaign of 10,000: each published count within +-2 % of the audience at 95 %.
-    assert half <= 200 and noise.sum_margin(scale, 4) <= 200
+
+
+def test_every_published_count_of_a_10000_campaign_is_within_2_percent_at_the_defaults():
+    defaults = RelaySettings(db="sqlite://")
+    counts = noise.scale_for(OUTCOME_SENSITIVITY, defaults.figures_epsilon_counts)
+    tallies = noise.scale_for(TALLY_SENSITIVITY, defaults.figures_epsilon_interactions)
+    margins = [
+        noise.margin(counts),  # delivered, each reason, not delivered
+        noise.sum_margin(counts, 4),  # refused: the sum of the four reasons
+        noise.margin(tallies),  # the report count
+    ]
+    assert max(margins) <= 200, margins
+    # And the whole release fits the budget five times over 30 days.
+    per_campaign = defaults.figures_epsilon_counts + defaults.figures_epsilon_interactions
+    assert defaults.business_epsilon_30d / per_campaign >= 5 - 1e-9
 
 
 def test_neighbouring_worlds_are_no_more_than_e_to_the_epsilon_apart():
