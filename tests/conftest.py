@@ -10,6 +10,7 @@ import pytest
 
 from client.messenger import Messenger
 from server import schema
+from server.clock import ManualClock
 from server.db import make_engine
 from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
@@ -104,6 +105,19 @@ def relay_settings(db: str, **overrides: object) -> RelaySettings:
 def relay(db_url: str) -> Iterator[EmbeddedRelay]:
     """A real relay over HTTP on a loopback port, on each backend."""
     with EmbeddedRelay(relay_settings(db_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A business clock that moves only when the test says (scheduling, figures, caps)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay]:
+    """A relay on SQLite whose clock the test moves, e.g. past a campaign's figures_at."""
+    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as running:
         yield running
 
 

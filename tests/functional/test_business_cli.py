@@ -5,16 +5,10 @@ import io
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sealpost.cli import main
 from sealpost.commands.desk import FINGERPRINT_ENV
-from server.clock import ManualClock
-from server.embedded import EmbeddedRelay
-from tests.conftest import relay_settings
 
 # "about 2 delivered (± 75)": a published figure always comes with its margin.
 ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
@@ -33,18 +27,6 @@ def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.Completed
     if check:
         assert code == 0, result.stderr
     return result
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay]:
-    """A relay whose clock the test moves past a campaign's publication time."""
-    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as relay:
-        yield relay
 
 
 def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, monkeypatch):

@@ -2,10 +2,9 @@
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, Select, Static, TabbedContent
 
@@ -17,7 +16,7 @@ from client.tui.widgets.bar_chart import BarChart
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from shared.api import CampaignFigures, CampaignReport, Estimate, NoisyCount
-from tests.conftest import PersonFactory, relay_settings
+from tests.conftest import PersonFactory
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.seed import T0
 
@@ -25,18 +24,6 @@ SIZE = (130, 44)
 HOUR = 3_600_000
 # "about 2 delivered (± 75)": a published figure always comes with its margin.
 ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def clocked_relay(sqlite_url: str, clock: ManualClock) -> Iterator[EmbeddedRelay]:
-    """A relay whose clock the test moves past a campaign's publication time."""
-    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as relay:
-        yield relay
 
 
 def text_of(screen: BusinessToolsScreen, selector: str) -> str:
