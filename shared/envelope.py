@@ -94,6 +94,9 @@ class TemplateContent(BaseModel):
     template_id: ShortId
     template_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     variables: dict[str, str] = Field(default_factory=dict)
+    # Signed by the business, so the relay cannot move one person's copy into a campaign of
+    # its own (whose figures it would then read): the device compares it with the envelope's.
+    campaign_id: ShortId | None = None
 
 
 class _PayloadBase(BaseModel):

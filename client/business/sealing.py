@@ -49,7 +49,10 @@ def seal_copy(
         recipient=row.handle,
         sent_at=sent_at,
         content=TemplateContent(
-            template_id=template.id, template_hash=template.hash, variables=row.variables
+            template_id=template.id,
+            template_hash=template.hash,
+            variables=row.variables,
+            campaign_id=campaign_id,
         ),
     )
     # Written straight from parts already checked (the payload above, the registry's

@@ -55,6 +55,7 @@ def _floor(
                 template_id=template_id,
                 template_hash=template_hash,
                 variables={"name": f"Name {i}", "code": f"C{i:06d}"},
+                campaign_id="cmp_0000000000000000",
             ),
         )
         for i, (handle, _) in enumerate(persons)

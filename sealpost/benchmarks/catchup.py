@@ -139,6 +139,7 @@ def _seal_all(senders: list[_Sender], reader: str, box: PublicKey, messages: int
             shop = shops[turn % len(shops)]
             template = shop.template
             assert template is not None
+            campaign_id = shop.campaign_ids[turn // len(shops)]
             payload: ChatPayload | TemplatePayload = TemplatePayload(
                 id=new_message_id(),
                 sender=shop.handle,
@@ -148,6 +149,7 @@ def _seal_all(senders: list[_Sender], reader: str, box: PublicKey, messages: int
                     template_id=template.id,
                     template_hash=template.hash,
                     variables={"name": "Reader", "code": f"C{n:06d}"},
+                    campaign_id=campaign_id,
                 ),
             )
             shop.envelopes.append(
@@ -157,7 +159,7 @@ def _seal_all(senders: list[_Sender], reader: str, box: PublicKey, messages: int
                     box,
                     category=template.template.category,
                     template_id=template.id,
-                    campaign_id=shop.campaign_ids[turn // len(shops)],
+                    campaign_id=campaign_id,
                 )
             )
         else:

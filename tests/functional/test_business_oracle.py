@@ -213,7 +213,10 @@ async def test_a_campaign_cannot_weigh_one_person_twice(oracle_relay, make_accou
             recipient=target.profile.handle,
             sent_at=0,
             content=TemplateContent(
-                template_id=template.id, template_hash=template.hash, variables={"name": "N"}
+                template_id=template.id,
+                template_hash=template.hash,
+                variables={"name": "N"},
+                campaign_id=campaign.id,
             ),
         )
         return seal_envelope(

@@ -6,6 +6,7 @@ import math
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session
 
 from client.business.audience import Audience, AudienceRow
@@ -14,7 +15,7 @@ from client.relay_api import RelayError
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from server.signals import tally_of
-from shared.api import TokenBatchRequest, TokenRequest
+from shared.api import CampaignCreate, TokenBatchRequest, TokenRequest
 from shared.auth import AUTH_HEADERS, sign_request
 from shared.encoding import b64encode
 from shared.signals import REPORT_FIELDS, decode_report
@@ -102,7 +103,6 @@ async def test_reports_are_anonymous_counted_once_and_estimated(k5_relay, clock,
         assert math.isclose(sum(budget["spent"].values()), 7 * math.log(3), rel_tol=1e-9)
 
     assert exact_tally(k5_relay, campaign_id)[0] == 8
-
 
     # A replayed report (captured from the first person's request) is never counted again.
     replay = anonymous_requests(persons[0])[0]["body"]
@@ -231,3 +231,32 @@ async def test_a_batch_with_one_bad_copy_issues_nothing(k5_relay, make_account):
     with pytest.raises(RelayError) as err:
         await ana.api.request("POST", "/v1/signals/tokens", one)
     assert err.value.code == "token_already_issued"
+
+
+async def test_a_copy_the_relay_moves_into_another_campaign_is_quarantined(k5_relay, make_account):
+    # A curious relay relabels one person's copy with a campaign of its choosing (one whose
+    # figures or tokens single her out). The business signed the campaign id inside the seal:
+    # the device sees the two disagree, keeps the copy in quarantine and asks no token.
+    shop = await make_account("acme", k5_relay, business=True)
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    bob = await make_account("bob", k5_relay)
+    rows = [AudienceRow(line=2, handle="bob", variables={"name": "Bob"})]
+    run = await run_campaign(
+        shop.api, shop.profile.keys, "acme", template, Audience(rows=rows), budget=10**6
+    )
+    decoy = await shop.api.create_campaign(
+        CampaignCreate(template_id=template.id, budget=1_000, audience_size=1)
+    )
+    with Session(k5_relay.app.state.engine) as session:
+        session.execute(
+            text("UPDATE relay_mailbox SET campaign_id = :decoy WHERE campaign_id = :real"),
+            {"decoy": decoy.id, "real": run.campaign.id},
+        )
+        session.commit()
+    report = await bob.sync()
+    assert [m.status for m in report.stored] == ["quarantined"]  # never shown as genuine
+    [held] = report.quarantined
+    assert held.quarantine_reason is not None and "campaign_mismatch" in held.quarantine_reason
+    asked = [e for e in bob.ledger.entries() if "/v1/signals/tokens" in e["url"]]
+    assert asked == []
