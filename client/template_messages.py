@@ -75,6 +75,13 @@ async def show_template_message(
     content = payload.content
     if envelope.template_id != content.template_id:
         raise _mismatch(f"envelope names {envelope.template_id}, payload {content.template_id}")
+    if envelope.campaign_id != content.campaign_id:
+        # The business signed its campaign id: a relay that moved this copy into another
+        # campaign (to single the person out in its figures or tokens) is caught here.
+        raise VerificationError(
+            "campaign_mismatch",
+            f"signed for campaign {content.campaign_id}, delivered as {envelope.campaign_id}",
+        )
     cached = await _template(api, store, content.template_id)
     if cached.business != envelope.sender:
         raise _mismatch(f"template {cached.id} belongs to {cached.business}, not the sender")

@@ -149,14 +149,4 @@ def open_envelope(envelope: Envelope, me: AccountKeys, sender_keys: PublicKeys) 
         raise VerificationError("id_mismatch", f"payload id {payload.id} != envelope {envelope.id}")
     if payload.kind != envelope.kind:
         raise VerificationError("kind_mismatch", f"payload {payload.kind} != {envelope.kind}")
-    if isinstance(payload, TemplatePayload) and (
-        payload.content.campaign_id != envelope.campaign_id
-        or payload.content.template_id != envelope.template_id
-    ):
-        raise VerificationError(
-            "campaign_mismatch",
-            f"signed for campaign {payload.content.campaign_id} of template "
-            f"{payload.content.template_id}, delivered as campaign {envelope.campaign_id} of "
-            f"template {envelope.template_id}",
-        )
     return payload
