@@ -39,6 +39,7 @@ VerificationFailure = Literal[
     # Checked by the client after opening (see client/messenger.py):
     "unknown_sender",
     "template_mismatch",
+    "key_changed",  # signed by the sender's new key, which the person has not accepted yet
 ]
 
 
@@ -69,7 +70,9 @@ def padded_size(framed_len: int) -> int:
 
 def sign_payload(payload: Payload, keys: AccountKeys) -> bytes:
     """``signature || payload_json``: the framed bytes that get padded and sealed."""
-    body = canonical_json(payload.model_dump(mode="json"))
+    # exclude_none: a payload without a campaign id signs the same bytes as before the field
+    # existed (the only optional field), so older test vectors and peers still agree.
+    body = canonical_json(payload.model_dump(mode="json", exclude_none=True))
     signature = keys.signing.sign(SIGNING_CONTEXT + body).signature
     return signature + body
 
