@@ -18,6 +18,8 @@ from shared.identifiers import new_campaign_id
 DAY_MS = 86_400_000
 # A send time this far in the past is a mistake, not clock skew.
 PAST_TOLERANCE_MS = 60_000
+# Far enough for any real schedule, near enough that send time plus expiry fits in 64 bits.
+MAX_AHEAD_MS = 366 * DAY_MS
 
 
 def create(
@@ -46,6 +48,13 @@ def create(
             "send_time_past",
             f"The send time is {(now_ms - send_at) // 1000} s in the past; "
             "pick a future time or omit it to send now.",
+        )
+    if send_at > now_ms + MAX_AHEAD_MS:
+        raise ApiError(
+            422,
+            "send_time_far",
+            f"The send time is {(send_at - now_ms) // DAY_MS:,} days ahead; schedule at most "
+            f"{MAX_AHEAD_MS // DAY_MS} days ahead.",
         )
     balance = locked_balance(session, business.handle)
     if body.budget > balance.available:

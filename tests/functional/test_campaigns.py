@@ -288,6 +288,7 @@ async def test_bad_input_gets_clear_errors(sqlite_relay, make_account, tmp_path)
     for kwargs, code in (
         ({"budget": -5}, "invalid_budget"),
         ({"budget": 1_000, "send_at": 1_000}, "send_time_past"),
+        ({"budget": 1_000, "send_at": 2**63 - 1}, "send_time_far"),  # was a 500
     ):
         with pytest.raises(RelayError) as err:
             await launch(shop, offer, csv, **kwargs)
