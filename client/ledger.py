@@ -6,6 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Enough for the last few hundred entries; a signed request is rarely further back than that.
+_TAIL_BYTES = 256 * 1024
+_SIGNED_MARK = '"Sealpost-Signature":'
+
 
 class PrivacyLedger:
     """Appends to ``path``; with ``path=None`` it holds entries in memory until :meth:`attach`
@@ -62,6 +66,28 @@ class PrivacyLedger:
                 return
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
+
+    def last_signed_at(self) -> float | None:
+        """When the newest signed request in the ledger left (unix seconds), or None.
+
+        Reads only the file's tail: a later process (``sealpost inbox``) learns when an
+        earlier one last spoke to the relay as the account without parsing the whole ledger.
+        """
+        lines = list(self._held)
+        if self.path is not None and self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - _TAIL_BYTES))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        for line in reversed(lines):
+            if _SIGNED_MARK not in line:
+                continue
+            try:
+                return int(json.loads(line)["at"]) / 1000
+            except (ValueError, KeyError, TypeError):
+                continue  # the first line of the tail may be cut
+        return None
 
     def entries(self) -> list[dict[str, Any]]:
         if self.path is None:

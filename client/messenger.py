@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -39,9 +40,11 @@ from client.store import (
 )
 from client.template_messages import ShownTemplate, prefetch_template, show_template_message
 from shared.api import MAX_TOKEN_BATCH, AccountInfo, MailboxItem, MailboxPage, RegisterAccount
+from shared.display_names import name_or_handle
 from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
-from shared.keys import AccountKeys, PublicKeys
+from shared.keys import AccountKeys, PublicKeys, key_fingerprint
+from shared.safety_numbers import Identity, safety_number
 from shared.seal import (
     PayloadTooLarge,
     VerificationError,
@@ -65,6 +68,13 @@ SYNC_PAGE = 1000
 PARALLEL_OPEN_MIN = 200
 OPEN_CHUNK = 250
 OPEN_WORKERS = min(4, os.cpu_count() or 1)
+# A message that fails its signature check makes the client ask the directory whether the
+# sender's keys changed; at most this often per sender, so that a sender sending garbage
+# signatures cannot spend the person's lookups.
+KEY_RECHECK_S = 60.0
+# Quarantined messages that accepting a contact's new key may release: those held as signed by
+# the new key, and any refused as badly signed before the change was known.
+RELEASABLE = ("key_changed", "bad_signature")
 
 
 def now_ms() -> int:
@@ -100,6 +110,23 @@ class FlushReport:
     sent: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # msg id -> why the relay refused it
     pending: int = 0  # still queued because the relay is unreachable
+    # Still queued, not sealed: the recipient's key changed and the person has not accepted it.
+    held: list[str] = field(default_factory=list)
+
+
+class KeyChangedError(RelayError):
+    """A contact's key changed and the person has not accepted the new one: nothing is sealed
+    to it until they do (after comparing the new safety number)."""
+
+    def __init__(self, handle: str) -> None:
+        super().__init__(
+            0,
+            "key_changed",
+            f"@{handle}'s safety number changed: the directory now gives a different key. "
+            f"Nothing was sealed to it. Compare the new safety number with @{handle}, then "
+            "accept the new key before sending.",
+        )
+        self.handle = handle
 
 
 class Messenger:
@@ -120,7 +147,10 @@ class Messenger:
         )
         self.signals = SignalAgent(self.api, self.store.engine, profile.dir, self.ledger)
         self._flush_lock = asyncio.Lock()
-        self._contacts: dict[str, Contact] = {}  # pinned entries never change: kept once read
+        # Pinned entries change only through this object (a key change, the person's
+        # verification), which updates this copy too: kept once read.
+        self._contacts: dict[str, Contact] = {}
+        self._key_checked: dict[str, float] = {}  # handle -> when its keys were last re-checked
         self._opener = Opener(profile.keys, OPEN_WORKERS)
 
     @classmethod
@@ -201,6 +231,132 @@ class Messenger:
         self.store.save_contact(contact)
         return contact
 
+    def _remember(self, contact: Contact) -> None:
+        self.store.save_contact(contact)
+        self._contacts[contact.handle] = contact
+
+    # --- key changes and safety numbers ----------------------------------------------------
+
+    async def check_contact(self, handle: str) -> Contact:
+        """Ask the directory for ``handle``'s keys now: pinned if new, and if they differ from
+        the pinned ones, the change is recorded (see :meth:`_compare_keys`), never adopted."""
+        self._key_checked[handle] = time.monotonic()
+        found = _contact_of(await self.api.lookup(handle))
+        if self._pinned(handle) is None:
+            self._remember(found)
+            return found
+        return self._compare_keys(found)
+
+    def _compare_keys(self, found: Contact) -> Contact:
+        """The pinned entry of ``found.handle``, with ``found``'s keys recorded as a change
+        when they are neither the pinned keys nor a change already recorded."""
+        pinned = self._pinned(found.handle)
+        assert pinned is not None
+        keys = (found.sign_key, found.box_key)
+        if keys in ((pinned.sign_key, pinned.box_key), (pinned.new_sign_key, pinned.new_box_key)):
+            return pinned
+        # The pinned keys stay in use: the new ones wait for the person, who is told. A
+        # verification was of the old keys, so it no longer holds.
+        changed = _with(
+            pinned,
+            new_sign_key=found.sign_key,
+            new_box_key=found.box_key,
+            key_changed_at=now_ms(),
+            safety_verified=False,
+        )
+        self._remember(changed)
+        log.warning("@%s's keys changed in the directory; held until accepted", found.handle)
+        return changed
+
+    def identity(self) -> Identity:
+        """This account's side of every safety number."""
+        public = self.profile.keys.public
+        return Identity(self.profile.handle, public.sign_b64, public.box_b64)
+
+    def safety_number(self, contact: Contact, *, new: bool = False) -> str:
+        """The 60 digits this device and ``contact``'s both show (``new``: with the changed
+        keys the contact has pending, which accepting would pin)."""
+        if new:
+            if contact.new_sign_key is None or contact.new_box_key is None:
+                raise ValueError(f"@{contact.handle}'s keys have not changed")
+            theirs = Identity(contact.handle, contact.new_sign_key, contact.new_box_key)
+        else:
+            theirs = Identity(contact.handle, contact.sign_key, contact.box_key)
+        return safety_number(self.identity(), theirs)
+
+    def _pinned_or_fail(self, handle: str) -> Contact:
+        contact = self._pinned(handle)
+        if contact is None:
+            raise RelayError(
+                0, "not_a_contact", f"No keys pinned for @{handle} yet: nothing to compare."
+            )
+        return contact
+
+    def mark_verified(self, handle: str, verified: bool = True) -> Contact:
+        """Record that the person compared the safety number with ``handle`` (or undo it).
+        Refused while a key change waits: the number they compared would be the old one."""
+        contact = self._pinned_or_fail(handle)
+        if verified and contact.key_changed:
+            raise KeyChangedError(handle)
+        marked = _with(contact, safety_verified=verified)
+        self._remember(marked)
+        return marked
+
+    async def accept_new_key(self, handle: str, *, verified: bool = False) -> list[StoredMessage]:
+        """Pin ``handle``'s changed keys (the person compared the new safety number, or chose
+        to trust it), then release the messages held because of the change. Returns those
+        now shown as genuine.
+
+        With no change waiting, only releases what verifies under the pinned keys: a message
+        whose template could not be fetched last time is tried again.
+        """
+        contact = self._pinned_or_fail(handle)
+        if contact.key_changed:
+            assert contact.new_sign_key is not None and contact.new_box_key is not None
+            contact = _with(
+                contact,
+                sign_key=contact.new_sign_key,
+                box_key=contact.new_box_key,
+                new_sign_key=None,
+                new_box_key=None,
+                key_changed_at=None,
+                safety_verified=verified,
+            )
+            self._remember(contact)
+        elif verified:
+            contact = self.mark_verified(handle)
+        return await self._release(contact)
+
+    async def _release(self, contact: Contact) -> list[StoredMessage]:
+        """Open again every releasable quarantined message from ``contact`` with its pinned
+        keys; those that verify now are stored as genuine (templates rendered as on arrival)."""
+        rows = []
+        keys: SenderKeys = {contact.handle: (contact.sign_key, contact.box_key)}
+        for held in self.store.quarantined_from(contact.handle, RELEASABLE):
+            if held.envelope_json is None:
+                continue
+            envelope = Envelope.model_validate_json(held.envelope_json)
+            [(_, outcome)] = self._opener.here([_job(0, envelope)], keys)
+            if outcome[0] != "ok":
+                continue  # signed by neither key: it stays where it is
+            shown = None
+            if envelope.kind == "template":
+                payload = TemplatePayload.model_validate_json(outcome[1])
+                try:
+                    shown = await show_template_message(self.api, self.store, envelope, payload)
+                except VerificationError as exc:
+                    outcome = ("refused", exc.reason, exc.detail, None)
+                except (RelayError, RelayUnavailable) as exc:
+                    # Its template can't be fetched now: it stays held; accepting again
+                    # (with no change waiting) tries it again.
+                    log.warning("not released yet, %s: %s", envelope.id, exc)
+                    continue
+            row = _message_row(envelope, outcome, shown)
+            row["received_at"] = held.received_at
+            rows.append(row)
+        self.store.replace_messages(rows)
+        return [stored_message(row) for row in rows if row["status"] == "verified"]
+
     # --- sending ---------------------------------------------------------------------------
 
     async def send_text(self, to: str, text: str) -> StoredMessage:
@@ -217,7 +373,12 @@ class Messenger:
         """Store a chat message as ``queued`` without network I/O; :meth:`flush_outbox` sends it.
 
         Lets an interactive client show the message at once, before the relay answers.
+        Raises :class:`KeyChangedError` when ``to``'s key changed and the person has not
+        accepted the new one: nothing is stored, so nothing can be sealed to it unasked.
         """
+        pinned = self._pinned(to)
+        if pinned is not None and pinned.key_changed:
+            raise KeyChangedError(to)
         message = StoredMessage(
             msg_id=new_message_id(),
             peer=to,
@@ -244,14 +405,31 @@ class Messenger:
         most the last five from it), signed and sealed to the desk's key like any message, so
         the relay routes it without reading it. Returns the sent (or queued) report."""
         desk = self.settings.moderation_handle
+        pinned = self.settings.moderation_key_fingerprint
+        if not pinned:
+            raise RelayError(
+                0,
+                "desk_not_pinned",
+                f"The moderation desk's key is not pinned, so a report could reach whoever "
+                f"holds @{desk}. Set SEALPOST_MODERATION_KEY_FINGERPRINT to the fingerprint "
+                "your relay's operator publishes.",
+            )
         try:
-            await self.contact(desk)
+            contact = await self.contact(desk)
         except RelayError as exc:
             if exc.code == "unknown_handle":
                 raise RelayError(
                     404, "no_moderation_desk", f"This relay has no moderation desk (@{desk})."
                 ) from exc
             raise
+        found = key_fingerprint(contact.sign_key, contact.box_key)
+        if not hmac.compare_digest(found, pinned.lower()):
+            raise RelayError(
+                0,
+                "desk_key_mismatch",
+                f"@{desk}'s key ({found[:16]}...) is not the pinned desk key "
+                f"({pinned[:16]}...): nothing was sent. Ask your relay's operator.",
+            )
         report = {
             "report": {
                 "business": business,
@@ -298,6 +476,11 @@ class Messenger:
             try:
                 if entry.envelope_json is None:
                     contact = await self.contact(entry.recipient)
+                    if contact.key_changed:
+                        # Queued before the change was known: it waits, unsealed, for the
+                        # person to accept the new key (then it goes out sealed to it).
+                        report.held.append(entry.msg_id)
+                        continue
                     entry.envelope_json = self._seal(entry, contact).model_dump_json()
                     self.store.update_outbox(entry)
                 envelope = Envelope.model_validate_json(entry.envelope_json)
@@ -437,6 +620,7 @@ class Messenger:
         rows = []
         conversations: dict[str, Conversation] = {}
         try:
+            looked_up: dict[str, Contact | RelayError] = {}
             if arrival.looking_up is not None:
                 looked_up = await arrival.looking_up
                 arrival.contacts.update(looked_up)
@@ -450,6 +634,7 @@ class Messenger:
                     outcomes = self._opener.here(jobs, keys)
                 for index, opened in outcomes:
                     arrival.outcomes[index] = opened
+            await self._hold_key_changes(arrival, set(looked_up))
             await asyncio.gather(*arrival.fetching)  # never raise: rendering reports problems
             for envelope, outcome in zip(arrival.fresh, arrival.outcomes, strict=True):
                 assert outcome is not None
@@ -473,6 +658,60 @@ class Messenger:
             raise
         stored = self.store.add_incoming_rows(rows, conversations)
         return stored, len(arrival.items) - len(stored)
+
+    async def _hold_key_changes(self, arrival: "_Arrival", pinned_now: set[str]) -> None:
+        """Quarantine as ``key_changed`` what a pinned contact's new key signed.
+
+        A message from a pinned contact that fails its signature check may be signed by keys
+        the directory now gives for them (a new device, or a relay swapping keys to read or
+        forge messages). It is opened again with those keys; if they verify it, it is held as
+        ``key_changed`` (never shown as genuine) and the change recorded on the contact, so the
+        person is told and can compare safety numbers before accepting. The directory is asked
+        only when no change already recorded explains it (``pinned_now``: senders pinned by
+        this very arrival, whose keys are as fresh as can be).
+        """
+        suspects: dict[str, list[int]] = {}
+        for index, (envelope, outcome) in enumerate(
+            zip(arrival.fresh, arrival.outcomes, strict=True)
+        ):
+            if (
+                outcome is not None
+                and outcome[:2] == ("refused", "bad_signature")
+                and isinstance(arrival.contacts.get(envelope.sender), Contact)
+                and envelope.sender not in pinned_now
+            ):
+                suspects.setdefault(envelope.sender, []).append(index)
+        for sender, indices in suspects.items():
+            contact = self._pinned(sender)
+            if contact is None:
+                continue
+            held = self._signed_by_new_key(arrival, indices, contact)
+            rest = [i for i in indices if i not in held]
+            checked = self._key_checked.get(sender)
+            if rest and (checked is None or time.monotonic() - checked >= KEY_RECHECK_S):
+                try:
+                    contact = await self.check_contact(sender)
+                except RelayError as exc:
+                    if exc.code != "unknown_handle":
+                        raise  # can't check it now: the batch comes again (nothing acked)
+                    continue  # gone from the directory: it stays badly signed
+                held += self._signed_by_new_key(arrival, rest, contact)
+            detail = (
+                f"signed by a new key for @{sender}: their safety number changed. Compare it, "
+                "then accept the new key to read this message."
+            )
+            for index in held:
+                arrival.outcomes[index] = ("refused", "key_changed", detail, None)
+
+    def _signed_by_new_key(
+        self, arrival: "_Arrival", indices: list[int], contact: Contact
+    ) -> list[int]:
+        """Those of ``indices`` that ``contact``'s changed (not accepted) keys verify."""
+        if contact.new_sign_key is None or contact.new_box_key is None:
+            return []
+        keys: SenderKeys = {contact.handle: (contact.new_sign_key, contact.new_box_key)}
+        jobs = [_job(index, arrival.fresh[index]) for index in indices]
+        return [index for index, outcome in self._opener.here(jobs, keys) if outcome[0] == "ok"]
 
     async def _ack(
         self, items: list[MailboxItem], stored: Sequence[StoredMessage | dict[str, Any]]
@@ -702,11 +941,29 @@ class _Arrival:
                 task.cancel()
 
 
+def _job(index: int, envelope: Envelope) -> Job:
+    return (
+        index,
+        envelope.id,
+        envelope.sender,
+        envelope.recipient,
+        envelope.kind,
+        envelope.ciphertext,
+    )
+
+
+def _with(contact: Contact, **changes: Any) -> Contact:
+    """A copy of ``contact`` with ``changes`` (a new object: the old one may be in use)."""
+    return Contact(**{**contact.model_dump(), **changes})
+
+
 def _contact_of(info: AccountInfo) -> Contact:
     return Contact(
         handle=info.handle,
         kind=info.kind,
-        display_name=info.display_name,
+        # The relay is not trusted to have refused a bad name (it may predate the rules, or
+        # lie): a name that could impersonate or inject is never pinned, the handle stands in.
+        display_name=name_or_handle(info.display_name, info.handle),
         verified=info.verified,
         sign_key=info.sign_key,
         box_key=info.box_key,

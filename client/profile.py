@@ -23,6 +23,8 @@ class ProfileInfo(BaseModel):
     kind: str = "person"
     display_name: str
     country: str | None = None
+    # Where anonymous reports go (client/signals.py); SEALPOST_SHUFFLER_URL overrides it.
+    shuffler_url: str | None = None
 
 
 class Profile:
@@ -91,6 +93,14 @@ def load_profile(home: Path, name: str) -> Profile:
     except (ValueError, KeyError) as exc:
         raise ProfileError(f"Profile '{name}' in {directory} is damaged: {exc}") from exc
     return Profile(home, info, keys)
+
+
+def set_shuffler_url(home: Path, name: str, url: str | None) -> ProfileInfo:
+    """Record in the profile where its anonymous reports go."""
+    profile = load_profile(home, name)
+    info = profile.info.model_copy(update={"shuffler_url": url})
+    _write_private(profile.dir / "profile.json", info.model_dump_json(indent=2))
+    return info
 
 
 def list_profiles(home: Path) -> list[str]:

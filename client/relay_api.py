@@ -1,7 +1,8 @@
 """Async HTTP client for the relay: signs every request, records it, backs off on 429."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -76,6 +77,13 @@ class RelayAPI:
         self.keys = keys
         self.ledger = ledger
         self.max_retries = max_retries
+        # When this client last signed a request, in ``clock`` seconds (a simulation sets
+        # its virtual clock): anonymous reports keep away from it (client/signals.py).
+        self.clock: Callable[[], float] = time.time
+        self.last_signed_at: float | None = None
+        # The person's choices as the relay last answered them, and when (time.monotonic()):
+        # every call that reads or changes them refreshes it (client/local_choices.py).
+        self.known_preferences: tuple[float, Preferences] | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, verify=tls.account_channel()
         )
@@ -91,6 +99,7 @@ class RelayAPI:
 
     def _signed(self, method: str, path: str, body: bytes) -> dict[str, str]:
         headers = sign_request(self.keys.signing, self.handle, method, path, body)
+        self.last_signed_at = self.clock()
         if body:
             headers["Content-Type"] = "application/json"
         if self.ledger:
@@ -214,17 +223,23 @@ class RelayAPI:
 
     # --- a person's choices -----------------------------------------------------------------
 
+    def _known(self, prefs: Preferences) -> Preferences:
+        self.known_preferences = (time.monotonic(), prefs)
+        return prefs
+
     async def preferences(self) -> Preferences:
-        return Preferences.model_validate(await self.request("GET", "/v1/prefs"))
+        return self._known(Preferences.model_validate(await self.request("GET", "/v1/prefs")))
 
     async def set_level(self, body: SetLevel) -> Preferences:
-        return Preferences.model_validate(await self.request("PUT", "/v1/prefs/level", body))
+        return self._known(
+            Preferences.model_validate(await self.request("PUT", "/v1/prefs/level", body))
+        )
 
     async def set_choice(self, choice: str, business: str, on: bool) -> Preferences:
         """``choice``: "blocked" or "promotions-stopped"."""
         method = "PUT" if on else "DELETE"
-        return Preferences.model_validate(
-            await self.request(method, f"/v1/prefs/{choice}/{business}")
+        return self._known(
+            Preferences.model_validate(await self.request(method, f"/v1/prefs/{choice}/{business}"))
         )
 
     async def stream(self) -> AsyncIterator[MailboxItem]:

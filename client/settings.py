@@ -28,7 +28,13 @@ class ClientSettings(BaseSettings):
     )
     moderation_key_fingerprint: str | None = Field(
         default=None,
-        description="SHA-256 (hex) of the desk's signing key, as the relay's operator publishes "
-        "it (`sealpost desk create` prints it): a report is sealed only to a desk whose key "
-        "matches, so nobody else holding the desk's handle can read who reported whom",
+        description="SHA-256 (hex) of the desk's signing and box keys, as the relay's operator "
+        "publishes it (`sealpost desk create` prints it): a report is sealed only to a desk "
+        "whose keys match, so nobody else holding the desk's handle can read who reported whom",
+    )
+    shuffler_url: str | None = Field(
+        default=None,
+        description="The shuffler anonymous reports go to (one per request); unset, they go "
+        "straight to the relay, which then sees when and from where each came (the privacy "
+        "ledger says so on every such report)",
     )

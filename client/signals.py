@@ -1,4 +1,5 @@
-"""The person's side of interaction signals: one anonymous, noisy, delayed report per campaign.
+"""The person's side of interaction signals: one anonymous, noisy report per campaign, sent
+at a moment of its own, through the shuffler.
 
 When a campaign copy is stored and acked, the client obtains a blind token for it on the
 authenticated channel and schedules the campaign's report for a random moment later in the
@@ -8,6 +9,14 @@ it is due, its bits go through randomized response (charged to the person's epsi
 with no budget left, or signals switched off, the bits are uniformly random and cost nothing,
 so the report still exists and says nothing) and it is sent on the anonymous channel: a
 separate HTTP client with no credentials, no handle and no message id.
+
+Timing, so that a report cannot be tied to the account's own traffic: each report leaves
+alone, in a request of its own, never sooner than ``quiet_after_signed_s`` (60 s) after this
+device's last signed request and never sooner than a random gap (``min_gap_s`` plus an
+exponential wait) after its previous report. It goes to the shuffler (``SEALPOST_SHUFFLER_URL``
+or the profile's ``shuffler_url``), which hides from the relay when and from where it came.
+With no shuffler set it goes straight to the relay as before, and the privacy ledger says on
+that entry what the relay can then see.
 """
 
 import json
@@ -23,7 +32,9 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from client import tls
 from client.ledger import PrivacyLedger
+from client.profile import ProfileInfo
 from client.relay_api import RelayAPI, RelayError
+from client.settings import ClientSettings
 from client.store import create_tables
 from shared.api import (
     SignalBatch,
@@ -34,6 +45,7 @@ from shared.api import (
     TokenResponse,
 )
 from shared.encoding import b64decode, b64encode
+from shared.shuffled import REPORTS_PATH, ShufflerReport
 from shared.signals import (
     DEFAULT_EPSILON_PER_BIT,
     BudgetExhausted,
@@ -48,6 +60,10 @@ from shared.signals import (
 from shared.tokens import Token, blind, finalize, new_token_input
 
 DAY_S = 86_400
+DIRECT_WARNING = (
+    "no shuffler set (SEALPOST_SHUFFLER_URL): this report went straight to the relay, which "
+    "sees when it arrived and from which address"
+)
 
 
 class PendingSignal(SQLModel, table=True):
@@ -69,11 +85,21 @@ class SignalSettings:
     enabled: bool = True  # optional signals; explicit choices go through prefs regardless
     max_delay_s: float = DAY_S  # reports leave at a random time within this after delivery
     epsilon_per_bit: float = DEFAULT_EPSILON_PER_BIT
+    # A report never leaves within this long of the device's own last signed request...
+    quiet_after_signed_s: float = 60.0
+    # ...nor within min_gap_s + Exp(mean_extra_gap_s) of its previous report.
+    min_gap_s: float = 30.0
+    mean_extra_gap_s: float = 270.0
 
 
 class SignalAgent:
     def __init__(
-        self, api: RelayAPI, engine: object, profile_dir: Path, ledger: PrivacyLedger
+        self,
+        api: RelayAPI,
+        engine: object,
+        profile_dir: Path,
+        ledger: PrivacyLedger,
+        shuffler_url: str | None = None,
     ) -> None:
         self.api = api
         self.engine = engine
@@ -82,9 +108,22 @@ class SignalAgent:
         create_tables(engine, [PendingSignal.__table__])  # type: ignore[arg-type, attr-defined]
         self.settings = self._load_settings()
         self._rng = secrets.SystemRandom()
-        # Unix seconds now. A simulation sets its virtual clock here, so that report days,
-        # delays and the epsilon budget follow simulated time rather than the wall clock.
-        self.clock: Callable[[], float] = time.time
+        self._clock: Callable[[], float] = time.time
+        # Where reports go: None sends them straight to the relay (see DIRECT_WARNING).
+        self.shuffler_url: str | None = shuffler_url or _configured_shuffler(profile_dir) or ""
+        self.shuffler_url = self.shuffler_url.rstrip("/") or None
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Unix seconds now. A simulation sets its virtual clock here, so that report days,
+        delays, the epsilon budget and the quiet time after signed requests follow simulated
+        time rather than the wall clock."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.api.clock = clock
 
     # --- settings and budget ----------------------------------------------------------------
 
@@ -196,13 +235,89 @@ class SignalAgent:
         self._save_budget(budget)
         return randomize(true_bits, self.settings.epsilon_per_bit, self._rng)
 
-    async def flush(self, now: float | None = None) -> SignalResult | None:
-        """Send every report whose moment has come, each in its own anonymous request.
+    @property
+    def _drawn_path(self) -> Path:
+        return self.dir / "signal_drawn.json"
 
-        Call it from a loop of its own (the app does, every minute), not right after a
-        signed request: an anonymous request that follows an account's request from the same
-        address within milliseconds is easy to link to it."""
+    def _drawn(self) -> dict[str, int]:
+        try:
+            return {str(k): int(v) for k, v in json.loads(self._drawn_path.read_text()).items()}
+        except (FileNotFoundError, ValueError, AttributeError):
+            return {}
+
+    def _drawn_bits(self, row: PendingSignal) -> int:
+        """The report's noisy bits, drawn (and charged) once: a report that failed to leave
+        is sent again with the same bits. Drawing afresh would spend ε on every retry, and
+        two draws of one truth reaching anyone would tell it more than one."""
+        drawn = self._drawn()
+        if row.campaign_id not in drawn:
+            drawn[row.campaign_id] = self._noisy(row.true_bits, row.day)
+            self._drawn_path.write_text(json.dumps(drawn))
+        return drawn[row.campaign_id]
+
+    def _forget_drawn(self, campaign_id: str) -> None:
+        drawn = self._drawn()
+        if drawn.pop(campaign_id, None) is not None:
+            self._drawn_path.write_text(json.dumps(drawn))
+
+    # --- when a report may leave ----------------------------------------------------------
+
+    @property
+    def _pacing_path(self) -> Path:
+        return self.dir / "signal_pacing.json"
+
+    def _next_report_at(self) -> float:
+        """The earliest moment the gap after this device's previous report allows."""
+        try:
+            return float(json.loads(self._pacing_path.read_text())["next_report_at"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def _last_signed_at(self) -> float | None:
+        # This process's own requests first; else what an earlier process (a previous
+        # `sealpost inbox`) wrote in the privacy ledger.
+        if self.api.last_signed_at is not None:
+            return self.api.last_signed_at
+        return self.ledger.last_signed_at()
+
+    def quiet_until(self) -> float:
+        """No report leaves before this moment: ``quiet_after_signed_s`` after the device's
+        last signed request, and a random gap after its previous report."""
+        signed = self._last_signed_at()
+        after_signed = -1.0 if signed is None else signed + self.settings.quiet_after_signed_s
+        return max(after_signed, self._next_report_at())
+
+    def next_send_at(self) -> float | None:
+        """When the next report may leave (its own moment, pushed past the quiet time), or
+        None with nothing left to send."""
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            first = s.exec(
+                select(PendingSignal.send_after)
+                .where(PendingSignal.sent == False)  # noqa: E712
+                .order_by(PendingSignal.send_after)  # type: ignore[arg-type]
+                .limit(1)
+            ).first()
+        if first is None:
+            return None
+        return max(float(first), self.quiet_until())
+
+    def pending(self) -> int:
+        """Reports not sent yet."""
+        unsent = PendingSignal.sent == False  # noqa: E712
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            return len(list(s.exec(select(PendingSignal.campaign_id).where(unsent))))
+
+    async def flush(self, now: float | None = None) -> SignalResult | None:
+        """Send one report whose moment has come, if the quiet time allows; None if none.
+
+        One report per call and per request, never right after the device's own signed
+        traffic, and never back to back: the caller calls again later (the app every
+        minute). Reports sent together would tell the relay they come from one person.
+        Through a shuffler, ``counted`` says the shuffler took the report (the relay counts
+        it when the shuffler's batch arrives)."""
         now = self.clock() if now is None else now
+        if now < self.quiet_until():
+            return None
         with Session(self.engine) as s:  # type: ignore[arg-type]
             due = list(
                 s.exec(
@@ -215,35 +330,85 @@ class SignalAgent:
         if not due:
             return None
         # The device's own random source: unpredictable to the relay (a seeded one in
-        # simulations, so that a run can be repeated).
-        self._rng.shuffle(due)
+        # simulations, so that a run can be repeated). Which due report goes first says
+        # nothing either.
+        row = due[int(self._rng.random() * len(due))]
+        noisy = self._drawn_bits(row)
+        token = Token(b64decode(row.token_input), b64decode(row.token_output))
+        report = encode_report(row.campaign_id, row.day, noisy, token).decode()
+        if self.shuffler_url:
+            result = await self._send_to_shuffler(report)
+        else:
+            result = await self._send_anonymously(report)
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            row.sent = True
+            s.merge(row)
+            s.commit()
+        self._forget_drawn(row.campaign_id)
+        gap = self.settings.min_gap_s + self._rng.expovariate(
+            1 / max(self.settings.mean_extra_gap_s, 1e-9)
+        )
+        self._pacing_path.write_text(json.dumps({"next_report_at": now + gap}))
+        return result
+
+    async def flush_due(self, until: float) -> SignalResult | None:
+        """Send every report that can leave by ``until``, each at its own moment (a
+        simulation's virtual time moves through them); None if none went."""
         counted = 0
         refused: dict[int, str] = {}
-        for index, row in enumerate(due):
-            # One request per report, each on a fresh connection: reports sent together
-            # would tell the relay they come from the same person.
-            noisy = self._noisy(row.true_bits, row.day)
-            token = Token(b64decode(row.token_input), b64decode(row.token_output))
-            report = encode_report(row.campaign_id, row.day, noisy, token).decode()
-            result = await self._send_anonymously(report)
+        sent = 0
+        while (moment := self.next_send_at()) is not None and moment <= until:
+            result = await self.flush(now=moment)
+            if result is None:
+                break
             counted += result.counted
             for why in result.refused.values():
-                refused[index] = why
-            with Session(self.engine) as s:  # type: ignore[arg-type]
-                row.sent = True
-                s.merge(row)
-                s.commit()
-        return SignalResult(counted=counted, refused=refused)
+                refused[sent] = why
+            sent += 1
+        return SignalResult(counted=counted, refused=refused) if sent else None
+
+    async def _send_to_shuffler(self, report: str) -> SignalResult:
+        body = ShufflerReport(report=report).model_dump_json().encode()
+        url = f"{self.shuffler_url}{REPORTS_PATH}"
+        headers = {"Content-Type": "application/json"}
+        self.ledger.record(
+            "POST", url, {"channel": "anonymous", "via": "shuffler", **headers}, body
+        )
+        # A fresh client: no connection, cookie, header or TLS context shared with the
+        # account's channel.
+        async with httpx.AsyncClient(timeout=15, verify=tls.anonymous_channel()) as anonymous:
+            response = await anonymous.post(url, content=body, headers=headers)
+        if response.status_code != 202:
+            raise RelayError(response.status_code, "shuffler_refused", response.text[:200])
+        return SignalResult(counted=1, refused={})
 
     async def _send_anonymously(self, report: str) -> SignalResult:
         body = SignalBatch(reports=[report]).model_dump_json().encode()
         url = self.api.base_url + "/v1/signals"
         headers = {"Content-Type": "application/json"}
-        self.ledger.record("POST", url, {"channel": "anonymous", **headers}, body)
+        marks = {"channel": "anonymous", "via": "relay", "warning": DIRECT_WARNING}
+        self.ledger.record("POST", url, {**marks, **headers}, body)
         # A fresh client: no connection, cookie, header or TLS context shared with the
         # account's channel.
         async with httpx.AsyncClient(timeout=15, verify=tls.anonymous_channel()) as anonymous:
             response = await anonymous.post(url, content=body, headers=headers)
         if response.status_code != 200:
-            raise RelayError(response.status_code, "signals_refused", response.text[:200])
+            try:
+                error = response.json()["error"]
+                code, message = error["code"], error["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = "signals_refused", response.text[:200]
+            raise RelayError(response.status_code, code, message)
         return SignalResult.model_validate(response.json())
+
+
+def _configured_shuffler(profile_dir: Path) -> str | None:
+    """SEALPOST_SHUFFLER_URL, else the profile's ``shuffler_url``."""
+    configured = ClientSettings().shuffler_url
+    if configured:
+        return configured
+    try:
+        info = ProfileInfo.model_validate_json((profile_dir / "profile.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return info.shuffler_url

@@ -20,7 +20,14 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 
 class Contact(SQLModel, table=True):
-    """A cached key-directory entry (keys are pinned on first use)."""
+    """A cached key-directory entry (keys are pinned on first use).
+
+    ``verified`` is the directory's verified-business mark. ``safety_verified`` is the person's
+    own: they compared the safety number with this contact. When the directory later gives other
+    keys, those wait in ``new_sign_key``/``new_box_key`` until the person accepts them: messages
+    signed with them are quarantined and nothing is sealed to them meanwhile (DESIGN: "a change
+    is shown to the person").
+    """
 
     __tablename__ = "client_contact"
 
@@ -30,6 +37,15 @@ class Contact(SQLModel, table=True):
     verified: bool = False
     sign_key: str
     box_key: str
+    safety_verified: bool = False
+    new_sign_key: str | None = None
+    new_box_key: str | None = None
+    key_changed_at: int | None = Field(default=None, description="When the change was seen (ms)")
+
+    @property
+    def key_changed(self) -> bool:
+        """The directory gave other keys than the pinned ones, not accepted yet."""
+        return self.new_sign_key is not None
 
 
 class CachedTemplate(SQLModel, table=True):
@@ -231,8 +247,18 @@ class LocalStore:
         self._templates: dict[str, CachedTemplate] = {}
 
     def _add_missing_columns(self) -> None:
-        """Stores created by older versions lack newer nullable columns: add them in place."""
-        added = {"client_message": {"campaign_id": "VARCHAR"}}
+        """Stores created by older versions lack newer columns (nullable, or with a default):
+        add them in place."""
+        added = {
+            "client_message": {"campaign_id": "VARCHAR"},
+            "client_contact": {
+                # NOT NULL as create_all makes it; the default gives existing rows their value.
+                "safety_verified": "BOOLEAN NOT NULL DEFAULT 0",
+                "new_sign_key": "VARCHAR",
+                "new_box_key": "VARCHAR",
+                "key_changed_at": "INTEGER",
+            },
+        }
         with self.engine.begin() as conn:
             for table, columns in added.items():
                 have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
@@ -270,6 +296,31 @@ class LocalStore:
     def save_contact(self, contact: Contact) -> None:
         with self.session() as s:
             s.merge(contact)
+            s.commit()
+
+    def quarantined_from(self, peer: str, reasons: Iterable[str]) -> list[StoredMessage]:
+        """Messages from ``peer`` held in quarantine for one of ``reasons``, oldest first."""
+        with self.session() as s:
+            query = (
+                select(StoredMessage)
+                .where(
+                    StoredMessage.peer == peer,
+                    StoredMessage.direction == "in",
+                    StoredMessage.status == "quarantined",
+                    col(StoredMessage.quarantine_reason).in_(list(reasons)),
+                )
+                .order_by(col(StoredMessage.sent_at), col(StoredMessage.msg_id))
+            )
+            return list(s.exec(query))
+
+    def replace_messages(self, rows: list[dict[str, Any]]) -> None:
+        """Overwrite stored messages with complete rows (see :func:`message_row`), in one
+        transaction: a quarantined message released once its sender's new key is accepted."""
+        if not rows:
+            return
+        with self.session() as s:
+            for row in rows:
+                s.merge(StoredMessage(**row))
             s.commit()
 
     # --- messages --------------------------------------------------------------------------

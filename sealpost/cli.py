@@ -14,20 +14,37 @@ from sealpost.commands import (
     bench,
     business,
     chat,
+    contact,
     demo,
     desk,
     messaging,
     prefs,
     relay,
+    shuffler,
     sim,
 )
 
-COMMANDS = (relay, desk, account, messaging, chat, prefs, business, demo, bench, audit, sim)
+COMMANDS = (
+    relay,
+    shuffler,
+    desk,
+    account,
+    messaging,
+    contact,
+    chat,
+    prefs,
+    business,
+    demo,
+    bench,
+    audit,
+    sim,
+)
 
 EPILOG = """\
 quick tour:
   sealpost demo                                   # everything, on a throwaway relay
   sealpost relay --port 8700                      # run a relay (SQLite by default)
+  sealpost shuffler --relay http://127.0.0.1:8700 # batches anonymous reports for it
   sealpost account create --profile alice --handle alice \\
       --relay http://127.0.0.1:8700 --country +39
   sealpost send --profile alice --to bob "hello"

@@ -108,6 +108,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         schema.upgrade(engine)
     schema.require_current(engine, settings.db)
     app.state.settings = settings
+    # Shufflers whose signed batches are counted (POST /v1/signals/shuffled).
+    app.state.shuffler_keys = frozenset(settings.shuffler_keys)
     app.state.engine = engine
     app.state.read_engine = read_engine(engine)
     app.state.write_lock = sqlite_write_lock(engine)  # None on PostgreSQL

@@ -1,10 +1,13 @@
 """The relay's one settings object, read from ``SEALPOST_RELAY_*`` environment variables and CLI."""
 
 from pathlib import Path
+from typing import Annotated
 
 from platformdirs import user_data_dir
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.encoding import b64decode
 
 
 def default_db_url() -> str:
@@ -86,12 +89,48 @@ class RelaySettings(BaseSettings):
     figures_epsilon_interactions: float = Field(
         default=0.12, gt=0, le=5, description="ε of a campaign's interaction estimates"
     )
+    shuffler_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Ed25519 public keys (base64, comma-separated in the environment) of the "
+        "shufflers whose batches the relay counts (POST /v1/signals/shuffled); "
+        "`sealpost shuffler --print-key` prints one",
+    )
+    allow_direct_signals: bool = Field(
+        default=False,
+        description="Also count reports sent straight to POST /v1/signals (the old channel: "
+        "the relay then sees each report's arrival time and source address); off, that "
+        "endpoint answers 403 and points to the shuffler",
+    )
+    shuffler_url: str | None = Field(
+        default=None,
+        description="Where devices should send reports, named in the refusal of a direct one",
+    )
     auto_migrate: bool = Field(
         default=False, description="Upgrade the schema at start (embedded relays, tests)"
     )
     auto_verify_businesses: bool = Field(
         default=True, description="Simulator shortcut: every business gets the verified mark"
     )
+
+    @field_validator("shuffler_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        # One environment variable holds several keys: "KEY1,KEY2".
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("shuffler_keys")
+    @classmethod
+    def _keys_are_ed25519(cls, value: list[str]) -> list[str]:
+        for key in value:
+            try:
+                raw = b64decode(key)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"shuffler key {key!r} is not a base64 Ed25519 public key")
+        return value
 
     @model_validator(mode="after")
     def _figures_fit_the_budget(self) -> "RelaySettings":

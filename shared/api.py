@@ -7,6 +7,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PublicKey, SealedBox
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.display_names import DisplayName
 from shared.encoding import b64decode
 from shared.envelope import Envelope
 from shared.identifiers import CAMPAIGN_ID_PATTERN, CountryCode, Handle, MessageId
@@ -51,7 +52,10 @@ class RegisterAccount(_Strict):
 
     handle: Handle
     kind: AccountKind = "person"
-    display_name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    display_name: DisplayName = Field(
+        description="1-64 characters after NFC; no control, format, bidi or line-separator "
+        "characters and no check marks (shared/display_names.py)"
+    )
     country: CountryCode | None = Field(
         default=None, description="Calling code such as +39; required for persons (pricing)"
     )
@@ -73,6 +77,8 @@ class AccountInfo(_Strict):
 
     handle: Handle
     kind: AccountKind
+    # Not checked here: one bad entry must not fail a whole page of lookups. The client checks
+    # every name it pins (shared.display_names.name_or_handle) and shows the handle instead.
     display_name: str
     verified: bool
     sign_key: str

@@ -58,6 +58,8 @@ class PublicKeys:
         return cls(sign=VerifyKey(b64decode(sign)), box=PublicKey(b64decode(box)))
 
 
-def key_fingerprint(sign_key_b64: str) -> str:
-    """SHA-256 of an Ed25519 public key, hex: what a client pins for the moderation desk."""
-    return hashlib.sha256(b64decode(sign_key_b64)).hexdigest()
+def key_fingerprint(sign_key_b64: str, box_key_b64: str) -> str:
+    """SHA-256 of an account's Ed25519 and X25519 public keys, in that order, hex: what a
+    client pins for the moderation desk. Both keys: a report is sealed to the box key, so a
+    relay that kept the desk's signing key but swapped its box key would otherwise read it."""
+    return hashlib.sha256(b64decode(sign_key_b64) + b64decode(box_key_b64)).hexdigest()

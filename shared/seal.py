@@ -40,6 +40,11 @@ VerificationFailure = Literal[
     "unknown_sender",
     "template_mismatch",
     "key_changed",  # signed by the sender's new key, which the person has not accepted yet
+    "bad_variable",  # a template variable whose value is not of its declared type
+    # Not a failed check but the person's own choice, applied on the device: a non-marketing
+    # copy whose text promotes, from a business they stopped or past their level or cap. Held
+    # back like a quarantined copy, so that it is never shown and the store says why.
+    "hidden_by_choice",
 ]
 
 

@@ -9,11 +9,13 @@ relay accepts, and both render a template the same way.
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.encoding import canonical_json
+from shared.promotional import promotional_terms
 
 MAX_TEMPLATES_PER_BUSINESS = 250
 MAX_BODY_CHARS = 1024
@@ -30,7 +32,15 @@ MAX_COPY_CODE_EXAMPLE_CHARS = 15
 STOP_PROMOTIONS = "Stop promotions"
 DEFAULT_COPY_VARIABLE = "code"
 
+# Authentication templates: the code's length may be declared within these bounds, and the
+# expiry sentence within these minutes (WhatsApp's range).
+AUTH_CODE_MIN_CHARS = 4
+AUTH_CODE_MAX_CHARS = 12
+MAX_CODE_EXPIRY_MINUTES = 90
+
 ButtonType = Literal["quick_reply", "url", "copy_code"]
+VariableType = Literal["name", "number", "currency", "date", "code", "url", "text"]
+CodeCharset = Literal["digits", "alphanumeric", "alphanumeric_dash"]
 # The template subset of shared.envelope.Category ("service" is free-form chat, not a template).
 Category = Literal["marketing", "utility", "authentication"]
 
@@ -86,12 +96,30 @@ class Button(BaseModel):
         return self
 
 
+class VariableSpec(BaseModel):
+    """The declared type of one variable and the bounds of its length (in characters).
+
+    ``min_length``, ``max_length`` and a code's ``charset`` may be left out of a draft:
+    :func:`finalize` fills them in (see :func:`default_spec`), so that a registered template
+    states every bound. ``charset`` belongs to codes only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: VariableType
+    min_length: int | None = Field(default=None, ge=1, le=MAX_URL_CHARS)
+    max_length: int | None = Field(default=None, ge=1, le=MAX_URL_CHARS)
+    charset: CodeCharset | None = None
+
+
 class TemplateDraft(BaseModel):
     """A template as a business writes it.
 
     Text lengths are deliberately unconstrained here: :func:`validate_draft` reports them as
     readable problems instead of a pydantic error. ``examples`` maps each placeholder name to a
     sample value for reviewers and previews; it is not part of the registered template.
+    ``variables`` declares each variable's type (undeclared ones get a default in
+    :func:`finalize`); ``code_expiry_minutes`` belongs to authentication templates only.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -104,6 +132,8 @@ class TemplateDraft(BaseModel):
     footer: str | None = None
     buttons: list[Button] = Field(default_factory=list)
     examples: dict[str, str] = Field(default_factory=dict)
+    variables: dict[str, VariableSpec] = Field(default_factory=dict)
+    code_expiry_minutes: int | None = Field(default=None, ge=1, le=MAX_CODE_EXPIRY_MINUTES)
 
 
 class TemplateProblem(BaseModel):
@@ -246,67 +276,264 @@ def example_variables(draft: TemplateDraft) -> dict[str, str]:
     return values
 
 
-# --- promotional language ---------------------------------------------------------------------
+# --- typed variables --------------------------------------------------------------------------
 
-_PROMOTIONAL_PATTERNS = (
-    # English
-    r"(?:\d+(?:[.,]\d+)?\s?)?%\s?off",
-    r"save\s+[$€£]?\s?\d+(?:[.,]\d+)?\s?%?",
-    r"free\s+gifts?",
-    r"free\s+shipping",
-    r"limited[\s-]+time",
-    r"buy\s+now",
-    r"shop\s+now",
-    r"special\s+prices?",
-    r"black\s+friday",
-    r"cyber\s+monday",
-    r"clearance",
-    r"discounts?",
-    r"discounted",
-    r"coupons?",
-    r"promos?",
-    r"promotions?",
-    r"promotional",
-    r"offers?",
-    r"sale",
-    r"deals?",
-    r"vouchers?",
-    # Italian
-    r"scont[oi]",
-    r"offert[ae]",
-    r"saldi",
-    r"promozion[ei]",
-    # Spanish
-    r"descuentos?",
-    r"ofertas?",
-    r"rebajas",
-    r"promoci[oó]n(?:es)?",
-    r"cup[oó]n(?:es)?",
-    # German
-    r"rabatte?",
-    r"angebote?",
-    r"sonderangebote?",
-    r"gutscheine?",
-    r"ausverkauf",
-    # French
-    r"r[ée]ductions?",
-    r"soldes",
-    r"offres?",
+
+class TypeRule(NamedTuple):
+    default_max: int  # max_length when the draft leaves it out
+    ceiling: int  # the largest max_length that may be declared
+    shape: str  # what a value looks like, for people
+
+
+VARIABLE_TYPES: dict[str, TypeRule] = {
+    "name": TypeRule(40, 64, "letters, with spaces, apostrophes, hyphens or dots between words"),
+    "number": TypeRule(20, 32, "digits, with an optional sign and . , ' or spaces between groups"),
+    "currency": TypeRule(
+        24, 32, "a number with one currency symbol or three-letter code (EUR) before or after it"
+    ),
+    "date": TypeRule(40, 64, "digits, letters, spaces and / - . , : (at least one digit)"),
+    "code": TypeRule(32, 32, "the characters of its charset only"),
+    "url": TypeRule(200, MAX_URL_CHARS, "http:// or https://, a host, then no spaces"),
+    "text": TypeRule(60, 200, "one line of text"),
+}
+_TYPE_NOUNS = {
+    "name": "a name",
+    "number": "a number",
+    "currency": "an amount",
+    "date": "a date",
+    "code": "a code",
+    "url": "a URL",
+    "text": "short text",
+}
+CODE_CHARSETS: dict[str, tuple[str, re.Pattern[str]]] = {
+    "digits": ("0-9", re.compile(r"[0-9]+")),
+    "alphanumeric": ("A-Z a-z 0-9", re.compile(r"[A-Za-z0-9]+")),
+    "alphanumeric_dash": ("A-Z a-z 0-9 -", re.compile(r"[A-Za-z0-9-]+")),
+}
+DEFAULT_CODE_CHARSET: CodeCharset = "alphanumeric_dash"
+# An authentication code the business did not bound: a one-time code of 4 to 8 digits.
+AUTH_CODE_DEFAULT = VariableSpec(type="code", min_length=4, max_length=8, charset="digits")
+
+# A value never holds these: controls a terminal obeys, invisible characters that hide or
+# reorder text, line breaks, and code points with no agreed glyph.
+_REFUSED_IN_VALUES = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn")
+_NUMBER = r"[+-]?[0-9]+(?:[.,' \u00a0\u202f][0-9]+)*"
+_NUMBER_RE = re.compile(_NUMBER)
+_MARK = r"[A-Z]{3}|[^\s\w.,'+-]"  # a currency code or one sign (checked to be a currency sign)
+_CURRENCY_RE = re.compile(
+    r"(?:(?P<before>" + _MARK + r")\s?)?" + _NUMBER + r"(?:\s?(?P<after>" + _MARK + r"))?"
 )
-# (?<!\w)/(?!\w) rather than \b: some terms start or end with "%" or "€", which \b would miss.
-_PROMOTIONAL_RE = re.compile(
-    r"(?<!\w)(?:" + "|".join(_PROMOTIONAL_PATTERNS) + r")(?!\w)", re.IGNORECASE
-)
+_NAME_JOINERS = frozenset(" '\u2019-.")  # the apostrophe, typed or typographic
+_DATE_SIGNS = frozenset(" /-.,:")
+_LINK_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?")
 
 
-def promotional_terms(text: str) -> list[str]:
-    """Promotional words and phrases in ``text`` (English, Italian, Spanish, German, French),
-    matched case-insensitively on word boundaries; distinct, as written, in order."""
-    # NFC so that a decomposed "réduction" (e + combining accent) is still found.
-    found: dict[str, str] = {}
-    for match in _PROMOTIONAL_RE.finditer(unicodedata.normalize("NFC", text)):
-        found.setdefault(" ".join(match.group().split()).casefold(), match.group())
-    return list(found.values())
+def default_spec(draft: TemplateDraft, name: str) -> VariableSpec:
+    """The type a variable gets when the draft does not declare one, bounds filled in: the code
+    of an authentication template is :data:`AUTH_CODE_DEFAULT`; a variable a copy-code button
+    copies is a code; any other is short text."""
+    if draft.category == "authentication" and name == DEFAULT_COPY_VARIABLE:
+        return AUTH_CODE_DEFAULT
+    copied = any(b.type == "copy_code" and b.variable == name for b in draft.buttons)
+    return _filled(draft, name, VariableSpec(type="code" if copied else "text"))
+
+
+def _filled(draft: TemplateDraft, name: str, spec: VariableSpec) -> VariableSpec:
+    """``spec`` with every bound it leaves out filled in."""
+    if spec.min_length and spec.max_length and (spec.charset or spec.type != "code"):
+        return spec  # a registered template's: nothing to fill
+    auth_code = (
+        draft.category == "authentication" and name == DEFAULT_COPY_VARIABLE and spec.type == "code"
+    )
+    default = AUTH_CODE_DEFAULT if auth_code else None
+    min_length = spec.min_length or (default.min_length if default else 1)
+    max_length = spec.max_length or (
+        default.max_length if default else VARIABLE_TYPES[spec.type].default_max
+    )
+    charset = spec.charset
+    if spec.type == "code" and charset is None:
+        charset = default.charset if default else DEFAULT_CODE_CHARSET
+    return VariableSpec(
+        type=spec.type, min_length=min_length, max_length=max_length, charset=charset
+    )
+
+
+def spec_of(draft: TemplateDraft, name: str) -> VariableSpec:
+    """The type a value of ``name`` must have, bounds filled in: as declared, else the default.
+    (A registered template declares every variable; older ones may not.)"""
+    declared = draft.variables.get(name)
+    return _filled(draft, name, declared) if declared else default_spec(draft, name)
+
+
+def describe(spec: VariableSpec) -> str:
+    """``spec`` for people: "a code of 4 to 8 characters (0-9)"."""
+    low, high = spec.min_length or 1, spec.max_length or VARIABLE_TYPES[spec.type].default_max
+    size = f"{high} character" + ("s" if high != 1 else "")
+    if low > 1:
+        size = f"{low} to {high} characters" if low < high else f"exactly {size}"
+    else:
+        size = f"at most {size}"
+    if spec.type == "code" and spec.charset:
+        return f"a code of {size} ({CODE_CHARSETS[spec.charset][0]})"
+    return f"{_TYPE_NOUNS[spec.type]} of {size}"
+
+
+def value_problem(spec: VariableSpec, value: str) -> str | None:
+    """Why ``value`` is not a value of type ``spec``, or None if it is one.
+
+    The answer never quotes the value: it may be exactly what the sender wanted on screen.
+    """
+    low, high = spec.min_length or 1, spec.max_length or VARIABLE_TYPES[spec.type].default_max
+    if not low <= len(value) <= high:
+        return f"it has {len(value):,} characters"
+    if not (value.isascii() and value.isprintable()):  # printable ASCII holds none of them
+        for ch in value:
+            if unicodedata.category(ch) in _REFUSED_IN_VALUES:
+                return f"it holds U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
+    if spec.type == "code":
+        charset = spec.charset or DEFAULT_CODE_CHARSET
+        if not CODE_CHARSETS[charset][1].fullmatch(value):
+            return f"it holds characters other than {CODE_CHARSETS[charset][0]}"
+    elif spec.type == "number":
+        if not _NUMBER_RE.fullmatch(value):
+            return f"it is not a number ({VARIABLE_TYPES['number'].shape})"
+    elif spec.type == "currency":
+        match = _CURRENCY_RE.fullmatch(value)
+        marks = [m for m in (match.group("before"), match.group("after")) if m] if match else []
+        if len(marks) != 1 or not all(
+            len(m) == 3 or unicodedata.category(m) == "Sc" for m in marks
+        ):
+            return f"it is not an amount ({VARIABLE_TYPES['currency'].shape})"
+    elif spec.type == "name":
+        first = unicodedata.category(value[0])
+        if not first.startswith("L") or any(
+            not unicodedata.category(ch).startswith(("L", "M")) and ch not in _NAME_JOINERS
+            for ch in value
+        ):
+            return f"it is not a name ({VARIABLE_TYPES['name'].shape})"
+    elif spec.type == "date":
+        if not any("0" <= ch <= "9" for ch in value) or any(
+            not unicodedata.category(ch).startswith(("L", "M"))
+            and not "0" <= ch <= "9"
+            and ch not in _DATE_SIGNS
+            for ch in value
+        ):
+            return f"it is not a date or time ({VARIABLE_TYPES['date'].shape})"
+    elif spec.type == "url":
+        if not _LINK_RE.fullmatch(value):
+            return f"it is not a link ({VARIABLE_TYPES['url'].shape}, in ASCII)"
+    return None
+
+
+def variable_problems(draft: TemplateDraft, variables: dict[str, str]) -> list[str]:
+    """Every variable of ``variables`` whose value is not of its declared type, as sentences
+    that name the variable and its type but never quote the value. Whether the names are the
+    template's is :func:`render`'s to check (an unknown one gets the default type here)."""
+    problems = []
+    for name, value in variables.items():
+        spec = spec_of(draft, name)
+        why = value_problem(spec, value)
+        if why:
+            problems.append(f"'{name}' must be {describe(spec)}, but {why}")
+    return problems
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+# The whole text of an authentication template, by language: the platform writes it, so a code
+# is all the business can put in one (WhatsApp's authentication templates work the same way).
+# Each entry: the body, the expiry sentence (one minute, N minutes) and the copy button's text.
+AUTH_TEXTS: dict[str, tuple[str, tuple[str, str], str]] = {
+    "en": (
+        "{{code}} is your verification code.",
+        ("This code expires in 1 minute.", "This code expires in {n} minutes."),
+        "Copy code",
+    ),
+    "it": (
+        "{{code}} è il tuo codice di verifica.",
+        ("Il codice scade tra 1 minuto.", "Il codice scade tra {n} minuti."),
+        "Copia codice",
+    ),
+    "es": (
+        "{{code}} es tu código de verificación.",
+        ("Este código caduca en 1 minuto.", "Este código caduca en {n} minutos."),
+        "Copiar código",
+    ),
+    "fr": (
+        "{{code}} est votre code de vérification.",
+        ("Ce code expire dans 1 minute.", "Ce code expire dans {n} minutes."),
+        "Copier le code",
+    ),
+    "de": (
+        "{{code}} ist dein Bestätigungscode.",
+        ("Dieser Code läuft in 1 Minute ab.", "Dieser Code läuft in {n} Minuten ab."),
+        "Code kopieren",
+    ),
+}
+
+
+def authentication_body(language: str, expiry_minutes: int | None) -> str | None:
+    """The body the platform writes for an authentication template, or None if it has no text
+    in ``language`` (its first two letters: "pt_BR" is "pt")."""
+    texts = AUTH_TEXTS.get(language[:2])
+    if texts is None:
+        return None
+    body, (one, many), _ = texts
+    if expiry_minutes is None:
+        return body
+    return body + " " + (one if expiry_minutes == 1 else many.format(n=expiry_minutes))
+
+
+def authentication_problems(draft: TemplateDraft) -> list[str]:
+    """How an authentication template departs from the platform's fixed shape, as sentences
+    (empty if it does not): no header or footer; the body exactly :func:`authentication_body`;
+    one variable, ``code``, a code of 4 to 12 characters; at most one button, a copy-code
+    button with the platform's text that copies the code. URL buttons are left to the
+    ``auth_url_button`` rule."""
+    problems = []
+    languages = ", ".join(AUTH_TEXTS)
+    expected = authentication_body(draft.language, draft.code_expiry_minutes)
+    if expected is None:
+        problems.append(
+            f"the platform writes authentication templates in {languages}; "
+            f"it has no text in '{draft.language}'"
+        )
+    elif draft.body != expected:
+        problems.append(
+            "the platform writes the body of an authentication template: leave the body empty "
+            f"or write exactly '{expected}' (set code_expiry_minutes for the expiry sentence)"
+        )
+    for part in ("header", "footer"):
+        if getattr(draft, part) is not None:
+            problems.append(f"authentication templates have no {part}: remove it")
+    names = variable_names(draft)
+    others = [n for n in names if n != DEFAULT_COPY_VARIABLE]
+    if others:
+        listed = ", ".join(f"'{n}'" for n in others)
+        problems.append(f"an authentication template carries one variable, 'code'; remove {listed}")
+    spec = spec_of(draft, DEFAULT_COPY_VARIABLE)
+    low, high = spec.min_length or 1, spec.max_length or 0
+    if spec.type != "code" or low < AUTH_CODE_MIN_CHARS or high > AUTH_CODE_MAX_CHARS:
+        problems.append(
+            f"the code of an authentication template must be a code of {AUTH_CODE_MIN_CHARS} "
+            f"to {AUTH_CODE_MAX_CHARS} characters (declare it as "
+            f'{{"type": "code", "min_length": ..., "max_length": ..., "charset": ...}}); '
+            f"it is declared as {describe(spec)}"
+        )
+    copy_text = AUTH_TEXTS[draft.language[:2]][2] if expected is not None else None
+    for button in draft.buttons:
+        if button.type == "url":
+            continue  # rule auth_url_button
+        if button.type != "copy_code":
+            problems.append(
+                f"authentication templates have no quick replies: remove '{button.text}'"
+            )
+        elif copy_text is not None and button.text != copy_text:
+            problems.append(
+                f"the copy-code button of an authentication template reads '{copy_text}': "
+                f"change '{button.text}'"
+            )
+    return problems
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -320,16 +547,21 @@ def finalize(draft: TemplateDraft) -> tuple[TemplateDraft, str | None]:
     """The template as it will be registered, and why it was reclassified (None if it was not).
 
     A utility or authentication template that promotes (promotional terms in its header, body,
-    footer or button texts; for utility also a copy_code button, i.e. a coupon) becomes
-    marketing. Every marketing template
-    carries a quick reply :data:`STOP_PROMOTIONS`, appended if missing. Idempotent; ``draft`` is
-    not modified.
+    footer, button texts or example values; for utility also a copy_code button, i.e. a coupon)
+    becomes marketing. Every marketing template carries a quick reply :data:`STOP_PROMOTIONS`,
+    appended if missing. An authentication template with an empty body gets the platform's
+    (:func:`authentication_body`). Every variable gets its type, bounds filled in
+    (:func:`spec_of`), so that the registered template states them all. Idempotent; ``draft``
+    is not modified.
     """
     category = draft.category
     reason = None
     if category in ("utility", "authentication"):
         texts = [draft.header or "", draft.body, draft.footer or ""]
         texts += [b.text for b in draft.buttons]
+        # Examples are published with the template: one that promotes shows what the
+        # variables are for.
+        texts += list(draft.examples.values())
         found = [f"'{term}'" for term in promotional_terms("\n".join(texts))]
         # A copy-code button is a coupon in a utility message, but a one-time code in an
         # authentication one.
@@ -342,8 +574,16 @@ def finalize(draft: TemplateDraft) -> tuple[TemplateDraft, str | None]:
     buttons = list(draft.buttons)
     if category == "marketing" and not any(_is_stop_button(b) for b in buttons):
         buttons.append(Button(type="quick_reply", text=STOP_PROMOTIONS))
-    final = draft.model_copy(update={"category": category, "buttons": buttons}, deep=True)
-    return final, reason
+    body = draft.body
+    if category == "authentication" and body == "":
+        body = authentication_body(draft.language, draft.code_expiry_minutes) or body
+    final = draft.model_copy(
+        update={"category": category, "buttons": buttons, "body": body}, deep=True
+    )
+    variables = {name: spec_of(final, name) for name in variable_names(final)}
+    # A declaration for a name the template does not have stays, for validate_draft to report.
+    variables |= {n: spec for n, spec in final.variables.items() if n not in variables}
+    return final.model_copy(update={"variables": variables}), reason
 
 
 def validate_draft(draft: TemplateDraft) -> list[TemplateProblem]:
@@ -453,6 +693,14 @@ def validate_draft(draft: TemplateDraft) -> list[TemplateProblem]:
                 f"copy-code button '{button.text}' copies the variable '{button.variable}', "
                 f"which is not a valid name: use {_NAME_RULE}",
             )
+        elif button.type == "copy_code" and button.variable is not None:
+            spec = final.variables.get(button.variable)
+            if spec is not None and spec.type != "code":
+                add(
+                    "copy_code_variable",
+                    f"copy-code button '{button.text}' copies '{button.variable}', declared as "
+                    f"{spec.type}: a copied variable is a code",
+                )
     if final.category == "authentication":
         for button in final.buttons:
             if button.type == "url":
@@ -475,7 +723,60 @@ def validate_draft(draft: TemplateDraft) -> list[TemplateProblem]:
                 "duplicate_button",
                 f"more than one button reads '{button.text}': give each button its own text{hint}",
             )
+    _check_variables(final, add)
+    if final.category == "authentication":
+        for sentence in authentication_problems(final):
+            add("auth_shape", sentence)
+    elif final.code_expiry_minutes is not None:
+        add(
+            "code_expiry",
+            f"only authentication templates have code_expiry_minutes; remove it from this "
+            f"{final.category} template",
+        )
     return problems
+
+
+def _check_variables(final: TemplateDraft, add: Callable[[str, str], None]) -> None:
+    """The rules about declared types: ``unknown_variable``, ``variable_type``,
+    ``example_type``."""
+    names = variable_names(final)
+    for name, spec in final.variables.items():
+        if name not in names:
+            add(
+                "unknown_variable",
+                f"variables declares '{name}', which is neither a placeholder nor copied by a "
+                f"copy-code button: remove it or use {{{{{name}}}}} in the text",
+            )
+            continue
+        rule = VARIABLE_TYPES[spec.type]
+        low, high = spec.min_length or 1, spec.max_length or rule.default_max
+        if high > rule.ceiling:
+            add(
+                "variable_type",
+                f"'{name}' may be at most {high:,} characters long; a {spec.type} may be at "
+                f"most {rule.ceiling:,}",
+            )
+        if low > high:
+            add(
+                "variable_type",
+                f"'{name}' has min_length {low:,} above its max_length {high:,}",
+            )
+        if spec.charset is not None and spec.type != "code":
+            add(
+                "variable_type",
+                f"'{name}' is a {spec.type}: only codes have a charset; remove it",
+            )
+    values = example_variables(final)
+    for name in names:
+        if name not in values or not values[name].strip():
+            continue  # rule missing_example
+        spec = spec_of(final, name)
+        why = value_problem(spec, values[name])
+        if why:
+            add(
+                "example_type",
+                f"the example for '{name}' must be {describe(spec)}, but {why}",
+            )
 
 
 def template_hash(business: str, draft: TemplateDraft) -> str:
@@ -486,7 +787,10 @@ def template_hash(business: str, draft: TemplateDraft) -> str:
          "buttons": [{"type": ..., "text": ...,
                       "url": ...,        # url buttons only
                       "variable": ...},  # copy_code buttons only
-                     ...]}
+                     ...],
+         "variables": {name: {"type": ..., "min_length": ..., "max_length": ...,
+                              "charset": ...}},  # only if any; null fields left out
+         "code_expiry_minutes": ...}            # only if not null
 
     Examples (the draft's and the buttons') are left out: recipients never see them, so they do
     not change the template. Hash the finalized draft, as that is the one registered.
@@ -499,7 +803,7 @@ def template_hash(business: str, draft: TemplateDraft) -> str:
         if button.variable is not None:
             form["variable"] = button.variable
         buttons.append(form)
-    document = {
+    document: dict[str, object] = {
         "business": business,
         "name": draft.name,
         "language": draft.language,
@@ -509,6 +813,14 @@ def template_hash(business: str, draft: TemplateDraft) -> str:
         "footer": draft.footer,
         "buttons": buttons,
     }
+    # Left out when empty or null, so that a template registered before types and expiry
+    # existed keeps its hash.
+    if draft.variables:
+        document["variables"] = {
+            name: spec.model_dump(exclude_none=True) for name, spec in draft.variables.items()
+        }
+    if draft.code_expiry_minutes is not None:
+        document["code_expiry_minutes"] = draft.code_expiry_minutes
     return hashlib.sha256(canonical_json(document)).hexdigest()
 
 

@@ -1,10 +1,17 @@
 """Small helpers for black-box tests that speak raw HTTP to a relay."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
+from client.messenger import Messenger, now_ms
+from client.profile import ProfileInfo, create_profile
+from client.settings import ClientSettings
+from server.embedded import EmbeddedRelay
+from server.models import Account
 from shared.auth import sign_request
 from shared.keys import AccountKeys
 
@@ -45,3 +52,25 @@ def relay_storage_bytes(db_url: str) -> bytes:
                 for value in row:
                     chunks.append(value if isinstance(value, bytes) else str(value).encode())
     return b"\n".join(chunks)
+
+
+def legacy_account(relay: EmbeddedRelay, home: Path, handle: str, name: str) -> Messenger:
+    """An account whose row holds ``name`` as it stands, as if registered before the rules (or
+    served by a relay that never checked): the client is the last line of defence."""
+    keys = AccountKeys.generate()
+    with Session(relay.app.state.engine) as session:
+        session.add(
+            Account(
+                handle=handle,
+                kind="person",
+                display_name=name,
+                country="+39",
+                sign_key=keys.public.sign_b64,
+                box_key=keys.public.box_b64,
+                verified=False,
+                created_at=now_ms(),
+            )
+        )
+        session.commit()
+    info = ProfileInfo(name=handle, handle=handle, relay_url=relay.url, display_name=handle)
+    return Messenger(create_profile(home, info, keys), ClientSettings(home=home))

@@ -17,7 +17,7 @@ from shared.api import CampaignCreate, CampaignReport, TemplateInfo
 from shared.encoding import b64decode
 from shared.identifiers import new_campaign_id
 from shared.keys import AccountKeys
-from shared.templates import template_hash, variable_names
+from shared.templates import template_hash, variable_names, variable_problems
 from shared.version import MAX_BATCH_ENVELOPES
 
 T = TypeVar("T")
@@ -246,6 +246,15 @@ def _check(business: str, template: TemplateInfo, audience: Audience, policy: Ba
     needed = set(variable_names(template.template))
     if any(set(row.variables) != needed for row in audience.rows):
         raise CampaignError("audience columns do not match the template's variables")
+    # A value not of its declared type would be quarantined on the person's device: a bad row,
+    # caught before it is paid for.
+    mistyped = [
+        (row.line, "; ".join(wrong))
+        for row in audience.rows
+        if (wrong := variable_problems(template.template, row.variables))
+    ]
+    if mistyped:
+        audience.drop_many(mistyped)
     apply_policy(audience, policy)  # bad CSV rows under "stop", or no rows at all
 
 

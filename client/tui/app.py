@@ -9,13 +9,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from sqlmodel import select
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
-from client.messenger import Messenger
+from client.lookalikes import Lookalike, LookalikeIndex
+from client.messenger import KeyChangedError, Messenger
 from client.profile import load_profile
 from client.relay_api import RelayError, RelayUnavailable
 from client.settings import ClientSettings
@@ -34,15 +37,17 @@ from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
 from client.tui.screens.privacy import PrivacyExplainer
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
+from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, SafetyView
 from client.tui.screens.search import SearchHit, SearchScreen
 from client.tui.screens.settings import SettingsScreen
 from client.tui.signals import campaign_of, campaigns_of
 from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
-from client.tui.text import TimeFormat, local_time, one_line
+from client.tui.text import TimeFormat, local_time, one_line, safe
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
 from client.tui.widgets.message_render import is_marketing
 from shared.api import Preferences, SetLevel
+from shared.display_names import name_or_handle
 from shared.seal import PayloadTooLarge
 from shared.signals import Event
 from shared.templates import STOP_PROMOTIONS, RenderedButton
@@ -56,6 +61,7 @@ CHAT_ACTIONS = {
     "report",
     "toggle_promotions",
     "dismiss_marketing",
+    "safety_number",
 }
 SIGNAL_FLUSH_S = 60.0  # how often due signal reports are looked for (each has its own moment)
 THEMES = ("textual-dark", "textual-light")
@@ -87,6 +93,7 @@ class SealpostApp(App[None]):
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
         Binding("f6", "dismiss_marketing", "Dismiss promo", id="sealpost.dismiss"),
         Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
+        Binding("f8", "safety_number", "Safety number", id="sealpost.safety"),
         Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
         Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
     ]
@@ -120,6 +127,7 @@ class SealpostApp(App[None]):
         self._stop = asyncio.Event()
         self._asking: set[str] = set()  # businesses whose first-contact prompt is open
         self._contacts: dict[str, Contact | None] = {}
+        self._lookalikes: LookalikeIndex | None = None  # built on first use, see lookalike_of
         self.connection_text = "connecting…"
         self.unread_total = 0
         self.update_sub_title()
@@ -158,7 +166,8 @@ class SealpostApp(App[None]):
     # --- directory helpers ----------------------------------------------------------------
 
     def contact(self, handle: str) -> Contact | None:
-        """The pinned directory entry of ``handle``; cached, since pinned entries never change."""
+        """The pinned directory entry of ``handle``; cached, and forgotten whenever it may
+        have changed (a key change arrived, the person accepted one or verified it)."""
         if handle not in self._contacts:
             # A miss is cached too, and forgotten when a message from the handle arrives
             # (that is when the client core pins a new contact).
@@ -169,12 +178,81 @@ class SealpostApp(App[None]):
         """Display name and verified mark of ``handle`` as pinned on this device."""
         contact = self.contact(handle)
         if contact:
-            return contact.display_name, contact.verified
+            # Checked again here: a name pinned by an older version may break today's rules.
+            return name_or_handle(contact.display_name, handle), contact.verified
         return handle, False
+
+    def lookalike_of(self, handle: str, name: str | None = None) -> Lookalike | None:
+        """The verified business contact whose name ``handle``'s name (or ``name``) looks
+        like, when ``handle`` is another account: "ACME Shoes" in Cyrillic beside the verified
+        ACME Shoes (@acme)."""
+        if self._lookalikes is None:
+            # Every verified business pinned on this device; rebuilt when a contact is pinned.
+            with self.store.session() as s:
+                found = s.exec(
+                    select(Contact).where(Contact.kind == "business", Contact.verified)
+                ).all()
+            self._lookalikes = LookalikeIndex(
+                (c.handle, name_or_handle(c.display_name, c.handle)) for c in found
+            )
+        return self._lookalikes.match(handle, name if name is not None else self.name_of(handle)[0])
 
     def is_business(self, handle: str) -> bool:
         contact = self.contact(handle)
         return bool(contact and contact.kind == "business")
+
+    def key_changed(self, handle: str) -> bool:
+        """``handle``'s key changed and the person has not accepted the new one."""
+        contact = self.contact(handle)
+        return bool(contact and contact.key_changed)
+
+    def safety_verified(self, handle: str) -> bool:
+        contact = self.contact(handle)
+        return bool(contact and contact.safety_verified)
+
+    def key_notice(self, handle: str) -> str | None:
+        """The warning line the chat with ``handle`` ends with while a key change waits."""
+        if not self.key_changed(handle):
+            return None
+        name, _ = self.name_of(handle)
+        return (
+            f"⚠ {name}'s safety number changed — compare it before trusting new messages "
+            f"({self._key_of('safety_number')}: safety number)"
+        )
+
+    def _key_of(self, action: str) -> str:
+        """How the key bound to ``action`` is shown (the person may have rebound it)."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action == action:
+                key = self.state.keymap.get(binding.id or "", binding.key).split(",")[0]
+                return self.get_key_display(Binding(key, action))
+        return action
+
+    def forget_contact(self, handle: str) -> None:
+        """Drop the cached entry of ``handle``: the client core changed it."""
+        self._contacts.pop(handle, None)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast, the app's and its screens' alike: title and text are made safe first.
+
+        A toast's title is never parsed as markup but is drawn as it is, so a sender's name in
+        it reached the terminal raw (C1 CSI, U+202E). Escaping is idempotent, so text that a
+        caller made safe already is unchanged."""
+        super().notify(
+            safe(message),
+            title=safe(title, keep_newlines=False),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     # --- the push stream ------------------------------------------------------------------
 
@@ -227,8 +305,10 @@ class SealpostApp(App[None]):
         message = event.message
         if not self.has_main:
             return  # shutting down; the message is stored and shows next time
-        if self._contacts.get(message.peer) is None:
+        if self._contacts.get(message.peer) is None or message.quarantine_reason == "key_changed":
+            # A first message pins the contact; a key-changed one records a change on it.
             self._contacts.pop(message.peer, None)
+            self._lookalikes = None  # the new contact may be a verified business
         self.main.message_arrived(message)
         self.alert(message)
         self.maybe_first_contact(message.peer)
@@ -246,13 +326,26 @@ class SealpostApp(App[None]):
         marketing = is_marketing(message)
         title = ("Marketing · " if marketing else "New message · ") + name
         if verified:
-            title += " ✔"
-        if message.status == "quarantined":
+            title += " ✔"  # names cannot hold a check mark: only the app draws one
+        if name != message.peer:
+            title += f" @{message.peer}"
+        lookalike = self.lookalike_of(message.peer, name)
+        if message.quarantine_reason == "key_changed":
+            body = (
+                "their safety number changed: a message signed with the new key is held until "
+                f"you compare and accept it ({self._key_of('safety_number')})"
+            )
+        elif message.status == "quarantined":
             body = f"could not verify a message (reason: {message.quarantine_reason})"
         else:
             body = one_line(message.text, 120)
+        if lookalike:
+            body = f"⚠ {lookalike.warning()}\n{body}"
         self.notify(
-            body, title=title, severity="warning" if marketing else "information", markup=False
+            body,
+            title=title,
+            severity="warning" if marketing or lookalike else "information",
+            markup=False,
         )
         if mode == "bell" or self.state.bell:
             self.bell()
@@ -266,6 +359,11 @@ class SealpostApp(App[None]):
         """Store the message as queued at once (nothing typed is lost), then flush."""
         try:
             self.messenger.queue_text(peer, text)
+        except KeyChangedError:
+            # Never sealed to a new key unasked: show its safety number; accepting sends.
+            self.main.query_one(Composer).value = text  # kept if the person cancels
+            self.ask_safety_number(peer, sending=text)
+            return
         except PayloadTooLarge:
             self.notify("That message is too long to seal; split it up.", severity="error")
             self.main.query_one(Composer).value = text  # give it back rather than lose it
@@ -276,6 +374,7 @@ class SealpostApp(App[None]):
     @work(exit_on_error=False, group="flush")
     async def flush_outbox(self) -> None:
         report = await self.messenger.flush_outbox()
+        self._lookalikes = None  # sealing may have pinned a new contact, a verified business too
         if report.pending:
             self.notify(
                 f"{report.pending} message(s) queued: the relay is unreachable; they go out "
@@ -284,6 +383,12 @@ class SealpostApp(App[None]):
             )
         for why in report.failed.values():
             self.notify(f"The relay refused a message: {why}", severity="error", markup=False)
+        if report.held:
+            self.notify(
+                f"{len(report.held)} message(s) wait: the recipient's safety number changed. "
+                f"Compare and accept it first ({self._key_of('safety_number')}).",
+                severity="warning",
+            )
         if not self.has_main:
             return
         current = self.main.current_peer
@@ -500,6 +605,74 @@ class SealpostApp(App[None]):
             markup=False,
         )
 
+    # --- safety numbers and key changes ----------------------------------------------------
+
+    def action_safety_number(self, peer: str | None = None) -> None:
+        peer = peer or (self.main.current_peer if self.has_main else None)
+        if peer is None:
+            self.notify("Open a conversation first.", severity="warning")
+            return
+        self.ask_safety_number(peer)
+
+    def ask_safety_number(self, peer: str, sending: str | None = None) -> None:
+        """Show the safety number with ``peer`` and act on the person's choice; ``sending``:
+        the text they tried to send, which goes out only if they accept a changed key."""
+        contact = self.store.contact(peer)
+        if contact is None:
+            self.notify(
+                f"No keys pinned for @{peer} yet: they are pinned with the first message.",
+                severity="warning",
+                markup=False,
+            )
+            return
+        view = SafetyView(
+            handle=peer,
+            name=self.name_of(peer)[0],
+            number=self.messenger.safety_number(contact),
+            verified=contact.safety_verified,
+            new_number=(
+                self.messenger.safety_number(contact, new=True) if contact.key_changed else None
+            ),
+        )
+
+        def chosen(choice: SafetyChoice | None) -> None:
+            if choice == "accept":
+                self.accept_new_key(peer, sending)
+            elif choice in ("verify", "unverify"):
+                self.messenger.mark_verified(peer, verified=choice == "verify")
+                self.contact_changed(peer)
+                self.notify(
+                    f"Safety number with @{peer} "
+                    + ("marked as verified" if choice == "verify" else "no longer verified"),
+                    markup=False,
+                )
+
+        self.push_screen(SafetyNumberModal(view, sending=sending is not None), chosen)
+
+    @work(exit_on_error=False, group="keys")
+    async def accept_new_key(self, peer: str, sending: str | None = None) -> None:
+        """Pin ``peer``'s new key, show what it signed, then send what waited for it."""
+        released = await self._relay_call(
+            "Accepting the new key", lambda: self.messenger.accept_new_key(peer)
+        )
+        if released is None:
+            return
+        self.contact_changed(peer)
+        shown = f"; {len(released)} held message(s) now shown" if released else ""
+        self.notify(f"Accepted @{peer}'s new key{shown}.", markup=False)
+        if sending is not None and self.has_main:
+            composer = self.main.query_one(Composer)
+            if composer.value == sending:
+                composer.value = ""
+            self.send_reply(peer, sending)
+        else:
+            self.flush_outbox()  # anything queued before the change was known
+
+    def contact_changed(self, peer: str) -> None:
+        self.forget_contact(peer)
+        if self.has_main:
+            self.main.conversation_changed(peer)
+
     # --- actions --------------------------------------------------------------------------
 
     def _current_business(self) -> str | None:
@@ -666,6 +839,11 @@ class SealpostApp(App[None]):
         )
         yield SystemCommand(
             "Report this business", "Shows exactly what would be sent first", self.action_report
+        )
+        yield SystemCommand(
+            "Safety number",
+            "Compare it with this contact; accept their new key if it changed",
+            self.action_safety_number,
         )
         yield SystemCommand(
             "Dismiss this promotion",

@@ -21,6 +21,7 @@ from shared import api
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode
 from shared.identifiers import HANDLE_PATTERN
+from shared.shuffled import MAX_SHUFFLED, REPORTS_PATH, SHUFFLED_PATH, SHUFFLER_HEADERS
 from shared.signals import REPORT_FIELDS, InvalidReport, decode_report
 
 MAX_SHOWN = 12
@@ -36,6 +37,8 @@ TRANSPORT_HEADERS = {
     "content-type",
 }
 AUTH = {h.lower() for h in AUTH_HEADERS}
+# A shuffler's batch carries its key and signature, the only headers it adds.
+SHUFFLER = {h.lower() for h in SHUFFLER_HEADERS}
 
 
 @dataclass
@@ -150,16 +153,43 @@ def _strict_json(data: bytes) -> Any:
     return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates)
 
 
+# Where reports travel: straight to the relay (the old channel), from a device to the
+# shuffler (one report), and from the shuffler to the relay (a signed, shuffled batch).
+DIRECT, TO_SHUFFLER, SHUFFLED = "/v1/signals", REPORTS_PATH, SHUFFLED_PATH
+
+
 def is_signal_report(ex: Exchange) -> bool:
-    return ex.method == "POST" and ex.path == "/v1/signals"
+    return ex.method == "POST" and ex.path in (DIRECT, SHUFFLED)
+
+
+def is_shuffler_report(ex: Exchange) -> bool:
+    """A device's report as the shuffler received it (the audit records the shuffler too)."""
+    return ex.method == "POST" and ex.path == TO_SHUFFLER
+
+
+def _raw_reports(ex: Exchange, body: Any) -> tuple[list[Any] | None, str]:
+    """The reports a request carries, or None and why its body is not the declared one."""
+    if ex.path == TO_SHUFFLER:
+        if not isinstance(body, dict) or set(body) != {"report"}:
+            return None, 'body is not exactly {"report": "..."}'
+        return [body["report"]], ""
+    if not isinstance(body, dict) or set(body) != {"reports"}:
+        return None, 'body is not exactly {"reports": [...]}'
+    most = MAX_SHUFFLED if ex.path == SHUFFLED else 100
+    if not isinstance(body["reports"], list) or not 1 <= len(body["reports"]) <= most:
+        return None, f"reports is not a list of 1 to {most} reports"
+    return body["reports"], ""
 
 
 def signal_requests(
-    exchanges: list[Exchange], world: WorldResult
-) -> tuple[Check, list[tuple[int, Any]]]:
-    """Every anonymous report request is exactly the declared schema and carries nothing else.
+    exchanges: list[Exchange], world: WorldResult, shuffler: list[Exchange] | None = None
+) -> tuple[Check, list[tuple[float, Any]]]:
+    """Every anonymous report request is exactly the declared schema and carries nothing else:
+    at the relay (direct or in a shuffler's batch) and at the shuffler (``shuffler``: what
+    it received from devices).
 
-    Returns the check and the decoded reports as (exchange index, SignalReport).
+    Returns the check and the reports as the relay received them, as (arrival position,
+    SignalReport): the exchange index, plus the report's place within a batch.
     """
     handles = set(world.handles)
     handle_bytes = [h.encode() for h in handles]
@@ -167,20 +197,22 @@ def signal_requests(
     id_bytes = {bytes.fromhex(m) for m in message_ids}  # 16 bytes each
     campaigns = set(world.campaigns.values())
     violations: list[str] = []
-    reports: list[tuple[int, Any]] = []
+    reports: list[tuple[float, Any]] = []
     header_names: set[str] = set()
-    requests = [ex for ex in exchanges if is_signal_report(ex)]
-    for ex in requests:
-        where = ex.label()
+    at_relay = [ex for ex in exchanges if is_signal_report(ex)]
+    at_shuffler = [ex for ex in shuffler or [] if is_shuffler_report(ex)]
+    for ex in at_relay + at_shuffler:
+        where = ex.label() + (" (at the shuffler)" if ex in at_shuffler else "")
         names = {k for k, _ in ex.headers}
         header_names |= names
+        allowed = TRANSPORT_HEADERS | (SHUFFLER if ex.path == SHUFFLED else set())
         if ex.query:
             violations.append(f"{where}: a query string")
         for name in sorted(names & AUTH):
             violations.append(f"{where}: credential header {name}")
         for name in sorted(names & {"cookie", "authorization", "proxy-authorization"}):
             violations.append(f"{where}: {name} header")
-        for name in sorted(names - TRANSPORT_HEADERS - AUTH):
+        for name in sorted(names - allowed - AUTH):
             violations.append(f"{where}: undeclared header {name}")
         for name, value in ex.headers:
             words = set(re.findall(r"[A-Za-z0-9_.-]+", value))
@@ -193,12 +225,9 @@ def signal_requests(
         except ValueError as exc:
             violations.append(f"{where}: body is not strict JSON ({exc})")
             continue
-        if not isinstance(body, dict) or set(body) != {"reports"}:
-            violations.append(f'{where}: body is not exactly {{"reports": [...]}}')
-            continue
-        raw_reports = body["reports"]
-        if not isinstance(raw_reports, list) or not 1 <= len(raw_reports) <= 100:
-            violations.append(f"{where}: reports is not a list of 1 to 100 reports")
+        raw_reports, problem = _raw_reports(ex, body)
+        if raw_reports is None:
+            violations.append(f"{where}: {problem}")
             continue
         for i, raw in enumerate(raw_reports):
             if not isinstance(raw, str):
@@ -219,27 +248,50 @@ def signal_requests(
                 violations.append(f"{where}: report {i} carries a message id")
             if any(h in token for h in handle_bytes if len(h) >= 6):
                 violations.append(f"{where}: report {i} token bytes contain a handle")
-            reports.append((ex.index, report))
+            if ex in at_relay:
+                reports.append((ex.index + i / len(raw_reports), report))
         answer = _json_or_none(ex.response)
-        if ex.status != 200 or not answer or answer.get("counted") != len(raw_reports):
+        if ex in at_shuffler:
+            if ex.status != 202:
+                violations.append(f"{where}: answered {ex.status} {ex.response[:120]!r}")
+        elif ex.status != 200 or not answer or answer.get("counted") != len(raw_reports):
             violations.append(f"{where}: the relay answered {ex.status} {ex.response[:120]!r}")
+    per_request = [_reports_in(ex) for ex in at_relay]
     return (
         _check(
             "signal_requests",
             "Every anonymous signal request matches the report schema, with no credential",
             violations,
-            f"{len(requests):,} requests to POST /v1/signals with {len(reports):,} reports; "
-            f"header names seen: {', '.join(sorted(header_names)) or 'none'}",
-            requests=len(requests),
+            f"{len(at_relay):,} report requests at the relay ({_paths(at_relay)}) with "
+            f"{len(reports):,} reports"
+            + (f", {len(at_shuffler):,} at the shuffler" if shuffler is not None else "")
+            + f"; header names seen: {', '.join(sorted(header_names)) or 'none'}",
+            requests=len(at_relay),
             reports=len(reports),
-            reports_per_request=_histogram(
-                len(_strict_json(ex.body).get("reports", [])) for ex in requests if _safe(ex)
-            ),
+            shuffler_requests=len(at_shuffler) if shuffler is not None else None,
+            reports_per_request=_histogram(n for n in per_request if n),
+            smallest_batch=min(per_request, default=0),
             header_names=sorted(header_names),
             report_fields=list(REPORT_FIELDS),
         ),
         reports,
     )
+
+
+def _paths(requests: list[Exchange]) -> str:
+    counts: dict[str, int] = {}
+    for ex in requests:
+        counts[ex.path] = counts.get(ex.path, 0) + 1
+    return ", ".join(f"{n:,} to POST {p}" for p, n in sorted(counts.items())) or "none"
+
+
+def _reports_in(ex: Exchange) -> int:
+    try:
+        body = _strict_json(ex.body)
+    except ValueError:
+        return 0
+    found = body.get("reports") if isinstance(body, dict) else None
+    return len(found) if isinstance(found, list) else 0
 
 
 def _safe(ex: Exchange) -> bool:
@@ -323,10 +375,14 @@ def unlinkability(
     exchanges: list[Exchange],
     storage: StorageDump,
     world: WorldResult,
-    reports: list[tuple[int, Any]],
+    reports: list[tuple[float, Any]],
     published_keys: dict[str, str],
+    shuffler: list[Exchange] | None = None,
 ) -> Check:
-    """Nothing ties a token's issuance to its redemption, in traffic or in storage."""
+    """Nothing ties a token's issuance to its redemption, in traffic or in storage.
+
+    ``shuffler``: what the shuffler received, searched for issuance values too; the order
+    test uses the relay's arrival order (``reports``)."""
     violations: list[str] = []
     issued = Fingerprints()
     issued_b64: set[str] = set()
@@ -356,13 +412,14 @@ def unlinkability(
                     issue_stamps.add(ex.header(name) or "")
     redeemed = Fingerprints()
     redeemed_b64: set[str] = set()
-    redemption_index: dict[str, int] = {}
+    redemption_index: dict[str, float] = {}
     for index, report in reports:
         redeemed.add(report.token.input, report.token_input)
         redeemed.add(report.token.output, report.token_output)
         redeemed_b64 |= {report.token_input, report.token_output}
         redemption_index.setdefault(report.token_input, index)
     signal_exchanges = [ex for ex in exchanges if is_signal_report(ex)]
+    signal_exchanges += [ex for ex in shuffler or [] if is_shuffler_report(ex)]
     for ex in signal_exchanges:
         # Whole base64 values are looked up as words; any other copy of 32 bytes or more,
         # in whatever text around it, by the fingerprints.
@@ -392,7 +449,7 @@ def unlinkability(
     # Order: issuance order against the order reports reached the relay, by the ground truth,
     # campaign by campaign. A report names its campaign, and a later campaign's reports come
     # later (a simulated week): order across campaigns says nothing about who sent what.
-    by_campaign: dict[str, list[tuple[int, int]]] = {}
+    by_campaign: dict[str, list[tuple[int, float]]] = {}
     for r in world.redemptions:
         if (r.handle, r.campaign_id) in issue_order and r.token_input in redemption_index:
             by_campaign.setdefault(r.campaign_id, []).append(
@@ -407,7 +464,8 @@ def unlinkability(
         rho_c = _spearman([a for a, _ in found], [b for _, b in found])
         per_campaign[campaign] = round(rho_c, 4)
         # Reports sent together share one arrival position, so the independent units are the
-        # requests, not the reports: the bound is 4 standard errors of rho for that many.
+        # positions (a request, or a place in a shuffled batch): the bound is 4 standard
+        # errors of rho for that many.
         units = len({b for _, b in found})
         bound_c = 4 / math.sqrt(units - 1) if units > 2 else 1.0
         if abs(rho_c) / bound_c > abs(rho) / bound:

@@ -72,10 +72,18 @@ class Interactions:
 class PersonFleet:
     """The planned persons ``plan.persons[i]`` for ``i`` in ``indices``, as real clients."""
 
-    def __init__(self, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path) -> None:
+    def __init__(
+        self,
+        plan: "WorldPlan",
+        indices: list[int],
+        relay_url: str,
+        home: Path,
+        shuffler_url: str | None = None,
+    ) -> None:
         self.plan = plan
         self.persons = [plan.persons[i] for i in indices]
         self.relay_url = relay_url
+        self.shuffler_url = shuffler_url  # None: reports go straight to the relay
         self.home = home
         self.people: dict[str, Messenger] = {}
 
@@ -87,7 +95,9 @@ class PersonFleet:
         for p in self.persons:
             # Each simulated device draws its report delays and randomized response from a
             # seeded source, so that a run is reproducible (production uses SystemRandom).
-            self.people[p.handle].signals._rng = random.Random(f"{self.plan.seed}:{p.handle}")
+            agent = self.people[p.handle].signals
+            agent._rng = random.Random(f"{self.plan.seed}:{p.handle}")
+            agent.shuffler_url = self.shuffler_url
         # Thousands of simulated devices stay open; keep the collector from rescanning them.
         gc.freeze()
 
@@ -143,16 +153,20 @@ class PersonFleet:
         return found
 
     async def send_reports(self, due: list[tuple[int, str]]) -> int:
-        """Time passes: each person in ``due`` (moment, handle) that is here wakes at its
-        moment and sends what is due in one anonymous request; then anything left goes.
-        Returns the anonymous requests sent."""
+        """Time passes: each person in ``due`` (moment, handle) that is here sends what is
+        due by its moment, each report alone at its own moment (client/signals.py keeps
+        them apart from the device's signed traffic and from each other); then anything
+        left goes. Returns the anonymous requests sent."""
         sent = await gather_chunks(
-            [self.people[h].signals.flush(now=moment) for moment, h in due if h in self.people]
+            [
+                self.people[h].signals.flush_due(until=moment)
+                for moment, h in due
+                if h in self.people
+            ]
         )
-        anonymous = sum(result is not None for result in sent)
         for person in self.people.values():  # nothing may be left behind
-            anonymous += await person.signals.flush(now=2e10) is not None
-        return anonymous
+            sent.append(await person.signals.flush_due(until=2e10))
+        return sum(r.counted + len(r.refused) for r in sent if r is not None)
 
     async def message_ids(self) -> list[str]:
         from sqlmodel import select
@@ -192,12 +206,19 @@ class LocalFleet:
 class WorkerFleet:
     """A fleet on a worker process; :meth:`call` runs one of its methods there."""
 
-    def __init__(self, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path) -> None:
+    def __init__(
+        self,
+        plan: "WorldPlan",
+        indices: list[int],
+        relay_url: str,
+        home: Path,
+        shuffler_url: str | None = None,
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, plan, indices, relay_url, home),
+            args=(child, plan, indices, relay_url, home, shuffler_url),
             name="sealpost-audit-persons",
             daemon=True,
         )
@@ -230,12 +251,17 @@ class WorkerFleet:
 
 
 def _serve(
-    conn: Connection, plan: "WorldPlan", indices: list[int], relay_url: str, home: Path
+    conn: Connection,
+    plan: "WorldPlan",
+    indices: list[int],
+    relay_url: str,
+    home: Path,
+    shuffler_url: str | None,
 ) -> None:
     """A worker process: answer calls on ``conn`` until told to stop (``None``)."""
 
     async def serve() -> None:
-        fleet = PersonFleet(plan, indices, relay_url, home)
+        fleet = PersonFleet(plan, indices, relay_url, home, shuffler_url)
         while (request := await asyncio.to_thread(conn.recv)) is not None:
             method, args = request
             try:
@@ -246,9 +272,18 @@ def _serve(
     asyncio.run(serve())
 
 
-def start_fleets(plan: "WorldPlan", workers: int, relay_url: str, home: Path) -> list[Fleet]:
+def start_fleets(
+    plan: "WorldPlan",
+    workers: int,
+    relay_url: str,
+    home: Path,
+    shuffler_url: str | None = None,
+) -> list[Fleet]:
     """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one)."""
     everyone = list(range(len(plan.persons)))
     if workers <= 0:
-        return [LocalFleet(PersonFleet(plan, everyone, relay_url, home))]
-    return [WorkerFleet(plan, everyone[i::workers], relay_url, home) for i in range(workers)]
+        return [LocalFleet(PersonFleet(plan, everyone, relay_url, home, shuffler_url))]
+    return [
+        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url)
+        for i in range(workers)
+    ]

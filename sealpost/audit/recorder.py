@@ -36,6 +36,7 @@ class Exchange:
     status: int = 0
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response: bytes = b""
+    at: float = 0.0  # wall time (unix s) the request reached the relay: what a curious one keeps
 
     @property
     def path(self) -> str:
@@ -95,6 +96,7 @@ class Recorder:
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
                 body=b"".join(chunks),
                 client=f"{client[0]}:{client[1]}",
+                at=time.time(),
             )
             self.exchanges.append(exchange)
         buffered: Message = {"type": "http.request", "body": exchange.body, "more_body": False}

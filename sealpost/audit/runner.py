@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,17 +17,23 @@ import httpx
 from sqlmodel import Session
 
 from sealpost.audit import checks
-from sealpost.audit.recorder import Exchange, RelayProcess
+from sealpost.audit.recorder import Exchange, Recorder, RelayProcess
 from sealpost.audit.storage import StorageDump, dump_rows, read_files
 from sealpost.audit.world import CAMPAIGNS, WorldPlan, WorldResult, plan_world, seed_world
 from server.db import make_engine, read_engine
 from server.settings import RelaySettings
 from server.signals import tally_of
+from shared.shuffled import SHUFFLED_PATH, SHUFFLER_HEADERS, public_key_b64
 from shared.signals import decode_report
+from shuffler.embedded import EmbeddedShuffler
+from shuffler.keys import load_or_create
+from shuffler.settings import ShufflerSettings
 
 # From this many persons, the persons are played on worker processes.
 WORKERS_FROM_PERSONS = 200
 HOUR_MS = 3_600_000
+# The audited shuffler's batch size: the shuffler's default.
+SHUFFLER_BATCH: int = ShufflerSettings.model_fields["batch"].default
 
 
 @dataclass
@@ -110,19 +117,30 @@ async def _replay_and_keys(
         for cid in world.campaigns.values():
             answer = await anonymous.get(f"/v1/signals/keys/{cid}")
             keys[cid] = answer.json().get("public_key", "")
-        captured = relay.first("POST", "/v1/signals")
+        # A shuffler's batch, replayed with its signature (a resend by a shuffler that
+        # crashed, or by anyone who captured it); else a report sent straight to the relay.
+        captured = relay.first("POST", SHUFFLED_PATH) or relay.first("POST", "/v1/signals")
         if captured is not None:
             report = decode_report(json.loads(captured.body)["reports"][0].encode())
             label = next(k for k, v in world.campaigns.items() if v == report.campaign_id)
             replay["campaign"] = label
+            replay["path"] = captured.path
             replay["reports_before"] = reports_now(report.campaign_id)
+            signature = {
+                h: value for h in SHUFFLER_HEADERS if (value := captured.header(h)) is not None
+            }
             answer = await anonymous.post(
-                "/v1/signals",
+                captured.path,
                 content=captured.body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **signature},
             )
-            replay["answer"] = answer.json()
-            replay["counted"] = replay["answer"].get("counted")
+            answered = answer.json()
+            # A batch's answer names each report: summed by reason, so the report stays short.
+            refused = answered.get("refused") if isinstance(answered, dict) else None
+            if isinstance(refused, dict):
+                answered = {**answered, "refused": dict(Counter(refused.values()))}
+            replay["answer"] = answered
+            replay["counted"] = answered.get("counted") if isinstance(answered, dict) else None
             replay["reports_after"] = reports_now(report.campaign_id)
     return replay, keys
 
@@ -172,10 +190,13 @@ def run_checks(
     world: WorldResult,
     probe: RelayProbe,
     timings: dict[str, float] | None = None,
+    shuffler: list[Exchange] | None = None,
 ) -> tuple[list[checks.Check], list[dict[str, Any]]]:
     """The seven checks on what clients sent and the relay kept; also the estimates table.
 
-    ``timings`` (if given) gets the seconds each check took."""
+    ``shuffler``: what the shuffler received from devices (its storage is in ``storage``
+    too), checked as the anonymous channel it is. ``timings`` (if given) gets the seconds
+    each check took."""
     clock = time.perf_counter()
 
     def timed(check: checks.Check) -> checks.Check:
@@ -186,10 +207,13 @@ def run_checks(
         clock = now
         return check
 
-    results = [timed(checks.canaries_absent(exchanges, storage, world.canaries))]
-    signal_check, reports = checks.signal_requests(exchanges, world)
+    everything = exchanges + (shuffler or [])
+    results = [timed(checks.canaries_absent(everything, storage, world.canaries))]
+    signal_check, reports = checks.signal_requests(exchanges, world, shuffler)
     results.append(timed(signal_check))
-    results.append(timed(checks.unlinkability(exchanges, storage, world, reports, probe.keys)))
+    results.append(
+        timed(checks.unlinkability(exchanges, storage, world, reports, probe.keys, shuffler))
+    )
     results.append(timed(checks.declared_schemas(exchanges)))
     results.append(timed(checks.counted_once(world, probe.replay, probe.counted)))
     results.append(timed(checks.business_view_noisy(exchanges, world)))
@@ -207,6 +231,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
     started = time.perf_counter()
     plan: WorldPlan = plan_world(options.persons, options.seed)
     # The relay's own defaults for what businesses see: the audit checks those figures.
+    # Reports go through a shuffler, as in a deployment: the relay trusts its key only.
+    shuffler_key = workdir / "shuffler.key"
     settings = RelaySettings(
         db=db_url,
         # Each person gets up to three campaigns on the same day (two big, one small).
@@ -214,6 +240,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         rate_per_s=1000.0,
         rate_burst=5000,
         registrations_per_hour=0,  # every simulated person registers from loopback
+        shuffler_keys=[public_key_b64(load_or_create(shuffler_key))],
     )
     storage = StorageDump()
     workers = default_workers(options.persons) if options.workers is None else options.workers
@@ -223,27 +250,44 @@ def run_audit(options: AuditOptions) -> AuditResult:
     start_ms = int(time.time() * 1000)
     relay = RelayProcess(settings, start_ms=start_ms)
 
+    shuffler: EmbeddedShuffler | None = None
+
     async def publish() -> None:
+        assert shuffler is not None
+        await asyncio.to_thread(forward_everything, shuffler, timings)
         due = start_ms + settings.figures_after_h * HOUR_MS
         await asyncio.to_thread(relay.advance_to, due)
 
     try:
         relay.start()
         try:
-            world = asyncio.run(
-                seed_world(plan, relay.url, workdir / "home", workers, publish=publish)
-            )
+            shuffler = start_shuffler(workdir, relay.url, shuffler_key)
+            try:
+                world = asyncio.run(
+                    seed_world(
+                        plan,
+                        relay.url,
+                        workdir / "home",
+                        workers,
+                        publish=publish,
+                        shuffler_url=shuffler.url,
+                    )
+                )
+            finally:
+                shuffler.stop()
             gc.unfreeze()
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)
+            read_files(workdir / "shuffler.db", storage, tag=" (shuffler)")
         finally:
             everything = relay.stop()
         timings["relay_cpu"] = round(relay.cpu_s, 3)
         read_files(db_path, storage, tag=" (after shutdown)")
         exchanges = everything[: probe.client_exchanges]
+        at_shuffler = shuffler_exchanges(shuffler)
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        results, table = run_checks(exchanges, storage, world, probe, timings)
+        results, table = run_checks(exchanges, storage, world, probe, timings, shuffler=at_shuffler)
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:
@@ -256,7 +300,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         figures=figures_settings(settings),
         checks=results,
         estimates=table,
-        traffic=traffic_summary(exchanges),
+        traffic=traffic_summary(exchanges, at_shuffler),
         storage={
             "files": {name: len(blob) for name, blob in storage.files.items()},
             "rows": storage.row_counts,
@@ -280,22 +324,58 @@ def run_audit(options: AuditOptions) -> AuditResult:
     )
 
 
-def traffic_summary(exchanges: list[Exchange]) -> dict[str, Any]:
-    """Requests and bytes, in total and per declared endpoint."""
+def traffic_summary(
+    exchanges: list[Exchange], shuffler: list[Exchange] | None = None
+) -> dict[str, Any]:
+    """Requests and bytes at the relay, in total and per declared endpoint; and the reports
+    the shuffler received."""
     per: dict[str, int] = {}
     for ex in exchanges:
         route = next((r for r in checks.ROUTES if r.matches(ex.method, ex.path)), None)
         key = (
-            "POST /v1/signals"
+            f"POST {ex.path}"
             if checks.is_signal_report(ex)
             else f"{route.method} {route.pattern}"
             if route
             else f"{ex.method} {ex.path} (undeclared)"
         )
         per[key] = per.get(key, 0) + 1
-    return {
+    summary = {
         "requests": len(exchanges),
         "request_bytes": sum(len(ex.wire) for ex in exchanges),
         "answer_bytes": sum(len(ex.response) for ex in exchanges),
         "per_endpoint": dict(sorted(per.items(), key=lambda kv: -kv[1])),
     }
+    if shuffler is not None:
+        summary["shuffler_requests"] = len(shuffler)
+    return summary
+
+
+def start_shuffler(workdir: Path, relay_url: str, key_path: Path) -> EmbeddedShuffler:
+    """The audited shuffler, in this process, behind the same recording layer as the relay.
+    It forwards only when told (:func:`forward_everything`), once every report is sent."""
+    settings = ShufflerSettings(
+        db=workdir / "shuffler.db",
+        relay=relay_url,
+        key_path=key_path,
+        batch=SHUFFLER_BATCH,
+        auto_forward=False,
+    )
+    return EmbeddedShuffler(settings, wrap=Recorder).start()
+
+
+def forward_everything(shuffler: EmbeddedShuffler, timings: dict[str, float]) -> None:
+    """Forward what the shuffler holds, in batches of at least B. A world too small to fill
+    one leaves fewer: those go as one last, smaller batch (said in ``timings``), so that
+    the counts can still be checked."""
+    shuffler.forward_ready()
+    left = shuffler.held()
+    if left:
+        timings["shuffler_last_batch_below_b"] = left
+        shuffler.forward_ready(minimum=1)
+
+
+def shuffler_exchanges(shuffler: EmbeddedShuffler | None) -> list[Exchange]:
+    if shuffler is None or not isinstance(shuffler.served, Recorder):
+        return []
+    return list(shuffler.served.exchanges)

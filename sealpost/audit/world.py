@@ -226,13 +226,15 @@ async def seed_world(
     home: Path,
     workers: int = 0,
     publish: Callable[[], Awaitable[None]] | None = None,
+    shuffler_url: str | None = None,
 ) -> WorldResult:
     """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``.
 
     The persons are played on ``workers`` processes (0: in this one); the businesses always
     run here. ``publish`` is awaited once every report is sent, before the businesses read
     their campaign reports: it brings the relay to the time the figures are due (they are
-    published once, days after the send time).
+    published once, days after the send time). With ``shuffler_url`` the persons send their
+    reports to that shuffler; ``publish`` then also has it forward what it holds.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -247,7 +249,7 @@ async def seed_world(
         return await asyncio.gather(*(fleet.call(method, *args) for fleet in fleets))
 
     shops: dict[str, Messenger] = {}
-    fleets = start_fleets(plan, workers, relay_url, home)
+    fleets = start_fleets(plan, workers, relay_url, home, shuffler_url)
     try:
         for handle, (display, profile) in BUSINESSES.items():
             shops[handle] = await Messenger.create_account(
@@ -301,9 +303,9 @@ async def seed_world(
             found.merge(part)
         lap("interactions")
 
-        # Time passes. Each person's client wakes once, when the last of its reports is due
-        # (as `sealpost inbox` does), and sends what is due then in one anonymous request;
-        # people are taken in the order of those moments.
+        # Time passes. Each person's client sends each of its reports alone, at its own
+        # moment (kept a minute from its signed traffic and a random gap from its previous
+        # report); people are taken in the order of their last report's moment.
         latest: dict[str, int] = {}
         for handle, _, _, send_after in found.redemptions:
             latest[handle] = max(latest.get(handle, 0), send_after)

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from sealpost.commands.context import guarded, home_of, run_client
-from sealpost.commands.output import print_json
+from sealpost.commands.output import print_json, terminal_safe
 from shared.identifiers import HANDLE_PATTERN
 
 
@@ -29,6 +29,12 @@ def register(sub: Any) -> None:
     c.add_argument("--profile", required=True, help="local profile name")
     c.add_argument("--handle", required=True, help="public handle: 3-32 of a-z 0-9 _ . -")
     c.add_argument("--relay", required=True, help="relay URL, e.g. http://127.0.0.1:8700")
+    c.add_argument(
+        "--shuffler",
+        help="shuffler URL for anonymous reports, e.g. http://127.0.0.1:8710 (else "
+        "$SEALPOST_SHUFFLER_URL; with neither they go straight to the relay, which sees when "
+        "and from where each came)",
+    )
     c.add_argument("--country", help="country calling code, e.g. +39 (required for persons)")
     c.add_argument("--business", action="store_true", help="register a business account")
     c.add_argument("--name", help="display name (default: the handle)")
@@ -86,6 +92,12 @@ def create(args: Any) -> int:
             business=args.business,
             display_name=args.name,
         )
+        if args.shuffler:
+            from client.profile import set_shuffler_url
+
+            url = args.shuffler.rstrip("/")
+            messenger.profile.info = set_shuffler_url(home_of(args), args.profile, url)
+            messenger.signals.shuffler_url = url
         async with messenger:
             data = _describe(messenger)
         if args.json:
@@ -107,7 +119,8 @@ def show(args: Any) -> int:
             print_json(data)
         else:
             for key, value in data.items():
-                print(f"{key:>13}: {value}")
+                # The display name came back from the relay: printed as any untrusted text.
+                print(f"{key:>13}: {terminal_safe(str(value))}")
         return 0
 
     return run_client(args, body)

@@ -22,6 +22,10 @@ the relay receives (headers and body) and dump all of its storage; then check:
                        and estimates with intervals; every copy is charged at release
   estimates_vs_truth   published 95% intervals hold the true counts (see the report)
 
+Devices send their reports through a shuffler (sealpost shuffler), as in a deployment: the
+relay accepts reports only in the shuffler's signed batches, and the shuffler's own traffic
+and database are recorded and searched too.
+
 The audited relay runs on a manual clock: the campaigns go out at once, and the clock is
 moved past their figures' due time (the relay's figures_after_h) so that they are published.
 Exit status 1 when any check fails.

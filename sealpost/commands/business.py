@@ -61,7 +61,11 @@ def register(sub: Any) -> None:
     add.add_argument("--category", choices=["marketing", "utility", "authentication"])
     add.add_argument("--language", default="en")
     add.add_argument("--header")
-    add.add_argument("--body", help="text with {{placeholders}}, up to 1,024 characters")
+    add.add_argument(
+        "--body",
+        help="text with {{placeholders}}, up to 1,024 characters "
+        "(authentication: leave it out, the platform writes it)",
+    )
     add.add_argument("--footer")
     add.add_argument(
         "--button",
@@ -76,6 +80,21 @@ def register(sub: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="example value for a placeholder (one per placeholder)",
+    )
+    add.add_argument(
+        "--variable",
+        action="append",
+        default=[],
+        metavar="NAME=TYPE[:[MIN-]MAX][:CHARSET]",
+        help="a placeholder's type: name, number, currency, date, code, url or text, its "
+        "length bounds and, for a code, digits, alphanumeric or alphanumeric_dash; e.g. "
+        "code=code:6-6:digits (undeclared: text of at most 60, or a code if copied)",
+    )
+    add.add_argument(
+        "--code-expiry",
+        type=int,
+        metavar="MINUTES",
+        help="authentication only: add 'This code expires in N minutes.' (1 to 90)",
     )
     leaf(t, "list", "list this business's templates", template_list)
 
@@ -135,7 +154,8 @@ def _draft_from_args(args: Any) -> Any:
 
     if args.file:
         return TemplateDraft.model_validate_json(args.file.read_text())
-    if not (args.name and args.category and args.body):
+    body = args.body if args.body is not None else ""
+    if not (args.name and args.category and (body or args.category == "authentication")):
         raise ValueError("give --file, or --name, --category and --body")
     buttons = []
     for spec in args.button:
@@ -148,11 +168,32 @@ def _draft_from_args(args: Any) -> Any:
         category=args.category,
         language=args.language,
         header=args.header,
-        body=args.body,
+        body=body,
         footer=args.footer,
         buttons=buttons,
         examples=examples,
+        variables=dict(_variable(v) for v in args.variable),
+        code_expiry_minutes=args.code_expiry,
     )
+
+
+def _variable(text: str) -> tuple[str, Any]:
+    """``NAME=TYPE[:[MIN-]MAX][:CHARSET]`` as a name and its VariableSpec."""
+    from shared.templates import VariableSpec
+
+    name, sep, rest = text.partition("=")
+    if not sep:
+        raise ValueError(f"--variable {text}: write NAME=TYPE, e.g. code=code:6-6:digits")
+    kind, *more = rest.split(":")
+    bounds: dict[str, Any] = {"type": kind}
+    for part in more:
+        low, dash, high = part.partition("-")
+        if part.replace("-", "").isdigit():
+            bounds["min_length"] = int(low) if dash else None
+            bounds["max_length"] = int(high if dash else low)
+        else:
+            bounds["charset"] = part
+    return name, VariableSpec.model_validate(bounds)
 
 
 def _split_url(rest: str) -> tuple[str, str, str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from server.embedded import EmbeddedRelay
+    from shuffler.embedded import EmbeddedShuffler
 
 DEMO_LINES = [
     ("alice", "bob", "Hi Bob! Dinner at 8? Our table is under the name Alice Rossi."),
@@ -40,9 +41,13 @@ the relay and its files go away (unless --keep).
 
 When the output is not a terminal (piped, captured, CI), or with --script, it prints the
 scripted story instead: two people exchange sealed messages, a business runs a personalised
-campaign one person opted out of, the relay's clock skips three days to publish the campaign's
-figures (once, with deliberate noise), and the relay's database is searched for every text,
-code and name (none are found).
+campaign one person opted out of, each person's interaction report goes alone to the shuffler,
+which forwards them to the relay in one shuffled batch, the relay's clock skips three days to
+publish the campaign's figures (once, with deliberate noise), and the relay's and shuffler's
+databases are searched for every text, code and name (none are found).
+
+Both modes run a shuffler next to the relay (sealpost shuffler), with a batch size of 2 so
+that the demo's handful of people fill one.
 """
 
 EPILOG = """\
@@ -206,7 +211,7 @@ async def _figures(shop: Any, campaign_id: str, relay: "EmbeddedRelay", clock: S
     assert figures is not None, f"the figures were due at {due}: {report.figures_note}"
     budget = await shop.api.budget()
     print(
-        "\n3. Three days later (the demo relay's clock skips ahead), the relay publishes acme's "
+        "\n4. Three days later (the demo relay's clock skips ahead), the relay publishes acme's "
         "figures,\n   once, with deliberate noise, so that no figure gives away one person:"
     )
     print(
@@ -232,12 +237,47 @@ def _local_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
 
 
-async def _story(home: Path, relay: "EmbeddedRelay", clock: StoryClock) -> None:
+async def _reports(people: dict[str, Any], shuffler: "EmbeddedShuffler") -> None:
+    """Each device's report leaves alone, at its own moment, for the shuffler; one batch."""
+    print(
+        "\n3. Each person's interaction report (noisy bits and a blind token, nothing else) "
+        "leaves\n   alone, at a random moment of its own, for the shuffler, not the relay"
+    )
+    within_a_day = time.time() + 2 * 86_400  # the story does not wait for those moments
+    sent = 0
+    for handle in ("alice", "bob", "carol"):
+        result = await people[handle].signals.flush_due(until=within_a_day)
+        sent += result.counted if result else 0
+    print(f"   {sent} reports went to the shuffler at {shuffler.url}")
+    done = await asyncio.to_thread(shuffler.forward_ready)
+    status = shuffler.shuffler.status()
+    print(
+        f"   holding {status['batch']} (its batch size B), it sent the relay one batch of "
+        f"{sum(done.batches)} in random order, signed with its key: the relay never saw when "
+        "or from where each came"
+    )
+    bound = status["privacy"]["last_batch"] or status["privacy"]["at_batch_size"]
+    local = bound["local_epsilon"]
+    if bound["amplified"]:
+        gain = f"central ε {bound['central_epsilon']:.2f} (δ {bound['delta']:g})"
+    else:
+        gain = (
+            f"no provable gain from shuffling {bound['n']} (the bound needs "
+            f"{bound['min_reports_for_bound']:,} reports of one campaign per batch), so each "
+            f"stays at ε {local:.2f}"
+        )
+    print(f"   local ε of one report: {local:.2f}; shuffled: {gain}")
+
+
+async def _story(
+    home: Path, relay: "EmbeddedRelay", shuffler: "EmbeddedShuffler", clock: StoryClock
+) -> None:
     people, shop = await _cast(home, relay.url)
     print(f"created @alice (+39), @bob (+44), @carol (+49) and business @acme in {home}")
     try:
         await _chat(people)
         campaign_id = await _marketing(shop, people)
+        await _reports(people, shuffler)
         await _figures(shop, campaign_id, relay, clock)
     finally:
         for messenger in (*people.values(), shop):
@@ -303,14 +343,21 @@ def run_app(args: Any) -> int:
     """The interactive demo: a seeded embedded relay, then the app on @bob's profile."""
     from client.tui.app import SealpostApp
     from sealpost.commands.desk import FINGERPRINT_ENV
-    from server.embedded import EmbeddedRelay
+    from sealpost.shuffling import relay_with_shuffler
     from server.settings import RelaySettings
 
     tmp = tempfile.mkdtemp(prefix="sealpost-demo-")
     home = Path(tmp) / "home"
+    settings = RelaySettings(db=f"sqlite:///{Path(tmp) / 'relay.db'}")
     try:
-        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{Path(tmp) / 'relay.db'}")) as relay:
-            print(f"relay running at {relay.url}; seeding @bob, @alice, @carol and @acme …")
+        with relay_with_shuffler(Path(tmp), settings, batch=2, max_hold_s=60) as (
+            relay,
+            shuffler,
+        ):
+            print(
+                f"relay running at {relay.url}, shuffler at {shuffler.url}; seeding @bob, "
+                "@alice, @carol and @acme …"
+            )
             fingerprint = asyncio.run(seed_person_demo(home, relay))
             os.environ[FINGERPRINT_ENV] = fingerprint  # the demo's app pins the desk
             SealpostApp(home, "bob").run()
@@ -330,23 +377,30 @@ def run(args: Any) -> int:
 
 
 def run_script(args: Any) -> int:
-    from server.embedded import EmbeddedRelay
+    from sealpost.shuffling import relay_with_shuffler
     from server.settings import RelaySettings
 
     tmp = tempfile.mkdtemp(prefix="sealpost-demo-")
     clock = StoryClock()
     try:
         db_path = Path(tmp) / "relay.db"
-        with EmbeddedRelay(RelaySettings(db=f"sqlite:///{db_path}"), clock=clock) as relay:
-            print(f"relay running at {relay.url} (database {db_path})")
-            asyncio.run(_story(Path(tmp) / "home", relay, clock))
+        settings = RelaySettings(db=f"sqlite:///{db_path}")
+        # The story says when the shuffler forwards (auto_forward off); B = 2 so that the
+        # demo's two reports make a batch.
+        with relay_with_shuffler(Path(tmp), settings, clock=clock, batch=2, auto_forward=False) as (
+            relay,
+            shuffler,
+        ):
+            print(f"relay running at {relay.url} (database {db_path}), shuffler at {shuffler.url}")
+            asyncio.run(_story(Path(tmp) / "home", relay, shuffler, clock))
         relay_bytes = b"".join(p.read_bytes() for p in Path(tmp).glob("relay.db*"))
+        shuffler_bytes = b"".join(p.read_bytes() for p in Path(tmp).glob("shuffler.db*"))
         secrets = [t for _, _, t in DEMO_LINES] + [v for _, n, c in AUDIENCE for v in (n, c)]
-        leaked = [s for s in secrets if s.encode() in relay_bytes]
+        leaked = [s for s in secrets if s.encode() in relay_bytes + shuffler_bytes]
         print(
-            f"\n4. The relay's database ({len(relay_bytes):,} bytes with its WAL) was searched "
-            f"for every message text, customer code and name: "
-            f"{'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
+            f"\n5. The relay's database ({len(relay_bytes):,} bytes with its WAL) and the "
+            f"shuffler's ({len(shuffler_bytes):,} bytes) were searched for every message text, "
+            f"customer code and name: {'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
         )
         if args.keep:
             print(f"Demo files: {tmp}")

@@ -6,8 +6,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from sealpost.commands.contact import commands as contact_commands
 from sealpost.commands.context import run_client
 from sealpost.commands.output import fail, print_json, terminal_safe
+from shared.display_names import name_or_handle
 
 
 def register(sub: Any) -> None:
@@ -30,7 +32,9 @@ def register(sub: Any) -> None:
         help="sync, then print conversations",
         description="Fetch pending messages from the relay, verify and store each exactly once, "
         "then print every conversation. Messages that fail verification are shown "
-        "as QUARANTINED with the reason, never as genuine.",
+        "as QUARANTINED with the reason, never as genuine. First, if an interaction report's "
+        "random moment has come and this device has made no signed request for a minute, one "
+        "report goes to the shuffler (one per run; the app sends the rest at random gaps).",
         epilog="examples:\n  sealpost inbox --profile bob\n  sealpost inbox --profile bob "
         "--json | jq '.conversations[].messages[].text'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,7 +62,16 @@ def register(sub: Any) -> None:
 
 def send(args: Any) -> int:
     async def body(messenger: Any) -> int:
-        message = await messenger.send_text(args.to, args.text)
+        from client.messenger import KeyChangedError
+
+        try:
+            message = await messenger.send_text(args.to, args.text)
+        except KeyChangedError as exc:
+            run = contact_commands(messenger.profile.info.name, args.to)
+            return fail(
+                f"{exc.message}\n  compare the new safety number: {run['verify']}\n"
+                f"  then accept the new key:       {run['accept']}"
+            )
         if args.json:
             print_json(
                 {
@@ -106,7 +119,11 @@ def message_json(m: Any) -> dict[str, Any]:
 def inbox(args: Any) -> int:
     async def body(messenger: Any) -> int:
         synced = None
+        signals = None
         if not args.no_sync:
+            # Before the signed sync, never after it: a report must not follow the account's
+            # own requests within a minute (client/signals.py).
+            signals = await _send_due_report(messenger)
             report = await messenger.sync()
             await messenger.flush_outbox()
             synced = {
@@ -120,6 +137,7 @@ def inbox(args: Any) -> int:
             "profile": messenger.profile.info.name,
             "handle": messenger.profile.handle,
             "synced": synced,
+            "signals": signals,
             "conversations": [
                 {
                     "peer": c.peer,
@@ -132,23 +150,36 @@ def inbox(args: Any) -> int:
                 for c in convos
             ],
         }
+        # Contacts whose key changed and was not accepted: said wherever their chat is shown.
+        changed = {
+            c.peer for c in convos if (pinned := store.contact(c.peer)) and pinned.key_changed
+        }
+        for convo in data["conversations"]:
+            convo["key_changed"] = convo["peer"] in changed
         if args.json:
             print_json(data)
             return 0
         if synced:
             print(f"synced: {synced['new']} new, {synced['quarantined']} quarantined")
+        if signals and (signals["sent"] or signals["waiting"]):
+            print(_signals_line(signals))
         if not convos:
             print("no conversations yet")
         for convo in data["conversations"]:
-            mark = " ✔" if convo["verified"] else ""
-            print(
-                f"\n== {terminal_safe(convo['display_name'])} (@{convo['peer']}){mark}"
-                f" · {convo['unread']} unread"
-            )
+            mark = " ✔ verified" if convo["verified"] else ""
+            # A name the rules refuse (pinned by an older version) is shown as the handle.
+            name = terminal_safe(name_or_handle(convo["display_name"], convo["peer"]))
+            print(f"\n== {name} (@{convo['peer']}){mark} · {convo['unread']} unread")
+            if convo["peer"] in changed:
+                run = contact_commands(messenger.profile.info.name, convo["peer"])
+                print(
+                    f"  ⚠ {name}'s safety number changed — "
+                    f"compare it before trusting new messages: {run['verify']}"
+                )
             for m in convo["messages"]:
                 who = "you" if m["direction"] == "out" else m["sender"]
                 if m["status"] == "quarantined":
-                    line = (
+                    line = terminal_safe(
                         f"QUARANTINED, could not verify ({m['quarantine_reason']}): {m['detail']}"
                     )
                 else:
@@ -160,6 +191,39 @@ def inbox(args: Any) -> int:
         return 0
 
     return run_client(args, body)
+
+
+async def _send_due_report(messenger: Any) -> dict[str, Any]:
+    """Send at most one due interaction report (if the quiet time allows); what happened."""
+    from client.relay_api import RelayError, RelayUnavailable
+
+    agent = messenger.signals
+    error = None
+    try:
+        sent = await agent.flush()
+    except (RelayError, RelayUnavailable, OSError) as exc:  # kept; it goes another time
+        sent, error = None, str(exc)
+    next_at = agent.next_send_at()
+    return {
+        "sent": 1 if sent is not None else 0,
+        "via": "shuffler" if agent.shuffler_url else "relay (no shuffler set)",
+        "waiting": agent.pending(),
+        "next_at": int(next_at) if next_at is not None else None,
+        "error": error,
+    }
+
+
+def _signals_line(signals: dict[str, Any]) -> str:
+    parts = []
+    if signals["sent"]:
+        parts.append(f"1 interaction report sent via the {signals['via']}")
+    if signals["waiting"]:
+        when = signals["next_at"]
+        moment = _time(when * 1000) if when else "later"
+        parts.append(f"{signals['waiting']} waiting (next not before {moment} UTC)")
+    if signals["error"]:
+        parts.append(f"not sent: {signals['error']}")
+    return "signals: " + "; ".join(parts)
 
 
 def report(args: Any) -> int:

@@ -2,7 +2,6 @@
 
 import json
 import sys
-import unicodedata
 from typing import Any
 
 
@@ -15,9 +14,9 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def terminal_safe(text: str) -> str:
-    """Text from other people with control characters (escape sequences) made visible."""
-    return "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}"
-        for ch in text
-    )
+def terminal_safe(text: str | None) -> str:
+    """Text from other people (or the relay) with every control, format, bidi and separator
+    character made visible: the app's one escaping function, so the CLI shows what it does."""
+    from client.tui.text import safe  # the TUI's module, imported only when printing
+
+    return safe(text)

@@ -15,7 +15,9 @@ profiles (how often they read, click, dismiss, stop promotions, block, report) a
 levels; businesses run campaigns spread over the week, personalised and sealed on their
 machines. The clock moves from send time to send time; the relay releases what is due,
 applying each person's choices and the rolling daily cap; every copy is stored by its
-person's client, acted on, and reported anonymously with randomized response. Deterministic
+person's client, acted on, and reported anonymously with randomized response, each report
+alone to a shuffler beside the relay (sealpost shuffler), which forwards them to the relay
+in shuffled batches of at least 20 after each simulated hour. Deterministic
 for a seed: the same seed plays the same week (timings, and the relay's noise on the
 figures and the rebates that follow it, aside).
 
@@ -37,7 +39,9 @@ With --relay, the relay's clock is real: campaigns go out when the simulated clo
 their time, so its rolling daily cap sees the whole week within seconds (expect daily_cap
 refusals); its cap and privacy budget are its own, its figures come days after the run, and
 its database is not ours: released, refused and expired copies are unknown (a copy still in
-its person's mailbox, never stored, counts as lost).
+its person's mailbox, never stored, counts as lost). Reports go to the shuffler named by
+SEALPOST_SHUFFLER_URL, else straight to that relay (which must allow it:
+SEALPOST_RELAY_ALLOW_DIRECT_SIGNALS).
 """
 
 EPILOG = """\
@@ -130,8 +134,8 @@ def register(sub: Any) -> None:
         "--central-epsilon",
         type=float,
         default=None,
-        help="epsilon of the relay's noise on the report tallies (default: the relay's, "
-        "0.1); 0 for randomized response alone",
+        help="epsilon of the relay's noise on the report tallies (default: the relay's "
+        "figures_epsilon_interactions, 0.12); 0 for randomized response alone",
     )
     s.add_argument("--seed", type=int, default=1, help="seed (default 1)")
     s.add_argument("--out", type=Path, default=Path("sim-sweep"), help="output directory")

@@ -98,10 +98,16 @@ class Fleet:
     """All the simulated accounts' clients; persons' signal agents follow the virtual clock."""
 
     def __init__(
-        self, plan: SimPlan, relay_url: str, home: Path, virtual_now_s: Callable[[], float]
+        self,
+        plan: SimPlan,
+        relay_url: str,
+        home: Path,
+        virtual_now_s: Callable[[], float],
+        shuffler_url: str | None = None,
     ) -> None:
         self.plan = plan
         self.relay_url = relay_url
+        self.shuffler_url = shuffler_url
         self.home = home
         self.virtual_now_s = virtual_now_s
         self.persons: dict[str, Messenger] = {}
@@ -140,6 +146,8 @@ class Fleet:
                 agent._rng = random.Random(f"{self.plan.options.seed}:{person.handle}")
                 agent.settings.epsilon_per_bit = self.plan.options.epsilon
                 agent.clock = self.virtual_now_s
+                if self.shuffler_url:
+                    agent.shuffler_url = self.shuffler_url
             on_progress(len(self.persons), len(people))
         # Thousands of clients stay open for the whole run: keep the collector off them.
         gc.freeze()

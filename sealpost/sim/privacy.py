@@ -86,9 +86,11 @@ def audit_own_relay(played: Played, relay: OwnRelay) -> tuple[PrivacyAudit, list
     world = world_of(played)
     storage = StorageDump()
     probe = probe_running_relay(relay.process, world, relay.db_path, storage)
+    at_shuffler = relay.shuffler_exchanges()
     exchanges = relay.stop()[: probe.client_exchanges]
     read_files(relay.db_path, storage, tag=" (after shutdown)")
-    checks, _ = run_checks(exchanges, storage, world, probe)
+    read_files(relay.workdir / "shuffler.db", storage, tag=" (shuffler)")
+    checks, _ = run_checks(exchanges, storage, world, probe, shuffler=at_shuffler)
     note = (
         ""
         if debiased_by_relay(played)
@@ -96,6 +98,5 @@ def audit_own_relay(played: Played, relay: OwnRelay) -> tuple[PrivacyAudit, list
         f"{played.plan.options.epsilon:.4g} per bit and the relay debiases with ln 3: the "
         "published estimates were debiased again with the devices' epsilon"
     )
-    return PrivacyAudit(run=True, checks=checks, traffic=traffic_summary(exchanges), note=note), (
-        exchanges
-    )
+    traffic = traffic_summary(exchanges, at_shuffler)
+    return PrivacyAudit(run=True, checks=checks, traffic=traffic, note=note), (exchanges)

@@ -10,6 +10,12 @@ campaign's figures_at, so that the relay publishes each campaign's noisy figures
 would days later; each business's privacy budget is made large enough for all of its
 campaigns (:func:`business_epsilon`).
 
+The own relay runs with a shuffler beside it (``sealpost shuffler``, in this process, behind
+the same recording layer): devices send their reports to it, one per request, and it forwards
+them to the relay in shuffled batches of at least B when the simulation says (after each
+simulated hour), the relay trusting its key only. Reports still held when the run ends (fewer
+than B) go in one last, smaller batch, so that every report is counted; the summary says so.
+
 An existing relay keeps its own, real clock: nothing can be scheduled a simulated day ahead,
 so campaigns go out as soon as the simulation reaches their time, their figures come days
 after the run, and its database is not ours to read: what it did is known only from what the
@@ -28,6 +34,7 @@ from sqlalchemy import Engine, exists, func
 from sqlmodel import Session, col, select
 
 from sealpost.audit.recorder import Exchange, RelayProcess
+from sealpost.audit.runner import shuffler_exchanges, start_shuffler
 from sealpost.sim.config import SimOptions
 from sealpost.sim.population import EPOCH_MS, SimPlan
 from server.accountant import WINDOW_MS
@@ -36,6 +43,9 @@ from server.db import make_engine, read_engine
 from server.figures import figures_at
 from server.models import Campaign, MailboxEntry, PublishedFigures, TokenIssue
 from server.settings import RelaySettings
+from shared.shuffled import public_key_b64
+from shuffler.embedded import EmbeddedShuffler
+from shuffler.keys import load_or_create
 
 _BUDGET = RelaySettings.model_fields["business_epsilon_30d"]
 DEFAULT_BUSINESS_EPSILON: float = _BUDGET.default
@@ -72,8 +82,14 @@ class Copy:
 class SimRelay(Protocol):
     url: str
     own: bool  # the simulation's own relay: manual clock, readable database, recorded
+    shuffler_url: str | None  # where devices send reports (None: straight to the relay)
 
     def start(self) -> None: ...
+
+    async def forward_reports(self, everything: bool = False) -> int:
+        """Have the shuffler forward what it holds (at least B; ``everything``: the rest
+        too); returns how many went in a batch smaller than B."""
+        ...
 
     async def advance_to(self, ms: int) -> float:
         """Bring the relay to virtual time ``ms`` (releasing what is due); returns the wall
@@ -94,8 +110,10 @@ class OwnRelay:
     own = True
 
     def __init__(self, options: SimOptions, workdir: Path, epsilon_30d: float) -> None:
+        self.workdir = workdir
         self.db_path = workdir / "relay.db"
         self.db_url = f"sqlite:///{self.db_path}"
+        self.shuffler_key = workdir / "shuffler.key"
         self.settings = RelaySettings(
             db=self.db_url,
             business_epsilon_30d=epsilon_30d,
@@ -107,9 +125,12 @@ class OwnRelay:
             # The simulation runs a dispatcher pass itself at every moment it moves the clock
             # to; the relay's own timer would only repeat it.
             dispatch_interval_s=3600.0,
+            shuffler_keys=[public_key_b64(load_or_create(self.shuffler_key))],
         )
         self.process = RelayProcess(self.settings, start_ms=EPOCH_MS)
         self.url = ""
+        self.shuffler: EmbeddedShuffler | None = None
+        self.shuffler_url: str | None = None
         self.now_ms = EPOCH_MS  # where the simulation last moved the relay's clock
         self._engine: Engine | None = None
 
@@ -117,6 +138,21 @@ class OwnRelay:
         self.process.start()
         self.url = self.process.url
         self._engine = read_engine(make_engine(self.db_url))
+        self.shuffler = start_shuffler(self.workdir, self.url, self.shuffler_key)
+        self.shuffler_url = self.shuffler.url
+
+    async def forward_reports(self, everything: bool = False) -> int:
+        shuffler = self.shuffler
+        assert shuffler is not None, "start() the relay first"
+        await asyncio.to_thread(shuffler.forward_ready)
+        left = shuffler.held() if everything else 0
+        if left:
+            await asyncio.to_thread(shuffler.forward_ready, minimum=1)
+        return left
+
+    def shuffler_exchanges(self) -> list[Exchange]:
+        """Every report the shuffler received, as it arrived."""
+        return shuffler_exchanges(self.shuffler)
 
     async def advance_to(self, ms: int) -> float:
         # The pipe blocks; keep the clients' event loop turning meanwhile.
@@ -214,12 +250,16 @@ class OwnRelay:
             return [Copy(r.campaign_id, r.msg_id, r.recipient, r.state, r.refusal) for r in rows]
 
     def stop(self) -> list[Exchange]:
+        if self.shuffler is not None:
+            self.shuffler.stop()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
         return self.process.stop()
 
     def kill(self) -> None:
+        if self.shuffler is not None:
+            self.shuffler.stop()
         self.process.kill()
 
     @property
@@ -228,9 +268,15 @@ class OwnRelay:
 
 
 class ExternalRelay:
-    """An existing relay at ``url``: real clock, its own settings, nothing recorded."""
+    """An existing relay at ``url``: real clock, its own settings, nothing recorded. Devices
+    send reports straight to it (it must allow that: ``allow_direct_signals``), or to the
+    shuffler named by SEALPOST_SHUFFLER_URL."""
 
     own = False
+    shuffler_url: str | None = None
+
+    async def forward_reports(self, everything: bool = False) -> int:
+        return 0  # an existing shuffler forwards on its own timer
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")

@@ -76,7 +76,7 @@ class Simulation:
         self.relay = relay
         self.progress = progress
         self.now_ms = sim_plan.start_ms  # the virtual clock as the clients see it
-        self.fleet = Fleet(sim_plan, relay.url, home, self.now_s)
+        self.fleet = Fleet(sim_plan, relay.url, home, self.now_s, relay.shuffler_url)
         self.played = Played(
             plan=sim_plan,
             relay_url=relay.url,
@@ -227,6 +227,7 @@ class Simulation:
                 self.now_ms = hour_end
                 with self._step("reports"):
                     await self._flush_reports(hour_end)
+                    await self.relay.forward_reports()
             self._show(day + 1)
             self.progress.note(
                 f"day {day + 1}/{days}: {len(today)} campaign(s); "
@@ -238,6 +239,11 @@ class Simulation:
         self.now_ms = end + DAY_MS
         self.progress.phase("the last reports")
         await self._flush_reports(self.now_ms)
+        # A report its device pushed past that (a gap after its previous one) goes later.
+        await self._flush_reports(self.now_ms + DAY_MS)
+        below_b = await self.relay.forward_reports(everything=True)
+        if below_b:
+            self.played.timings["shuffler_last_batch_below_b"] = below_b
 
     def _show(self, day: int) -> None:
         self.progress.update(
@@ -406,8 +412,10 @@ class Simulation:
         await gather_chunks(choices, REQUEST_CONCURRENCY)
 
     async def _flush_reports(self, until_ms: int) -> None:
-        """Every device whose reports are due by ``until_ms`` sends them (one anonymous
-        request each), devices taken in the order of their first due moment."""
+        """Every device whose reports are due by ``until_ms`` sends them, each alone at its
+        own moment (the device keeps them a minute from its signed traffic and a random gap
+        apart); devices taken in the order of their first due moment. A report pushed past
+        ``until_ms`` by those rules waits for a later pass."""
         until_s = until_ms // 1000
         due = sorted(
             (heap[0][0], handle)
@@ -421,14 +429,18 @@ class Simulation:
             heap = self.due[handle]
             while heap and heap[0][0] <= until_s:
                 heapq.heappop(heap)
-                self._reports_sent += 1
+            agent = self.fleet.persons[handle].signals
             try:
-                result = await self.fleet.persons[handle].signals.flush(now=until_s)
+                result = await agent.flush_due(until=until_s)
             except Exception as exc:  # counted at the end from the devices' own records
                 self.played.anomalies.append(f"{handle}: report flush failed: {exc}")
                 return
             if result is not None:
+                self._reports_sent += result.counted + len(result.refused)
                 self.played.reports_refused += len(result.refused)
+            later = agent.next_send_at()
+            if later is not None:  # still waiting: visit this device again then
+                heapq.heappush(heap, (max(int(later) + 1, until_s + 1), ""))
 
         await gather_chunks([flush(handle) for _, handle in due], REQUEST_CONCURRENCY)
 

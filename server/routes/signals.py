@@ -1,10 +1,14 @@
 """Privacy signals: campaign keys, blind token issuance (authenticated), anonymous reports."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlmodel import Session
 
 from server import signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
+from server.json_body import documented_body, parse_body
 from server.transactions import TransactionalRoute
 from shared.api import (
     CampaignKey,
@@ -17,6 +21,7 @@ from shared.api import (
 )
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode, b64encode
+from shared.shuffled import KEY_HEADER, SIGNATURE_HEADER, ShuffledBatch, verify_batch
 
 router = APIRouter(prefix="/v1/signals", tags=["signals"], route_class=TransactionalRoute)
 
@@ -69,8 +74,25 @@ def _answer(campaign_id: str, evaluated: bytes, proof: bytes, public_key: bytes)
 
 @router.post("")
 def report(body: SignalBatch, request: Request, session: DbSession) -> SignalResult:
-    """Anonymous interaction reports. Refuses any request that carries credentials: this
-    channel must never be linkable to an account."""
+    """Anonymous interaction reports sent straight to the relay: closed unless the operator
+    set ``allow_direct_signals``, since the relay would see when and from where each came.
+    Refuses any request that carries credentials: this channel must never be linkable to an
+    account."""
+    settings = request.app.state.settings
+    if not settings.allow_direct_signals:
+        where = settings.shuffler_url or "the address the relay's operator publishes"
+        raise ApiError(
+            403,
+            "use_the_shuffler",
+            f"Reports go through the shuffler at {where} (POST /v1/reports, one report per "
+            "request), not straight to the relay, which would see when and from where each "
+            "arrived.",
+        )
+    _no_credentials(request)
+    return _redeemed(session, body.reports)
+
+
+def _no_credentials(request: Request) -> None:
     sent = [h for h in AUTH_HEADERS if h in request.headers]
     if sent:
         raise ApiError(
@@ -78,8 +100,44 @@ def report(body: SignalBatch, request: Request, session: DbSession) -> SignalRes
             "credentials_on_anonymous_channel",
             f"Signals are anonymous; send them without {', '.join(sent)}.",
         )
-    outcomes = signals.redeem(session, body.reports)
+
+
+def _redeemed(session: Session, reports: list[str]) -> SignalResult:
+    outcomes = signals.redeem(session, reports)
     return SignalResult(
         counted=sum(o is None for o in outcomes),
         refused={i: o for i, o in enumerate(outcomes) if o is not None},
     )
+
+
+async def _signed_batch(request: Request) -> ShuffledBatch:
+    """The batch, once its signature shows it comes from a shuffler this relay trusts. Runs
+    before the body is parsed, so an unsigned request costs no JSON work."""
+    _no_credentials(request)
+    trusted = request.app.state.shuffler_keys
+    if not trusted:
+        raise ApiError(
+            403,
+            "no_shuffler_configured",
+            "This relay trusts no shuffler (set SEALPOST_RELAY_SHUFFLER_KEYS).",
+        )
+    body = await request.body()
+    key = request.headers.get(KEY_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not verify_batch(key, signature, body, trusted):
+        raise ApiError(
+            401,
+            "bad_shuffler_signature",
+            f"A batch must be signed ({SIGNATURE_HEADER}) by a shuffler key ({KEY_HEADER}) "
+            "this relay is configured with.",
+        )
+    return parse_body(ShuffledBatch, body)
+
+
+@router.post("/shuffled", openapi_extra=documented_body(ShuffledBatch))
+def shuffled(
+    batch: Annotated[ShuffledBatch, Depends(_signed_batch)], session: DbSession
+) -> SignalResult:
+    """A shuffler's batch: reports in random order, from devices the relay never sees. Each
+    is counted as ``POST /v1/signals`` would; a resent batch counts nothing (spent tokens)."""
+    return _redeemed(session, batch.reports)

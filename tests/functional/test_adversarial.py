@@ -11,21 +11,16 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from nacl.public import PublicKey, SealedBox
-from sqlmodel import Session
 
 import client.messenger
 from client.messenger import Messenger, now_ms
-from client.profile import ProfileInfo, create_profile
-from client.settings import ClientSettings
 from client.store import StoredMessage
 from server.embedded import EmbeddedRelay
-from server.models import Account
 from shared.auth import sign_request
 from shared.encoding import b64encode
 from shared.envelope import ChatContent, ChatPayload, Envelope
@@ -34,7 +29,8 @@ from shared.keys import AccountKeys
 from shared.seal import SIGNING_CONTEXT, pad, seal_envelope, sign_payload
 from shared.version import MAX_CIPHERTEXT_BYTES, MIN_CIPHERTEXT_BYTES, SEAL_OVERHEAD_BYTES
 from tests.conftest import relay_settings
-from tests.helpers import signed
+from tests.functional.test_cli import sealpost
+from tests.helpers import legacy_account, signed
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -746,7 +742,7 @@ IMPERSONATING_NAMES = [
     ("ACME\u3164Shoes", "U+3164"),  # a Hangul filler, drawn as blank
     (" ACME Shoes", "space"),
     ("ACME Shoes ", "space"),
-    ("A" * 65, "at most 64"),
+    ("A" * 65, "shorten it"),
 ]
 
 
@@ -759,7 +755,8 @@ async def test_impersonating_display_names_are_refused_at_registration(
     keys = AccountKeys.generate()
     body = registration("mallory", keys, kind="business", country=None, display_name=name)
     answer = signed(relay.url, keys, "mallory", "POST", "/v1/accounts", body)
-    assert_error(answer, 422, "invalid_request", "display_name", named, "remove")
+    what_to_do = "remove it" if named.startswith("U+") else "display name"
+    assert_error(answer, 422, "invalid_request", "display_name", named, what_to_do)
     assert_error(get(relay, alice, "/v1/accounts/mallory"), 404, "unknown_handle")
 
 
@@ -774,9 +771,7 @@ async def test_impersonating_display_names_are_refused_at_registration(
         ("A" * 64, "A" * 64),
     ],
 )
-async def test_ordinary_display_names_are_accepted_in_nfc(
-    sqlite_relay, make_account, name, stored
-):
+async def test_ordinary_display_names_are_accepted_in_nfc(sqlite_relay, make_account, name, stored):
     relay = sqlite_relay
     alice = await make_account("alice", relay)
     keys = AccountKeys.generate()
@@ -784,29 +779,6 @@ async def test_ordinary_display_names_are_accepted_in_nfc(
     answer = signed(relay.url, keys, "zoe", "POST", "/v1/accounts", body)
     assert answer.status_code == 201, answer.text
     assert get(relay, alice, "/v1/accounts/zoe").json()["display_name"] == stored
-
-
-def legacy_account(relay: EmbeddedRelay, home: Path, handle: str, name: str) -> Messenger:
-    """An account whose row holds ``name`` as it stands, as if registered before the rules (or
-    served by a relay that never checked): the client is the last line of defence."""
-    keys = AccountKeys.generate()
-    with Session(relay.app.state.engine) as session:
-        session.add(
-            Account(
-                handle=handle,
-                kind="business",
-                display_name=name,
-                sign_key=keys.public.sign_b64,
-                box_key=keys.public.box_b64,
-                verified=False,
-                created_at=now_ms(),
-            )
-        )
-        session.commit()
-    info = ProfileInfo(
-        name=handle, handle=handle, relay_url=relay.url, kind="business", display_name=handle
-    )
-    return Messenger(create_profile(home, info, keys), ClientSettings(home=home))
 
 
 async def test_a_directory_entry_that_breaks_the_rules_is_shown_by_handle(
@@ -821,12 +793,17 @@ async def test_a_directory_entry_that_breaks_the_rules_is_shown_by_handle(
     senders = [legacy_account(relay, home, handle, name) for handle, name in hostile.items()]
     try:
         for sender in senders:
-            await sender.send_text("bob", "hello")
+            await sender.send_text("bob", "hello \x9b2J\u202etxet\u2028[b]x[/b]")
         got = await sync_all(bob)  # looked up together, as a page of senders is
         assert {m.sender for m in got.values()} == set(hostile)
         for handle in hostile:
             assert bob.store.contact(handle).display_name == handle
             assert bob.store.conversation(handle).display_name == handle
+        # The CLI prints the handle and the text escaped, like the app.
+        printed = sealpost(home, "inbox", "--profile", "bob", "--no-sync").stdout
+        assert "ACME" not in printed and "== trudy (@trudy)" in printed
+        assert "hello \\x9b2J\\u202etxet\\u2028[b]x[/b]" in printed
+        assert not [ch for ch in printed if ch in "\x9b\u202e\u2028"]
         # A single lookup (sending first) is checked the same way.
         carol = await make_account("carol", relay)
         assert (await carol.contact("trudy")).display_name == "trudy"

@@ -105,12 +105,21 @@ async def test_a_report_is_never_sealed_to_an_unpinned_desk(sqlite_relay, make_a
     with pytest.raises(RelayError) as err:
         await bob.report("acme", [])
     assert err.value.code == "desk_not_pinned"
-    bob.settings.moderation_key_fingerprint = "00" * 32
-    with pytest.raises(RelayError) as err:
-        await bob.report("acme", [])
-    assert err.value.code == "desk_key_mismatch"
+    # A wrong pin; and the desk's real signing key with a box key that is not its own (a
+    # relay reading reports would swap only the key they are sealed to).
+    other = AccountKeys.generate()
+    for pin in (
+        "00" * 32,
+        reserved_handles.fingerprint(desk.public.sign_b64, other.public.box_b64),
+    ):
+        bob.settings.moderation_key_fingerprint = pin
+        with pytest.raises(RelayError) as err:
+            await bob.report("acme", [])
+        assert err.value.code == "desk_key_mismatch"
     assert not [e for e in bob.ledger.entries()[sent_before:] if "/v1/messages" in e["url"]]
-    bob.settings.moderation_key_fingerprint = reserved_handles.fingerprint(desk.public.sign_b64)
+    bob.settings.moderation_key_fingerprint = reserved_handles.fingerprint(
+        desk.public.sign_b64, desk.public.box_b64
+    )
     report = await bob.report("acme", [])
     assert report.status in ("sent", "queued")
 

@@ -14,6 +14,7 @@ import pytest
 
 from sealpost.cli import main
 from sealpost.sim.config import SimOptions
+from sealpost.sim.estimator import DEFAULT_CENTRAL_EPSILON
 from sealpost.sim.population import plan
 from sealpost.sim.runner import run_sim
 from sealpost.sim.summary import render, summarize
@@ -160,7 +161,7 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
     ]
     assert all(0 <= float(r["coverage_95"]) <= 1 for r in rows)
     # The relay's central noise is in every cell, at the relay's default epsilon.
-    assert all(float(r["central_epsilon"]) == 0.1 for r in rows)
+    assert all(float(r["central_epsilon"]) == DEFAULT_CENTRAL_EPSILON for r in rows)
     # More privacy (smaller epsilon) costs accuracy: the interval is wider.
     assert float(rows[0]["ci95_half_width_pct"]) > float(rows[2]["ci95_half_width_pct"])
     if importlib.util.find_spec("matplotlib"):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from client.messenger import Messenger
@@ -12,6 +13,8 @@ from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
 from server.embedded import EmbeddedRelay
 from shared.signals import events_of
+from shuffler.embedded import EmbeddedShuffler
+from shuffler.settings import ShufflerSettings
 from tests.conftest import PersonFactory
 from tests.tui.conftest import SIZE, make_app, wait_for
 from tests.tui.test_business_messages import send_offer
@@ -65,7 +68,11 @@ async def test_reading_clicking_dismissing_and_blocking_set_bits(
 
 
 async def test_due_reports_are_flushed_on_the_anonymous_channel(
-    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+    sqlite_relay: EmbeddedRelay,
+    make_account: PersonFactory,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
     bob = await make_account("bob", sqlite_relay)
@@ -77,15 +84,27 @@ async def test_due_reports_are_flushed_on_the_anonymous_channel(
         s.add(row)
         s.commit()
 
-    app = make_app(home, "bob")
-    app.signal_flush_s = 0.2
-    app.state.first_contact["acme"] = "continue"
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: pending(bob)[0].sent)
-        [sent] = [e for e in app.messenger.ledger.entries() if e["url"].endswith("/v1/signals")]
-        assert sent["headers"]["channel"] == "anonymous"
-        assert not any(k.lower().startswith("sealpost-") for k in sent["headers"])
-        assert app.is_running  # and nothing crashed when later flushes found nothing due
+    settings = ShufflerSettings(
+        db=tmp_path / "shuffler.db",
+        relay=sqlite_relay.url,
+        key_path=tmp_path / "shuffler.key",
+        auto_forward=False,
+    )
+    with EmbeddedShuffler(settings) as shuffler:
+        monkeypatch.setenv("SEALPOST_SHUFFLER_URL", shuffler.url)
+        app = make_app(home, "bob")
+        app.signal_flush_s = 0.2
+        # The app waits a minute after its own signed requests; not in a test.
+        app.messenger.signals.settings.quiet_after_signed_s = 0
+        app.state.first_contact["acme"] = "continue"
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: pending(bob)[0].sent)
+            [sent] = [e for e in app.messenger.ledger.entries() if e["url"].endswith("/reports")]
+            assert sent["url"].startswith(shuffler.url)
+            assert sent["headers"]["channel"] == "anonymous"
+            assert not any(k.lower().startswith("sealpost-") for k in sent["headers"])
+            assert app.is_running  # and nothing crashed when later flushes found nothing due
+        assert shuffler.held() == 1
 
 
 async def test_signals_switch_persists(

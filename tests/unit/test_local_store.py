@@ -58,3 +58,30 @@ def test_stores_share_compiled_sql_but_never_rows(tmp_path):
     finally:
         ana.close()
         bob.close()
+
+
+def test_a_store_from_before_key_changes_gets_the_contact_columns(tmp_path):
+    # A contact pinned by an older version: no verified mark, no key change waiting.
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE client_contact (handle VARCHAR NOT NULL PRIMARY KEY, kind VARCHAR NOT "
+            "NULL, display_name VARCHAR NOT NULL, verified BOOLEAN NOT NULL, sign_key VARCHAR "
+            "NOT NULL, box_key VARCHAR NOT NULL)"
+        )
+        db.execute("INSERT INTO client_contact VALUES ('ana', 'person', 'Ana', 0, 'k', 'b')")
+    store = LocalStore(path)
+    try:
+        contact = store.contact("ana")
+        assert contact is not None
+        assert (contact.safety_verified, contact.key_changed, contact.key_changed_at) == (
+            False,
+            False,
+            None,
+        )
+        contact.new_sign_key, contact.new_box_key = "k2", "b2"
+        store.save_contact(contact)
+        assert store.contact("ana").key_changed  # type: ignore[union-attr]
+    finally:
+        store.close()
+    LocalStore(path).close()  # opening again: nothing left to add

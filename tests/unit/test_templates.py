@@ -1,11 +1,15 @@
 """Template rules shared by relay and client: validation, reclassification, hashing, rendering."""
 
+import hashlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared.encoding import canonical_json
 from shared.templates import (
+    AUTH_CODE_DEFAULT,
     MAX_BUTTONS,
     MAX_TEMPLATES_PER_BUSINESS,
     PLACEHOLDER_RE,
@@ -13,6 +17,8 @@ from shared.templates import (
     Button,
     TemplateDraft,
     TemplateRenderError,
+    VariableSpec,
+    authentication_body,
     example_variables,
     finalize,
     find_malformed,
@@ -21,7 +27,9 @@ from shared.templates import (
     render,
     template_hash,
     validate_draft,
+    value_problem,
     variable_names,
+    variable_problems,
 )
 
 
@@ -40,6 +48,13 @@ def link(text: str, url: str = "https://example.com/track") -> Button:
 
 def copy(text: str = "Copy code", example: str | None = "123456", **kw) -> Button:
     return Button(type="copy_code", text=text, example=example, **kw)
+
+
+def otp(**fields) -> TemplateDraft:
+    """An authentication template in the platform's shape (its body written by finalize)."""
+    return draft(
+        **({"category": "authentication", "body": "", "examples": {"code": "123456"}} | fields)
+    )
 
 
 def problems(d: TemplateDraft) -> dict[str, list[str]]:
@@ -225,7 +240,7 @@ def test_too_many_url_buttons():
 
 
 def test_too_many_copy_code_buttons():
-    d = draft(category="authentication", buttons=[copy("Copy"), copy("Copy again")])
+    d = draft(category="marketing", buttons=[copy("Copy"), copy("Copy again")])
     (message,) = only(d, "too_many_copy_code_buttons")
     assert "2" in message and "1" in message
 
@@ -248,12 +263,10 @@ def test_missing_example_names_each_placeholder():
 
 
 def test_a_copy_code_button_needs_an_example_unless_its_variable_has_one():
-    (message,) = only(
-        draft(category="authentication", buttons=[copy(example=None)]), "missing_example"
-    )
+    (message,) = only(draft(category="marketing", buttons=[copy(example=None)]), "missing_example")
     assert "Copy code" in message
     covered = draft(
-        category="authentication",
+        category="marketing",
         body="Your code is {{code}}",
         buttons=[copy(example=None)],
         examples={"code": "123456"},
@@ -267,13 +280,13 @@ def test_unused_example():
 
 
 def test_copy_code_variable_must_be_a_placeholder_name():
-    d = draft(category="authentication", buttons=[copy(variable="Promo Code")])
+    d = draft(category="marketing", buttons=[copy(variable="Promo Code")])
     (message,) = only(d, "copy_code_variable")
     assert "'Promo Code'" in message
 
 
 def test_authentication_templates_may_not_have_url_buttons():
-    d = draft(category="authentication", buttons=[copy(), link("Open site")])
+    d = otp(buttons=[copy(), link("Open site")])
     (message,) = only(d, "auth_url_button")
     assert "Open site" in message
 
@@ -368,7 +381,8 @@ def test_authentication_with_copy_code_stays_authentication():
     d = draft(category="authentication", body="Your code is {{code}}", examples={"code": "123"})
     d = d.model_copy(update={"buttons": [copy(example=None)]})
     final, reason = finalize(d)
-    assert reason is None and final == d and final.category == "authentication"
+    assert reason is None and final.category == "authentication"
+    assert final.buttons == d.buttons and final.body == d.body
 
 
 # --- hashing ----------------------------------------------------------------------------------
@@ -520,3 +534,307 @@ def test_footer_placeholders_are_checked_for_shape_too():
     draft = TemplateDraft(name="x", category="utility", body="Hello", footer="Bye {{ name }}")
     rules = {p.rule for p in validate_draft(draft)}
     assert "malformed_placeholder" in rules
+
+
+# --- promotional language in disguise ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Big s\u0430le today",  # Cyrillic a
+        "\u0405\u0410LE",  # Cyrillic capitals S and A
+        "\u0455\u0430l\u0435 now",  # Cyrillic s, a, e
+        "Get 20% \u041eFF",  # Cyrillic O
+        "\u0399imited time",  # Greek capital iota for l
+        "di\u200bscount inside",  # zero-width space
+        "dis\u00adcount",  # soft hyphen
+        "s\u200da\u200dl\u200de",  # zero-width joiners
+        "pro\u2060mo",  # word joiner
+        "\u202esale",  # bidi override
+        "s\u0332a\u0332l\u0332e\u0332",  # combining underline on every letter
+        "Half price on all boots",
+        "half-price",
+        "\u00bd price",
+        "Use it for 2O% 0FF",
+        "50% 0FF",
+        "50 % off",
+        "50 percent off",
+        "-50% on everything",
+        "up to 70%",
+        "$10 off",
+        "\u20ac10 off",
+        "fr33 shipping",
+        "FREE SHIPPING",
+        "free delivery this week",
+        "\uff33\uff21\uff2c\uff25",  # fullwidth
+        "\U0001d42c\U0001d41a\U0001d425\U0001d41e",  # mathematical bold
+        "\u24e2\u24d0\u24db\u24d4",  # circled
+        "S A L E",
+        "S.A.L.E",
+        "d-i-s-c-o-u-n-t",
+        "cIearance",  # capital I for l
+        "$ALE",
+        "SHOP-NOW",
+        "shopnow",
+        "Shop now",
+        "buy one get one free",
+        "BOGO",
+        "2 for 1",
+        "limited time",
+        "LIMITED-TIME",
+        "today only",
+        "coupon",
+        "promo code",
+        "great deal",
+        "exclusive offer",
+        "save 10",
+        "save up to 30%",
+        "clearance",
+        "Black Friday",
+        "voucher",
+        "new arrivals",
+        "cashback",
+        "sconto del 20%",
+        "met\u00e0 prezzo",
+        "spedizione gratuita",
+        "descuento",
+        "env\u00edo gratis",
+        "2x1 ofertas",
+        "Rabatt",
+        "versandkostenfrei",
+        "jetzt kaufen",
+        "r\u00e9duction",
+        "soldes",
+        "livraison gratuite",
+    ],
+)
+def test_disguised_promotions_are_caught(text):
+    assert promotional_terms(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your order A-1001 has shipped",
+        "Your code is 4821",
+        "Your code is 5413",  # reads as "sale" in digits: a number is not a word
+        "Your appointment is at 10:00",
+        "Your appointment is on 3 June at 10:30, room 4B",
+        "Your parcel arrives tomorrow between 9 and 12.",
+        "Invoice INV-2024-0042 of $42.10 is due on 2024-06-03",
+        "Your savings account statement is ready",
+        "Your flight leaves at 10:15 from gate 12",
+        "Your password was reset. If this was not you, reply STOP.",
+        "482193 is your verification code. This code expires in 10 minutes.",
+        "Your table for 2 is booked",
+        "The sales team will call you",
+        "Il tuo ordine \u00e8 stato spedito",
+        "Tu pedido ha sido enviado",
+        "Ihr Termin ist am 3. Juni um 10:00",
+        "Votre colis arrive demain",
+        "Your {{discount_code}} order",
+    ],
+)
+def test_ordinary_utility_texts_do_not_promote(text):
+    assert promotional_terms(text) == []
+
+
+def test_a_term_is_reported_as_written():
+    assert promotional_terms("Big s\u0430le, another sale") == ["s\u0430le"]
+    assert promotional_terms("Use it for 2O% 0FF") == ["2O% 0FF"]
+    assert promotional_terms("di\u200bscount") == ["di\u200bscount"]
+
+
+def test_registration_reclassifies_a_disguised_promotion():
+    final, reason = finalize(draft(body="Your order has shipped. Big s\u0430le today!"))
+    assert final.category == "marketing"
+    assert reason is not None and "'s\u0430le'" in reason
+
+
+def test_an_example_that_promotes_reclassifies():
+    d = draft(body="Your order has shipped. {{note}}", examples={"note": "50% off shoes"})
+    final, reason = finalize(d)
+    assert final.category == "marketing" and "'50% off'" in (reason or "")
+
+
+# --- typed variables --------------------------------------------------------------------------
+
+
+def spec(type_: str, **bounds) -> VariableSpec:
+    return VariableSpec(type=type_, **bounds)
+
+
+@pytest.mark.parametrize(
+    ("variable", "good", "bad"),
+    [
+        (
+            spec("name"),
+            ["Ana", "Zo\u00eb O'Neil", "Jean-Luc", "\u674e\u5c0f\u9f99", "Dr. Who"],
+            ["50% OFF", "Ana2", "", " Ana", "Ana\u200b", "A" * 41],
+        ),
+        (
+            spec("number"),
+            ["2", "-3", "1,000", "1.000,50", "1 000", "+7"],
+            ["one", "2x", "1..2", "50%", "12" * 20],
+        ),
+        (
+            spec("currency"),
+            ["\u20ac20", "$ 4.99", "20,00 \u20ac", "EUR 20", "20 GBP", "\u00a51000"],
+            ["20", "FREE", "$$20", "\u20ac20 off", "eur 20", "20 EUR $"],
+        ),
+        (
+            spec("date"),
+            ["2025-06-03", "3 June 2025, 10:00", "10:00", "03/06/2025"],
+            ["tomorrow", "today only!", "3 June \U0001f389", "10:00\n11:00"],
+        ),
+        (spec("code"), ["SPRING20", "K7Q2-X9", "123456"], ["50% OFF", "code 12", "x" * 33]),
+        (
+            spec("code", charset="digits", min_length=4, max_length=8),
+            ["4821", "48219377"],
+            ["482", "482193771", "48a1", "SALE"],
+        ),
+        (spec("code", charset="alphanumeric"), ["K7Q2"], ["K7Q2-X9"]),
+        (
+            spec("url"),
+            ["https://a.example/x?y=1#z", "http://a.example"],
+            ["javascript:alert(1)", "https://a.example/\u0430", "https://a b", "ftp://a.example"],
+        ),
+        (
+            spec("text"),
+            ["It arrives tomorrow.", "\u00c8 tutto pronto"],
+            ["line\nbreak", "tab\there", "\u202eevil", "\u2028", "x" * 61, ""],
+        ),
+        (spec("text", max_length=200, min_length=3), ["abc", "x" * 200], ["ab", "x" * 201]),
+    ],
+)
+def test_a_value_must_be_of_its_declared_type(variable, good, bad):
+    for value in good:
+        assert value_problem(variable, value) is None, value
+    for value in bad:
+        problem = value_problem(variable, value)
+        assert problem is not None, value
+        assert not value.strip() or value not in problem  # never quoted back
+
+
+def test_finalize_types_every_variable():
+    d = draft(
+        category="marketing",
+        body="Hi {{name}}, {{when}}",
+        buttons=[copy()],
+        variables={"when": VariableSpec(type="date")},
+        examples={"name": "Ana", "when": "3 June"},
+    )
+    final, _ = finalize(d)
+    assert final.variables == {
+        "name": VariableSpec(type="text", min_length=1, max_length=60),
+        "when": VariableSpec(type="date", min_length=1, max_length=40),
+        "code": VariableSpec(type="code", min_length=1, max_length=32, charset="alphanumeric_dash"),
+    }
+    again, _ = finalize(final)
+    assert again == final
+    assert template_hash("acme", again) == template_hash("acme", final)
+
+
+def test_types_are_in_the_hash_but_an_untyped_template_keeps_its_hash():
+    d = draft(body="Hi {{name}}", examples={"name": "Ana"})
+    typed = d.model_copy(update={"variables": {"name": VariableSpec(type="name")}})
+    other = d.model_copy(update={"variables": {"name": VariableSpec(type="text")}})
+    hashes = {template_hash("acme", x) for x in (d, typed, other)}
+    assert len(hashes) == 3
+    # Without variables or expiry, the hashed object is the one it was before they existed.
+    before = {
+        "business": "acme",
+        "name": "order_update",
+        "language": "en",
+        "category": "utility",
+        "header": None,
+        "body": "Your order has shipped.",
+        "footer": None,
+        "buttons": [],
+    }
+    assert template_hash("acme", draft()) == hashlib.sha256(canonical_json(before)).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("variables", "rule", "words"),
+    [
+        ({"nope": VariableSpec(type="text")}, "unknown_variable", "'nope'"),
+        ({"order": VariableSpec(type="text", max_length=500)}, "variable_type", "at most 200"),
+        ({"order": VariableSpec(type="text", min_length=9, max_length=5)}, "variable_type", "min"),
+        ({"order": VariableSpec(type="text", charset="digits")}, "variable_type", "charset"),
+        ({"order": VariableSpec(type="number")}, "example_type", "a number"),
+    ],
+)
+def test_declared_types_are_checked_at_registration(variables, rule, words):
+    d = draft(body="Order {{order}} shipped", examples={"order": "A-1"}, variables=variables)
+    (message,) = problems(d)[rule]
+    assert words in message
+
+
+def test_a_copied_variable_is_a_code():
+    d = draft(
+        category="marketing",
+        body="Use {{code}}",
+        buttons=[copy()],
+        variables={"code": VariableSpec(type="text")},
+        examples={"code": "X1"},
+    )
+    (message,) = only(d, "copy_code_variable")
+    assert "a copied variable is a code" in message
+
+
+def test_variable_problems_name_the_variable_never_the_value():
+    d = otp()
+    final, _ = finalize(d)
+    (problem,) = variable_problems(final, {"code": "50% OFF shop now"})
+    assert problem == "'code' must be a code of 4 to 8 characters (0-9), but it has 16 characters"
+    assert variable_problems(final, {"code": "482193"}) == []
+
+
+# --- authentication templates -----------------------------------------------------------------
+
+
+def test_the_platform_writes_an_authentication_template():
+    final, reason = finalize(otp(code_expiry_minutes=10, buttons=[copy(example=None)]))
+    assert reason is None and final.category == "authentication"
+    assert final.body == "{{code}} is your verification code. This code expires in 10 minutes."
+    assert final.variables["code"] == AUTH_CODE_DEFAULT
+    assert validate_draft(final) == []
+    one = finalize(otp(code_expiry_minutes=1))[0]
+    assert one.body.endswith("This code expires in 1 minute.")
+    italian = finalize(otp(language="it"))[0]
+    assert italian.body == "{{code}} \u00e8 il tuo codice di verifica."
+    assert finalize(otp())[0].body == authentication_body("en", None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"body": "Your code: {{code}}"}, "leave the body empty"),
+        ({"body": "{{code}} is your verification code.", "header": "ACME"}, "no header"),
+        ({"footer": "ACME"}, "no footer"),
+        ({"buttons": [quick("Thanks")]}, "no quick replies"),
+        ({"buttons": [copy("Grab it")]}, "reads 'Copy code'"),
+        ({"language": "ja"}, "no text in 'ja'"),
+        (
+            {"body": "{{code}} is your verification code. {{name}}", "examples": {"code": "1234"}},
+            "leave the body empty",
+        ),
+        ({"variables": {"code": VariableSpec(type="text")}}, "must be a code of 4 to 12"),
+        (
+            {"variables": {"code": VariableSpec(type="code", min_length=2, max_length=6)}},
+            "must be a code of 4 to 12",
+        ),
+    ],
+)
+def test_any_other_authentication_template_is_refused(fields, words):
+    found = problems(otp(**fields))
+    assert words in " ".join(found.get("auth_shape", [])), found
+
+
+def test_only_authentication_templates_have_an_expiry():
+    (message,) = only(draft(code_expiry_minutes=5), "code_expiry")
+    assert "only authentication templates" in message
+    with pytest.raises(ValidationError):
+        otp(code_expiry_minutes=91)

@@ -13,12 +13,14 @@ from textual.widgets import Button, Footer, Header, Label
 from client.store import StoredMessage
 from client.tui.messages import ConversationSelected
 from client.tui.signals import campaign_of, shown_campaigns
+from client.tui.text import safe
 from client.tui.widgets.action_bar import ActionBar
 from client.tui.widgets.chat_list import ChatList, ChatRow
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
 from client.tui.widgets.conversation_header import ConversationHeader
 from client.tui.widgets.message_render import is_marketing
+from shared.display_names import name_or_handle
 
 if TYPE_CHECKING:
     from client.tui.app import SealpostApp
@@ -37,7 +39,11 @@ class MainScreen(Screen[None]):
             with Vertical(id="chat"):
                 yield ConversationHeader(id="conversation-header")
                 yield ConversationView(
-                    app.store, time_format=app.time_format, names=app.name_of, id="conversation"
+                    app.store,
+                    time_format=app.time_format,
+                    names=app.name_of,
+                    notice=app.key_notice,
+                    id="conversation",
                 )
                 yield ActionBar(id="action-bar")
                 yield Composer(cursor_blink=app.cursor_blink, id="composer")
@@ -73,10 +79,13 @@ class MainScreen(Screen[None]):
         for convo in app.store.conversations():
             message = latest.get(convo.peer)
             business = app.is_business(convo.peer)
+            # Checked again: a name stored by an older version may break today's rules.
+            name = name_or_handle(convo.display_name, convo.peer)
+            lookalike = app.lookalike_of(convo.peer, name)
             rows.append(
                 ChatRow(
                     peer=convo.peer,
-                    name=convo.display_name,
+                    name=name,
                     business=business,
                     verified=convo.verified,
                     unread=convo.unread,
@@ -85,6 +94,7 @@ class MainScreen(Screen[None]):
                     blocked=bool(prefs and convo.peer in prefs.blocked),
                     promotions_off=bool(prefs and convo.peer in prefs.promotions_stopped),
                     notify=app.state.notify_mode(convo.peer),
+                    looks_like=lookalike.warning() if lookalike else "",
                 )
             )
         return rows
@@ -100,6 +110,7 @@ class MainScreen(Screen[None]):
         if peer is None:
             return
         name, verified = self.app.name_of(peer)
+        lookalike = self.app.lookalike_of(peer, name)
         prefs = self.app.prefs
         self.query_one(ConversationHeader).show(
             name=name,
@@ -109,6 +120,9 @@ class MainScreen(Screen[None]):
             blocked=bool(prefs and peer in prefs.blocked),
             promotions_off=bool(prefs and peer in prefs.promotions_stopped),
             notify=self.app.state.notify_mode(peer),
+            key_changed=self.app.key_changed(peer),
+            safety_verified=self.app.safety_verified(peer),
+            looks_like=lookalike.warning() if lookalike else "",
         )
 
     def open_conversation(self, peer: str, at: str | None = None) -> None:
@@ -162,7 +176,7 @@ class MainScreen(Screen[None]):
             label.update(Text("● online", "bold green"))
         else:
             text = Text("○ offline, retrying", "bold red", end="")
-            label.tooltip = Text(detail) if detail else None
+            label.tooltip = Text(safe(detail)) if detail else None  # the relay's words
             label.update(text)
         label.set_class(not online, "-offline")
 
@@ -186,6 +200,8 @@ class MainScreen(Screen[None]):
 def _preview(message: StoredMessage | None) -> str:
     if message is None:
         return ""
+    if message.quarantine_reason == "key_changed":
+        return "⚠ safety number changed"
     if message.status == "quarantined":
         return "⚠ could not verify"
     prefix = "You: " if message.direction == "out" else ""

@@ -10,7 +10,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from client.tui.messages import ConversationSelected
-from client.tui.text import one_line, safe
+from client.tui.text import VERIFIED_STYLE, lookalike_note, one_line, safe
 
 PREVIEW_CHARS = 32  # fits the sidebar on one line; the list must not wrap previews
 
@@ -29,13 +29,20 @@ class ChatRow:
     blocked: bool = False
     promotions_off: bool = False
     notify: str = "toast"  # toast | bell | off (off shows as "muted")
+    looks_like: str = ""  # the warning when the name looks like a verified business's
 
 
 def row_prompt(row: ChatRow) -> Text:
     text = Text(end="")
     text.append(safe(row.name, keep_newlines=False), "bold" if row.unread else "")
+    # The badge and the handle are drawn by the app beside the name, never inside it: a name
+    # holds no check mark or style, so it cannot draw the badge, and who is not a verified
+    # business is always known by handle too.
     if row.verified:
-        text.append(" ✔", "bold green")
+        text.append(" ")
+        text.append(" ✔ ", VERIFIED_STYLE)
+    elif row.name != row.peer:
+        text.append(f" @{row.peer}", "dim")
     if row.unread:
         text.append(f" ({row.unread})", "bold reverse")
     states = []
@@ -52,6 +59,9 @@ def row_prompt(row: ChatRow) -> Text:
     for label, style in states:
         text.append("  ")
         text.append(label, style)
+    if row.looks_like:
+        text.append("\n")
+        text.append_text(lookalike_note(row.looks_like))
     text.append("\n")
     text.append(one_line(row.preview, PREVIEW_CHARS) or " ", "dim")
     return text

@@ -19,8 +19,9 @@ from textual.strip import Strip
 
 from client.store import LocalStore, StoredMessage
 from client.tui.messages import TemplateButtonPressed
-from client.tui.text import TimeFormat, local_time
+from client.tui.text import TimeFormat, local_time, safe
 from client.tui.widgets.message_render import (
+    GUTTER,
     LineStyles,
     RenderedLine,
     render_message,
@@ -30,6 +31,7 @@ from client.tui.widgets.message_render import (
 PAGE = 100  # a few screens of history; older pages load on scrolling up
 FIRST_PAGE = 50  # what a chat opens with: more than a tall screen, quick to lay out
 CONTEXT = 20  # messages shown above a search hit when a chat opens at it
+NOTICE_LINE = -2  # the "message index" of the chat's warning lines: never a selection
 
 
 class ConversationView(ScrollView, can_focus=True):
@@ -72,12 +74,15 @@ class ConversationView(ScrollView, can_focus=True):
         *,
         time_format: TimeFormat = local_time,
         names: Callable[[str], tuple[str, bool]] | None = None,
+        notice: Callable[[str], str | None] | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.store = store
         self.time_format = time_format
         self._names = names or (lambda handle: (handle, False))
+        # A warning about the whole chat (a key change), drawn under its newest message.
+        self._notice = notice or (lambda handle: None)
         self.peer: str | None = None
         self.messages: list[StoredMessage] = []
         self.has_older = False
@@ -227,6 +232,14 @@ class ConversationView(ScrollView, can_focus=True):
                 sender_name=name,
                 verified=verified,
             )
+        notice = self._notice(self.peer) if self.peer and not self.has_newer else None
+        if notice:
+            # After the newest message, where the chat opens and new messages appear: the
+            # person sees it before reading or writing anything more. Not a message, so not
+            # selectable; clicking it opens the safety number.
+            text = Text(safe(notice), styles.quarantine, end="")
+            for row in text.wrap(console, max(width - GUTTER, 8), overflow="fold"):
+                lines.append(RenderedLine(row, NOTICE_LINE))
         self._lines, self._first_line = lines, first
         self._gutter_style = styles.selected
         self.virtual_size = Size(width, len(lines))
@@ -311,6 +324,9 @@ class ConversationView(ScrollView, can_focus=True):
         if not 0 <= row < len(self._lines):
             return
         line = self._lines[row]
+        if line.message == NOTICE_LINE:
+            self.call_later(self.run_action, "app.safety_number")
+            return
         self.selected = line.message
         x = self.scroll_offset.x + offset.x
         for hit in line.hits:
