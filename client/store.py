@@ -18,6 +18,10 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.util import LRUCache
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+# A copy the device held back because of the person's own choices (client/local_choices.py):
+# stored with the reason, never shown as a message, and not counted as unread.
+HIDDEN_BY_CHOICE = "hidden_by_choice"
+
 
 class Contact(SQLModel, table=True):
     """A cached key-directory entry (keys are pinned on first use).
@@ -340,7 +344,7 @@ class LocalStore:
             if s.get(StoredMessage, message.msg_id) is not None:
                 return False
             convo = s.get(Conversation, conversation.peer) or conversation
-            convo.unread += 1
+            convo.unread += message.quarantine_reason != HIDDEN_BY_CHOICE
             convo.last_at = max(convo.last_at, message.sent_at)
             s.add(convo)
             s.add(message)
@@ -377,7 +381,9 @@ class LocalStore:
                 arrived: dict[str, tuple[int, int]] = {}  # peer -> (messages, latest sent_at)
                 for row in fresh:
                     count, latest = arrived.get(row["peer"], (0, 0))
-                    arrived[row["peer"]] = (count + 1, max(latest, row["sent_at"]))
+                    # A copy the person's own choices hid is kept, with why, but is not news.
+                    unread = row.get("quarantine_reason") != HIDDEN_BY_CHOICE
+                    arrived[row["peer"]] = (count + unread, max(latest, row["sent_at"]))
                 conn.exec_driver_sql(
                     _UPSERT_CONVERSATION,
                     [

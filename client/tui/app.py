@@ -22,7 +22,7 @@ from client.messenger import KeyChangedError, Messenger
 from client.profile import load_profile
 from client.relay_api import RelayError, RelayUnavailable
 from client.settings import ClientSettings
-from client.store import Contact, LocalStore, StoredMessage
+from client.store import HIDDEN_BY_CHOICE, Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
     MarketingDismissed,
@@ -320,8 +320,8 @@ class SealpostApp(App[None]):
         the default for every conversation is a toast, and the global bell only adds to it.
         """
         mode = self.state.notify_mode(message.peer)
-        if mode == "off":
-            return
+        if mode == "off" or message.quarantine_reason == HIDDEN_BY_CHOICE:
+            return  # hidden by the person's own choice: kept with why, never announced
         name, verified = self.name_of(message.peer)
         marketing = is_marketing(message)
         title = ("Marketing · " if marketing else "New message · ") + name

@@ -189,6 +189,7 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> str:
         for m in stored:
             text = terminal_safe(m.text or "").replace("\n\n", " / ")
             print(f"   {handle} got [{m.label}] {text}")
+    await _disguised_promotion(shop, people["carol"])
     report = await shop.api.campaign(run.campaign.id)
     print(
         f"   acme's report that day: {report.sent} copies sent and "
@@ -196,6 +197,39 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> str:
         f"anyone's choices); figures about people: {report.figures_note}"
     )
     return run.campaign.id
+
+
+async def _disguised_promotion(shop: Any, carol: Any) -> None:
+    """A promotion smuggled into a utility template's variable: the relay cannot see it (the
+    variables are sealed), so carol's device applies her own choice and hides it."""
+    from client.business.audience import Audience, AudienceRow
+    from client.business.campaigns import run_campaign
+    from sealpost.commands.output import terminal_safe
+    from shared.templates import TemplateDraft
+
+    update = await shop.api.register_template(
+        TemplateDraft(
+            name="order_update",
+            category="utility",
+            body="Hi {{name}}, about your order: {{note}}",
+            examples={"name": "Ana", "note": "it has shipped"},
+        )
+    )
+    row = AudienceRow(
+        line=2, handle="carol", variables={"name": "Carol", "note": "50% OFF everything, shop now"}
+    )
+    await run_campaign(
+        shop.api, shop.profile.keys, "acme", update, Audience(rows=[row]), budget=1_000_000
+    )
+    [copy] = (await carol.sync()).stored
+    print(
+        f"   acme then sent carol a {update.category} message whose variable says "
+        "'50% OFF everything, shop now':"
+    )
+    print(
+        f"   carol's device hid it ({copy.quarantine_reason}): "
+        f"{terminal_safe(copy.quarantine_detail or '')}"
+    )
 
 
 async def _figures(shop: Any, campaign_id: str, relay: "EmbeddedRelay", clock: StoryClock) -> None:

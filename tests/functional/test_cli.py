@@ -182,6 +182,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Alice: Hi Bob!" in result.stdout
     assert "alice got [Marketing] Hi Signora Rossi" in result.stdout
     assert "carol: nothing arrived" in result.stdout
+    # A promotion smuggled into a utility variable is hidden by carol's own choice, with why.
+    assert (
+        "carol's device hid it (hidden_by_choice): hidden: promotional text in a utility "
+        "message, and you stopped promotions from acme" in result.stdout
+    )
     # Three days on, by the relay's clock: acme's figures, once, each with its margin.
     assert "3 copies sent and 0.2585 EUR spent, exactly" in result.stdout
     for what in ("delivered", "refused", "not delivered"):

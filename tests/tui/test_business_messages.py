@@ -4,7 +4,7 @@ from pathlib import Path
 
 from nacl.public import SealedBox
 
-from client.business.audience import read_audience
+from client.business.audience import Audience, AudienceRow, read_audience
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger, now_ms
 from client.tui.screens.first_contact import FirstContactModal
@@ -145,3 +145,39 @@ async def test_quarantined_message_is_shown_as_could_not_verify(
         assert "could not verify: recipient_mismatch" in text
         assert "SECRET" not in text
         await wait_for(pilot, lambda: any("could not verify" in t for t in toasts(app)))
+
+
+async def test_a_copy_hidden_by_the_persons_choice_is_quiet_and_says_why(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    # A utility template smuggling a promotion in its variable, to a person who stopped
+    # acme's promotions: the device hides it. It must not toast, count as unread or read as
+    # "could not verify" (it is the person's choice, not a forgery), and it says why.
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await bob.api.set_choice("promotions-stopped", "acme", True)
+    await shop.api.top_up(10_000_000)
+    update = await shop.api.register_template(
+        TemplateDraft(
+            name="order_update",
+            category="utility",
+            body="Hi {{name}}, about your order: {{note}}",
+            examples={"name": "Ana", "note": "it has shipped"},
+        )
+    )
+    row = AudienceRow(line=2, handle="bob", variables={"name": "Bob", "note": "50% OFF, shop now"})
+    run = await run_campaign(
+        shop.api, shop.profile.keys, "acme", update, Audience(rows=[row]), budget=1_000_000
+    )
+    assert run.accepted == 1
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any(r.peer == "acme" for r in chat_list(app).rows))
+        [acme] = [r for r in chat_list(app).rows if r.peer == "acme"]
+        assert acme.unread == 0
+        app.main.open_conversation("acme")
+        await wait_for(pilot, lambda: "hidden by your choices" in conversation_text(app))
+        text = conversation_text(app)
+        assert "you stopped promotions from acme" in " ".join(text.split())
+        assert "could not verify" not in text and "50% OFF" not in text
+        assert not any("acme" in t.lower() for t in toasts(app))

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label
 
-from client.store import StoredMessage
+from client.store import HIDDEN_BY_CHOICE, StoredMessage
 from client.tui.messages import ConversationSelected
 from client.tui.signals import campaign_of, shown_campaigns
 from client.tui.text import safe
@@ -202,6 +202,8 @@ def _preview(message: StoredMessage | None) -> str:
         return ""
     if message.quarantine_reason == "key_changed":
         return "⚠ safety number changed"
+    if message.quarantine_reason == HIDDEN_BY_CHOICE:
+        return "hidden by your choices"
     if message.status == "quarantined":
         return "⚠ could not verify"
     prefix = "You: " if message.direction == "out" else ""

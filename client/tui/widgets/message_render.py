@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from client.store import StoredMessage
+from client.store import HIDDEN_BY_CHOICE, StoredMessage
 from client.tui.text import TimeFormat, safe
 from shared.templates import STOP_PROMOTIONS, RenderedButton, RenderedTemplate
 
@@ -105,7 +105,10 @@ def render_message(
         if verified:
             header.append(" ✔", styles.sender)
         header.append(f" · {time_format(message.sent_at)}", styles.meta)
-        if message.status == "quarantined":
+        if message.quarantine_reason == HIDDEN_BY_CHOICE:
+            header.append("  ", styles.meta)
+            header.append(" hidden by your choices ", styles.label)
+        elif message.status == "quarantined":
             header.append("  ", styles.meta)
             header.append(" ⚠ could not verify ", styles.quarantine)
         elif message.label:
@@ -115,7 +118,12 @@ def render_message(
     for part in header.wrap(console, inner, overflow="fold"):
         add(part)
 
-    if message.status == "quarantined":
+    if message.quarantine_reason == HIDDEN_BY_CHOICE:
+        body = Text(safe(message.quarantine_detail or "hidden by your choices"), styles.meta)
+        body.append(
+            "\nYour device applied your own choices to it; its text is not shown.", styles.meta
+        )
+    elif message.status == "quarantined":
         body = Text(f"could not verify: {safe(message.quarantine_reason)}", styles.quarantine)
         if message.quarantine_detail:
             body.append(f"\n{safe(message.quarantine_detail)}", styles.meta)
