@@ -1,6 +1,9 @@
-"""Small helpers for black-box tests that speak raw HTTP to a relay."""
+"""Small helpers for black-box tests that speak raw HTTP to a relay, and run the CLI."""
 
+import contextlib
+import io
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +77,20 @@ def legacy_account(relay: EmbeddedRelay, home: Path, handle: str, name: str) -> 
         session.commit()
     info = ProfileInfo(name=handle, handle=handle, relay_url=relay.url, display_name=handle)
     return Messenger(create_profile(home, info, keys), ClientSettings(home=home))
+
+
+def run_cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``sealpost --home HOME ARGS`` run in this process (test_cli.py covers the subprocess
+    form): the same code path without paying an interpreter start-up per command."""
+    from sealpost.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(["--home", str(home), *args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+    result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if check:
+        assert code == 0, result.stderr
+    return result

@@ -1,32 +1,16 @@
 """The business console and a person's choices, as a tester scripts them."""
 
-import contextlib
-import io
 import json
 import re
-import subprocess
-from pathlib import Path
 
-from sealpost.cli import main
 from sealpost.commands.desk import FINGERPRINT_ENV
+from tests.helpers import run_cli
 
 # "about 2 delivered (± 75)": a published figure always comes with its margin.
 ABOUT = r"about -?[\d,]+ {} \(± [\d,]+\)"
 
 
-def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The CLI run in this process (the subprocess form is covered by test_cli.py): the same
-    code path without paying the interpreter start-up twenty times."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(["--home", str(home), *args])
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-    result = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-    if check:
-        assert code == 0, result.stderr
-    return result
+sealpost = run_cli  # every command in this process
 
 
 def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, monkeypatch):

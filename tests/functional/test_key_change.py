@@ -10,10 +10,9 @@ genuine; the person sees the change (safety numbers differ) and accepts it, or n
 sealed to the new key before they do; a verified mark does not survive the change.
 """
 
+import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from shared.keys import AccountKeys
 from shared.safety_numbers import Identity, safety_number
 from shared.seal import VerificationError, open_envelope, seal_envelope
 from shared.templates import TemplateDraft
+from tests.helpers import run_cli
 
 
 def swap_keys(relay: EmbeddedRelay, handle: str) -> AccountKeys:
@@ -213,17 +213,9 @@ async def test_a_badly_signed_message_costs_at_most_one_directory_check(sqlite_r
     assert not bob.store.contact("alice").key_changed  # type: ignore[union-attr]
 
 
-def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "sealpost", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+async def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The CLI in this process, on a thread of its own (it runs its own event loop)."""
+    return await asyncio.to_thread(run_cli, home, *args, check=check)
 
 
 async def test_the_cli_shows_the_number_refuses_to_send_and_accepts(
@@ -233,44 +225,46 @@ async def test_the_cli_shows_the_number_refuses_to_send_and_accepts(
     bob = await make_account("bob", sqlite_relay)
     await alice.send_text("bob", "hi bob")
     # From here on, Bob uses the CLI (his client object only lends its public keys).
-    sealpost(home, "inbox", "--profile", "bob")
-    shown = sealpost(home, "contact", "verify", "--profile", "bob", "alice").stdout
+    await sealpost(home, "inbox", "--profile", "bob")
+    shown = (await sealpost(home, "contact", "verify", "--profile", "bob", "alice")).stdout
     number = alice.safety_number(await alice.contact("bob"))
     assert " ".join(number[i : i + 5] for i in range(0, 20, 5)) in shown
     assert "Not verified" in shown and "--mark-verified" in shown
-    marked = sealpost(home, "contact", "verify", "--profile", "bob", "alice", "--mark-verified")
+    marked = await sealpost(
+        home, "contact", "verify", "--profile", "bob", "alice", "--mark-verified"
+    )
     assert "Verified: you compared it" in marked.stdout
 
     mallory = swap_keys(sqlite_relay, "alice")
     await send_as(sqlite_relay, "alice", mallory, bob, "it's me, new phone")
-    inbox = sealpost(home, "inbox", "--profile", "bob").stdout
+    inbox = (await sealpost(home, "inbox", "--profile", "bob")).stdout
     assert "safety number changed — compare it before trusting new messages" in inbox
     assert "QUARANTINED, could not verify (key_changed)" in inbox
     assert "new phone" not in inbox
 
-    refused = sealpost(home, "send", "--profile", "bob", "--to", "alice", "ok", check=False)
+    refused = await sealpost(home, "send", "--profile", "bob", "--to", "alice", "ok", check=False)
     assert refused.returncode == 1
     assert "safety number changed" in refused.stderr
     assert "sealpost contact accept --profile bob alice" in refused.stderr
     assert await readable_by(sqlite_relay, "alice", mallory, bob) == []
 
     data = json.loads(
-        sealpost(home, "contact", "verify", "--profile", "bob", "alice", "--json").stdout
+        (await sealpost(home, "contact", "verify", "--profile", "bob", "alice", "--json")).stdout
     )
     assert data["key_changed"] and not data["verified"]
     assert data["safety_number"] == number and data["new_safety_number"] != number
-    warned = sealpost(home, "contact", "verify", "--profile", "bob", "alice").stdout
+    warned = (await sealpost(home, "contact", "verify", "--profile", "bob", "alice")).stdout
     assert "WARNING" in warned and "sealpost contact accept --profile bob alice" in warned
 
-    accepted = sealpost(home, "contact", "accept", "--profile", "bob", "alice", "--json")
+    accepted = await sealpost(home, "contact", "accept", "--profile", "bob", "alice", "--json")
     result = json.loads(accepted.stdout)
     assert result["accepted"] and len(result["released"]) == 1
     assert result["safety_number"] == data["new_safety_number"]
-    inbox = json.loads(sealpost(home, "inbox", "--profile", "bob", "--json").stdout)
+    inbox = json.loads((await sealpost(home, "inbox", "--profile", "bob", "--json")).stdout)
     [convo] = inbox["conversations"]
     assert not convo["key_changed"]
     assert [m["text"] for m in convo["messages"]] == ["hi bob", "it's me, new phone"]
-    sealpost(home, "send", "--profile", "bob", "--to", "alice", "ok")
+    await sealpost(home, "send", "--profile", "bob", "--to", "alice", "ok")
     assert await readable_by(sqlite_relay, "alice", mallory, bob) == ["ok"]
 
 
