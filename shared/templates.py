@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.encoding import canonical_json
-from shared.promotional import promotional_terms
+from shared.promotional import promotional_terms, skeleton
 
 MAX_TEMPLATES_PER_BUSINESS = 250
 MAX_BODY_CHARS = 1024
@@ -539,6 +539,47 @@ def authentication_problems(draft: TemplateDraft) -> list[str]:
 # --- registration -----------------------------------------------------------------------------
 
 
+# The app's own controls, in the languages templates come in: a business's button that reads
+# like one (after confusables, case, accents and spacing are folded away) could make a person
+# press the business's button thinking it is the platform's.
+PLATFORM_ACTIONS: dict[str, tuple[str, ...]] = {
+    "Stop promotions": (
+        "stop promotions",
+        "stop promotion",
+        "unsubscribe",
+        "opt out",
+        "stop promozioni",
+        "interrompi promozioni",
+        "detener promociones",
+        "parar promociones",
+        "arreter les promotions",
+        "stop aux promotions",
+        "werbung stoppen",
+        "werbung beenden",
+    ),
+    "Block": ("block", "blocca", "bloquear", "bloquer", "blockieren", "sperren"),
+    "Report": ("report", "report spam", "segnala", "denunciar", "reportar", "signaler", "melden"),
+}
+
+
+_READ_AS = str.maketrans({"0": "o", "1": "l", "i": "l", "3": "e", "4": "a", "5": "s", "7": "t"})
+
+
+def _as_read(text: str) -> str:
+    """Lower-case letters as they read (0 as o, 1 and i as l), words apart, nothing else."""
+    letters = "".join(c if c.isalpha() else " " for c in text.translate(_READ_AS))
+    return " ".join(letters.split())
+
+
+def platform_action(text: str) -> str | None:
+    """The app's control that ``text`` reads like, or None."""
+    folded = _as_read(skeleton(text))
+    for action, phrases in PLATFORM_ACTIONS.items():
+        if folded in {_as_read(p) for p in phrases}:
+            return action
+    return None
+
+
 def _is_stop_button(button: Button) -> bool:
     return button.type == "quick_reply" and button.text == STOP_PROMOTIONS
 
@@ -640,6 +681,14 @@ def validate_draft(draft: TemplateDraft) -> list[TemplateProblem]:
             f"the template has {n_buttons} buttons{stop}; the limit is {MAX_BUTTONS}: "
             f"remove {n_buttons - MAX_BUTTONS}",
         )
+    for button in final.buttons:
+        action = platform_action(button.text)
+        if action is not None and not _is_stop_button(button):
+            add(
+                "platform_button",
+                f"button '{button.text}' reads like the app's own '{action}' control; a "
+                "business's button must not pass for the platform's: choose another text",
+            )
     for rule, kind, label, limit in (
         ("too_many_url_buttons", "url", "URL", MAX_URL_BUTTONS),
         ("too_many_copy_code_buttons", "copy_code", "copy-code", MAX_COPY_CODE_BUTTONS),

@@ -20,6 +20,7 @@ from shared.envelope import ChatContent, ChatPayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
 from shared.seal import seal_envelope
+from shared.templates import Button, TemplateDraft
 from tests.conftest import relay_settings
 from tests.helpers import signed
 
@@ -88,19 +89,19 @@ def test_only_the_operator_registers_the_desk(sqlite_url):
         assert looked_up.json()["verified"] is True
 
 
-async def test_a_report_is_never_sealed_to_an_unpinned_desk(sqlite_relay, make_account, home):
+async def test_a_report_is_never_sealed_to_an_unpinned_desk(relay, make_account, home):
     # A business (or anyone) holding @moderation would read who reported it. Here the relay
     # operator registered a desk, but the person's client has no pinned fingerprint for it, or
     # a wrong one: nothing is sent.
     desk = AccountKeys.generate()
     reserved_handles.register(
-        sqlite_relay.app.state.engine,
+        relay.app.state.engine,
         "moderation",
         "Desk",
         desk.public.sign_b64,
         desk.public.box_b64,
     )
-    bob = await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", relay)
     sent_before = len(bob.ledger.entries())
     with pytest.raises(RelayError) as err:
         await bob.report("acme", [])
@@ -124,12 +125,12 @@ async def test_a_report_is_never_sealed_to_an_unpinned_desk(sqlite_relay, make_a
     assert report.status in ("sent", "queued")
 
 
-def test_an_unknown_account_and_a_bad_signature_answer_the_same(sqlite_relay):
+def test_an_unknown_account_and_a_bad_signature_answer_the_same(relay):
     real = AccountKeys.generate()
-    assert register(sqlite_relay, "alice", real).status_code == 201
+    assert register(relay, "alice", real).status_code == 201
     stranger = AccountKeys.generate()
     answers = [
-        signed(sqlite_relay.url, stranger, handle, "GET", "/v1/accounts/alice")
+        signed(relay.url, stranger, handle, "GET", "/v1/accounts/alice")
         for handle in ("alice", "nobody")  # a real handle with a wrong key; no such account
     ]
     assert [a.status_code for a in answers] == [401, 401]
@@ -154,10 +155,10 @@ def _chat_envelopes(sender: Messenger, recipient_keys: AccountKeys, to: str, n: 
 
 
 async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_mailbox_has_a_quota(
-    sqlite_url, make_account
+    db_url, make_account
 ):
     settings = relay_settings(
-        sqlite_url, chat_rate_per_s=0.001, chat_burst=50, mailbox_quota_per_sender=30
+        db_url, chat_rate_per_s=0.001, chat_burst=50, mailbox_quota_per_sender=30
     )
     with EmbeddedRelay(settings) as relay:
         mallory = await make_account("mallory", relay)
@@ -202,3 +203,22 @@ def test_a_blocked_sender_cannot_register_again_and_again(sqlite_url):
         with Session(relay.app.state.engine) as session:
             assert session.get(Account, "spammer3") is None
             assert session.get(Account, "spammer2") is not None
+
+
+async def test_a_quick_reply_that_reads_like_the_apps_stop_control_is_refused(
+    relay, make_account
+):
+    # Pressed, such a button would send a chat to the business (opening its service window)
+    # while the person thinks they stopped its promotions.
+    shop = await make_account("acme", relay, business=True)
+    for text in ("Stop promoti\u043ens", "Unsubscribe", "B1ock", "Rep0rt"):
+        draft = TemplateDraft(
+            name="update",
+            category="utility",
+            body="Your order has shipped.",
+            buttons=[Button(type="quick_reply", text=text)],
+        )
+        with pytest.raises(RelayError) as err:
+            await shop.api.register_template(draft)
+        assert err.value.code == "invalid_template", text
+        assert "reads like the app's own" in err.value.message

@@ -23,6 +23,7 @@ from shared.templates import (
     finalize,
     find_malformed,
     placeholders,
+    platform_action,
     promotional_terms,
     render,
     template_hash,
@@ -298,8 +299,10 @@ def test_duplicate_button():
 
 def test_a_button_that_clashes_with_the_stop_button_is_a_duplicate():
     d = draft(category="marketing", buttons=[link(STOP_PROMOTIONS)])
-    (message,) = only(d, "duplicate_button")
-    assert STOP_PROMOTIONS in message
+    found = problems(d)
+    # A link that reads "Stop promotions" is also a business button passing for the app's.
+    assert set(found) == {"duplicate_button", "platform_button"}
+    assert STOP_PROMOTIONS in found["duplicate_button"][0]
 
 
 # --- promotional language and reclassification ------------------------------------------------
@@ -838,3 +841,38 @@ def test_only_authentication_templates_have_an_expiry():
     assert "only authentication templates" in message
     with pytest.raises(ValidationError):
         otp(code_expiry_minutes=91)
+
+
+@pytest.mark.parametrize(
+    "text,action",
+    [
+        ("Stop promoti\u043ens", "Stop promotions"),  # a Cyrillic o
+        ("STOP  PROMOTIONS", "Stop promotions"),
+        ("Opt-out", "Stop promotions"),
+        ("Arrêter les promotions", "Stop promotions"),
+        ("B1ock", "Block"),
+        ("Bloquear", "Block"),
+        ("Rep0rt", "Report"),
+        ("Segnala", "Report"),
+    ],
+)
+def test_a_button_that_reads_like_the_apps_own_control_is_refused(text, action):
+    assert platform_action(text) == action
+    draft = TemplateDraft(
+        name="update",
+        category="utility",
+        body="Your order has shipped.",
+        buttons=[Button(type="quick_reply", text=text)],
+    )
+    [problem] = [p for p in validate_draft(draft) if p.rule == "platform_button"]
+    assert f"'{action}'" in problem.message
+
+
+@pytest.mark.parametrize("text", ["Shop now", "Track order", "Reply", "Blocked?", "Reports"])
+def test_ordinary_buttons_are_not_platform_controls(text):
+    assert platform_action(text) is None
+
+
+def test_the_platforms_own_stop_button_stays_allowed():
+    final, _ = finalize(TemplateDraft(name="offer", category="marketing", body="20% off today."))
+    assert not [p for p in validate_draft(final) if p.rule == "platform_button"]
