@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from confusable_homoglyphs.utils import load
+from shared.confusable_groups import confusable_groups
 
 # Characters that draw as nothing; display names cannot hold them, but names stored by an
 # older version or served by a lying relay might, and they must not defeat the comparison.
 _INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
-_BIDI_MARKS = "\u200e\u200f"  # the data file's own left-to-right marks around Arabic forms
 
 
 @cache
@@ -37,25 +36,8 @@ def _prototypes() -> dict[str, str]:
     for "m"), else the smallest code point. Skeletons built so are equal exactly when TR39's
     are, which is all a comparison needs.
     """
-    data: dict[str, list[dict[str, str]]] = load("confusables.json")
-    neighbours: dict[str, set[str]] = {}
-    for key, entries in data.items():
-        source = key.strip(_BIDI_MARKS)
-        for entry in entries:
-            other = entry["c"].strip(_BIDI_MARKS)
-            if source and other and other != source:
-                neighbours.setdefault(source, set()).add(other)
-                neighbours.setdefault(other, set()).add(source)
     mapping: dict[str, str] = {}
-    for start in neighbours:
-        if start in mapping:
-            continue
-        group, frontier = {start}, [start]
-        while frontier:
-            for other in neighbours[frontier.pop()]:
-                if other not in group:
-                    group.add(other)
-                    frontier.append(other)
+    for group in confusable_groups():
         longer = sorted(g for g in group if len(g) > 1)
         stand_in = longer[0] if longer else min(group)
         for member in group:

@@ -31,13 +31,12 @@ import unicodedata
 from functools import cache, lru_cache
 from typing import NamedTuple
 
-from confusable_homoglyphs.utils import load
+from shared.confusable_groups import confusable_groups
 
 # Letters and symbols that draw as nothing (shared/display_names.py refuses them in names).
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
 _SPACE_CATEGORIES = ("Cc", "Zs", "Zl", "Zp")
 _DROPPED_CATEGORIES = ("Cf", "Mn", "Me", "Co", "Cs", "Cn")
-_BIDI_MARKS = "\u200e\u200f"  # the data file's own marks around right-to-left forms
 
 # Digits and signs that stand for letters inside a word ("0ff", "fr33", "$ale", "|imited").
 _AS_LETTER = str.maketrans("0134578$@|!+€", "oleastbsalite")
@@ -177,27 +176,8 @@ def _ascii_lookalikes() -> dict[str, str]:
     lowercase letter, an uppercase letter (lowercased), a digit, another ASCII character, an
     ASCII string ("rn"). Groups with no ASCII member are left out.
     """
-    data: dict[str, list[dict[str, str]]] = load("confusables.json")
-    neighbours: dict[str, set[str]] = {}
-    for key, entries in data.items():
-        source = key.strip(_BIDI_MARKS)
-        for entry in entries:
-            other = entry["c"].strip(_BIDI_MARKS)
-            if source and other and other != source:
-                neighbours.setdefault(source, set()).add(other)
-                neighbours.setdefault(other, set()).add(source)
     mapping: dict[str, str] = {}
-    seen: set[str] = set()
-    for start in neighbours:
-        if start in seen:
-            continue
-        group, frontier = {start}, [start]
-        while frontier:
-            for other in neighbours[frontier.pop()]:
-                if other not in group:
-                    group.add(other)
-                    frontier.append(other)
-        seen |= group
+    for group in confusable_groups():
         ascii_members = [m for m in group if m.isascii() and m.isprintable() and m.strip()]
         if not ascii_members:
             continue
