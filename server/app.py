@@ -132,8 +132,13 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         prices=load_price_table(settings.price_table),
         service_window_ms=settings.service_window_h * HOUR_MS,
         daily_cap=settings.marketing_cap_24h,
-        quota_per_sender=settings.mailbox_quota_per_sender,
-        quota_bytes_per_sender=settings.mailbox_quota_bytes_per_sender,
+        pair_envelopes=TokenBuckets(
+            settings.chats_per_recipient_per_hour / 3600, settings.chats_per_recipient_per_hour
+        ),
+        pair_bytes=TokenBuckets(
+            settings.chat_bytes_per_recipient_per_hour / 3600,
+            settings.chat_bytes_per_recipient_per_hour,
+        ),
     )
     app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(

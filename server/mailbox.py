@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -25,6 +25,7 @@ from server.models import (
 )
 from server.notify import announce
 from server.pricing import PriceTable
+from server.ratelimit import TokenBuckets
 from server.release import Candidate, decide
 from server.sql_lists import one_of
 from shared.api import ErrorDetail, SendResult
@@ -42,10 +43,12 @@ class RoutingRules:
     prices: PriceTable
     service_window_ms: int = 24 * HOUR_MS
     daily_cap: int = 2
-    # Chat waiting in one mailbox from one sender: a flood stops at the quota until the
-    # person reads (campaign copies are bounded by one per person per campaign and money).
-    quota_per_sender: int = 1000
-    quota_bytes_per_sender: int = 16 * 1024 * 1024
+    # Chat from one sender to one recipient, in envelopes and in bytes (server/ratelimit.py).
+    # A bucket per pair, not a count of unread mail: what is unread depends on whether the
+    # person reads or blocked the sender, and the answer would tell the sender which.
+    # Campaign copies are bounded by one per person per campaign, and by money, instead.
+    pair_envelopes: TokenBuckets | None = None
+    pair_bytes: TokenBuckets | None = None
 
 
 @dataclass
@@ -133,28 +136,6 @@ class _Batch:
         ]
         self.blocked_by: set[str] = set()
         self.windows: dict[str, int] = {}
-        # (envelopes, bytes) of this sender's chat waiting in each recipient's mailbox.
-        chat_to = list({e.recipient for e in envelopes if e.kind == "chat"})
-        self.waiting: dict[str, list[int]] = (
-            {
-                row.recipient: [row.n, int(row.size or 0)]
-                for row in session.execute(
-                    select(
-                        MailboxEntry.recipient,
-                        func.count().label("n"),
-                        func.sum(func.length(MailboxEntry.ciphertext)).label("size"),
-                    )
-                    .where(
-                        one_of(MailboxEntry.recipient, chat_to),
-                        MailboxEntry.state == PENDING,
-                        MailboxEntry.sender == sender.handle,
-                    )
-                    .group_by(MailboxEntry.recipient)
-                )
-            }
-            if chat_to
-            else {}
-        )
         if not persons:
             return
         self.blocked_by = set(
@@ -182,19 +163,6 @@ def _chat_error(
         return _reject(envelope, "invalid_category", "A chat message has category 'service'.")
     if envelope.template_id or envelope.campaign_id:
         return _reject(envelope, "invalid_request", "Chat messages carry no template or campaign.")
-    waiting = batch.waiting.setdefault(envelope.recipient, [0, 0])
-    size = len(envelope.ciphertext) * 3 // 4  # base64 -> bytes, near enough for a quota
-    if waiting[0] + 1 > rules.quota_per_sender or waiting[1] + size > rules.quota_bytes_per_sender:
-        return _reject(
-            envelope,
-            "mailbox_full",
-            f"{envelope.recipient} already has {waiting[0]} of your messages ({waiting[1]:,} "
-            f"bytes) waiting unread, the most one sender may leave "
-            f"({rules.quota_per_sender} or {rules.quota_bytes_per_sender:,} bytes); send "
-            "more once they are read.",
-        )
-    waiting[0] += 1
-    waiting[1] += size
     recipient = batch.accounts[envelope.recipient]
     if sender.kind == "business" and recipient.kind == "person":
         last = batch.windows.get(recipient.handle)
@@ -206,7 +174,26 @@ def _chat_error(
                 f"A business may write free-form only within {hours} h of the person's last "
                 "message to it; send an approved template instead.",
             )
-    return None
+    return _pair_limit(envelope, sender, rules)
+
+
+def _pair_limit(envelope: Envelope, sender: KnownAccount, rules: RoutingRules) -> SendResult | None:
+    """One sender's chat to one recipient, per hour, in envelopes and bytes; checked last, so
+    only an envelope that would be stored spends anything."""
+    if rules.pair_envelopes is None or rules.pair_bytes is None:
+        return None
+    pair = f"{sender.handle}>{envelope.recipient}"
+    size = len(envelope.ciphertext) * 3 // 4  # base64 -> bytes, near enough for a limit
+    wait = rules.pair_envelopes.take(pair) or rules.pair_bytes.take(pair, size)
+    if not wait:
+        return None
+    return _reject(
+        envelope,
+        "too_many_to_recipient",
+        f"You have sent {envelope.recipient} as much as one sender may in an hour "
+        f"({rules.pair_envelopes.burst:,} messages or {rules.pair_bytes.burst:,} bytes); "
+        f"retry after {wait:.0f} s.",
+    )
 
 
 def _template_error(envelope: Envelope, sender: KnownAccount, batch: _Batch) -> SendResult | None:

@@ -32,15 +32,16 @@ class RelaySettings(BaseSettings):
         "costs one); campaign copies are bounded by their budget instead",
     )
     chat_burst: int = Field(default=1000, ge=1, description="Chat envelopes at once per sender")
-    mailbox_quota_per_sender: int = Field(
+    chats_per_recipient_per_hour: int = Field(
         default=1000,
         ge=1,
-        description="Chat envelopes one sender may have waiting, unread, in one mailbox",
+        description="Chat envelopes one sender may send one recipient per hour (a bucket that "
+        "refills continuously; it never depends on whether the person reads or blocked them)",
     )
-    mailbox_quota_bytes_per_sender: int = Field(
+    chat_bytes_per_recipient_per_hour: int = Field(
         default=16 * 1024 * 1024,
         ge=65536,
-        description="Bytes of chat one sender may have waiting, unread, in one mailbox",
+        description="The same, in ciphertext bytes",
     )
     registrations_per_hour: float = Field(
         default=20.0,

@@ -300,8 +300,8 @@ def catchup(messages: int = 10_000, repeat: int = 3) -> dict[str, Any]:
             # One sender fills one mailbox with 10,000 messages: lift the per-sender limits.
             chat_burst="100000",
             chat_rate_per_s="100000",
-            mailbox_quota_per_sender="1000000",
-            mailbox_quota_bytes_per_sender="10000000000",
+            chats_per_recipient_per_hour="1000000",
+            chat_bytes_per_recipient_per_hour="10000000000",
             marketing_cap_24h="10000000",
             registrations_per_hour="0",
             auto_migrate="true",

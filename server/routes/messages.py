@@ -26,7 +26,7 @@ _STATUS_OF = {
     "budget_exhausted": 402,
     "insufficient_balance": 402,
     "outside_service_window": 403,
-    "mailbox_full": 429,
+    "too_many_to_recipient": 429,
     "duplicate_recipient": 409,
 }
 

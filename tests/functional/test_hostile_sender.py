@@ -15,7 +15,6 @@ from server import reserved_handles
 from server.embedded import EmbeddedRelay
 from server.models import Account
 from shared.api import RegisterAccount
-from shared.auth import sign_request
 from shared.envelope import ChatContent, ChatPayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
@@ -154,11 +153,19 @@ def _chat_envelopes(sender: Messenger, recipient_keys: AccountKeys, to: str, n: 
     return out
 
 
-async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_mailbox_has_a_quota(
+def post_batch(relay: EmbeddedRelay, sender: Messenger, envelopes: list[str]) -> httpx.Response:
+    """``POST /v1/messages/batch`` of these envelope JSONs, signed by ``sender``."""
+    raw = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
+    return signed(
+        relay.url, sender.profile.keys, sender.profile.handle, "POST", "/v1/messages/batch", raw
+    )
+
+
+async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_recipient_has_a_limit(
     db_url, make_account
 ):
     settings = relay_settings(
-        db_url, chat_rate_per_s=0.001, chat_burst=50, mailbox_quota_per_sender=30
+        db_url, chat_rate_per_s=0.001, chat_burst=50, chats_per_recipient_per_hour=30
     )
     with EmbeddedRelay(settings) as relay:
         mallory = await make_account("mallory", relay)
@@ -166,20 +173,15 @@ async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_mailbox_has_a
         envelopes = _chat_envelopes(mallory, bob.profile.keys, "bob", 60)
 
         def batch(items: list[str]) -> httpx.Response:
-            raw = ('{"envelopes":[' + ",".join(items) + "]}").encode()
-            headers = sign_request(
-                mallory.profile.keys.signing, "mallory", "POST", "/v1/messages/batch", raw
-            )
-            headers["Content-Type"] = "application/json"
-            return httpx.post(relay.url + "/v1/messages/batch", content=raw, headers=headers)
+            return post_batch(relay, mallory, items)
 
         first = batch(envelopes[:20])
         assert first.status_code == 200 and first.json()["accepted"] == 20
-        # 20 more would pass the per-request limit, but not the quota of 30 waiting from one
-        # sender in one mailbox: the first 10 are taken, the rest refused by name.
+        # 20 more would pass the per-request limit, but not the 30 an hour one sender may
+        # send one person: the first 10 are taken, the rest refused by name.
         second = batch(envelopes[20:40]).json()
         assert second["accepted"] == 10
-        assert {r["error"]["code"] for r in second["results"][10:]} == {"mailbox_full"}
+        assert {r["error"]["code"] for r in second["results"][10:]} == {"too_many_to_recipient"}
         # The chat bucket (50, no refill to speak of) is spent: a request over it is a 429.
         third = batch(envelopes[40:60])
         assert third.status_code == 429
@@ -205,9 +207,7 @@ def test_a_blocked_sender_cannot_register_again_and_again(sqlite_url):
             assert session.get(Account, "spammer2") is not None
 
 
-async def test_a_quick_reply_that_reads_like_the_apps_stop_control_is_refused(
-    relay, make_account
-):
+async def test_a_quick_reply_that_reads_like_the_apps_stop_control_is_refused(relay, make_account):
     # Pressed, such a button would send a chat to the business (opening its service window)
     # while the person thinks they stopped its promotions.
     shop = await make_account("acme", relay, business=True)
@@ -222,3 +222,25 @@ async def test_a_quick_reply_that_reads_like_the_apps_stop_control_is_refused(
             await shop.api.register_template(draft)
         assert err.value.code == "invalid_template", text
         assert "reads like the app's own" in err.value.message
+
+
+async def test_the_flood_limit_says_nothing_about_blocks_or_reading(sqlite_url, make_account):
+    # A limit that counted unread mail would answer differently for a person who blocked the
+    # sender (blocked chats are never waiting), one who is offline (they pile up) and one who
+    # reads (they drain): a sender could tell which by flooding. The answers must match.
+    settings = relay_settings(sqlite_url, chats_per_recipient_per_hour=5)
+    with EmbeddedRelay(settings) as relay:
+        mallory = await make_account("mallory", relay)
+        blocker, offline, reader = [await make_account(h, relay) for h in ("ann", "ben", "cyd")]
+        await blocker.api.set_choice("blocked", "mallory", True)
+        answers = {}
+        for person in (blocker, offline, reader):
+            results = []
+            for envelope in _chat_envelopes(mallory, person.profile.keys, person.profile.handle, 8):
+                [result] = post_batch(relay, mallory, [envelope]).json()["results"]
+                results.append((result["status"], (result["error"] or {}).get("code")))
+                if person is reader:
+                    await reader.sync()  # reads as they come
+            answers[person.profile.handle] = results
+        assert answers["ann"] == answers["ben"] == answers["cyd"]
+        assert answers["ann"][-1] == ("rejected", "too_many_to_recipient")
