@@ -165,6 +165,23 @@ def refund(session: Session, movements: dict[str, Movement], now_ms: int, why: s
     _settle(session, movements, now_ms, "refund", why)
 
 
+def settle_release(
+    session: Session, copies: Iterable[tuple[tuple[str | None, str, int], str | None]], now_ms: int
+) -> None:
+    """Bill copies at their send time, given ``((campaign_id, business, price), outcome)``:
+    released into a mailbox (None) or refused by a choice, each is charged alike, so that no
+    charge tells a business what a person chose; one that expired before its send time was
+    never sent and is refunded."""
+    charged: list[tuple[str | None, str, int]] = []
+    unsent: list[tuple[str | None, str, int]] = []
+    for paid, outcome in copies:
+        (unsent if outcome == "expired" else charged).append(paid)
+    if charged:
+        charge(session, movements_of(charged), now_ms)
+    if unsent:
+        refund(session, movements_of(unsent), now_ms, "expired")
+
+
 def rebate(session: Session, campaign: Campaign, amount: int, now_ms: int, note: str) -> None:
     """Give back part of what a campaign spent (for copies its published, noisy figures say
     were not delivered): spent money becomes available again. The campaign row is locked."""

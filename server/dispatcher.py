@@ -9,7 +9,7 @@ from collections import defaultdict
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from server.billing import charge, movements_of, refund
+from server.billing import movements_of, refund, settle_release
 from server.clock import Clock
 from server.figures import FiguresPolicy, publish_due
 from server.models import PENDING, SCHEDULED, MailboxEntry
@@ -113,14 +113,8 @@ class Dispatcher:
             )
             released: list[int] = []
             refused: dict[str, list[int]] = defaultdict(list)
-            charged: list[tuple[str | None, str, int]] = []
-            unsent: list[tuple[str | None, str, int]] = []
             woken = set()
             for row, outcome in zip(due, outcomes, strict=True):
-                paid = (row.campaign_id, row.sender, row.price)
-                # Released or refused, a copy is charged alike (server/billing.py); only one
-                # that expired before its send time was never sent.
-                (unsent if outcome == "expired" else charged).append(paid)
                 if outcome is None:
                     released.append(row.seq)
                     woken.add(row.recipient)
@@ -139,10 +133,14 @@ class Dispatcher:
                     .where(one_of(table.c.seq, seqs))
                     .values(state=state, refusal=why, ciphertext=b"")
                 )
-            if charged:
-                charge(session, movements_of(charged), now)
-            if unsent:
-                refund(session, movements_of(unsent), now, "expired")
+            settle_release(
+                session,
+                (
+                    ((r.campaign_id, r.sender, r.price), outcome)
+                    for r, outcome in zip(due, outcomes, strict=True)
+                ),
+                now,
+            )
             announce(session, woken, self.notifier.origin)
             session.commit()
         self.notifier.publish(woken)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from server import frames
-from server.billing import charge, locked_campaign, movements_of, refund, reserve
+from server.billing import locked_campaign, reserve, settle_release
 from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
 from server.models import (
@@ -500,24 +500,22 @@ def _release_due(
     candidates = [
         Candidate(r["recipient"], r["sender"], r["category"], r["expires_at"]) for r in due
     ]
-    charged: list[tuple[str | None, str, int]] = []
-    unsent: list[tuple[str | None, str, int]] = []
-    for row, outcome in zip(due, decide(session, candidates, now_ms, rules.daily_cap), strict=True):
-        paid = (row["campaign_id"], row["sender"], row["price"])
+    outcomes = decide(session, candidates, now_ms, rules.daily_cap)
+    for row, outcome in zip(due, outcomes, strict=True):
         if outcome is None:
             row.update(state="pending", released_at=now_ms)
-        elif outcome == "expired":  # expired before its send time: never sent, never charged
+        elif outcome == "expired":  # expired before its send time: never sent
             row.update(state="expired", ciphertext=b"")
-            unsent.append(paid)
-            continue
         else:
             row.update(state="refused", refusal=outcome, ciphertext=b"")
-        # Released or refused, the copy is charged alike: the business cannot tell them apart.
-        charged.append(paid)
-    if charged:
-        charge(session, movements_of(charged), now_ms)
-    if unsent:
-        refund(session, movements_of(unsent), now_ms, "expired")
+    settle_release(
+        session,
+        (
+            ((r["campaign_id"], r["sender"], r["price"]), outcome)
+            for r, outcome in zip(due, outcomes, strict=True)
+        ),
+        now_ms,
+    )
 
 
 def _record_chat_contacts(
