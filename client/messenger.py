@@ -145,7 +145,13 @@ class Messenger:
             timeout_s=self.settings.request_timeout_s,
             max_retries=self.settings.max_retries,
         )
-        self.signals = SignalAgent(self.api, self.store.engine, profile.dir, self.ledger)
+        self.signals = SignalAgent(
+            self.api,
+            self.store.engine,
+            profile.dir,
+            self.ledger,
+            shuffler_url=self.settings.shuffler_url or profile.info.shuffler_url,
+        )
         self._flush_lock = asyncio.Lock()
         # Pinned entries change only through this object (a key change, the person's
         # verification), which updates this copy too: kept once read.

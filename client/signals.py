@@ -110,8 +110,8 @@ class SignalAgent:
         self._rng = secrets.SystemRandom()
         self._clock: Callable[[], float] = time.time
         # Where reports go: None sends them straight to the relay (see DIRECT_WARNING).
-        self.shuffler_url: str | None = shuffler_url or _configured_shuffler(profile_dir) or ""
-        self.shuffler_url = self.shuffler_url.rstrip("/") or None
+        url = shuffler_url or _configured_shuffler(profile_dir)
+        self.shuffler_url: str | None = url.rstrip("/") if url else None
 
     @property
     def clock(self) -> Callable[[], float]:

@@ -64,8 +64,11 @@ class Shuffler:
             except ForwardError as exc:
                 log.warning("forwarding failed, reports kept: %s", exc)
                 await asyncio.sleep(self.settings.retry_s)
-            if await asyncio.to_thread(self.store.count) < self.settings.batch:
-                self.ready.clear()
+            # Clear, then count: a report that arrives in between is seen by the count, one
+            # that arrives after sets the event again. (Count, then clear, could lose it.)
+            self.ready.clear()
+            if await asyncio.to_thread(self.store.count) >= self.settings.batch:
+                self.ready.set()
 
     def status(self) -> dict[str, Any]:
         s = self.settings

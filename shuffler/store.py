@@ -50,7 +50,10 @@ class ReportStore:
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # Not WAL: a write-ahead log keeps each commit's pages, one report after another,
+            # until a checkpoint, which is exactly the arrival order this store must not keep.
+            # A rollback journal holds only the pages before the current write, then is gone.
+            cursor.execute("PRAGMA journal_mode=DELETE")
             cursor.execute("PRAGMA synchronous=FULL")  # a 202 means the report is on disk
             # Freed pages are overwritten, so forwarded reports do not linger in the file.
             cursor.execute("PRAGMA secure_delete=ON")

@@ -195,14 +195,21 @@ def inbox(args: Any) -> int:
 
 async def _send_due_report(messenger: Any) -> dict[str, Any]:
     """Send at most one due interaction report (if the quiet time allows); what happened."""
+    import httpx
+
     from client.relay_api import RelayError, RelayUnavailable
 
     agent = messenger.signals
     error = None
-    try:
-        sent = await agent.flush()
-    except (RelayError, RelayUnavailable, OSError) as exc:  # kept; it goes another time
-        sent, error = None, str(exc)
+    if not agent.shuffler_url:
+        # Straight to the relay, a report sent now would arrive right before this command's
+        # signed sync: the relay could pair them. Without a shuffler, reports wait for the app.
+        sent, error = None, "no shuffler set (SEALPOST_SHUFFLER_URL): the report waits"
+    else:
+        try:
+            sent = await agent.flush()
+        except (RelayError, RelayUnavailable, OSError, httpx.HTTPError) as exc:
+            sent, error = None, str(exc)  # kept; it goes another time
     next_at = agent.next_send_at()
     return {
         "sent": 1 if sent is not None else 0,
