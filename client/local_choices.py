@@ -23,6 +23,7 @@ from sqlmodel import col, or_, select
 from client.relay_api import RelayAPI
 from client.store import LocalStore, StoredMessage
 from shared.api import Preferences
+from shared.choices import RecipientState, refusal
 
 # The platform-wide cap of marketing copies per person per rolling 24 h. The relay's is a
 # setting (RelaySettings.marketing_cap_24h) it does not publish; this is its default.
@@ -61,28 +62,38 @@ def hide_reason(
 ) -> str | None:
     """Why a promoting ``category`` copy from ``business`` is hidden, or None to show it.
 
-    The same choices, in the same order, as the relay applies to marketing (server/choices.py).
+    The relay's own rules for marketing (shared/choices.py), put in words.
     """
-    if business in prefs.blocked:
+    state = RecipientState(
+        blocked=business in prefs.blocked,
+        promotions_stopped=business in prefs.promotions_stopped,
+        level=prefs.level,
+        weekly_limit=prefs.weekly_limit,
+        has_chatted=seen.wrote_to_business,
+        marketing_last_24h=seen.last_24h,
+        marketing_last_7d=seen.last_7d,
+    )
+    reason = refusal("marketing", state, daily_cap)
+    if reason is None:
+        return None
+    if reason == "blocked":
         why = f"you blocked {business}"
-    elif business in prefs.promotions_stopped:
+    elif reason == "stopped_promotions":
         why = f"you stopped promotions from {business}"
-    elif prefs.level == "none":
-        why = "your marketing level is 'none'"
-    elif prefs.level == "chatted" and not seen.wrote_to_business:
-        why = f"your marketing level is 'chatted' and you never wrote to {business}"
-    elif prefs.level == "weekly" and seen.last_7d >= (prefs.weekly_limit or 0):
-        why = (
-            f"you had {seen.last_7d} marketing message(s) in the last 7 days, your weekly "
-            f"limit is {prefs.weekly_limit or 0}"
-        )
-    elif seen.last_24h >= daily_cap:
+    elif reason == "daily_cap":
         why = (
             f"you had {seen.last_24h} marketing message(s) in the last 24 hours, the daily "
             f"cap is {daily_cap}"
         )
+    elif prefs.level == "weekly":
+        why = (
+            f"you had {seen.last_7d} marketing message(s) in the last 7 days, your weekly "
+            f"limit is {prefs.weekly_limit or 0}"
+        )
+    elif prefs.level == "chatted":
+        why = f"your marketing level is 'chatted' and you never wrote to {business}"
     else:
-        return None
+        why = f"your marketing level is '{prefs.level}'"
     return f"hidden: promotional text in {_a(category)} message, and {why}"
 
 

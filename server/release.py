@@ -12,9 +12,9 @@ from typing import NamedTuple
 from sqlalchemy import case, func, text
 from sqlmodel import Session, col, select
 
-from server.choices import RecipientState, refusal
 from server.models import MARKETING, BusinessChoice, ChatContact, MailboxEntry, Preference
 from server.sql_lists import one_of
+from shared.choices import RecipientState, refusal
 
 DAY_MS = 86_400_000
 

@@ -1,11 +1,11 @@
 """The person's marketing choices applied on the device to promoting non-marketing copies: the
-same rules, in the same order, as the relay's for marketing (server/choices.py)."""
+same rules, in the same order, as the relay's for marketing (shared/choices.py)."""
 
 import pytest
 
 from client.local_choices import MarketingSeen, hide_reason, relabel
-from server.choices import RecipientState, refusal
 from shared.api import Preferences
+from shared.choices import RecipientState, refusal
 
 SEEN = MarketingSeen(wrote_to_business=False, last_24h=0, last_7d=0)
 

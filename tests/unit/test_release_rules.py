@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.choices import RecipientState, refusal
+from shared.choices import RecipientState, refusal
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""A person's choices about marketing, as the relay enforces them at release time."""
+"""A person's choices about marketing: the rules the relay applies at release time, and the
+device applies to a non-marketing copy whose text promotes (client/local_choices.py)."""
 
 from dataclasses import dataclass
 
