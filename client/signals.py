@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, select
 
 from client import tls
@@ -305,7 +306,7 @@ class SignalAgent:
         """Reports not sent yet."""
         unsent = PendingSignal.sent == False  # noqa: E712
         with Session(self.engine) as s:  # type: ignore[arg-type]
-            return len(list(s.exec(select(PendingSignal.campaign_id).where(unsent))))
+            return s.exec(select(func.count()).select_from(PendingSignal).where(unsent)).one()
 
     async def flush(self, now: float | None = None) -> SignalResult | None:
         """Send one report whose moment has come, if the quiet time allows; None if none.
