@@ -84,11 +84,6 @@ def reserved_word(handle: str) -> str | None:
     return None
 
 
-def fingerprint(sign_key_b64: str, box_key_b64: str) -> str:
-    """The fingerprint a client pins for the desk (shared.keys.key_fingerprint)."""
-    return key_fingerprint(sign_key_b64, box_key_b64)
-
-
 def register(
     engine: Engine, handle: str, display_name: str, sign_key: str, box_key: str, now_ms: int = 0
 ) -> str:
@@ -112,4 +107,4 @@ def register(
             session.commit()
         except IntegrityError as exc:
             raise ReservedHandleError(f"'{handle}' is already registered on this relay.") from exc
-    return fingerprint(sign_key, box_key)
+    return key_fingerprint(sign_key, box_key)

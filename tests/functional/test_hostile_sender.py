@@ -17,7 +17,7 @@ from server.models import Account
 from shared.api import RegisterAccount
 from shared.envelope import ChatContent, ChatPayload
 from shared.identifiers import new_message_id
-from shared.keys import AccountKeys
+from shared.keys import AccountKeys, key_fingerprint
 from shared.seal import seal_envelope
 from shared.templates import Button, TemplateDraft
 from tests.conftest import relay_settings
@@ -110,14 +110,14 @@ async def test_a_report_is_never_sealed_to_an_unpinned_desk(relay, make_account,
     other = AccountKeys.generate()
     for pin in (
         "00" * 32,
-        reserved_handles.fingerprint(desk.public.sign_b64, other.public.box_b64),
+        key_fingerprint(desk.public.sign_b64, other.public.box_b64),
     ):
         bob.settings.moderation_key_fingerprint = pin
         with pytest.raises(RelayError) as err:
             await bob.report("acme", [])
         assert err.value.code == "desk_key_mismatch"
     assert not [e for e in bob.ledger.entries()[sent_before:] if "/v1/messages" in e["url"]]
-    bob.settings.moderation_key_fingerprint = reserved_handles.fingerprint(
+    bob.settings.moderation_key_fingerprint = key_fingerprint(
         desk.public.sign_b64, desk.public.box_b64
     )
     report = await bob.report("acme", [])
