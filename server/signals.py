@@ -41,6 +41,14 @@ def campaign_key(session: Session, campaign_id: str) -> IssuerKey:
     return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}")
 
 
+def issuing_key(session: Session, person: str, campaign_id: str) -> IssuerKey:
+    """The key ``person``'s token for a copy of ``campaign_id`` is evaluated with: the
+    campaign's, the same for everyone. ``person`` is unused by an honest relay; it is in the
+    signature so that the attack tests can replace this function with what a curious relay
+    would run (a key of her own, to tag her report), and show that her device notices."""
+    return campaign_key(session, campaign_id)
+
+
 def issue(
     session: Session, person: str, msg_id: str, blinded: bytes, now_ms: int
 ) -> tuple[str, bytes, bytes, bytes]:
@@ -79,7 +87,7 @@ def _issue_one(
         )
     if row.state != "acked":
         raise ApiError(409, "not_delivered", "Ack the message before asking for its token.")
-    key = campaign_key(session, row.campaign_id)
+    key = issuing_key(session, person, row.campaign_id)
     session.add(TokenIssue(msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms))
     try:
         session.flush()
