@@ -38,6 +38,7 @@ from server.routes import (
     templates,
 )
 from server.settings import RelaySettings
+from server.signals import publish_missing_keys
 from shared.version import PROTOCOL_VERSION
 
 
@@ -107,6 +108,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     if settings.auto_migrate:
         schema.upgrade(engine)
     schema.require_current(engine, settings.db)
+    # Campaigns an older relay created, or whose key a crash kept out of the token key log.
+    publish_missing_keys(engine, (clock or SystemClock()).now_ms())
     app.state.settings = settings
     # Shufflers whose signed batches are counted (POST /v1/signals/shuffled).
     app.state.shuffler_keys = frozenset(settings.shuffler_keys)

@@ -282,3 +282,18 @@ class PublishedFigures(SQLModel, table=True):
     campaign_id: str = Field(primary_key=True, max_length=64)
     published_at: int = Field(sa_type=BigInteger)
     body: str = Field(description="the CampaignFigures JSON")
+
+
+class TokenLogEntry(SQLModel, table=True):
+    """One campaign's token issuer public key in the published key log (shared/token_log.py):
+    rows are only ever added, in ``idx`` order, each naming the hash of the one before."""
+
+    __tablename__ = "relay_token_log"
+    __table_args__ = (UniqueConstraint("idx", name="uq_token_log_idx"),)
+
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    idx: int = Field(sa_type=BigInteger)
+    public_key: str = Field(max_length=64)
+    valid_from: int = Field(sa_type=BigInteger)
+    prev: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -9,11 +9,21 @@ own. Only per-campaign sums are stored, never the reports.
 
 import secrets
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from server import token_log
 from server.errors import ApiError
-from server.models import Campaign, MailboxEntry, RelaySecret, SignalTally, TokenIssue, TokenSpent
+from server.models import (
+    Campaign,
+    MailboxEntry,
+    RelaySecret,
+    SignalTally,
+    TokenIssue,
+    TokenLogEntry,
+    TokenSpent,
+)
 from shared.encoding import b64encode
 from shared.signals import EVENTS, InvalidReport, SignalReport, decode_report, events_of
 from shared.tokens import IssuerKey, TokenError, evaluate, verify_token
@@ -39,6 +49,27 @@ def campaign_key(session: Session, campaign_id: str) -> IssuerKey:
     if session.get(Campaign, campaign_id) is None:
         raise ApiError(404, "unknown_campaign", f"No campaign '{campaign_id}'.")
     return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}")
+
+
+def publish_key(session: Session, campaign_id: str, now_ms: int) -> None:
+    """Put the campaign's key in the token key log (once), in the caller's transaction: the
+    key everyone's token for this campaign is evaluated with, which devices check theirs
+    against (server/token_log.py)."""
+    if session.get(TokenLogEntry, campaign_id) is None:
+        token_log.append_key(
+            session, campaign_id, campaign_key(session, campaign_id).public_key, now_ms
+        )
+
+
+def publish_missing_keys(engine: Engine, now_ms: int) -> int:
+    """At start: log the keys of campaigns that have none (created before the log existed,
+    or by a process that crashed between creating a campaign and logging its key)."""
+    with Session(engine) as session:
+        missing = token_log.unlogged_campaigns(session)
+        for campaign_id in missing:
+            publish_key(session, campaign_id, now_ms)
+        session.commit()
+    return len(missing)
 
 
 def issuing_key(session: Session, person: str, campaign_id: str) -> IssuerKey:
@@ -87,6 +118,9 @@ def _issue_one(
         )
     if row.state != "acked":
         raise ApiError(409, "not_delivered", "Ack the message before asking for its token.")
+    # A key not in the log would make the device keep its report: log it first, if a crash
+    # left it out.
+    publish_key(session, row.campaign_id, now_ms)
     key = issuing_key(session, person, row.campaign_id)
     session.add(TokenIssue(msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms))
     try:

@@ -1,4 +1,5 @@
-"""The shuffler's HTTP app: ``POST /v1/reports`` (one report) and ``GET /v1/status``."""
+"""The shuffler's HTTP app: ``POST /v1/reports`` (one report), ``GET /v1/key-log`` (the
+relay's token key log, passed through) and ``GET /v1/status``."""
 
 import asyncio
 import logging
@@ -7,15 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from shared.auth import AUTH_HEADERS
 from shared.shuffle_bound import amplify
 from shared.shuffled import REPORTS_PATH, ShufflerReceipt, ShufflerReport, public_key_b64
 from shared.signals import DEFAULT_REPORT_EPSILON, InvalidReport, decode_report
+from shared.token_log import SHUFFLER_KEY_LOG_PATH
 from shuffler.forward import Forwarder, ForwardError
+from shuffler.key_log import KeyLogMirror, KeyLogUnavailable
 from shuffler.keys import load_or_create
 from shuffler.settings import ShufflerSettings
 from shuffler.store import ReportStore
@@ -39,6 +42,7 @@ class Shuffler:
         self.store = ReportStore(settings.db)
         self.key = load_or_create(settings.key_path)
         self.forwarder = Forwarder(self.store, self.key, settings.relay, settings.batch)
+        self.key_log = KeyLogMirror(settings.relay, settings.key_log_max_age_s)
         self.ready = asyncio.Event()  # at least B held: the timer may run
         self._rng = random.SystemRandom()
 
@@ -69,6 +73,16 @@ class Shuffler:
             self.ready.clear()
             if await asyncio.to_thread(self.store.count) >= self.settings.batch:
                 self.ready.set()
+
+    async def refresh_key_log(self) -> None:
+        """Fetch the relay's key log on the shuffler's own timer (jittered), whatever devices
+        do, so that the relay's log requests say nothing about when a report is coming."""
+        while True:
+            try:
+                await self.key_log.refresh()
+            except KeyLogUnavailable as exc:
+                log.warning("could not fetch the relay's key log: %s", exc)
+            await asyncio.sleep(self.settings.key_log_refresh_s * self._rng.uniform(0.5, 1.0))
 
     def status(self) -> dict[str, Any]:
         s = self.settings
@@ -112,11 +126,15 @@ def create_app(settings: ShufflerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The Event belongs to the loop that serves the app.
         shuffler.ready = asyncio.Event()
-        task = asyncio.create_task(shuffler.run()) if settings.auto_forward else None
+        tasks = []
+        if settings.auto_forward:
+            tasks.append(asyncio.create_task(shuffler.run()))
+        if settings.key_log_refresh_s > 0:
+            tasks.append(asyncio.create_task(shuffler.refresh_key_log()))
         try:
             yield
         finally:
-            if task:
+            for task in tasks:
                 task.cancel()
             shuffler.store.close()
 
@@ -154,6 +172,26 @@ def create_app(settings: ShufflerSettings | None = None) -> FastAPI:
         if await asyncio.to_thread(shuffler.store.count) >= settings.batch:
             shuffler.ready.set()
         return ShufflerReceipt()
+
+    @app.get(SHUFFLER_KEY_LOG_PATH)
+    async def key_log(
+        request: Request,
+        campaign: str | None = Query(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+    ) -> Any:
+        """The relay's token key log, exactly as the relay answered it, from the copy held
+        for every device (fetched again first if it does not list ``campaign``)."""
+        sent = [h for h in CREDENTIAL_HEADERS if h in request.headers]
+        if sent:
+            return _error(
+                400,
+                "credentials_on_anonymous_channel",
+                f"The key log is fetched anonymously; send no {', '.join(sent)}.",
+            )
+        try:
+            body = await shuffler.key_log.get(campaign)
+        except KeyLogUnavailable as exc:
+            return _error(502, "relay_unreachable", f"No key log from the relay: {exc}")
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:

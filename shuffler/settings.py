@@ -53,6 +53,19 @@ class ShufflerSettings(BaseSettings):
         gt=0,
         description="ε0 of one report for /v1/status (default: shared.signals' per-report ε)",
     )
+    key_log_refresh_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Fetch the relay's token key log on this timer (0: only when a device "
+        "asks and the copy held is too old), so that the relay's log requests follow the "
+        "shuffler's clock, never a device's report",
+    )
+    key_log_max_age_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A held copy of the key log older than this is fetched again when a "
+        "device asks (0: every time)",
+    )
     auto_forward: bool = Field(
         default=True,
         description="Forward on its own timer (off: only when forward_ready() is called, "

@@ -543,6 +543,7 @@ ROUTES = (
         for c in ("blocked", "promotions-stopped")
     ),
     Route("GET", rf"/v1/signals/keys/{_ID}", None, auth=False),
+    Route("GET", r"/v1/signals/key-log", None, auth=False),
     Route("POST", r"/v1/signals/tokens", api.TokenRequest),
     Route("POST", r"/v1/signals/tokens/batch", api.TokenBatchRequest),
 )

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlmodel import col, select
 
-from server import accountant, billing, campaigns
+from server import accountant, billing, campaigns, signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry
@@ -33,9 +33,12 @@ def create_campaign(
     """Open a campaign for a registered template; then submit its sealed copies as template
     envelopes with this campaign id. Money is reserved per copy as it is submitted."""
     state = request.app.state
-    campaign = campaigns.create(
-        session, account, body, state.clock.now_ms(), state.settings.default_expiry_days
-    )
+    now = state.clock.now_ms()
+    campaign = campaigns.create(session, account, body, now, state.settings.default_expiry_days)
+    # Its token key is published before any copy can be released (so before any device asks
+    # for a token): devices check the key they are given against this log.
+    signals.publish_key(session, campaign.id, now)
+    session.commit()
     return _report(request, session, campaign)
 
 

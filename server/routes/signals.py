@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session
 
-from server import signals
+from server import signals, token_log
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.json_body import documented_body, parse_body
@@ -22,6 +22,7 @@ from shared.api import (
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode, b64encode
 from shared.shuffled import KEY_HEADER, SIGNATURE_HEADER, ShuffledBatch, verify_batch
+from shared.token_log import KeyLog
 
 router = APIRouter(prefix="/v1/signals", tags=["signals"], route_class=TransactionalRoute)
 
@@ -32,6 +33,15 @@ def campaign_key(campaign_id: str, session: DbSession) -> CampaignKey:
     anonymous channel too and check it is the one its tokens were proven against."""
     key = signals.campaign_key(session, campaign_id)
     return CampaignKey(campaign_id=campaign_id, public_key=b64encode(key.public_key))
+
+
+@router.get("/key-log")
+def key_log(session: DbSession) -> KeyLog:
+    """Every campaign's issuer public key, in the signed, append-only token key log.
+    Unauthenticated: devices fetch it through the shuffler (which serves everyone the same
+    copy), check that it extends the one they saw before, and use a token only if the key
+    it was proven against is the one listed here for its campaign."""
+    return token_log.current(session)
 
 
 @router.post("/tokens")
