@@ -151,6 +151,7 @@ class Messenger:
             profile.dir,
             self.ledger,
             shuffler_url=self.settings.shuffler_url or profile.info.shuffler_url,
+            key_log_fingerprint=self.settings.token_log_key_fingerprint,
         )
         self._flush_lock = asyncio.Lock()
         # Pinned entries change only through this object (a key change, the person's

@@ -38,3 +38,10 @@ class ClientSettings(BaseSettings):
         "straight to the relay, which then sees when and from where each came (the privacy "
         "ledger says so on every such report)",
     )
+    token_log_key_fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) of the relay's token key log signing key, as its operator "
+        "publishes it (`sealpost relay --print-token-log-key`): a device checks its tokens' "
+        "keys only against a log signed by that key. Unset, the first log key the device "
+        "sees is kept, and a log signed by any other is refused",
+    )

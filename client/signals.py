@@ -17,6 +17,13 @@ exponential wait) after its previous report. It goes to the shuffler (``SEALPOST
 or the profile's ``shuffler_url``), which hides from the relay when and from where it came.
 With no shuffler set it goes straight to the relay as before, and the privacy ledger says on
 that entry what the relay can then see.
+
+Keys: just before a report leaves, the device fetches the relay's token key log the same way
+(client/key_log.py) and sends the report only if the key its token was proven against is the
+one the log lists for the campaign, in a log that extends the one it saw before. Otherwise the
+report is withheld for good (never sent, never retried) and the problem is recorded where the
+app and ``sealpost inbox`` show it (:meth:`SignalAgent.problems`): a key of this device's own
+would let the relay recognise its report among everyone's.
 """
 
 import json
@@ -26,17 +33,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, select
 
 from client import tls
+from client.key_log import KeyLogReader, KeyLogUnavailable
 from client.ledger import PrivacyLedger
 from client.profile import ProfileInfo
 from client.relay_api import RelayAPI, RelayError
 from client.settings import ClientSettings
-from client.store import create_tables
+from client.store import add_missing_columns, create_tables
 from shared.api import (
     SignalBatch,
     SignalResult,
@@ -58,6 +67,7 @@ from shared.signals import (
     report_epsilon,
     uniform_bits,
 )
+from shared.token_log import KeyLogInvalid
 from shared.tokens import Token, blind, finalize, new_token_input
 
 DAY_S = 86_400
@@ -79,6 +89,68 @@ class PendingSignal(SQLModel, table=True):
     true_bits: int
     send_after: int  # unix seconds
     sent: bool = False
+    # The key the token's issuance was proven against (base64), checked against the relay's
+    # token key log before the report leaves; and when the token was obtained (unix seconds).
+    public_key: str | None = None
+    issued_at: int | None = None
+    # Why the report will never leave (a key that failed its check), or None.
+    withheld: str | None = None
+
+
+_not_withheld = PendingSignal.withheld == None  # noqa: E711 - SQL IS NULL
+
+# Columns newer than the table (stores of older versions gain them on open).
+_ADDED_COLUMNS = {
+    "client_signal": {"public_key": "VARCHAR", "issued_at": "INTEGER", "withheld": "VARCHAR"}
+}
+
+
+class SignalProblem(SQLModel, table=True):
+    """A report withheld because its token's key failed a check: what the app shows."""
+
+    __tablename__ = "client_signal_problem"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: int  # unix seconds
+    campaign_id: str
+    reason: str  # key_mismatch, fork, not_in_log, ... (see KeyCheckFailed)
+    detail: str  # in words, for the person
+    evidence: str | None = None  # JSON: the signed heads or keys that disagree
+
+
+class KeyCheckFailed(Exception):
+    """A report was withheld: its token's key failed the check against the relay's token key
+    log. ``problem`` is what was recorded (also in :meth:`SignalAgent.problems`)."""
+
+    def __init__(self, problem: SignalProblem) -> None:
+        super().__init__(f"interaction report for campaign {problem.campaign_id}: {problem.detail}")
+        self.problem = problem
+
+
+def _describe(reason: str, campaign_id: str, found: str = "") -> str:
+    """What a failed check means, in words; every one ends with the report kept back."""
+    kept = "The report was not sent, and will not be."
+    what = {
+        "key_mismatch": (
+            f"the relay gave this device a token key for campaign {campaign_id} that is not "
+            "the key its published key log lists for that campaign. A key of this device's "
+            "own would let the relay recognise its report among everyone's."
+        ),
+        "fork": (
+            "the relay's token key log does not extend the one this device saw before: the "
+            "relay rewrote its history, and may be showing this device a log of its own. Both "
+            "signed heads are kept as evidence."
+        ),
+        "not_in_log": (
+            f"the relay's token key log does not list campaign {campaign_id}, whose token this "
+            "device was given an hour or more ago: its key cannot be checked."
+        ),
+        "key_not_recorded": (
+            f"the token for campaign {campaign_id} was obtained by an older version that did "
+            "not keep its key, so the key cannot be checked."
+        ),
+    }.get(reason, f"the relay's token key log failed its check: {found}.")
+    return f"{what[0].upper()}{what[1:]} {kept}"
 
 
 @dataclass
@@ -91,6 +163,10 @@ class SignalSettings:
     # ...nor within min_gap_s + Exp(mean_extra_gap_s) of its previous report.
     min_gap_s: float = 30.0
     mean_extra_gap_s: float = 270.0
+    # A campaign the key log does not list yet: the report waits this long after its token
+    # was obtained (a shuffler's copy of the log, or the relay, briefly behind) before it is
+    # withheld. An honest relay logs a key before any copy of its campaign is sent.
+    key_log_grace_s: float = 3600.0
 
 
 class SignalAgent:
@@ -101,12 +177,17 @@ class SignalAgent:
         profile_dir: Path,
         ledger: PrivacyLedger,
         shuffler_url: str | None = None,
+        key_log_fingerprint: str | None = None,
     ) -> None:
         self.api = api
         self.engine = engine
         self.dir = profile_dir
         self.ledger = ledger
-        create_tables(engine, [PendingSignal.__table__])  # type: ignore[arg-type, attr-defined]
+        tables = [PendingSignal.__table__, SignalProblem.__table__]  # type: ignore[attr-defined]
+        create_tables(engine, tables)  # type: ignore[arg-type]
+        add_missing_columns(engine, _ADDED_COLUMNS)  # type: ignore[arg-type]
+        # Pinned with SEALPOST_TOKEN_LOG_KEY_FINGERPRINT; else the first log key seen is kept.
+        self.key_log = KeyLogReader(profile_dir, ledger, key_log_fingerprint)
         self.settings = self._load_settings()
         self._rng = secrets.SystemRandom()
         self._clock: Callable[[], float] = time.time
@@ -191,6 +272,8 @@ class SignalAgent:
         for (_, campaign_id), token_input, (blind_scalar, blinded), answer in zip(
             copies, inputs, blinds, answers, strict=True
         ):
+            # The proof shows only that the relay used the key it names here; whether that
+            # key is everybody's is checked against the key log before the report leaves.
             output = finalize(
                 token_input,
                 blind_scalar,
@@ -207,6 +290,8 @@ class SignalAgent:
                     token_output=b64encode(output),
                     true_bits=event_bit("delivered"),
                     send_after=int(now + self._rng.uniform(0, self.settings.max_delay_s)),
+                    public_key=answer.public_key,
+                    issued_at=int(now),
                 )
             )
         with Session(self.engine) as s:  # type: ignore[arg-type]
@@ -294,7 +379,7 @@ class SignalAgent:
         with Session(self.engine) as s:  # type: ignore[arg-type]
             first = s.exec(
                 select(PendingSignal.send_after)
-                .where(PendingSignal.sent == False)  # noqa: E712
+                .where(PendingSignal.sent == False, _not_withheld)  # noqa: E712
                 .order_by(PendingSignal.send_after)  # type: ignore[arg-type]
                 .limit(1)
             ).first()
@@ -303,10 +388,12 @@ class SignalAgent:
         return max(float(first), self.quiet_until())
 
     def pending(self) -> int:
-        """Reports not sent yet."""
+        """Reports not sent yet (and not withheld)."""
         unsent = PendingSignal.sent == False  # noqa: E712
         with Session(self.engine) as s:  # type: ignore[arg-type]
-            return s.exec(select(func.count()).select_from(PendingSignal).where(unsent)).one()
+            return s.exec(
+                select(func.count()).select_from(PendingSignal).where(unsent, _not_withheld)
+            ).one()
 
     async def flush(self, now: float | None = None) -> SignalResult | None:
         """Send one report whose moment has come, if the quiet time allows; None if none.
@@ -325,6 +412,7 @@ class SignalAgent:
                     select(PendingSignal).where(
                         PendingSignal.sent == False,  # noqa: E712
                         PendingSignal.send_after <= now,
+                        _not_withheld,
                     )
                 )
             )
@@ -334,6 +422,8 @@ class SignalAgent:
         # simulations, so that a run can be repeated). Which due report goes first says
         # nothing either.
         row = due[int(self._rng.random() * len(due))]
+        # Before anything is drawn or charged: a report whose key fails is never sent.
+        await self._check_key(row, now)
         noisy = self._drawn_bits(row)
         token = Token(b64decode(row.token_input), b64decode(row.token_output))
         report = encode_report(row.campaign_id, row.day, noisy, token).decode()
@@ -351,6 +441,78 @@ class SignalAgent:
         )
         self._pacing_path.write_text(json.dumps({"next_report_at": now + gap}))
         return result
+
+    # --- the token's key ----------------------------------------------------------------------
+
+    async def _check_key(self, row: PendingSignal, now: float) -> None:
+        """Return if ``row``'s token key is the one the relay's key log lists for its
+        campaign, in a log that extends the one this device saw last. Raises
+        :class:`KeyCheckFailed` (the report is withheld for good) or ``KeyLogUnavailable``
+        (it waits: the log could not be had, or not yet checked)."""
+        if row.public_key is None:
+            self._withhold(row, "key_not_recorded", now)
+        if self.shuffler_url:
+            log = await self.key_log.fetch(
+                self.shuffler_url, via_shuffler=True, campaign_id=row.campaign_id
+            )
+        else:
+            log = await self.key_log.fetch(
+                self.api.base_url, via_shuffler=False, campaign_id=row.campaign_id
+            )
+        seen = self.key_log.seen()
+        try:
+            view = self.key_log.check(log)
+        except KeyLogInvalid as exc:
+            evidence = {
+                "seen": seen.model_dump() if seen else None,
+                "served": log.head.model_dump(),
+            }
+            self._withhold(row, exc.reason, now, found=exc.detail, evidence=evidence)
+        listed = view.keys.get(row.campaign_id)
+        if listed is None:
+            issued = row.issued_at if row.issued_at is not None else now
+            if now - issued < self.settings.key_log_grace_s:
+                raise KeyLogUnavailable(
+                    f"the token key log does not list campaign {row.campaign_id} yet; "
+                    "the report waits"
+                )
+            self._withhold(row, "not_in_log", now, evidence={"head": view.head.model_dump()})
+        if listed != row.public_key:
+            evidence = {"given": row.public_key, "listed": listed, "head": view.head.model_dump()}
+            self._withhold(row, "key_mismatch", now, evidence=evidence)
+
+    def _withhold(
+        self,
+        row: PendingSignal,
+        reason: str,
+        now: float,
+        *,
+        found: str = "",
+        evidence: dict[str, object] | None = None,
+    ) -> NoReturn:
+        """Keep ``row``'s report on this device for good and record why; raises
+        :class:`KeyCheckFailed`."""
+        problem = SignalProblem(
+            at=int(now),
+            campaign_id=row.campaign_id,
+            reason=reason,
+            detail=_describe(reason, row.campaign_id, found),
+            evidence=json.dumps(evidence) if evidence is not None else None,
+        )
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            stored = s.get(PendingSignal, row.campaign_id)
+            if stored is not None:
+                stored.withheld = reason
+                s.add(stored)
+            s.add(problem)
+            s.commit()
+            s.refresh(problem)
+        raise KeyCheckFailed(problem)
+
+    def problems(self) -> list[SignalProblem]:
+        """Reports withheld because a key failed its check, oldest first."""
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            return list(s.exec(select(SignalProblem).order_by(SignalProblem.id)))  # type: ignore[arg-type]
 
     async def flush_due(self, until: float) -> SignalResult | None:
         """Send every report that can leave by ``until``, each at its own moment (a

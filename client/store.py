@@ -229,6 +229,17 @@ def create_tables(engine: Engine, tables: list[Table]) -> None:
     SQLModel.metadata.create_all(engine, tables=tables)
 
 
+def add_missing_columns(engine: Engine, added: dict[str, dict[str, str]]) -> None:
+    """Add the columns (``{table: {column: SQL type}}``, each nullable or with a default)
+    that a table made by an older version lacks."""
+    with engine.begin() as conn:
+        for table, columns in added.items():
+            have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 class LocalStore:
     def __init__(self, path: Path) -> None:
         self.engine: Engine = create_engine(
@@ -251,24 +262,21 @@ class LocalStore:
         self._templates: dict[str, CachedTemplate] = {}
 
     def _add_missing_columns(self) -> None:
-        """Stores created by older versions lack newer columns (nullable, or with a default):
-        add them in place."""
-        added = {
-            "client_message": {"campaign_id": "VARCHAR"},
-            "client_contact": {
-                # NOT NULL as create_all makes it; the default gives existing rows their value.
-                "safety_verified": "BOOLEAN NOT NULL DEFAULT 0",
-                "new_sign_key": "VARCHAR",
-                "new_box_key": "VARCHAR",
-                "key_changed_at": "INTEGER",
+        """Stores created by older versions lack newer columns: add them in place."""
+        add_missing_columns(
+            self.engine,
+            {
+                "client_message": {"campaign_id": "VARCHAR"},
+                "client_contact": {
+                    # NOT NULL as create_all makes it; the default gives existing rows their
+                    # value.
+                    "safety_verified": "BOOLEAN NOT NULL DEFAULT 0",
+                    "new_sign_key": "VARCHAR",
+                    "new_box_key": "VARCHAR",
+                    "key_changed_at": "INTEGER",
+                },
             },
-        }
-        with self.engine.begin() as conn:
-            for table, columns in added.items():
-                have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
-                for name, kind in columns.items():
-                    if name not in have:
-                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        )
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

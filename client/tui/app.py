@@ -22,6 +22,7 @@ from client.messenger import KeyChangedError, Messenger
 from client.profile import load_profile
 from client.relay_api import RelayError, RelayUnavailable
 from client.settings import ClientSettings
+from client.signals import KeyCheckFailed
 from client.store import HIDDEN_BY_CHOICE, Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
@@ -449,6 +450,12 @@ class SealpostApp(App[None]):
             result = await self.messenger.signals.flush()
             if result is not None:
                 self.log.info(f"signal reports: {result.counted} counted")
+        except KeyCheckFailed as exc:
+            # The relay gave this device a key it does not give everyone, or rewrote its key
+            # log: the person hears of it (the report itself stays on the device).
+            self.notify(
+                str(exc), title="Report withheld", severity="error", timeout=30, markup=False
+            )
         except Exception as exc:  # the relay away, a refusal: the reports wait for next time
             self.log.warning(f"sending signal reports failed: {exc!r}")
         finally:

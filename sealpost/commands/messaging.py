@@ -133,11 +133,18 @@ def inbox(args: Any) -> int:
             }
         store = messenger.store
         convos = [c for c in store.conversations() if args.peer in (None, c.peer)]
+        # Reports withheld because their token's key failed its check: the relay misbehaved,
+        # and the person should know whenever the inbox is shown.
+        problems = [
+            {"at": p.at, "campaign_id": p.campaign_id, "reason": p.reason, "detail": p.detail}
+            for p in messenger.signals.problems()
+        ]
         data = {
             "profile": messenger.profile.info.name,
             "handle": messenger.profile.handle,
             "synced": synced,
             "signals": signals,
+            "signal_problems": problems,
             "conversations": [
                 {
                     "peer": c.peer,
@@ -163,6 +170,14 @@ def inbox(args: Any) -> int:
             print(f"synced: {synced['new']} new, {synced['quarantined']} quarantined")
         if signals and (signals["sent"] or signals["waiting"]):
             print(_signals_line(signals))
+        for problem in problems:
+            print(
+                terminal_safe(
+                    f"⚠ interaction report for campaign {problem['campaign_id']} withheld "
+                    f"({problem['reason']}, {_time(problem['at'] * 1000)} UTC): "
+                    f"{problem['detail']}"
+                )
+            )
         if not convos:
             print("no conversations yet")
         for convo in data["conversations"]:
@@ -198,6 +213,7 @@ async def _send_due_report(messenger: Any) -> dict[str, Any]:
     import httpx
 
     from client.relay_api import RelayError, RelayUnavailable
+    from client.signals import KeyCheckFailed
 
     agent = messenger.signals
     error = None
@@ -208,6 +224,8 @@ async def _send_due_report(messenger: Any) -> dict[str, Any]:
     else:
         try:
             sent = await agent.flush()
+        except KeyCheckFailed:
+            sent = None  # withheld for good; listed with the inbox's signal problems
         except (RelayError, RelayUnavailable, OSError, httpx.HTTPError) as exc:
             sent, error = None, str(exc)  # kept; it goes another time
     next_at = agent.next_send_at()

@@ -350,9 +350,12 @@ async def test_the_shuffler_holds_one_report_per_token_and_never_loses_one(
     public = sign_batch(load_or_create(key_path), b"")["Sealpost-Shuffler-Key"]
     with RecordingRelay(relay_settings(sqlite_url, shuffler_keys=[public])) as relay:
         persons, campaign_id = await campaign_to(relay, make_account, 3)
-        dead = "http://127.0.0.1:9"  # nothing listens there: the relay is down
         shuffler_settings = ShufflerSettings(
-            db=tmp_path / "shuffler.db", relay=dead, batch=3, key_path=key_path, auto_forward=False
+            db=tmp_path / "shuffler.db",
+            relay=relay.url,
+            batch=3,
+            key_path=key_path,
+            auto_forward=False,
         )
         with EmbeddedShuffler(shuffler_settings) as shuffler:
             for person in persons:
@@ -379,7 +382,9 @@ async def test_the_shuffler_holds_one_report_per_token_and_never_loses_one(
             )
             assert {c for (c,) in columns} == {"order_key", "token_input", "report"}
 
-            # The relay is down: the batch stays held, nothing is lost.
+            # The relay goes down (after devices checked their keys with the key log the
+            # shuffler holds): the batch stays held, nothing is lost.
+            shuffler.shuffler.forwarder.relay_url = "http://127.0.0.1:9"  # nothing listens
             with pytest.raises(ForwardError):
                 shuffler.forward_ready()
             assert shuffler.held() == 3

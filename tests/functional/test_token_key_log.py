@@ -8,6 +8,7 @@ an adversarial operator would (its issuing function replaced, its stored key log
 then check that the device notices and keeps the report to itself.
 """
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.signals import PendingSignal
 from sealpost.audit.recorder import RecordingRelay
+from sealpost.cli import main
 from server import signals as relay_signals
 from server import token_log
 from server.models import TokenLogEntry
@@ -161,9 +163,8 @@ def named_by_her_key(relay, handle: str, campaign_id: str) -> list:
 # --- (a) a key of her own --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the attack succeeds: the device does not check keys yet")
 async def test_a_key_of_her_own_is_caught_and_her_report_never_leaves(
-    relay_and_shuffler, make_account, monkeypatch
+    relay_and_shuffler, make_account, monkeypatch, home, capsys
 ):
     relay, shuffler = relay_and_shuffler
     monkeypatch.setattr(relay_signals, "issuing_key", tagging("alice"))
@@ -193,6 +194,16 @@ async def test_a_key_of_her_own_is_caught_and_her_report_never_leaves(
     assert alice.signals.pending() == 0
     assert await flush(alice) is None  # withheld for good: nothing left to send
     assert sent_reports(alice) == []
+
+    # `sealpost inbox` shows it, in words, every time, until the person has seen it.
+    args = ["--home", str(home), "inbox", "--profile", "alice", "--no-sync"]
+    assert await asyncio.to_thread(main, args) == 0
+    shown = capsys.readouterr().out
+    assert f"⚠ interaction report for campaign {campaign_id} withheld (key_mismatch" in shown
+    assert "Traceback" not in shown
+    assert await asyncio.to_thread(main, [*args, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)["signal_problems"]
+    assert listed["reason"] == "key_mismatch" and listed["detail"] == problem.detail
 
 
 # --- (b) a log rewritten to agree with her key --------------------------------------------------
@@ -241,7 +252,6 @@ def clocked_relay_and_shuffler(sqlite_url: str, tmp_path: Path, clock):
             yield relay, shuffler
 
 
-@pytest.mark.xfail(strict=True, reason="the attack succeeds: the device does not check keys yet")
 async def test_a_log_rewritten_to_agree_with_her_key_is_a_fork(
     clocked_relay_and_shuffler, clock, make_account, monkeypatch
 ):
@@ -310,7 +320,6 @@ async def test_a_log_rewritten_to_agree_with_her_key_is_a_fork(
 # --- (c) an honest relay ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the device does not fetch the key log yet")
 async def test_with_an_honest_relay_reports_flow_and_the_log_comes_through_the_shuffler(
     sqlite_url, tmp_path, make_account
 ):

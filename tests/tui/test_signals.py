@@ -11,12 +11,15 @@ from client.store import LocalStore
 from client.tui.screens.first_contact import FirstContactModal
 from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
+from server import signals as relay_signals
 from server.embedded import EmbeddedRelay
+from server.signals import master_secret
 from shared.signals import events_of
+from shared.tokens import IssuerKey
 from shuffler.embedded import EmbeddedShuffler
 from shuffler.settings import ShufflerSettings
 from tests.conftest import PersonFactory
-from tests.tui.conftest import SIZE, make_app, wait_for
+from tests.tui.conftest import SIZE, make_app, toasts, wait_for
 from tests.tui.test_business_messages import send_offer
 
 
@@ -105,6 +108,51 @@ async def test_due_reports_are_flushed_on_the_anonymous_channel(
             assert not any(k.lower().startswith("sealpost-") for k in sent["headers"])
             assert app.is_running  # and nothing crashed when later flushes found nothing due
         assert shuffler.held() == 1
+
+
+async def test_a_report_whose_key_fails_its_check_is_withheld_and_the_person_told(
+    sqlite_relay: EmbeddedRelay,
+    make_account: PersonFactory,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A curious relay gives bob a token key of his own (tests/functional/test_token_key_log.py
+    # has the attack in full): the app keeps the report and says so, without a traceback.
+    def his_own(session, person, campaign_id):  # type: ignore[no-untyped-def]
+        return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}:{person}")
+
+    monkeypatch.setattr(relay_signals, "issuing_key", his_own)
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()
+    with Session(bob.store.engine) as s:
+        row = s.exec(select(PendingSignal)).one()
+        row.send_after = 0
+        s.add(row)
+        s.commit()
+    settings = ShufflerSettings(
+        db=tmp_path / "shuffler.db",
+        relay=sqlite_relay.url,
+        key_path=tmp_path / "shuffler.key",
+        auto_forward=False,
+    )
+    with EmbeddedShuffler(settings) as shuffler:
+        monkeypatch.setenv("SEALPOST_SHUFFLER_URL", shuffler.url)
+        app = make_app(home, "bob")
+        app.signal_flush_s = 0.2
+        app.messenger.signals.settings.quiet_after_signed_s = 0
+        app.state.first_contact["acme"] = "continue"
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: pending(bob)[0].withheld is not None)
+            await wait_for(pilot, lambda: any("withheld" in n for n in toasts(app)))
+            [toast] = [n for n in toasts(app) if "withheld" in n]
+            assert toast.startswith("Report withheld: interaction report for campaign")
+            assert "not the key its published key log lists" in toast
+            assert app.is_running
+        assert shuffler.held() == 0  # nothing left the device
+        assert not pending(bob)[0].sent
 
 
 async def test_signals_switch_persists(

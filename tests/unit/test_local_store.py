@@ -85,3 +85,29 @@ def test_a_store_from_before_key_changes_gets_the_contact_columns(tmp_path):
     finally:
         store.close()
     LocalStore(path).close()  # opening again: nothing left to add
+
+
+def test_a_signal_table_from_before_key_checks_gains_its_columns(tmp_path):
+    from client.ledger import PrivacyLedger
+    from client.signals import SignalAgent
+
+    store = LocalStore(tmp_path / "store.db")
+    with store.engine.begin() as conn:  # client_signal as versions before the key log made it
+        conn.exec_driver_sql(
+            "CREATE TABLE client_signal (campaign_id VARCHAR NOT NULL PRIMARY KEY, day VARCHAR "
+            "NOT NULL, token_input VARCHAR NOT NULL, token_output VARCHAR NOT NULL, true_bits "
+            "INTEGER NOT NULL, send_after INTEGER NOT NULL, sent BOOLEAN NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO client_signal VALUES ('cmp_1', '2026-12-01', 'i', 'o', 1, 0, 0)"
+        )
+
+    class NoRelay:
+        last_signed_at = None
+
+    agent = SignalAgent(NoRelay(), store.engine, tmp_path, PrivacyLedger(None))  # type: ignore[arg-type]
+    assert agent.pending() == 1  # the old row is there, not withheld; its key unknown
+    with store.session() as s:
+        row = s.get(PendingSignal, "cmp_1")
+        assert row is not None and row.public_key is None and row.withheld is None
+    store.close()
