@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
         "  sealpost migrate --db postgresql://postgres@127.0.0.1/sealpost\n"
         "  sealpost relay --db postgresql://postgres@127.0.0.1/sealpost --port 8701\n\n"
         "Several relays may share one PostgreSQL database (see docs/deploy.md).\n"
+        "Publish `sealpost relay --print-token-log-key` for devices to pin.\n"
         "Every option can also be set as SEALPOST_RELAY_<NAME>.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -27,6 +28,13 @@ def register(sub: Any) -> None:
         "--access-log",
         action="store_true",
         help="log every request (off by default: at scale it costs real CPU)",
+    )
+    p.add_argument(
+        "--print-token-log-key",
+        action="store_true",
+        help="print the fingerprint of the key the relay signs its token key log with "
+        "(created on first use, kept in the database), then exit: publish it, and devices "
+        "pin it with SEALPOST_TOKEN_LOG_KEY_FINGERPRINT",
     )
     p.set_defaults(run=run)
 
@@ -65,6 +73,8 @@ def run(args: Any) -> int:
     from server.schema import SchemaMismatch
 
     settings = _settings(args, host=args.host, port=args.port)
+    if args.print_token_log_key:
+        return _print_token_log_key(settings)
     try:
         app = create_app(settings)
     except SchemaMismatch as exc:
@@ -91,6 +101,27 @@ def run(args: Any) -> int:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=2,
     )
+    return 0
+
+
+def _print_token_log_key(settings: Any) -> int:
+    from sqlmodel import Session
+
+    from server import schema, token_log
+    from server.db import make_engine
+    from shared.encoding import b64encode
+    from shared.token_log import log_key_fingerprint
+
+    engine = make_engine(settings.db)
+    try:
+        schema.require_current(engine, settings.db)
+        with Session(engine) as session:
+            key = b64encode(bytes(token_log.log_signing_key(session).verify_key))
+    except schema.SchemaMismatch as exc:
+        return fail(str(exc))
+    finally:
+        engine.dispose()
+    print(log_key_fingerprint(key))
     return 0
 
 

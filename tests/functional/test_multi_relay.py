@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import httpx
 import psycopg
 import pytest
 from sqlmodel import Session
@@ -16,7 +17,9 @@ from sealpost.relay_process import RelayProcess
 from server.db import make_engine
 from server.mailbox import pending_frames
 from server.notify import CHANNEL, parse_announcement
+from shared.api import CampaignCreate
 from shared.templates import TemplateDraft
+from shared.token_log import KEY_LOG_PATH, KeyLog, verify_log
 
 pytestmark = pytest.mark.postgres
 
@@ -267,3 +270,24 @@ async def test_scheduled_copies_fire_exactly_once_across_processes(relays, pg_ur
         )
     assert states == {"pending": 600, "refused": 1}
     ledger_is_exact(pg_url, "acme")
+
+
+async def test_campaigns_created_at_once_on_two_processes_make_one_chained_key_log(
+    relays, pg_url, make_account
+):
+    a, b = relays
+    shop = await make_account("acme", a, business=True)
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(OFFER)
+    via_b = RelayAPI(b.url, "acme", shop.profile.keys)
+    create = CampaignCreate(template_id=template.id, budget=1_000, audience_size=1)
+    await asyncio.gather(
+        *(api.create_campaign(create) for _ in range(10) for api in (shop.api, via_b))
+    )
+    await via_b.aclose()
+    # Appends took turns: one entry per campaign, each chained to the one before it.
+    async with httpx.AsyncClient() as http:
+        from_a = KeyLog.model_validate_json((await http.get(a.url + KEY_LOG_PATH)).content)
+        from_b = KeyLog.model_validate_json((await http.get(b.url + KEY_LOG_PATH)).content)
+    assert from_a == from_b  # one log, one head key, the same signed bytes from either
+    assert len(verify_log(from_a).keys) == 20

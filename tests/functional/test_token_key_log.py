@@ -22,6 +22,7 @@ from sealpost.audit.recorder import RecordingRelay
 from sealpost.cli import main
 from server import signals as relay_signals
 from server import token_log
+from server.embedded import EmbeddedRelay
 from server.models import TokenLogEntry
 from server.signals import tally_of
 from shared.encoding import b64encode
@@ -36,6 +37,7 @@ from shared.token_log import (
     KeyLogEntry,
     KeyLogHead,
     entry_hash,
+    log_key_fingerprint,
     verify_log,
 )
 from shared.tokens import IssuerKey, verify_token
@@ -360,3 +362,49 @@ async def test_with_an_honest_relay_reports_flow_and_the_log_comes_through_the_s
             published = await persons[0].api.request("GET", f"/v1/signals/keys/{campaign_id}")
             assert entry.campaign_id == campaign_id
             assert entry.public_key == published["public_key"]
+
+
+# --- the operator's fingerprint, and keys logged at start ---------------------------------------
+
+
+async def test_devices_pin_the_fingerprint_the_operator_prints(
+    relay_and_shuffler, sqlite_url, make_account, monkeypatch, capsys
+):
+    relay, shuffler = relay_and_shuffler
+    assert main(["relay", "--db", sqlite_url, "--print-token-log-key"]) == 0
+    printed = capsys.readouterr().out.strip()
+    with Session(relay.app.state.engine) as session:
+        head = token_log.current(session).head
+    assert printed == log_key_fingerprint(head.log_key)
+
+    # alice pins what the operator published; bob was told another fingerprint (or the log
+    # he is served is signed by someone else's key): his report stays with him.
+    monkeypatch.setenv("SEALPOST_TOKEN_LOG_KEY_FINGERPRINT", printed)
+    shop, [alice], _ = await campaign_to(relay, make_account, ["alice"])
+    monkeypatch.setenv("SEALPOST_TOKEN_LOG_KEY_FINGERPRINT", "ab" * 32)
+    _, [bob], _ = await campaign_to(relay, make_account, ["bob"], shop=shop, name="other")
+    for person in (alice, bob):
+        due_now(person, shuffler)
+    assert await flush(alice) is None and len(sent_reports(alice)) == 1
+    from client.signals import KeyCheckFailed
+
+    assert isinstance(await flush(bob), KeyCheckFailed) and sent_reports(bob) == []
+    [problem] = bob.signals.problems()
+    assert problem.reason == "log_key_not_pinned"
+    assert "SEALPOST_TOKEN_LOG_KEY_FINGERPRINT" in problem.detail
+
+
+async def test_campaigns_from_before_the_log_get_their_keys_at_start(sqlite_url, make_account):
+    with EmbeddedRelay(relay_settings(sqlite_url)) as relay:
+        shop, _, first = await campaign_to(relay, make_account, ["alice"])
+        _, _, second = await campaign_to(relay, make_account, ["bob"], shop=shop, name="other")
+        with Session(relay.app.state.engine) as session:  # as a relay before the log left it
+            for row in session.exec(select(TokenLogEntry)):
+                session.delete(row)
+            session.commit()
+    with EmbeddedRelay(relay_settings(sqlite_url)) as relay:
+        with Session(relay.app.state.engine) as session:
+            view = verify_log(token_log.current(session))
+            published = {c: relay_signals.campaign_key(session, c).public_key for c in view.keys}
+    assert list(view.keys) == [first, second]  # in the order they were created
+    assert {c: b64encode(k) for c, k in published.items()} == view.keys
