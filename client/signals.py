@@ -451,14 +451,12 @@ class SignalAgent:
         (it waits: the log could not be had, or not yet checked)."""
         if row.public_key is None:
             self._withhold(row, "key_not_recorded", now)
-        if self.shuffler_url:
-            log = await self.key_log.fetch(
-                self.shuffler_url, via_shuffler=True, campaign_id=row.campaign_id
-            )
-        else:
-            log = await self.key_log.fetch(
-                self.api.base_url, via_shuffler=False, campaign_id=row.campaign_id
-            )
+        # The same way the report goes: through the shuffler, or (none set) anonymously.
+        log = await self.key_log.fetch(
+            self.shuffler_url or self.api.base_url,
+            via_shuffler=bool(self.shuffler_url),
+            campaign_id=row.campaign_id,
+        )
         seen = self.key_log.seen()
         try:
             view = self.key_log.check(log)

@@ -23,6 +23,7 @@ from shared.encoding import b64decode
 from shared.identifiers import HANDLE_PATTERN
 from shared.shuffled import MAX_SHUFFLED, REPORTS_PATH, SHUFFLED_PATH, SHUFFLER_HEADERS
 from shared.signals import REPORT_FIELDS, InvalidReport, decode_report
+from shared.token_log import KEY_LOG_PATH, KeyLog, KeyLogError, KeyLogHead, verify_log
 
 MAX_SHOWN = 12
 
@@ -440,12 +441,16 @@ def unlinkability(
         outputs.add(report.token.output, report.token_output)
     if outputs.found_in(kept):
         violations.append("storage keeps a redeemed token's output (the reports themselves)")
-    # One key per campaign, the same for everyone, and the one published anonymously.
+    # One key per campaign, the same for everyone, the one published anonymously, and the one
+    # in the token key log, each copy of which the relay served extends the one before.
+    logged, logs_served = _key_log_as_served(exchanges, violations)
     for campaign, keys in keys_by_campaign.items():
         if len(keys) != 1:
             violations.append(f"campaign {campaign}: {len(keys)} different issuer keys handed out")
         elif published_keys.get(campaign) not in keys:
             violations.append(f"campaign {campaign}: the issuance key is not the published one")
+        elif logs_served and logged.get(campaign) not in keys:
+            violations.append(f"campaign {campaign}: the issuance key is not in the token key log")
     # Order: issuance order against the order reports reached the relay, by the ground truth,
     # campaign by campaign. A report names its campaign, and a later campaign's reports come
     # later (a simulated week): order across campaigns says nothing about who sent what.
@@ -493,8 +498,30 @@ def unlinkability(
         spearman_per_campaign=per_campaign,
         report_times_spread_hours=round(spread / 3600, 2),
         keys_per_campaign={c: len(k) for c, k in keys_by_campaign.items()},
+        key_logs_served=logs_served,
         stored_token_values="token inputs only (the spent set); no output, no issuance value",
     )
+
+
+def _key_log_as_served(
+    exchanges: list[Exchange], violations: list[str]
+) -> tuple[dict[str, str], int]:
+    """Each campaign's key in the last token key log the relay served, and how many it served;
+    a log that does not verify, or does not extend the one served before, is a violation."""
+    seen: KeyLogHead | None = None
+    keys: dict[str, str] = {}
+    served = 0
+    for ex in exchanges:
+        if ex.method != "GET" or ex.path != KEY_LOG_PATH or ex.status != 200:
+            continue
+        served += 1
+        try:
+            view = verify_log(KeyLog.model_validate_json(ex.response), seen=seen)
+        except (ValidationError, KeyLogError) as exc:
+            violations.append(f"{ex.label()}: the token key log served does not hold: {exc}")
+            continue
+        seen, keys = view.head, view.keys
+    return keys, served
 
 
 # --- 4. every other request: a declared schema --------------------------------------------------
@@ -543,7 +570,7 @@ ROUTES = (
         for c in ("blocked", "promotions-stopped")
     ),
     Route("GET", rf"/v1/signals/keys/{_ID}", None, auth=False),
-    Route("GET", r"/v1/signals/key-log", None, auth=False),
+    Route("GET", KEY_LOG_PATH, None, auth=False),
     Route("POST", r"/v1/signals/tokens", api.TokenRequest),
     Route("POST", r"/v1/signals/tokens/batch", api.TokenBatchRequest),
 )
