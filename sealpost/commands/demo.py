@@ -283,6 +283,15 @@ async def _reports(people: dict[str, Any], shuffler: "EmbeddedShuffler") -> None
         result = await people[handle].signals.flush_due(until=within_a_day)
         sent += result.counted if result else 0
     print(f"   {sent} reports went to the shuffler at {shuffler.url}")
+    # Each device checked its token's key first, with the log it fetched through the shuffler.
+    head = people["alice"].signals.key_log.seen()
+    if head is not None:
+        entries = f"{head.size} {'entry' if head.size == 1 else 'entries'}"
+        print(
+            "   before each left, its device checked its token's key against the relay's "
+            f"signed key log (fetched through the shuffler, {entries}): the key everyone "
+            "gets, in a log that only grew since the device last looked"
+        )
     done = await asyncio.to_thread(shuffler.forward_ready)
     status = shuffler.shuffler.status()
     print(
