@@ -2,7 +2,8 @@
 
 Devices check the key their token was proven against with this log, fetched through the
 shuffler (server/token_log.py, shared/token_log.py). Campaigns that exist already are added
-when a relay process starts (server.token_log.backfill), in the order they were created.
+when a relay process starts (server.signals.publish_missing_keys), in the order they were
+created.
 
 Revision ID: 0005
 Revises: 0004
