@@ -39,7 +39,14 @@ from client.store import (
     stored_message,
 )
 from client.template_messages import ShownTemplate, prefetch_template, show_template_message
-from shared.api import MAX_TOKEN_BATCH, AccountInfo, MailboxItem, MailboxPage, RegisterAccount
+from shared.api import (
+    MAX_TOKEN_BATCH,
+    AccountInfo,
+    MailboxItem,
+    MailboxPage,
+    Preferences,
+    RegisterAccount,
+)
 from shared.display_names import name_or_handle
 from shared.envelope import ChatContent, ChatPayload, Envelope, TemplatePayload
 from shared.identifiers import new_message_id
@@ -400,6 +407,13 @@ class Messenger:
         padded_size(len(sign_payload(self._payload(message), self.profile.keys)))
         self.store.queue_outgoing(message, Conversation(peer=to, display_name=to))
         return message
+
+    async def accept_request(self, peer: str) -> Preferences:
+        """Accept ``peer``'s message request: the relay stops holding its messages back and
+        the conversation joins the others. Returns the person's choices as the relay has them."""
+        prefs = await self.api.set_choice("accepted", peer, True)
+        self.store.set_accepted(peer, True)
+        return prefs
 
     def store_message(self, msg_id: str) -> StoredMessage:
         with self.store.session() as s:

@@ -72,6 +72,9 @@ class Conversation(SQLModel, table=True):
     verified: bool = False
     unread: int = 0
     last_at: int = 0
+    # False while this is a message request: the peer wrote first and the person has neither
+    # written back nor accepted it. Shown apart, and its messages are not counted as unread.
+    accepted: bool = False
 
 
 class StoredMessage(SQLModel, table=True):
@@ -144,8 +147,13 @@ _INSERT_MESSAGES = (
 
 # A new conversation, or one more unread message (and maybe a later time) in an existing one.
 _UPSERT_CONVERSATION = (
-    "INSERT INTO client_conversation (peer, display_name, kind, verified, unread, last_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET "
+    "INSERT INTO client_conversation "
+    "(peer, display_name, kind, verified, unread, last_at, accepted) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET "
+    # A conversation accepted before any message (last_at 0) takes the directory's name.
+    "display_name = CASE WHEN last_at = 0 THEN excluded.display_name ELSE display_name END, "
+    "kind = CASE WHEN last_at = 0 THEN excluded.kind ELSE kind END, "
+    "verified = CASE WHEN last_at = 0 THEN excluded.verified ELSE verified END, "
     "unread = unread + excluded.unread, last_at = MAX(last_at, excluded.last_at)"
 )
 
@@ -267,6 +275,8 @@ class LocalStore:
             self.engine,
             {
                 "client_message": {"campaign_id": "VARCHAR"},
+                # Conversations older than message requests were all the person's own choosing.
+                "client_conversation": {"accepted": "BOOLEAN NOT NULL DEFAULT 1"},
                 "client_contact": {
                     # NOT NULL as create_all makes it; the default gives existing rows their
                     # value.
@@ -402,6 +412,7 @@ class LocalStore:
                             c.verified,
                             c.unread + n,
                             max(c.last_at, t),
+                            c.accepted,
                         )
                         for c, (n, t) in ((conversations[p], a) for p, a in arrived.items())
                     ],
@@ -425,6 +436,7 @@ class LocalStore:
         with self.session() as s:
             convo = s.get(Conversation, conversation.peer) or conversation
             convo.last_at = max(convo.last_at, message.sent_at)
+            convo.accepted = True  # writing to someone accepts them, here as at the relay
             s.add(convo)
             s.add(message)
             s.add(OutboxEntry(msg_id=message.msg_id, recipient=message.recipient))
@@ -577,5 +589,36 @@ class LocalStore:
             return list(s.exec(found))
 
     def unread_total(self) -> int:
+        """Unread messages in accepted conversations (message requests are counted apart)."""
         with self.session() as s:
-            return int(s.exec(select(func.coalesce(func.sum(Conversation.unread), 0))).one())
+            total = select(func.coalesce(func.sum(Conversation.unread), 0)).where(
+                col(Conversation.accepted)
+            )
+            return int(s.exec(total).one())
+
+    def requests(self) -> list[Conversation]:
+        """Message requests, newest first."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Conversation)
+                    .where(~col(Conversation.accepted))
+                    .order_by(col(Conversation.last_at).desc())
+                )
+            )
+
+    def set_accepted(self, peer: str, accepted: bool = True) -> None:
+        """Mark ``peer``'s conversation accepted (or a request again). Accepting someone who
+        has not written yet keeps an empty conversation, so their first message is no request.
+        """
+        with self.session() as s:
+            convo = s.get(Conversation, peer)
+            if convo is None:
+                if not accepted:
+                    return
+                convo = Conversation(peer=peer, display_name=peer)
+            elif convo.accepted == accepted:
+                return
+            convo.accepted = accepted
+            s.add(convo)
+            s.commit()

@@ -24,6 +24,7 @@ from server.hot_routes import HotRoutes
 from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules, pending_frames
+from server.message_requests import RequestRules
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
@@ -131,6 +132,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.state.accounts = KnownAccounts()
     app.state.served_templates = {}  # template id -> its TemplateInfo JSON (never changes)
     app.state.shutting_down = False
+    requests = RequestRules(hold=settings.request_hold, per_day=settings.requests_per_day)
     app.state.routing = RoutingRules(
         prices=load_price_table(settings.price_table),
         service_window_ms=settings.service_window_h * HOUR_MS,
@@ -142,6 +144,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
             settings.chat_bytes_per_recipient_per_hour / 3600,
             settings.chat_bytes_per_recipient_per_hour,
         ),
+        requests=requests,
     )
     app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(
@@ -151,6 +154,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         daily_cap=settings.marketing_cap_24h,
         interval_s=settings.dispatch_interval_s,
         figures=figures_policy(settings),
+        requests=requests,
     )
 
     app.state.figures = app.state.dispatcher.figures

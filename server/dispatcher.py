@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from server.billing import movements_of, refund, settle_release
 from server.clock import Clock
 from server.figures import FiguresPolicy, publish_due
+from server.message_requests import RequestRules
 from server.models import PENDING, SCHEDULED, MailboxEntry
 from server.notify import MailboxNotifier, announce
 from server.release import Candidate, decide
@@ -33,11 +34,13 @@ class Dispatcher:
         daily_cap: int,
         interval_s: float,
         figures: FiguresPolicy | None = None,
+        requests: RequestRules | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.notifier = notifier
         self.daily_cap = daily_cap
+        self.requests = requests or RequestRules()
         self.interval_s = interval_s
         self.figures = figures
         self._wake = threading.Event()
@@ -110,6 +113,7 @@ class Dispatcher:
                 [Candidate(r.recipient, r.sender, r.category, r.expires_at) for r in due],
                 now,
                 self.daily_cap,
+                self.requests,
             )
             released: list[int] = []
             refused: dict[str, list[int]] = defaultdict(list)

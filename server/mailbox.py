@@ -11,10 +11,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from server import frames
+from server import frames, message_requests
 from server.billing import locked_campaign, reserve, settle_release
 from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
+from server.message_requests import RequestBook, RequestRules
 from server.models import (
     PENDING,
     BusinessChoice,
@@ -49,6 +50,8 @@ class RoutingRules:
     # Campaign copies are bounded by one per person per campaign, and by money, instead.
     pair_envelopes: TokenBuckets | None = None
     pair_bytes: TokenBuckets | None = None
+    # Strangers' messages before the person accepts them (server/message_requests.py).
+    requests: RequestRules = field(default_factory=RequestRules)
 
 
 @dataclass
@@ -89,6 +92,7 @@ class _Batch:
         sender: KnownAccount,
         envelopes: Sequence[Envelope],
         directory: KnownAccounts,
+        now_ms: int,
     ) -> None:
         # Accounts never change once registered: the process's directory answers most of a
         # campaign's recipients from memory (server/known_accounts.py).
@@ -136,6 +140,7 @@ class _Batch:
         ]
         self.blocked_by: set[str] = set()
         self.windows: dict[str, int] = {}
+        self.requests = RequestBook.load(session, {(p, sender.handle) for p in persons}, now_ms)
         if not persons:
             return
         self.blocked_by = set(
@@ -174,7 +179,18 @@ def _chat_error(
                 f"A business may write free-form only within {hours} h of the person's last "
                 "message to it; send an approved template instead.",
             )
-    return _pair_limit(envelope, sender, rules)
+    if recipient.kind != "person":
+        return _pair_limit(envelope, sender, rules)
+    # Counted whether or not the person blocked the sender, so the answers match.
+    code = batch.requests.refusal(recipient.handle, sender.handle, rules.requests)
+    if code is not None:
+        return SendResult(
+            id=envelope.id, status="rejected", error=rules.requests.error(code, recipient.handle)
+        )
+    error = _pair_limit(envelope, sender, rules)
+    if error is None:
+        batch.requests.count(recipient.handle, sender.handle)
+    return error
 
 
 def _pair_limit(envelope: Envelope, sender: KnownAccount, rules: RoutingRules) -> SendResult | None:
@@ -280,7 +296,7 @@ def store_envelopes(
     names this relay in its announcements to the others (server/notify.py); ``directory``,
     the process's cache of accounts, spares looking up known recipients.
     """
-    batch = _Batch(session, sender, envelopes, directory)
+    batch = _Batch(session, sender, envelopes, directory, now_ms)
     existing = {
         row.msg_id: (row.sender, row.digest)
         for row in session.execute(
@@ -334,6 +350,7 @@ def store_envelopes(
     new_rows = [r for r in rows if r is not None]
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
+    batch.requests.save(session, now_ms)
     woken = {r["recipient"] for r in new_rows if r["state"] == "pending"}
     pushed: dict[str, list[Frame] | None] = {}
     pending_seqs: list[int] = []
@@ -500,7 +517,7 @@ def _release_due(
     candidates = [
         Candidate(r["recipient"], r["sender"], r["category"], r["expires_at"]) for r in due
     ]
-    outcomes = decide(session, candidates, now_ms, rules.daily_cap)
+    outcomes = decide(session, candidates, now_ms, rules.daily_cap, rules.requests)
     for row, outcome in zip(due, outcomes, strict=True):
         if outcome is None:
             row.update(state="pending", released_at=now_ms)
@@ -521,9 +538,13 @@ def _release_due(
 def _record_chat_contacts(
     session: Session, sender: KnownAccount, batch: _Batch, rows: list[dict[str, Any]], now_ms: int
 ) -> None:
-    """A person writing to a business opens its service window and counts as 'chatted'."""
+    """A person writing to a business opens its service window and counts as 'chatted';
+    writing to anyone accepts them (no longer a message request)."""
     if sender.kind != "person":
         return
+    message_requests.accept(
+        session, sender.handle, {r["recipient"] for r in rows if r["kind"] == "chat"}, now_ms
+    )
     for business in {r["recipient"] for r in rows if r["kind"] == "chat"}:
         if batch.accounts[business].kind != "business":
             continue

@@ -215,6 +215,30 @@ class ChatContact(SQLModel, table=True):
     last_at: int = Field(sa_type=BigInteger)
 
 
+class Acceptance(SQLModel, table=True):
+    """That a person accepts messages from an account: they wrote to it, or accepted its
+    message request. Anyone else is a stranger to them (server/message_requests.py)."""
+
+    __tablename__ = "relay_acceptance"
+
+    person: str = Field(primary_key=True, max_length=32)
+    peer: str = Field(primary_key=True, max_length=32)
+    at: int = Field(sa_type=BigInteger)
+
+
+class MessageRequest(SQLModel, table=True):
+    """A stranger's messages to a person that the relay let through before the person accepted
+    them: a few per stranger, and only so many new strangers a day."""
+
+    __tablename__ = "relay_message_request"
+    __table_args__ = (Index("ix_message_request_person_first", "person", "first_at"),)
+
+    person: str = Field(primary_key=True, max_length=32)
+    sender: str = Field(primary_key=True, max_length=32)
+    delivered: int = 0
+    first_at: int = Field(sa_type=BigInteger)
+
+
 class RelaySecret(SQLModel, table=True):
     """Secrets every relay process must share (e.g. the master key of signal tokens)."""
 

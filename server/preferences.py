@@ -2,6 +2,7 @@
 
 from sqlmodel import Session, col, select
 
+from server import message_requests
 from server.errors import ApiError
 from server.known_accounts import KnownAccount
 from server.models import Account, BusinessChoice, Preference
@@ -22,6 +23,7 @@ def read(session: Session, person: str) -> Preferences:
         weekly_limit=pref.weekly_limit if pref else None,
         blocked=[r.business for r in rows if r.blocked],
         promotions_stopped=[r.business for r in rows if r.promotions_stopped],
+        accepted=message_requests.accepted_by(session, person),
     )
 
 
@@ -47,6 +49,21 @@ def set_choice(
         choice = BusinessChoice(person=person.handle, business=business)
     setattr(choice, field, value)
     session.add(choice)
+    session.commit()
+    return read(session, person.handle)
+
+
+def set_accepted(
+    session: Session, person: KnownAccount, peer: str, accepted: bool, now_ms: int
+) -> Preferences:
+    """Accept ``peer``'s message request, or make it a stranger again."""
+    _persons_only(person)
+    if session.get(Account, peer) is None:
+        raise ApiError(404, "unknown_handle", f"No account '{peer}' on this relay.")
+    if accepted:
+        message_requests.accept(session, person.handle, [peer], now_ms)
+    else:
+        message_requests.withdraw(session, person.handle, peer)
     session.commit()
     return read(session, person.handle)
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import case, func, text
 from sqlmodel import Session, col, select
 
+from server.message_requests import RequestBook, RequestRules
 from server.models import MARKETING, BusinessChoice, ChatContact, MailboxEntry, Preference
 from server.sql_lists import one_of
 from shared.choices import RecipientState, refusal
@@ -27,14 +28,20 @@ class Candidate(NamedTuple):
 
 
 def decide(
-    session: Session, candidates: Sequence[Candidate], now: int, daily_cap: int
+    session: Session,
+    candidates: Sequence[Candidate],
+    now: int,
+    daily_cap: int,
+    requests: RequestRules,
 ) -> list[str | None]:
     """Per candidate, in order: None to release it, else "expired" or a refusal class.
 
-    Earlier releases in the same call count towards later ones' caps.
+    Earlier releases in the same call count towards later ones' caps, and a stranger's
+    releases towards its message-request limits (server/message_requests.py).
     """
     _lock_persons(session, {c.recipient for c in candidates})
     states = _recipient_states(session, candidates, now)
+    book = RequestBook.load(session, {(c.recipient, c.sender) for c in candidates}, now)
     sent_now: Counter[str] = Counter()  # marketing released in this call, per person
     outcomes: list[str | None] = []
     for c in candidates:
@@ -49,9 +56,14 @@ def decide(
                 marketing_last_7d=state.marketing_last_7d + extra,
             )
         reason = refusal(c.category, state, daily_cap)
+        if reason is None and book.refusal(c.recipient, c.sender, requests):
+            reason = "message_request"
         outcomes.append(reason)
-        if reason is None and c.category == "marketing":
-            sent_now[c.recipient] += 1
+        if reason is None:
+            book.count(c.recipient, c.sender)
+            if c.category == "marketing":
+                sent_now[c.recipient] += 1
+    book.save(session, now)
     return outcomes
 
 

@@ -43,6 +43,17 @@ class RelaySettings(BaseSettings):
         ge=65536,
         description="The same, in ciphertext bytes",
     )
+    request_hold: int = Field(
+        default=3,
+        ge=1,
+        description="Messages (chat or template copies) a sender the person never wrote to nor "
+        "accepted gets through before the person accepts its message request",
+    )
+    requests_per_day: int = Field(
+        default=20,
+        ge=1,
+        description="New senders whose message requests reach one person per rolling 24 h",
+    )
     registrations_per_hour: float = Field(
         default=20.0,
         ge=0,

@@ -174,12 +174,15 @@ class TemplateList(_Strict):
 
 # --- campaigns, budget, pricing --------------------------------------------------------------
 
-RefusalClass = Literal["blocked", "stopped_promotions", "marketing_level", "daily_cap"]
+RefusalClass = Literal[
+    "blocked", "stopped_promotions", "marketing_level", "daily_cap", "message_request"
+]
 REFUSAL_CLASSES: tuple[RefusalClass, ...] = (
     "blocked",
     "stopped_promotions",
     "marketing_level",
     "daily_cap",
+    "message_request",  # a stranger's copy past the few let through before the person accepts
 )
 INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 
@@ -330,6 +333,7 @@ class Preferences(_Strict):
     weekly_limit: int | None
     blocked: list[str]
     promotions_stopped: list[str]
+    accepted: list[str] = []  # accounts whose messages are not message requests
 
 
 # --- privacy signals -------------------------------------------------------------------------

@@ -98,6 +98,10 @@ def sqlite_url(tmp_path: Path) -> str:
 def relay_settings(db: str, **overrides: object) -> RelaySettings:
     # Suites register many accounts from loopback; the registration limit has its own test.
     overrides.setdefault("registrations_per_hour", 0)
+    # Most suites have strangers write to each other freely; message requests have their own
+    # tests (tests/functional/test_message_requests.py), with the shipped limits.
+    overrides.setdefault("request_hold", 1_000_000)
+    overrides.setdefault("requests_per_day", 1_000_000)
     return RelaySettings(db=db, **overrides)  # type: ignore[arg-type]
 
 

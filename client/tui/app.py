@@ -29,10 +29,10 @@ from client.tui.messages import (
     MarketingDismissed,
     MessageArrived,
     ReplySubmitted,
+    RequestAnswered,
     TemplateButtonPressed,
 )
 from client.tui.screens.business import BusinessToolsScreen
-from client.tui.screens.first_contact import FirstContactChoice, FirstContactModal
 from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
@@ -60,6 +60,7 @@ CHAT_ACTIONS = {
     "cycle_notify",
     "block",
     "report",
+    "accept_request",
     "toggle_promotions",
     "dismiss_marketing",
     "safety_number",
@@ -91,6 +92,7 @@ class SealpostApp(App[None]):
         Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify"),
         Binding("ctrl+b", "block", "Block", id="sealpost.block"),
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
+        Binding("ctrl+y", "accept_request", "Accept request", id="sealpost.accept"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
         Binding("f6", "dismiss_marketing", "Dismiss promo", id="sealpost.dismiss"),
         Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
@@ -126,11 +128,11 @@ class SealpostApp(App[None]):
         self.prefs: Preferences | None = None
         self.online = False
         self._stop = asyncio.Event()
-        self._asking: set[str] = set()  # businesses whose first-contact prompt is open
         self._contacts: dict[str, Contact | None] = {}
         self._lookalikes: LookalikeIndex | None = None  # built on first use, see lookalike_of
         self.connection_text = "connecting…"
         self.unread_total = 0
+        self.requests_total = 0
         self.update_sub_title()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -293,13 +295,20 @@ class SealpostApp(App[None]):
             self.fetch_preferences()
             self.flush_signals()
 
-    def update_sub_title(self, unread: int | None = None) -> None:
-        """``@handle · online · N unread`` in the header, for every screen."""
+    def update_sub_title(self, unread: int | None = None, requests: int | None = None) -> None:
+        """``@handle · online · N unread · K requests`` in the header, for every screen.
+
+        Message requests get this quiet count and nothing more: no toast, no bell.
+        """
         if unread is not None:
             self.unread_total = unread
+        if requests is not None:
+            self.requests_total = requests
         parts = [f"@{self.messenger.profile.handle}", self.connection_text]
         if self.unread_total:
             parts.append(f"{self.unread_total} unread")
+        if self.requests_total:
+            parts.append(f"{self.requests_total} request{'s' * (self.requests_total != 1)}")
         self.sub_title = " · ".join(parts)
 
     def on_message_arrived(self, event: MessageArrived) -> None:
@@ -311,8 +320,8 @@ class SealpostApp(App[None]):
             self._contacts.pop(message.peer, None)
             self._lookalikes = None  # the new contact may be a verified business
         self.main.message_arrived(message)
-        self.alert(message)
-        self.maybe_first_contact(message.peer)
+        if not self.is_request(message.peer):
+            self.alert(message)
 
     def alert(self, message: StoredMessage) -> None:
         """Toast and/or bell for an arriving message, as set for its conversation.
@@ -514,6 +523,8 @@ class SealpostApp(App[None]):
 
     def _prefs_changed(self, prefs: Preferences) -> None:
         self.prefs = prefs
+        for peer in prefs.accepted:  # accepted on another device of this account
+            self.store.set_accepted(peer)
         if self.has_main:
             self.main.refresh_chats()
 
@@ -553,35 +564,37 @@ class SealpostApp(App[None]):
 
     # --- first contact and reports ----------------------------------------------------------
 
-    def needs_first_contact(self, peer: str) -> bool:
-        return (
-            self.is_business(peer)
-            and peer not in self.state.first_contact
-            and peer not in self._asking
-            and not self.store.has_outgoing(peer)
-            and bool(self.store.last_incoming(peer, 1))
+    def is_request(self, peer: str) -> bool:
+        """``peer`` wrote first and the person has neither replied nor accepted."""
+        convo = self.store.conversation(peer)
+        return convo is not None and not convo.accepted
+
+    def on_request_answered(self, event: RequestAnswered) -> None:
+        event.stop()
+        if event.choice == "accept":
+            self.accept_request(event.peer)
+        elif event.choice == "block":
+            self.set_choice("blocked", event.peer, True)
+        else:
+            self.action_report(event.peer)
+
+    def action_accept_request(self) -> None:
+        peer = self.main.current_peer
+        if peer is not None and self.is_request(peer):
+            self.accept_request(peer)
+
+    @work(exit_on_error=False, group="prefs")
+    async def accept_request(self, peer: str) -> None:
+        """Accept ``peer``'s message request at the relay, then here (a worker)."""
+        prefs = await self._relay_call(
+            "Accepting the request", lambda: self.messenger.accept_request(peer)
         )
-
-    def maybe_first_contact(self, peer: str) -> None:
-        if not self.needs_first_contact(peer):
-            return
-        self._asking.add(peer)
-        name, verified = self.name_of(peer)
-        [first] = self.store.messages_page(peer, limit=1)
-        preview = first.text or "(a message that could not be verified)"
-
-        def decided(choice: FirstContactChoice | None) -> None:
-            self._asking.discard(peer)
-            if choice is None:
-                return  # put off: asked again next time the chat opens
-            self.state.first_contact[peer] = choice
-            self.save_state()
-            if choice == "block":
-                self.set_choice("blocked", peer, True)
-            elif choice == "report":
-                self.action_report(peer)
-
-        self.push_screen(FirstContactModal(peer, name, verified, preview), decided)
+        if prefs is None:
+            return  # _relay_call showed why
+        self._prefs_changed(prefs)
+        self.notify(f"Accepted @{peer}: their messages are no longer held back", markup=False)
+        if self.has_main and self.main.current_peer == peer:
+            self.main.open_conversation(peer)
 
     def action_report(self, peer: str | None = None) -> None:
         peer = peer or self.main.current_peer
@@ -754,6 +767,9 @@ class SealpostApp(App[None]):
             return self.is_business_profile and not on_tools
         if action in CHAT_ACTIONS and on_tools:
             return False  # about the open chat, which the business tools cover
+        if action == "accept_request":  # in the footer only while a request is open
+            peer = self.main.current_peer if self.has_main else None
+            return peer is not None and self.is_request(peer)
         return True
 
     def action_search(self) -> None:

@@ -1,6 +1,7 @@
 """Textual messages exchanged between the app, its screens and widgets."""
 
 from dataclasses import dataclass
+from typing import Literal
 
 from textual.message import Message
 
@@ -48,6 +49,14 @@ class TemplateButtonPressed(Message):
 
     message: StoredMessage
     button: RenderedButton
+
+
+@dataclass
+class RequestAnswered(Message):
+    """The person answered a message request with the app's own bar."""
+
+    peer: str
+    choice: Literal["accept", "block", "report"]
 
 
 @dataclass

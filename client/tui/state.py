@@ -1,7 +1,7 @@
 """What the TUI remembers on this device, beside the store: ``<profile>/tui.json``.
 
-Settings (bell, theme, keymap, notifications per conversation), first-contact decisions, and
-reports recorded locally until the moderation channel exists. Nothing here is sent anywhere.
+Settings (bell, theme, keymap, notifications per conversation) and reports recorded locally
+until the moderation channel exists. Nothing here is sent anywhere.
 """
 
 import os
@@ -29,9 +29,6 @@ class TuiState(BaseModel):
     theme: str = "textual-dark"
     keymap: dict[str, str] = Field(
         default_factory=dict, description="binding id -> keys, e.g. {'sealpost.help': 'f1,?'}"
-    )
-    first_contact: dict[str, str] = Field(
-        default_factory=dict, description="business -> block | report | continue"
     )
     reports: list[LocalReport] = Field(default_factory=list)
     notify: dict[str, NotifyMode] = Field(

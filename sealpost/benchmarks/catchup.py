@@ -303,6 +303,7 @@ def catchup(messages: int = 10_000, repeat: int = 3) -> dict[str, Any]:
             chats_per_recipient_per_hour="1000000",
             chat_bytes_per_recipient_per_hour="10000000000",
             marketing_cap_24h="10000000",
+            request_hold="10000000",  # the one sender stands for the person's contacts
             registrations_per_hour="0",
             auto_migrate="true",
         ) as relay:

@@ -329,6 +329,8 @@ def delivery(
                     # One load generator stands for many senders: lift the per-sender limits.
                     chat_burst="1000000",
                     chat_rate_per_s="1000000",
+                    request_hold="1000000",
+                    requests_per_day="1000000",
                     registrations_per_hour="0",
                 )
                 for i in range(processes)

@@ -150,7 +150,7 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> str:
     from client.business.money import format_amount
     from sealpost.commands.output import terminal_safe
 
-    print("\n2. A business runs a personalised marketing campaign")
+    print("\n3. A business runs a personalised marketing campaign")
     budget = await shop.api.top_up(20_000_000)
     template = await shop.api.register_template(winter_sale())
     print(
@@ -199,6 +199,40 @@ async def _marketing(shop: Any, people: dict[str, Any]) -> str:
     return run.campaign.id
 
 
+async def _message_request(home: Path, relay_url: str, carol: Any) -> None:
+    """A stranger writes to carol: a message request, held to a few until she answers."""
+    from client.messenger import Messenger
+    from client.relay_api import RelayError
+
+    print("\n2. A stranger writes: a message request, held to a few until carol answers")
+    stranger = await Messenger.create_account(
+        home, "mallory", "mallory", relay_url, country="+1", display_name="Mallory"
+    )
+    try:
+        for n in range(1, 6):
+            message = await stranger.send_text("carol", f"hey carol, message {n}")
+            if message.status != "sent":
+                print(f"   mallory → carol #{n}: {message.status}: {message.quarantine_detail}")
+            else:
+                print(f"   mallory → carol #{n}: sent")
+        await carol.sync()
+        [request] = carol.store.requests()
+        print(
+            f"   carol's device lists @{request.peer} under message requests ({request.unread} "
+            f"messages), apart from her chats, with no alert; her unread count stays "
+            f"{carol.store.unread_total()}"
+        )
+        try:
+            await carol.accept_request("mallory")
+        except RelayError as exc:  # pragma: no cover - the demo relay is in-process
+            print(f"   accepting failed: {exc.message}")
+            return
+        again = await stranger.send_text("carol", "thanks for accepting")
+        print(f"   carol accepts; mallory's next message: {again.status}")
+    finally:
+        await stranger.aclose()
+
+
 async def _disguised_promotion(shop: Any, carol: Any) -> None:
     """A promotion smuggled into a utility template's variable: the relay cannot see it (the
     variables are sealed), so carol's device applies her own choice and hides it."""
@@ -245,7 +279,7 @@ async def _figures(shop: Any, campaign_id: str, relay: "EmbeddedRelay", clock: S
     assert figures is not None, f"the figures were due at {due}: {report.figures_note}"
     budget = await shop.api.budget()
     print(
-        "\n4. Three days later (the demo relay's clock skips ahead), the relay publishes acme's "
+        "\n5. Three days later (the demo relay's clock skips ahead), the relay publishes acme's "
         "figures,\n   once, with deliberate noise, so that no figure gives away one person:"
     )
     print(
@@ -274,7 +308,7 @@ def _local_time(ms: int) -> str:
 async def _reports(people: dict[str, Any], shuffler: "EmbeddedShuffler") -> None:
     """Each device's report leaves alone, at its own moment, for the shuffler; one batch."""
     print(
-        "\n3. Each person's interaction report (noisy bits and a blind token, nothing else) "
+        "\n4. Each person's interaction report (noisy bits and a blind token, nothing else) "
         "leaves\n   alone, at a random moment of its own, for the shuffler, not the relay"
     )
     within_a_day = time.time() + 2 * 86_400  # the story does not wait for those moments
@@ -319,6 +353,7 @@ async def _story(
     print(f"created @alice (+39), @bob (+44), @carol (+49) and business @acme in {home}")
     try:
         await _chat(people)
+        await _message_request(home, relay.url, people["carol"])
         campaign_id = await _marketing(shop, people)
         await _reports(people, shuffler)
         await _figures(shop, campaign_id, relay, clock)
@@ -441,7 +476,7 @@ def run_script(args: Any) -> int:
         secrets = [t for _, _, t in DEMO_LINES] + [v for _, n, c in AUDIENCE for v in (n, c)]
         leaked = [s for s in secrets if s.encode() in relay_bytes + shuffler_bytes]
         print(
-            f"\n5. The relay's database ({len(relay_bytes):,} bytes with its WAL) and the "
+            f"\n6. The relay's database ({len(relay_bytes):,} bytes with its WAL) and the "
             f"shuffler's ({len(shuffler_bytes):,} bytes) were searched for every message text, "
             f"customer code and name: {'FOUND ' + ', '.join(leaked) if leaked else 'none found'}."
         )

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from server import preferences
 from server.auth import CurrentAccount, DbSession
@@ -35,6 +35,24 @@ def block(business: BusinessPath, account: CurrentAccount, session: DbSession) -
 @router.delete("/blocked/{business}")
 def unblock(business: BusinessPath, account: CurrentAccount, session: DbSession) -> Preferences:
     return preferences.set_choice(session, account, business, "blocked", False)
+
+
+@router.put("/accepted/{peer}")
+def accept(
+    peer: BusinessPath, account: CurrentAccount, session: DbSession, request: Request
+) -> Preferences:
+    """Accept this account's message request: its messages are no longer held back."""
+    now = request.app.state.clock.now_ms()
+    return preferences.set_accepted(session, account, peer, True, now)
+
+
+@router.delete("/accepted/{peer}")
+def unaccept(
+    peer: BusinessPath, account: CurrentAccount, session: DbSession, request: Request
+) -> Preferences:
+    """This account is a stranger again: a few more messages, then it waits for acceptance."""
+    now = request.app.state.clock.now_ms()
+    return preferences.set_accepted(session, account, peer, False, now)
 
 
 @router.put("/promotions-stopped/{business}")

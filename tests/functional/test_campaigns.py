@@ -148,6 +148,7 @@ async def test_choices_refuse_and_are_charged_like_deliveries_then_rebated(
         "stopped_promotions",
         "marketing_level",
         "daily_cap",
+        "message_request",
     }
     assert figures.refused.margin > 0 and figures.epsilon == pytest.approx(0.2)
     assert set(figures.interactions) >= {"read", "clicked"}

@@ -59,6 +59,8 @@ def add(store: LocalStore, name: str, kind: str, messages: list[StoredMessage]) 
                 verified=kind == "business",
                 unread=sum(m.direction == "in" for m in messages[-2:]),
                 last_at=max(m.sent_at for m in messages),
+                # Writing to someone accepts them; a chat of theirs only is a message request.
+                accepted=any(m.direction == "out" for m in messages),
             )
         )
         s.add_all(messages)
@@ -135,7 +137,11 @@ def seed_bulk(store: LocalStore, me: str, chats: int, per_chat: int, big: int = 
         for c in range(chats):
             peer = f"peer{c:03d}"
             count = big if c == 0 and big else per_chat
-            s.merge(Conversation(peer=peer, display_name=f"Peer {c}", last_at=T0 + count - c))
+            s.merge(
+                Conversation(
+                    peer=peer, display_name=f"Peer {c}", last_at=T0 + count - c, accepted=True
+                )
+            )
             s.add_all(
                 incoming(peer, me, n, f"message {n} in chat {c} " + "lorem ipsum " * (n % 7))
                 for n in range(count)

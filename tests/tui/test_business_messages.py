@@ -1,13 +1,15 @@
-"""Marketing, first contact and quarantine in the TUI, end to end on a real relay."""
+"""Marketing, message requests and quarantine in the TUI, end to end on a real relay."""
 
 from pathlib import Path
 
 from nacl.public import SealedBox
+from textual.widgets import Input
 
 from client.business.audience import Audience, AudienceRow, read_audience
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger, now_ms
-from client.tui.screens.first_contact import FirstContactModal
+from client.tui.screens.main import MainScreen
+from client.tui.widgets.request_bar import RequestBar
 from server.embedded import EmbeddedRelay
 from shared.encoding import b64encode
 from shared.envelope import ChatContent, ChatPayload, Envelope
@@ -60,19 +62,27 @@ async def test_marketing_message_is_labelled_and_its_buttons_work(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.online)
         await send_offer(shop, "bob", tmp_path)
-        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
-        await pilot.press("c")  # continue
-        await wait_for(pilot, lambda: "acme" in app.state.first_contact)
-        assert app.state.first_contact["acme"] == "continue"
+        # A business bob never wrote to: a message request, listed apart and quiet.
+        await wait_for(pilot, lambda: "1 request" in app.sub_title)
+        [row] = chat_list(app).rows
+        assert row.request and row.marketing and row.verified
+        assert not toasts(app)
+        await pilot.click("#chat-options")
+        await pilot.press("down", "enter")  # past the "Message requests" heading
+        await wait_for(pilot, lambda: conversation(app).peer == "acme")
+        assert app.screen.query_one(RequestBar).display
+        await pilot.press("ctrl+y")  # accept
+        await wait_for(pilot, lambda: not app.is_request("acme"))
+        assert "acme" in (await bob.api.preferences()).accepted
+        await wait_for(pilot, lambda: not app.screen.query_one(RequestBar).display)
 
         text = conversation_text(app)
         assert " Marketing " in text
         assert "Hi Bob, your code BOB20 takes 20% off" in text
         assert "[ Shop now ↗ ]" in text and "[ Copy code ⧉ ]" in text
         assert "[ Stop promotions ↩ ]" in text
-        assert any(t.startswith("Marketing · ACME Shoes ✔") for t in toasts(app))
         [row] = chat_list(app).rows
-        assert row.marketing and row.verified
+        assert row.marketing and row.verified and not row.request
 
         await pilot.click("#template-button-1")  # copy code
         assert app.clipboard == "BOB20"
@@ -92,27 +102,54 @@ async def test_marketing_message_is_labelled_and_its_buttons_work(
         await wait_for(pilot, lambda: chat_list(app).rows[0].promotions_off)
 
 
-async def test_first_contact_block(
+async def test_a_request_is_blocked_from_its_bar(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
 ) -> None:
     shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
     bob = await make_account("bob", sqlite_relay)
     await send_offer(shop, "bob", tmp_path)
-    await bob.sync()  # arrived while the app was closed: asked when the chat opens
+    await bob.sync()  # arrived while the app was closed
 
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
-        await pilot.click("#block")
+        await wait_for(pilot, lambda: app.online and "1 request" in app.sub_title)
+        assert conversation(app).peer is None  # a request is not opened for the person
+        await pilot.click("#chat-options")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: app.screen.query_one(RequestBar).display)
+        await pilot.click("#request-block")
         await wait_for(pilot, lambda: app.prefs and app.prefs.blocked == ["acme"])
         assert (await bob.api.preferences()).blocked == ["acme"]
-        assert app.state.first_contact == {"acme": "block"}
         await wait_for(pilot, lambda: chat_list(app).rows[0].blocked)
-    # Decided once: the next start does not ask again.
-    again = make_app(home, "bob")
-    async with again.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.2)
-        assert not isinstance(again.screen, FirstContactModal)
+
+
+async def test_a_message_request_never_steals_focus(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob = await make_account("bob", sqlite_relay)
+    carol = await make_account("carol", sqlite_relay)
+    mallory = await make_account("mallory", sqlite_relay, display_name="Mallory")
+    await bob.send_text("carol", "hi carol")
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.online and conversation(app).peer == "carol")
+        await pilot.click("#composer")
+        await pilot.press(*"half a sent")
+        composer = app.screen.query_one("#composer", Input)
+        await mallory.send_text("bob", "URGENT: open this now")
+        await carol.send_text("bob", "hello bob")
+        await wait_for(pilot, lambda: "1 request" in app.sub_title)
+        await wait_for(pilot, lambda: any(r.peer == "mallory" for r in chat_list(app).rows))
+        # Still where the person was: same screen, same chat, same focus, text intact.
+        assert isinstance(app.screen, MainScreen)
+        assert conversation(app).peer == "carol"
+        assert app.focused is composer and composer.value == "half a sent"
+        assert not app.screen.query_one(RequestBar).display
+        # A toast for carol, a contact; none for the stranger.
+        await wait_for(pilot, lambda: any("carol" in t for t in toasts(app)))
+        assert not [t for t in toasts(app) if "allory" in t]
+        heading = [str(o.prompt) for o in app.screen.query_one("#chat-options").options]
+        assert heading[-2].startswith("Message requests · 1") and "Mallory" in heading[-1]
 
 
 async def test_quarantined_message_is_shown_as_could_not_verify(
@@ -136,6 +173,7 @@ async def test_quarantined_message_is_shown_as_could_not_verify(
         id=for_carol.id, sender="alice", recipient="bob", ciphertext=b64encode(sealed)
     )
     assert carol  # registered so the payload's recipient exists
+    await bob.send_text("alice", "hi alice")  # a contact: her messages are not a request
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.online)

@@ -22,6 +22,8 @@ async def test_starts_with_stored_conversations_then_shows_a_live_message(
     alice = await make_account("alice", sqlite_relay)
     bob = await make_account("bob", sqlite_relay)
     carol = await make_account("carol", sqlite_relay)
+    for friend in ("alice", "carol"):  # contacts: their messages are no message requests
+        await bob.accept_request(friend)
     await alice.send_text("bob", "hello from alice")
     await bob.sync()
 
@@ -48,7 +50,8 @@ async def test_markup_in_a_message_is_shown_literally(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
 ) -> None:
     alice = await make_account("alice", sqlite_relay)
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("alice")
     tricky = "[bold]x[/] [red \x1b[31m"
     await alice.send_text("bob", tricky)
 

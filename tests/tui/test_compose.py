@@ -11,7 +11,8 @@ async def test_reply_reaches_the_other_side(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
 ) -> None:
     alice = await make_account("alice", sqlite_relay)
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("alice")
     await alice.send_text("bob", "lunch?")
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
@@ -32,7 +33,8 @@ async def test_relay_loss_queues_then_recovers(
     port = relay.port
     try:
         alice = await make_account("alice", relay)
-        await make_account("bob", relay)
+        bob = await make_account("bob", relay)
+        await bob.accept_request("alice")
         await alice.send_text("bob", "are you there?")
         app = make_app(home, "bob")
         async with app.run_test(size=SIZE) as pilot:

@@ -133,8 +133,9 @@ async def test_a_hostile_directory_name_never_reaches_the_screen(
 ) -> None:
     """A relay serves names that break the rules (registered before them, or a lying relay):
     toast, chat list and header show the handle instead, and nothing raw is drawn."""
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
     trudy = legacy_account(sqlite_relay, home, "trudy", f"ACME {C1_CSI}31m\u202eseohS ✔")
+    await bob.accept_request("trudy")  # a contact, so her message gets a toast to attack
     try:
         app = make_app(home, "bob")
         async with app.run_test(size=SIZE) as pilot:
@@ -208,7 +209,9 @@ async def test_the_verified_badge_is_drawn_apart_and_look_alikes_are_flagged(
             assert warning in header_warning(app) and f"@{peer}" in header(app).plain
             assert "verified" not in header(app).plain
             assert warning in screen_text(app)  # on its own line: nothing pushes it away
-        await wait_for(pilot, lambda: sum(warning in t for t in toasts(app)) == 2)
+        # Strangers' first messages are message requests: listed apart, and never a toast.
+        assert {r.peer for r in chat_list(app).rows if r.request} == {"mallory", "trudy"}
+        assert not [t for t in toasts(app) if "allory" in t or "trudy" in t]
 
         # The genuine business: the badge, and no warning.
         assert warning not in row_text(app, "acme")

@@ -28,7 +28,8 @@ async def test_the_safety_number_opens_from_the_chat_and_can_be_marked_verified(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
 ) -> None:
     alice = await make_account("alice", sqlite_relay)
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("alice")
     await alice.send_text("bob", "hello bob")
     number = alice.safety_number(await alice.contact("bob"))
 
@@ -51,6 +52,7 @@ async def test_a_key_change_warns_and_a_reply_asks_before_sealing_to_the_new_key
 ) -> None:
     alice = await make_account("alice", sqlite_relay)
     bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("alice")
     await alice.send_text("bob", "hello bob")
     await bob.sync()  # bob's device pins alice's real keys
 

@@ -53,7 +53,8 @@ async def test_ledger_lists_every_request_filters_and_exports(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
 ) -> None:
     alice = await make_account("alice", sqlite_relay)
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("alice")
     await alice.send_text("bob", "hello")
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
@@ -107,6 +108,7 @@ async def test_search_finds_messages_in_every_chat_and_opens_at_the_hit(
 ) -> None:
     carol = await make_account("carol", sqlite_relay)
     bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("carol")
     seed_bulk(bob.store, "bob", chats=3, per_chat=150)
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
@@ -156,11 +158,12 @@ async def test_notifications_per_conversation_and_unread_counts(
     alice = await make_account("alice", sqlite_relay)
     shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
     carol = await make_account("carol", sqlite_relay)
-    await make_account("bob", sqlite_relay)
+    bob = await make_account("bob", sqlite_relay)
+    for friend in ("alice", "carol", "acme"):  # contacts: none of this is a message request
+        await bob.accept_request(friend)
     await carol.send_text("bob", "hi from carol")  # the open chat
     await alice.send_text("bob", "first from alice")
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"
     bells: list[int] = []
     app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
@@ -238,13 +241,11 @@ async def test_demo_seed_opens_on_a_live_campaign(
             await wait_for(pilot, lambda: any(r.peer == "acme" for r in rows(app)))
             acme = next(r for r in rows(app) if r.peer == "acme")
             assert acme.verified and acme.marketing and acme.unread == 1
-            assert {"alice", "carol"} <= {r.peer for r in rows(app)}
-            # The row can show before the toast: a preferences answer may refresh the list
-            # between the store's commit and the arrival being handled.
-            await wait_for(
-                pilot, lambda: any(t.startswith("Marketing · ACME Shoes ✔") for t in toasts(app))
-            )
-            assert "unread" in app.sub_title
+            # Bob never wrote to acme: its campaign is a message request, counted quietly.
+            assert acme.request
+            assert {"alice", "carol"} <= {r.peer for r in rows(app) if not r.request}
+            await wait_for(pilot, lambda: "1 request" in app.sub_title)
+            assert not [t for t in toasts(app) if "ACME" in t]
 
 
 def test_local_search_is_literal_and_case_insensitive(tmp_path: Path) -> None:

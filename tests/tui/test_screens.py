@@ -20,7 +20,6 @@ async def test_settings_change_the_relay_prefs(
     await make_account("acme", sqlite_relay, business=True)
     seed_demo(bob.store, "bob")
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.prefs is not None)
         await pilot.press("f2")
@@ -44,7 +43,6 @@ async def test_help_privacy_palette_and_theme(
     bob: Messenger = await make_account("bob", sqlite_relay)
     seed_demo(bob.store, "bob")
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))

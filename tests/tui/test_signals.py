@@ -8,7 +8,6 @@ from sqlmodel import Session, select
 from client.messenger import Messenger
 from client.signals import PendingSignal
 from client.store import LocalStore
-from client.tui.screens.first_contact import FirstContactModal
 from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
 from server import signals as relay_signals
@@ -48,11 +47,15 @@ async def test_reading_clicking_dismissing_and_blocking_set_bits(
 
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        # The app opens on the marketing chat: it is shown, so it counts as read.
-        await wait_for(pilot, lambda: isinstance(app.screen, FirstContactModal))
-        assert events(bob) == {"delivered", "read"}
-        await pilot.press("c")  # Continue records nothing
-        await wait_for(pilot, lambda: not isinstance(app.screen, FirstContactModal))
+        # A message request: the app does not open it; once the person does, it is shown,
+        # so it counts as read.
+        await wait_for(pilot, lambda: app.online and "1 request" in app.sub_title)
+        assert events(bob) == {"delivered"}
+        await pilot.click("#chat-options")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: events(bob) == {"delivered", "read"})
+        await pilot.press("ctrl+y")  # accepting records nothing
+        await wait_for(pilot, lambda: not app.is_request("acme"))
         assert events(bob) == {"delivered", "read"}
 
         await pilot.click("#template-button-0")  # the URL button
@@ -99,7 +102,6 @@ async def test_due_reports_are_flushed_on_the_anonymous_channel(
         app.signal_flush_s = 0.2
         # The app waits a minute after its own signed requests; not in a test.
         app.messenger.signals.settings.quiet_after_signed_s = 0
-        app.state.first_contact["acme"] = "continue"
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: pending(bob)[0].sent)
             [sent] = [e for e in app.messenger.ledger.entries() if e["url"].endswith("/reports")]
@@ -143,7 +145,6 @@ async def test_a_report_whose_key_fails_its_check_is_withheld_and_the_person_tol
         app = make_app(home, "bob")
         app.signal_flush_s = 0.2
         app.messenger.signals.settings.quiet_after_signed_s = 0
-        app.state.first_contact["acme"] = "continue"
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: pending(bob)[0].withheld is not None)
             await wait_for(pilot, lambda: any("withheld" in n for n in toasts(app)))

@@ -29,7 +29,6 @@ def test_main_screen_snapshot(
 
     asyncio.run(create())
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"  # the prompt has its own tests
 
     async def ready(pilot: Pilot) -> None:
         await wait_for(pilot, lambda: app.online and app.prefs is not None)
@@ -52,7 +51,6 @@ async def test_report_shows_what_will_be_sent_and_seals_it_to_moderation(
     desk = Messenger.open(home, "desk")
     seed_demo(bob.store, "bob")
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"
     async with app.run_test(size=SIZE) as pilot:
         assert conversation(app).peer == "acme"
         await pilot.press("ctrl+r")

@@ -132,7 +132,6 @@ def test_screen_snapshot(
 
     asyncio.run(create())
     app = make_app(home, "bob")
-    app.state.first_contact["acme"] = "continue"
 
     async def ready(pilot: Pilot) -> None:
         await wait_for(pilot, lambda: app.online and app.prefs is not None)

@@ -20,6 +20,7 @@ from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
 from client.tui.widgets.conversation_header import ConversationHeader
 from client.tui.widgets.message_render import is_marketing
+from client.tui.widgets.request_bar import RequestBar
 from shared.display_names import name_or_handle
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class MainScreen(Screen[None]):
                     notice=app.key_notice,
                     id="conversation",
                 )
+                yield RequestBar(id="request-bar")
                 yield ActionBar(id="action-bar")
                 yield Composer(cursor_blink=app.cursor_blink, id="composer")
         yield Footer()
@@ -52,9 +54,11 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(ConversationHeader).clear()
         self.query_one(ActionBar).display = False
+        self.query_one(RequestBar).display = False
         self.show_connection(False, "connecting…")
         self.refresh_chats()
-        rows = self.query_one(ChatList).rows
+        # The newest chat, never a message request: those wait for the person to open them.
+        rows = [r for r in self.query_one(ChatList).rows if not r.request]
         if rows:
             self.open_conversation(rows[0].peer)
         self.query_one("#chat-options").focus()
@@ -78,6 +82,8 @@ class MainScreen(Screen[None]):
         latest = app.store.last_messages()
         for convo in app.store.conversations():
             message = latest.get(convo.peer)
+            if message is None and not convo.last_at:
+                continue  # accepted ahead of any message: nothing to show yet
             business = app.is_business(convo.peer)
             # Checked again: a name stored by an older version may break today's rules.
             name = name_or_handle(convo.display_name, convo.peer)
@@ -95,6 +101,7 @@ class MainScreen(Screen[None]):
                     promotions_off=bool(prefs and convo.peer in prefs.promotions_stopped),
                     notify=app.state.notify_mode(convo.peer),
                     looks_like=lookalike.warning() if lookalike else "",
+                    request=not convo.accepted,
                 )
             )
         return rows
@@ -102,8 +109,13 @@ class MainScreen(Screen[None]):
     def refresh_chats(self) -> None:
         rows = self.chat_rows()
         self.query_one(ChatList).set_rows(rows)
-        self.app.update_sub_title(sum(r.unread for r in rows))
+        self._count(rows)
         self.refresh_header()
+
+    def _count(self, rows: list[ChatRow]) -> None:
+        self.app.update_sub_title(
+            sum(r.unread for r in rows if not r.request), sum(r.request for r in rows)
+        )
 
     def refresh_header(self) -> None:
         peer = self.current_peer
@@ -124,6 +136,8 @@ class MainScreen(Screen[None]):
             safety_verified=self.app.safety_verified(peer),
             looks_like=lookalike.warning() if lookalike else "",
         )
+        self.query_one(RequestBar).show(peer if self.app.is_request(peer) else None, name)
+        self.app.refresh_bindings()  # "Accept request" shows in the footer only for requests
 
     def open_conversation(self, peer: str, at: str | None = None) -> None:
         """Show ``peer``'s chat: its newest messages, or around message ``at`` (search)."""
@@ -137,7 +151,6 @@ class MainScreen(Screen[None]):
         self.query_one(Composer).peer = peer
         self.mark_read(peer)
         self.app.record_signal(shown_campaigns(view.messages), "read")
-        self.app.maybe_first_contact(peer)
 
     def mark_read(self, peer: str) -> None:
         """Clear ``peer``'s unread count; only its own row is redrawn (switching stays fast)."""
@@ -150,12 +163,12 @@ class MainScreen(Screen[None]):
         if row.unread:
             self.app.store.mark_read(peer)
             chat_list.update_row(replace(row, unread=0))
-            self.app.update_sub_title(sum(r.unread for r in chat_list.rows))
+            self._count(chat_list.rows)
         chat_list.show_current()
         self.refresh_header()
 
     def message_arrived(self, message: StoredMessage) -> None:
-        if self.current_peer is None:
+        if self.current_peer is None and not self.app.is_request(message.peer):
             self.open_conversation(message.peer)  # the first chat ever: show it
             return
         if message.peer == self.current_peer:

@@ -30,11 +30,13 @@ class ChatRow:
     promotions_off: bool = False
     notify: str = "toast"  # toast | bell | off (off shows as "muted")
     looks_like: str = ""  # the warning when the name looks like a verified business's
+    request: bool = False  # a message request: listed apart, its unread count quiet
 
 
 def row_prompt(row: ChatRow) -> Text:
     text = Text(end="")
-    text.append(safe(row.name, keep_newlines=False), "bold" if row.unread else "")
+    loud = row.unread and not row.request
+    text.append(safe(row.name, keep_newlines=False), "bold" if loud else "")
     # The badge and the handle are drawn by the app beside the name, never inside it: a name
     # holds no check mark or style, so it cannot draw the badge, and who is not a verified
     # business is always known by handle too.
@@ -44,7 +46,7 @@ def row_prompt(row: ChatRow) -> Text:
     elif row.name != row.peer:
         text.append(f" @{row.peer}", "dim")
     if row.unread:
-        text.append(f" ({row.unread})", "bold reverse")
+        text.append(f" ({row.unread})", "bold reverse" if loud else "dim")
     states = []
     if row.blocked:
         states.append(("blocked", "bold red"))
@@ -116,13 +118,17 @@ class ChatList(Vertical):
             matcher = Matcher(query)
             scored = [(matcher.match(f"{r.name} {r.peer}"), r) for r in rows]
             rows = [r for score, r in sorted(scored, key=lambda p: -p[0]) if score > 0]
+        # Requests go under their own heading, after every accepted conversation.
+        requests = [r for r in rows if r.request]
+        rows = [r for r in rows if not r.request] + requests
         options = self.options
-        options.set_options(Option(row_prompt(r), id=r.peer) for r in rows)
-        if self.current is not None:
-            for index, row in enumerate(rows):
-                if row.peer == self.current:
-                    options.highlighted = index
-                    break
+        items = [Option(row_prompt(r), id=r.peer) for r in rows]
+        if requests:
+            heading = Text(f"Message requests · {len(requests)}", "dim italic")
+            items.insert(len(rows) - len(requests), Option(heading, disabled=True))
+        options.set_options(items)
+        if self.current is not None and any(r.peer == self.current for r in rows):
+            options.highlighted = options.get_option_index(self.current)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
