@@ -19,6 +19,7 @@ from sqlmodel import Session
 from sealpost.audit import checks
 from sealpost.audit.recorder import Exchange, Recorder, RelayProcess
 from sealpost.audit.storage import StorageDump, dump_rows, read_files
+from sealpost.audit.timeline import ShufflerTimer
 from sealpost.audit.world import CAMPAIGNS, WorldPlan, WorldResult, plan_world, seed_world
 from server.db import make_engine, read_engine
 from server.settings import RelaySettings
@@ -250,11 +251,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
     start_ms = int(time.time() * 1000)
     relay = RelayProcess(settings, start_ms=start_ms)
 
-    shuffler: EmbeddedShuffler | None = None
-
     async def publish() -> None:
-        assert shuffler is not None
-        await asyncio.to_thread(forward_everything, shuffler, timings)
         due = start_ms + settings.figures_after_h * HOUR_MS
         await asyncio.to_thread(relay.advance_to, due)
 
@@ -268,13 +265,17 @@ def run_audit(options: AuditOptions) -> AuditResult:
                         plan,
                         relay.url,
                         workdir / "home",
-                        workers,
+                        shuffler_timer(shuffler),
+                        shuffler.url,
+                        start=start_ms / 1000,
+                        workers=workers,
                         publish=publish,
-                        shuffler_url=shuffler.url,
                     )
                 )
             finally:
                 shuffler.stop()
+            if world.timeline is not None and world.timeline.last_below_b:
+                timings["shuffler_last_batch_below_b"] = world.timeline.last_below_b
             gc.unfreeze()
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)
@@ -353,7 +354,8 @@ def traffic_summary(
 
 def start_shuffler(workdir: Path, relay_url: str, key_path: Path) -> EmbeddedShuffler:
     """The audited shuffler, in this process, behind the same recording layer as the relay.
-    It forwards only when told (:func:`forward_everything`), once every report is sent."""
+    It forwards only when told: by the audit's timeline (:func:`shuffler_timer`), or by
+    :func:`forward_everything` once every report is sent (the simulator)."""
     settings = ShufflerSettings(
         db=workdir / "shuffler.db",
         relay=relay_url,
@@ -373,6 +375,25 @@ def forward_everything(shuffler: EmbeddedShuffler, timings: dict[str, float]) ->
     if left:
         timings["shuffler_last_batch_below_b"] = left
         shuffler.forward_ready(minimum=1)
+
+
+def shuffler_timer(shuffler: EmbeddedShuffler) -> ShufflerTimer:
+    """The embedded shuffler as the audit's simulated time drives it (timeline.py): its own
+    forwarding, called when its timer would fire."""
+
+    async def forward(minimum: int) -> tuple[int, int]:
+        done = await asyncio.to_thread(shuffler.forward_ready, minimum=minimum)
+        return len(done.batches), sum(done.batches)
+
+    async def held() -> int:
+        return await asyncio.to_thread(shuffler.held)
+
+    return ShufflerTimer(
+        forward=forward,
+        held=held,
+        batch=shuffler.settings.batch,
+        max_hold_s=shuffler.settings.max_hold_s,
+    )
 
 
 def shuffler_exchanges(shuffler: EmbeddedShuffler | None) -> list[Exchange]:
