@@ -35,6 +35,7 @@ WORKERS_FROM_PERSONS = 200
 HOUR_MS = 3_600_000
 # The audited shuffler's batch size: the shuffler's default.
 SHUFFLER_BATCH: int = ShufflerSettings.model_fields["batch"].default
+SHUFFLER_HOLD_S: float = ShufflerSettings.model_fields["max_hold_s"].default
 
 
 @dataclass
@@ -223,6 +224,42 @@ def run_checks(
     return results, table
 
 
+@dataclass
+class AttackRun:
+    """What the attacks are played on: the audit's record of one run, and its plan."""
+
+    exchanges: list[Exchange]  # what the clients sent the relay
+    shuffler: list[Exchange]  # what the devices sent the shuffler
+    storage: StorageDump
+    world: WorldResult
+    plan: WorldPlan
+    batch: int  # the shuffler's B
+    max_hold_s: float
+    seed: int
+
+
+def run_attacks(run: AttackRun, timings: dict[str, float] | None = None) -> list[checks.Check]:
+    """The attacks (sealpost/audit/attacks/), each a check with its measured advantage."""
+    from sealpost.audit.attacks import timing
+
+    found: list[checks.Check] = []
+
+    def timed(name: str, play: Callable[[], checks.Check]) -> None:
+        began = time.perf_counter()
+        found.append(play())
+        if timings is not None:
+            timings[f"checks.{name}"] = round(time.perf_counter() - began, 3)
+
+    opens = {p.handle: p.opens for p in run.plan.persons}
+    timed(
+        "timing_linkage",
+        lambda: timing.timing_attack(
+            run.exchanges, run.world, opens, run.batch, run.max_hold_s, run.seed
+        ),
+    )
+    return found
+
+
 def run_audit(options: AuditOptions) -> AuditResult:
     """Run the whole audit; raises only if the world cannot be set up at all."""
     workdir = scratch_dir()
@@ -289,6 +326,19 @@ def run_audit(options: AuditOptions) -> AuditResult:
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         results, table = run_checks(exchanges, storage, world, probe, timings, shuffler=at_shuffler)
+        results += run_attacks(
+            AttackRun(
+                exchanges=exchanges,
+                shuffler=at_shuffler,
+                storage=storage,
+                world=world,
+                plan=plan,
+                batch=SHUFFLER_BATCH,
+                max_hold_s=SHUFFLER_HOLD_S,
+                seed=options.seed,
+            ),
+            timings,
+        )
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:
@@ -361,6 +411,7 @@ def start_shuffler(workdir: Path, relay_url: str, key_path: Path) -> EmbeddedShu
         relay=relay_url,
         key_path=key_path,
         batch=SHUFFLER_BATCH,
+        max_hold_s=SHUFFLER_HOLD_S,
         auto_forward=False,
     )
     return EmbeddedShuffler(settings, wrap=Recorder).start()
