@@ -349,7 +349,7 @@ class Fingerprints:
 TOKEN_PATHS = ("/v1/signals/tokens", "/v1/signals/tokens/batch")
 
 
-def _token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(request, answer) of each token issued in a single or batched issuance exchange."""
     request = _json_or_none(ex.body) or {}
     answer = _json_or_none(ex.response) or {}
@@ -385,7 +385,7 @@ def unlinkability(
     for ex in exchanges:
         if ex.method == "POST" and ex.path in TOKEN_PATHS and ex.status == 200:
             issuance.append(ex)
-            for request, answer in _token_pairs(ex):
+            for request, answer in token_pairs(ex):
                 for value in (
                     request.get("blinded_element"),
                     answer.get("evaluated_element"),

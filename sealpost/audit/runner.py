@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlmodel import Session
@@ -29,6 +29,9 @@ from shared.signals import decode_report
 from shuffler.embedded import EmbeddedShuffler
 from shuffler.keys import load_or_create
 from shuffler.settings import ShufflerSettings
+
+if TYPE_CHECKING:  # imported when the attacks run
+    from sealpost.audit.attacks.identity import Identity
 
 # From this many persons, the persons are played on worker processes.
 WORKERS_FROM_PERSONS = 200
@@ -235,12 +238,55 @@ class AttackRun:
     plan: WorldPlan
     batch: int  # the shuffler's B
     max_hold_s: float
+    shuffler_key: str  # the key the audited shuffler signs its batches with
+    db_path: Path  # the relay's database (still there while the checks run)
     seed: int
+
+    def sender(self) -> dict[str, str]:
+        """Token input -> the person who sent that report (ground truth)."""
+        return {r.token_input: r.handle for r in self.world.redemptions}
+
+    def identities(self) -> list["Identity"]:
+        """Every account the relay knows, with what could be derived from: handle, the
+        phone numbers its businesses hold (persons), its public keys (from registration)."""
+        from sealpost.audit.attacks.identity import Identity
+
+        keys = registered_keys(self.exchanges)
+        phones = {
+            p.handle: sorted({v["phone"] for v in p.variables.values() if "phone" in v})
+            for p in self.plan.persons
+        }
+        return [
+            Identity(handle=h, phones=phones.get(h, []), keys=keys.get(h, []))
+            for h in self.world.handles
+        ]
+
+
+def registered_keys(exchanges: list[Exchange]) -> dict[str, list[str]]:
+    """Each account's public keys (base64), as its registration sent them to the relay."""
+    found: dict[str, list[str]] = {}
+    for ex in exchanges:
+        if ex.method == "POST" and ex.path == "/v1/accounts" and ex.status in (200, 201):
+            try:
+                body = json.loads(ex.body)
+            except ValueError:
+                continue
+            found[str(body.get("handle"))] = [str(body.get("sign_key")), str(body.get("box_key"))]
+    return found
 
 
 def run_attacks(run: AttackRun, timings: dict[str, float] | None = None) -> list[checks.Check]:
     """The attacks (sealpost/audit/attacks/), each a check with its measured advantage."""
-    from sealpost.audit.attacks import timing
+    from sealpost.audit.attacks import (
+        connections,
+        existence,
+        identity,
+        kept,
+        noise,
+        timing,
+        tokens,
+    )
+    from sealpost.audit.received import REPORT_PATHS, counted_reports
 
     found: list[checks.Check] = []
 
@@ -255,6 +301,36 @@ def run_attacks(run: AttackRun, timings: dict[str, float] | None = None) -> list
         "timing_linkage",
         lambda: timing.timing_attack(
             run.exchanges, run.world, opens, run.batch, run.max_hold_s, run.seed
+        ),
+    )
+    reports = counted_reports(run.exchanges)
+    sender = run.sender()
+    anonymous = [ex for ex in run.exchanges if ex.method == "POST" and ex.path in REPORT_PATHS]
+    anonymous += run.shuffler
+    timed(
+        "identity_values",
+        lambda: identity.identity_values(anonymous, reports, run.identities(), sender),
+    )
+    keys = registered_keys(run.exchanges)
+    timed(
+        "token_linkage",
+        lambda: tokens.token_linkage(reports, run.exchanges, run.world.handles, keys, sender),
+    )
+    timed(
+        "connection_linkage",
+        lambda: connections.connection_linkage(
+            run.exchanges, run.shuffler, run.shuffler_key, sender
+        ),
+    )
+    timed("randomized_response", lambda: noise.randomized_response(run.world, reports))
+    issued = existence.issued_per_campaign(run.exchanges)
+    timed("report_existence", lambda: existence.report_existence(run.world, reports, issued))
+    batch_of = {r.report.token_input: r.exchange.index for r in reports}
+    sent_at = {r.token_input: r.sent_at for r in run.world.redemptions if r.sent_at is not None}
+    timed(
+        "relay_keeps",
+        lambda: kept.relay_keeps(
+            run.storage, set(sender), run.world.start, run.db_path, batch_of, sent_at
         ),
     )
     return found
@@ -311,6 +387,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
                 )
             finally:
                 shuffler.stop()
+            shuffler_public_key = shuffler.public_key
             if world.timeline is not None and world.timeline.last_below_b:
                 timings["shuffler_last_batch_below_b"] = world.timeline.last_below_b
             gc.unfreeze()
@@ -335,6 +412,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
                 plan=plan,
                 batch=SHUFFLER_BATCH,
                 max_hold_s=SHUFFLER_HOLD_S,
+                shuffler_key=shuffler_public_key,
+                db_path=db_path,
                 seed=options.seed,
             ),
             timings,
