@@ -12,6 +12,7 @@ import multiprocessing
 import random
 import traceback
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from client.messenger import Messenger
 from client.signals import PendingSignal
 from sealpost.audit.app_opens import TICK_S, first_open_from, tick_at_or_after
+from sealpost.audit.plants import planted
 from shared.api import SetLevel
 from shared.signals import EVENTS, EpsilonLedger, bits_of
 
@@ -337,16 +339,22 @@ class Fleet(Protocol):
 
 
 class LocalFleet:
-    """A fleet in this process (small worlds, and tests that patch the client)."""
+    """A fleet in this process (small worlds, and tests that patch the client). A device
+    plant (plants.py) is in place in this process from here until :meth:`aclose`."""
 
-    def __init__(self, fleet: PersonFleet) -> None:
+    def __init__(self, fleet: PersonFleet, plant: str | None = None) -> None:
         self.fleet = fleet
+        self._plant = ExitStack()
+        self._plant.enter_context(planted(plant, "device"))
 
     async def call(self, method: str, *args: Any) -> Any:
         return await getattr(self.fleet, method)(*args)
 
     async def aclose(self) -> None:
-        await self.fleet.aclose()
+        try:
+            await self.fleet.aclose()
+        finally:
+            self._plant.close()
 
 
 class WorkerFleet:
@@ -359,12 +367,13 @@ class WorkerFleet:
         relay_url: str,
         home: Path,
         shuffler_url: str | None = None,
+        plant: str | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, plan, indices, relay_url, home, shuffler_url),
+            args=(child, plan, indices, relay_url, home, shuffler_url, plant),
             name="sealpost-audit-persons",
             daemon=True,
         )
@@ -403,8 +412,10 @@ def _serve(
     relay_url: str,
     home: Path,
     shuffler_url: str | None,
+    plant: str | None = None,
 ) -> None:
-    """A worker process: answer calls on ``conn`` until told to stop (``None``)."""
+    """A worker process: answer calls on ``conn`` until told to stop (``None``), with the
+    device plant ``plant`` (plants.py), if any, in place."""
 
     async def serve() -> None:
         fleet = PersonFleet(plan, indices, relay_url, home, shuffler_url)
@@ -415,7 +426,8 @@ def _serve(
             except Exception:  # reported to the parent, which raises it there
                 conn.send(("error", traceback.format_exc()))
 
-    asyncio.run(serve())
+    with planted(plant, "device"):
+        asyncio.run(serve())
 
 
 def start_fleets(
@@ -424,12 +436,15 @@ def start_fleets(
     relay_url: str,
     home: Path,
     shuffler_url: str | None = None,
+    plant: str | None = None,
 ) -> list[Fleet]:
-    """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one)."""
+    """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one),
+    with the device plant ``plant`` (plants.py), if any, in place on their devices."""
     everyone = list(range(len(plan.persons)))
     if workers <= 0:
-        return [LocalFleet(PersonFleet(plan, everyone, relay_url, home, shuffler_url))]
+        fleet = PersonFleet(plan, everyone, relay_url, home, shuffler_url)
+        return [LocalFleet(fleet, plant)]
     return [
-        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url)
+        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url, plant)
         for i in range(workers)
     ]

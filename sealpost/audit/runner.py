@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlmodel import Session
 
+from client.messenger import Messenger
 from sealpost.audit import checks
+from sealpost.audit.attacks.business_oracle import (
+    RelayTime,
+    Trial,
+    business_oracle,
+    play,
+    worlds_for,
+)
+from sealpost.audit.plants import planted
 from sealpost.audit.recorder import Exchange, Recorder, RelayProcess
 from sealpost.audit.storage import StorageDump, dump_rows, read_files
 from sealpost.audit.timeline import ShufflerTimer
@@ -33,6 +42,9 @@ from shuffler.settings import ShufflerSettings
 if TYPE_CHECKING:  # imported when the attacks run
     from sealpost.audit.attacks.identity import Identity
 
+# The business oracle's trials: each a business, two puppets and a target. At 40, a guess
+# right 83% of the time fails (ε = 0.4 allows 60% + 3 standard errors).
+ORACLE_TRIALS = 40
 # From this many persons, the persons are played on worker processes.
 WORKERS_FROM_PERSONS = 200
 HOUR_MS = 3_600_000
@@ -47,6 +59,9 @@ class AuditOptions:
     seed: int = 1
     keep: Path | None = None  # keep the relay database and profiles here
     workers: int | None = None  # processes playing the persons; None: default_workers(persons)
+    oracle_trials: int = ORACLE_TRIALS  # the business oracle's trials (businesses)
+    # A leak to plant for this run (plants.py; the selftest's hook): None for the real code.
+    plant: str | None = None
 
 
 def figures_settings(settings: RelaySettings) -> dict[str, Any]:
@@ -80,6 +95,7 @@ class AuditResult:
             "passed": self.passed,
             "persons": self.options.persons,
             "seed": self.options.seed,
+            "plant": self.options.plant,
             "figures": self.figures,
             "checks": [c.to_json() for c in self.checks],
             "estimates": self.estimates,
@@ -336,6 +352,41 @@ def run_attacks(run: AttackRun, timings: dict[str, float] | None = None) -> list
     return found
 
 
+async def play_oracle(
+    relay: RelayProcess, home: Path, now_ms: int, trials: int, seed: int
+) -> list[Trial]:
+    """The business oracle's trials on the audited relay, whose clock stands at ``now_ms``."""
+    opened: list[Messenger] = []
+    clock = {"now": now_ms}
+
+    async def make_account(handle: str, *, business: bool = False, **kwargs: Any) -> Messenger:
+        messenger = await Messenger.create_account(
+            home,
+            handle,
+            handle,
+            relay.url,
+            business=business,
+            country=None if business else "+39",
+            **kwargs,
+        )
+        opened.append(messenger)
+        return messenger
+
+    async def advance_to(ms: int) -> None:
+        clock["now"] = ms
+        await asyncio.to_thread(relay.advance_to, ms)
+
+    async def release() -> None:
+        await advance_to(clock["now"])
+
+    time_ = RelayTime(now=lambda: clock["now"], release=release, advance_to=advance_to)
+    try:
+        return await play(make_account, time_, worlds_for(trials, seed))
+    finally:
+        for messenger in opened:
+            await messenger.aclose()
+
+
 def run_audit(options: AuditOptions) -> AuditResult:
     """Run the whole audit; raises only if the world cannot be set up at all."""
     workdir = scratch_dir()
@@ -362,7 +413,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
     # A manual clock, standing at the start: every campaign goes out at that moment, and the
     # clock moves only to publish the figures, days later (signatures still use wall time).
     start_ms = int(time.time() * 1000)
-    relay = RelayProcess(settings, start_ms=start_ms)
+    relay = RelayProcess(settings, start_ms=start_ms, plant=options.plant)
 
     async def publish() -> None:
         due = start_ms + settings.figures_after_h * HOUR_MS
@@ -371,22 +422,25 @@ def run_audit(options: AuditOptions) -> AuditResult:
     try:
         relay.start()
         try:
-            shuffler = start_shuffler(workdir, relay.url, shuffler_key)
-            try:
-                world = asyncio.run(
-                    seed_world(
-                        plan,
-                        relay.url,
-                        workdir / "home",
-                        shuffler_timer(shuffler),
-                        shuffler.url,
-                        start=start_ms / 1000,
-                        workers=workers,
-                        publish=publish,
+            # A shuffler plant stays in place for the shuffler's whole life.
+            with planted(options.plant, "shuffler"):
+                shuffler = start_shuffler(workdir, relay.url, shuffler_key)
+                try:
+                    world = asyncio.run(
+                        seed_world(
+                            plan,
+                            relay.url,
+                            workdir / "home",
+                            shuffler_timer(shuffler),
+                            shuffler.url,
+                            start=start_ms / 1000,
+                            workers=workers,
+                            publish=publish,
+                            plant=options.plant,
+                        )
                     )
-                )
-            finally:
-                shuffler.stop()
+                finally:
+                    shuffler.stop()
             shuffler_public_key = shuffler.public_key
             if world.timeline is not None and world.timeline.last_below_b:
                 timings["shuffler_last_batch_below_b"] = world.timeline.last_below_b
@@ -394,6 +448,16 @@ def run_audit(options: AuditOptions) -> AuditResult:
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)
             read_files(workdir / "shuffler.db", storage, tag=" (shuffler)")
+            # The business's attack comes after the world is recorded and dumped: its own
+            # traffic is not client traffic, and it moves the relay's clock days on.
+            began = time.perf_counter()
+            published_at = start_ms + settings.figures_after_h * HOUR_MS
+            trials = asyncio.run(
+                play_oracle(
+                    relay, workdir / "oracle", published_at, options.oracle_trials, options.seed
+                )
+            )
+            timings["business_oracle"] = round(time.perf_counter() - began, 3)
         finally:
             everything = relay.stop()
         timings["relay_cpu"] = round(relay.cpu_s, 3)
@@ -403,6 +467,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         results, table = run_checks(exchanges, storage, world, probe, timings, shuffler=at_shuffler)
+        results.append(business_oracle(trials))
         results += run_attacks(
             AttackRun(
                 exchanges=exchanges,

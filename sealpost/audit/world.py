@@ -170,7 +170,8 @@ def plan_world(persons: int, seed: int) -> WorldPlan:
         rates = PROFILES[plan.profile]
         for label in CAMPAIGNS:
             plan.behaviour[label] = [e for e in INTERACTIONS if rng.random() < rates.get(e, 0.0)]
-        plan.budget_spent = rng.random() < BUDGET_SPENT_SHARE
+        # Every tenth person, not a draw: a small world must have some too.
+        plan.budget_spent = i % round(1 / BUDGET_SPENT_SHARE) == 3
         # A stream of its own per person, so that the opens do not shift the other draws.
         plan.opens = draw_opens(random.Random(f"{seed}:opens:{i}"))
         plans.append(plan)
@@ -249,6 +250,7 @@ async def seed_world(
     start: float,
     workers: int = 0,
     publish: Callable[[], Awaitable[None]] | None = None,
+    plant: str | None = None,
 ) -> WorldResult:
     """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``.
 
@@ -259,7 +261,8 @@ async def seed_world(
     picks while the app is open (``timeline.py``); the shuffler's timer is played by
     ``shuffler``. ``publish`` is awaited once every report reached the relay, before the
     businesses read their campaign reports: it brings the relay to the time the figures are
-    due (they are published once, days after the send time).
+    due (they are published once, days after the send time). ``plant``: a device plant
+    (plants.py) to put in place on the persons' devices.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -274,7 +277,7 @@ async def seed_world(
         return await asyncio.gather(*(fleet.call(method, *args) for fleet in fleets))
 
     shops: dict[str, Messenger] = {}
-    fleets = start_fleets(plan, workers, relay_url, home, shuffler_url)
+    fleets = start_fleets(plan, workers, relay_url, home, shuffler_url, plant)
     try:
         for handle, (display, profile) in BUSINESSES.items():
             shops[handle] = await Messenger.create_account(

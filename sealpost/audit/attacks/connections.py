@@ -66,6 +66,7 @@ def connection_linkage(
 
     violations: list[str] = []
     outside = linked = batched = 0
+    seen: set[str] = set()
     for ex in exchanges:
         is_batch = ex.method == "POST" and ex.path == SHUFFLED_PATH
         if ex.method != "POST" or not (is_batch or b"token_input" in ex.body):
@@ -73,6 +74,7 @@ def connection_linkage(
         tokens = _tokens(ex, known)
         if not tokens:
             continue
+        seen.update(tokens)
         if is_batch and ex.header(KEY_HEADER) == shuffler_key and ex.status == 200:
             batched += len(tokens)
             if accounts := accounts_on(ex):
@@ -109,7 +111,7 @@ def connection_linkage(
                     f"at the shuffler: {before.label()} and {after.label()} came on one "
                     f"connection ({client}): one device sent both"
                 )
-    total = batched + outside
+    total = len(seen)
     return make_check(
         "connection_linkage",
         "Reports reach the relay only in the shuffler's batches, each on its own connection",
@@ -119,8 +121,8 @@ def connection_linkage(
         f"{sum(len(r) for r in by_connection.values()):,} reports at the shuffler on "
         f"{len(by_connection):,} connections",
         measured=(
-            f"{outside} of {total} reports reached the relay outside the shuffler's batches, "
-            f"from their devices' own addresses ({linked} on their accounts' own connections, "
+            f"{outside} of {total} reports reached the relay outside the shuffler's batches "
+            f"(from their devices' own addresses; {linked} on their accounts' own connections, "
             f"named outright); {paired} pairs of reports shared a connection to the shuffler "
             "(allowed: none)"
         ),
