@@ -449,7 +449,7 @@ PLANTS: dict[str, Plant] = {
             "report_on_account_connection",
             "device",
             "each report also goes to the relay on the account's own HTTP connection",
-            ("connection_linkage",),
+            ("connection_linkage", "signal_requests"),
             report_on_account_connection,
         ),
         Plant(
@@ -463,7 +463,7 @@ PLANTS: dict[str, Plant] = {
             "missing_when_budget_spent",
             "device",
             "a device whose privacy budget is spent drops its report instead of sending noise",
-            ("report_existence",),
+            ("report_existence", "reports_counted_once"),
             missing_when_budget_spent,
         ),
         Plant(
@@ -477,21 +477,21 @@ PLANTS: dict[str, Plant] = {
             "refund_per_refused_copy",
             "relay",
             "the relay refunds each copy a person's choice refused, line by line",
-            ("business_oracle",),
+            ("business_oracle", "business_view_noisy"),
             refund_per_refused_copy,
         ),
         Plant(
             "figures_without_noise",
             "relay",
             "the relay publishes exact counts as a campaign's figures",
-            ("business_oracle",),
+            ("business_oracle", "business_view_noisy"),
             figures_without_noise,
         ),
         Plant(
             "shuffler_keeps_arrival_order",
             "shuffler",
             "the shuffler forwards reports in the order they arrived",
-            ("timing_linkage",),
+            ("timing_linkage", "relay_keeps"),
             shuffler_keeps_arrival_order,
         ),
         Plant(

@@ -296,9 +296,13 @@ def business_oracle(trials: Sequence[Trial]) -> Check:
         "before and after publication; the exact part must not tell the worlds apart "
         "(leave-one-out), the guess from everything must stay within e^ε/(1+e^ε) + 3 SE",
         measured=(
-            f"the business guesses the person's choice right {accuracy:.0%} of {n} trials "
-            f"(chance 50%, ε = {epsilon:g} allows {bound:.0%}, failing above {allowed:.0%}); "
-            f"what it sees beside the noisy release: {exact:.0%}"
+            f"what the business sees beside the noisy release tells the worlds apart in "
+            f"{exact:.0%} of {n} trials (a coin: 50%); its guess from everything: "
+            f"{accuracy:.0%} (ε = {epsilon:g} allows {bound:.0%}, fails above {allowed:.0%})"
+            if exact > max(exact_bound, majority)
+            else f"the business guesses the person's choice right {accuracy:.0%} of {n} trials "
+            f"(chance 50%, ε = {epsilon:g} allows {bound:.0%}, fails above {allowed:.0%}); "
+            f"what it sees beside the noisy release: {exact:.0%} (a coin: 50%)"
         ),
         trials=n,
         worlds=dict(by_world),

@@ -269,6 +269,7 @@ def timing_linkage(
         for name, hits in played.strategies.items():
             reference[name].append(hits)
     rows: dict[str, dict[str, float]] = {}
+    findings: list[str] = []  # the failures, each as a short measured line
     best_name, best_ratio = "", 0.0
     for name, hits in audited.strategies.items():
         ref_n = sum(h.n for h in reference[name])
@@ -294,6 +295,11 @@ def timing_linkage(
                 f"at most {allowed:.0%} allowed: the devices' timing tells the relay more "
                 "than the design declares"
             )
+            findings.append(
+                f"{name}: the relay's guess holds a person's report {hits.rate():.0%} of the "
+                f"time (declared rule {ref_rate:.0%}, fails above {allowed:.0%})"
+                + (f", accuracy {accuracy:.3f} = {accuracy / chance:.1f}x chance" if chance else "")
+            )
         if chance and accuracy / chance > best_ratio:
             best_name, best_ratio = name, accuracy / chance
     small = [len(b.reports) for b in batches[:-1] if len(b.reports) < batch_size]
@@ -302,20 +308,25 @@ def timing_linkage(
             f"{len(small)} batch request(s) held fewer than B = {batch_size} reports "
             f"(sizes {sorted(small)[:8]}): the relay saw reports in smaller crowds"
         )
+        findings.append(f"{len(small)} of {len(batches)} batches held fewer than B = {batch_size}")
     rho, bound = _order_within_batches(batches, sent_at)
     if abs(rho) > bound:
         violations.append(
             f"the order within batches follows the order of sending (Spearman {rho:+.3f}, "
             f"bound {bound:.3f}): the shuffler does not shuffle"
         )
+        findings.append(
+            f"order within batches follows sending: Spearman {rho:+.2f} (bound {bound:.2f})"
+        )
     best = rows.get(best_name, {})
-    measured = (
+    headline = (
         f"best strategy {best_name}: names a person's report with accuracy "
         f"{best.get('accuracy', 0):.4f}, {best_ratio:.1f}x chance ({best.get('chance', 0):.4f}); "
         f"the declared rule on the same opens gives {best.get('reference_accuracy', 0):.4f}"
         if best_name
         else "no report to link"
     )
+    measured = "; ".join(findings) if findings else headline
     return make_check(
         "timing_linkage",
         "The relay links reports to people by timing no better than the declared design",
