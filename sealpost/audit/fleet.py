@@ -4,6 +4,10 @@ A thousand simulated devices, each with its own keys, SQLite store and HTTP clie
 Python process busy while the relay waits. :class:`PersonFleet` plays a slice of the planned
 persons phase by phase; :func:`start_fleets` splits the persons over worker processes (each
 runs one fleet and answers calls over a pipe), so that the devices use every core.
+
+After their copies arrive the persons live in simulated time (``timeline.py``): each device's
+clock is set to the moment of its app open, and ``step`` sends the reports due by a moment,
+in time order, at the minute ticks of the person's opens (``app_opens.py``).
 """
 
 import asyncio

@@ -1,10 +1,11 @@
 """The audited world: persons, two businesses, campaigns and chats full of planted canaries.
 
 :func:`plan_world` decides everything from the seed (who, which canaries, who blocks whom,
-what each person does with each campaign); :func:`seed_world` plays it against a relay through
-the real client (``client.messenger.Messenger``, ``client.business.campaigns.run_campaign``)
-and returns the ground truth the relay must not learn: the canaries, the true interaction
-counts, and which token each person redeemed.
+what each person does with each campaign, when each opens the app over five simulated days,
+whose privacy budget is spent); :func:`seed_world` plays it against a relay through the real
+client (``client.messenger.Messenger``, ``client.business.campaigns.run_campaign``) and
+returns the ground truth the relay must not learn: the canaries, the true interaction counts
+and bits, which token each person redeemed, and when each report left its device.
 
 Canaries are unique random strings that only ever exist inside sealed payloads (audience names,
 coupon codes, phone numbers, chat texts). Every text canary contains the marker ``CANARY`` so
