@@ -90,7 +90,9 @@ def _run(found: Plant | None, persons: int, seed: int) -> Run:
     )
     failed = [c for c in result.checks if not c.passed]
     catchers = [c for c in failed if found is not None and c.name in found.catchers]
-    first = catchers[0] if catchers else (failed[0] if failed else None)
+    # What an attack measured says most; a check that only verifies has its first violation.
+    first = next((c for c in catchers if c.measured), catchers[0] if catchers else None)
+    first = first or (failed[0] if failed else None)
     measured = ""
     if first is not None:
         measured = first.measured or (first.violations[0] if first.violations else first.summary)
