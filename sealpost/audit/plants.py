@@ -123,6 +123,8 @@ _PHONE = re.compile(r"\+39 ?(3\d\d) ?(\d{7})")
 def phone_digits_in_token_input(p: Patcher) -> None:
     """Token inputs start with the digits of the person's phone number, as her businesses'
     messages on the device show it (the rest random): 32 bytes that still verify."""
+    from sqlmodel import Session, select
+
     import client.signals
     from client.store import StoredMessage
 
@@ -132,25 +134,13 @@ def phone_digits_in_token_input(p: Patcher) -> None:
         agent = _AGENT.get()
         digits = b""
         if agent is not None:
-            with _session(agent) as s:
-                texts = s.exec(_select(StoredMessage.text)).all()
+            with Session(agent.engine) as s:
+                texts = s.exec(select(StoredMessage.text)).all()
             found = next((m for t in texts if t and (m := _PHONE.search(t))), None)
             digits = "".join(found.groups()).encode() if found else b""
         return digits + secrets.token_bytes(32 - len(digits))
 
     p.set(client.signals, "new_token_input", new_token_input)
-
-
-def _session(agent: Any) -> Any:
-    from sqlmodel import Session
-
-    return Session(agent.engine)
-
-
-def _select(column: Any) -> Any:
-    from sqlmodel import select
-
-    return select(column)
 
 
 def token_input_from_identity(p: Patcher) -> None:
