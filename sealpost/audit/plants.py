@@ -114,7 +114,9 @@ def handle_hash_in_user_agent(p: Patcher) -> None:
             kwargs["headers"] = {"User-Agent": f"python-httpx/{httpx.__version__} ({digest})"}
             super().__init__(*args, **kwargs)
 
-    p.set(client.signals, "httpx", types.SimpleNamespace(AsyncClient=TaggingClient))
+    # client.signals' own name for httpx: the real module, but for its AsyncClient.
+    tagging = types.SimpleNamespace(**{**vars(httpx), "AsyncClient": TaggingClient})
+    p.set(client.signals, "httpx", tagging)
 
 
 _PHONE = re.compile(r"\+39 ?(3\d\d) ?(\d{7})")
