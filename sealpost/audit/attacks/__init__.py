@@ -13,4 +13,6 @@ stated in its summary. One module per attack:
 - ``noise``: report bits the relay can read without randomized response;
 - ``existence``: reports whose absence tells the relay something (a spent budget);
 - ``kept``: what the relay keeps per report (times, addresses, order).
+
+``on_run`` plays them all on one audit run (``sealpost/audit/runner.py`` calls it).
 """
