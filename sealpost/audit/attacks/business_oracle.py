@@ -138,19 +138,21 @@ def count(report: dict[str, Any], *path: str) -> float:
 
 def guess(before: dict[str, Any], after: dict[str, Any]) -> int:
     """The business's best single guess of the world from what it saw."""
+    # Exact refunds or refusals in the send results give the world away: a relay that shows
+    # them for the puppets' copies (refused in both worlds) shows them for the target's too.
+    ledger = after["budget"]["ledger"]
+    refunded = sum(line["messages"] for line in ledger if line["note"] == "refused")
+    if refunded:
+        return int(refunded > PUPPETS)
+    rejected = sum(sum(s["rejected"].values()) for s in before.get("sent", []))
+    if rejected:
+        return int(rejected > PUPPETS)
     solo, padded = after["reports"]
     score = count(solo, "refused") - count(solo, "delivered")
     score += count(padded, "refused") - PUPPETS - count(padded, "delivered")
-    # Exact refunds, refusals in the send results or a status that waits on a device: any
-    # of these gives the world away.
-    # (The puppets' copies are refused in both worlds: only more than theirs says anything.)
-    ledger = after["budget"]["ledger"]
-    refunded = sum(line["messages"] for line in ledger if line["note"] == "refused")
-    score += 10 * max(0, refunded - PUPPETS)
-    rejected = sum(sum(s["rejected"].values()) for s in before.get("sent", []))
-    score += 10 * max(0, rejected - PUPPETS)
+    # A status that waits on a device (copies "in mailboxes") outweighs the noisy counts.
     if before["reports"][0].get("delivered_to_mailbox"):
-        score += 10
+        score += 1000
     return 1 if score > 0 else 0
 
 
