@@ -7,7 +7,7 @@ behind it (``details``) and the violations it found (the first few shown, all co
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from sealpost.audit.recorder import Exchange
 from sealpost.audit.scan import scan, scan_all
+from sealpost.audit.stats import histogram, spearman
 from sealpost.audit.storage import StorageDump
 from sealpost.audit.world import INTERACTIONS, WorldResult
 from shared import api
@@ -51,6 +52,9 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     violation_count: int = 0
+    # An attack's headline: the adversary's measured advantage (or what it found) against
+    # the stated threshold. Empty for the checks that only verify.
+    measured: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,13 +62,23 @@ class Check:
             "title": self.title,
             "passed": self.passed,
             "summary": self.summary,
+            "measured": self.measured,
             "violation_count": self.violation_count,
             "violations": self.violations,
             "details": self.details,
         }
 
 
-def _check(name: str, title: str, violations: list[str], summary: str, **details: Any) -> Check:
+def make_check(
+    name: str,
+    title: str,
+    violations: list[str],
+    summary: str,
+    *,
+    measured: str = "",
+    **details: Any,
+) -> Check:
+    """A :class:`Check` that passes when ``violations`` is empty (the first few are kept)."""
     return Check(
         name=name,
         title=title,
@@ -73,6 +87,7 @@ def _check(name: str, title: str, violations: list[str], summary: str, **details
         details=details,
         violations=violations[:MAX_SHOWN],
         violation_count=len(violations),
+        measured=measured,
     )
 
 
@@ -111,7 +126,7 @@ def canaries_absent(exchanges: list[Exchange], storage: StorageDump, canaries: l
         for h in hits
     ]
     found = {h.found for h in hits if h.found in planted}
-    return _check(
+    return make_check(
         "canaries_absent",
         "No canary in any byte the relay saw or kept",
         violations,
@@ -259,7 +274,7 @@ def signal_requests(
             violations.append(f"{where}: the relay answered {ex.status} {ex.response[:120]!r}")
     per_request = [_reports_in(ex) for ex in at_relay]
     return (
-        _check(
+        make_check(
             "signal_requests",
             "Every anonymous signal request matches the report schema, with no credential",
             violations,
@@ -270,7 +285,7 @@ def signal_requests(
             requests=len(at_relay),
             reports=len(reports),
             shuffler_requests=len(at_shuffler) if shuffler is not None else None,
-            reports_per_request=_histogram(n for n in per_request if n),
+            reports_per_request=histogram(n for n in per_request if n),
             smallest_batch=min(per_request, default=0),
             header_names=sorted(header_names),
             report_fields=list(REPORT_FIELDS),
@@ -300,13 +315,6 @@ def _safe(ex: Exchange) -> bool:
         return isinstance(_strict_json(ex.body), dict)
     except ValueError:
         return False
-
-
-def _histogram(values: Iterable[int]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[str(v)] = counts.get(str(v), 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))
 
 
 def _json_or_none(data: bytes) -> Any:
@@ -342,7 +350,7 @@ class Fingerprints:
 TOKEN_PATHS = ("/v1/signals/tokens", "/v1/signals/tokens/batch")
 
 
-def _token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(request, answer) of each token issued in a single or batched issuance exchange."""
     request = _json_or_none(ex.body) or {}
     answer = _json_or_none(ex.response) or {}
@@ -354,22 +362,6 @@ def _token_pairs(ex: Exchange) -> list[tuple[dict[str, Any], dict[str, Any]]]:
             if isinstance(a, dict) and isinstance(g, dict)
         ]
     return [(request, answer)]
-
-
-def _spearman(xs: list[float], ys: list[float]) -> float:
-    def ranks(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=values.__getitem__)
-        out = [0.0] * len(values)
-        for rank, i in enumerate(order):
-            out[i] = float(rank)
-        return out
-
-    rx, ry = ranks(xs), ranks(ys)
-    n = len(xs)
-    mean = (n - 1) / 2
-    cov = sum((a - mean) * (b - mean) for a, b in zip(rx, ry, strict=True))
-    var = sum((a - mean) ** 2 for a in rx)
-    return cov / var if var else 0.0
 
 
 def unlinkability(
@@ -394,7 +386,7 @@ def unlinkability(
     for ex in exchanges:
         if ex.method == "POST" and ex.path in TOKEN_PATHS and ex.status == 200:
             issuance.append(ex)
-            for request, answer in _token_pairs(ex):
+            for request, answer in token_pairs(ex):
                 for value in (
                     request.get("blinded_element"),
                     answer.get("evaluated_element"),
@@ -466,7 +458,7 @@ def unlinkability(
     for campaign, found in by_campaign.items():
         if len(found) <= 2:
             continue
-        rho_c = _spearman([a for a, _ in found], [b for _, b in found])
+        rho_c = spearman([a for a, _ in found], [b for _, b in found])
         per_campaign[campaign] = round(rho_c, 4)
         # Reports sent together share one arrival position, so the independent units are the
         # positions (a request, or a place in a shuffled batch): the bound is 4 standard
@@ -482,7 +474,7 @@ def unlinkability(
             )
     delays = sorted(r.send_after for r in world.redemptions)
     spread = (delays[-1] - delays[0]) if delays else 0
-    return _check(
+    return make_check(
         "token_unlinkability",
         "No value links a token's issuance to its redemption",
         violations,
@@ -638,7 +630,7 @@ def declared_schemas(exchanges: list[Exchange]) -> Check:
         lost = {p for p in lost if not any(p.startswith(f + ".") for f in _free_keys(route.body))}
         if lost:
             violations.append(f"{where}: undeclared fields {sorted(lost)[:5]}")
-    return _check(
+    return make_check(
         "declared_schemas",
         "Every other request's body validates against a declared schema in shared.api",
         violations,
@@ -667,7 +659,7 @@ def counted_once(world: WorldResult, replay: dict[str, Any], counted: dict[str, 
         violations.append(f"a replayed report request was counted again: {replay}")
     if replay.get("reports_after") != replay.get("reports_before"):
         violations.append("the replay changed the campaign's report count")
-    return _check(
+    return make_check(
         "reports_counted_once",
         "Each report is counted once; a replayed request is refused",
         violations,
@@ -840,7 +832,7 @@ def business_view_noisy(exchanges: list[Exchange], world: WorldResult) -> Check:
         )
     violations += _ledger_violations(world)
     exact_off = sum(shown != sent for _, shown, sent in compared)
-    return _check(
+    return make_check(
         "business_view_noisy",
         "A business sees no exact figure about people: declared exact fields, noisy figures",
         violations,
@@ -910,7 +902,7 @@ def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
     )
     worst_people = max((abs(r["estimate"] - r["true"]) for r in published), default=0.0)
     return (
-        _check(
+        make_check(
             "estimates_vs_truth",
             "Published estimates cover the true counts",
             violations,

@@ -4,6 +4,10 @@ A thousand simulated devices, each with its own keys, SQLite store and HTTP clie
 Python process busy while the relay waits. :class:`PersonFleet` plays a slice of the planned
 persons phase by phase; :func:`start_fleets` splits the persons over worker processes (each
 runs one fleet and answers calls over a pipe), so that the devices use every core.
+
+After their copies arrive the persons live in simulated time (``timeline.py``): each device's
+clock is set to the moment of its app open, and ``step`` sends the reports due by a moment,
+in time order, at the minute ticks of the person's opens (``app_opens.py``).
 """
 
 import asyncio
@@ -12,15 +16,19 @@ import multiprocessing
 import random
 import traceback
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from client.messenger import Messenger
 from client.signals import PendingSignal
+from sealpost.audit.app_opens import TICK_S, first_open_from, tick_at_or_after
+from sealpost.audit.plants import planted
 from shared.api import SetLevel
-from shared.signals import EVENTS
+from shared.signals import EVENTS, EpsilonLedger, bits_of
 
 if TYPE_CHECKING:  # world.py imports this module
     from sealpost.audit.world import WorldPlan
@@ -50,6 +58,48 @@ async def register_person(home: Path, person: Any, relay_url: str) -> Messenger:
     )
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A report a device will send (ground truth the relay must not reconstruct)."""
+
+    handle: str
+    campaign_id: str
+    token_input: str  # base64, as in the report
+    send_after: int  # the moment the client drew for it (unix s, simulated)
+    true_bits: int  # what the person really did, before randomized response
+    budget_spent: bool  # the device's privacy budget was spent: its bits are uniform
+
+
+@dataclass(frozen=True)
+class SentReport:
+    """One report leaving a device, at a simulated moment (unix s)."""
+
+    handle: str
+    campaign_id: str
+    token_input: str
+    at: float
+
+
+@dataclass
+class Step:
+    """What one step of simulated time did on a fleet: the reports that left, and when the
+    next one will (None: nothing left to send)."""
+
+    sent: list[SentReport]
+    next_at: float | None
+
+
+class SimulatedClock:
+    """A device's clock in simulated time (unix s): the audit moves it; the client reads it
+    for report days, delays and its quiet time after signed requests."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Interactions:
     """What a fleet's persons did with the campaign copies they received (ground truth)."""
@@ -57,8 +107,7 @@ class Interactions:
     # campaign id -> event -> true count among the people who will send a report
     true_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reporters: Counter[str] = field(default_factory=Counter)  # campaign id -> reports
-    # (handle, campaign id, token input, send_after) of every report that will be sent
-    redemptions: list[tuple[str, str, str, int]] = field(default_factory=list)
+    redemptions: list[Planned] = field(default_factory=list)  # every report to be sent
 
     def merge(self, other: "Interactions") -> None:
         for cid, counts in other.true_counts.items():
@@ -86,6 +135,13 @@ class PersonFleet:
         self.shuffler_url = shuffler_url  # None: reports go straight to the relay
         self.home = home
         self.people: dict[str, Messenger] = {}
+        # Simulated time, per person: the audit's start (unix s), which open the person is
+        # in (and whether its sync was played), when its next report leaves, what has left.
+        self.start = 0.0
+        self._open_index: dict[str, int] = {}
+        self._synced_open: dict[str, int] = {}
+        self._next: dict[str, float | None] = {}
+        self._left: dict[str, set[str]] = {}
 
     async def register(self) -> None:
         made = await gather_chunks(
@@ -98,6 +154,8 @@ class PersonFleet:
             agent = self.people[p.handle].signals
             agent._rng = random.Random(f"{self.plan.seed}:{p.handle}")
             agent.shuffler_url = self.shuffler_url
+            if p.budget_spent:
+                _spend_budget(agent)
         # Thousands of simulated devices stay open; keep the collector from rescanning them.
         gc.freeze()
 
@@ -117,7 +175,17 @@ class PersonFleet:
                 choices.append(api.set_level(SetLevel(level="none")))
         await gather_chunks(choices)
 
-    async def sync(self) -> None:
+    async def deliver(self, start: float) -> None:
+        """Every person opens the app for the first time after the campaigns went out (at
+        ``start``, unix s) and syncs: copies are stored and acked, tokens fetched, and each
+        report's moment drawn, all on the device's clock set to that simulated open."""
+        self.start = start
+        for p in self.persons:
+            first = first_open_from(p.opens, 0.0)
+            assert first is not None, "draw_opens gives everyone an open every day"
+            self._open_index[p.handle] = first
+            self._left[p.handle] = set()
+            self.people[p.handle].signals.clock = SimulatedClock(start + p.opens[first][0])
         await gather_chunks([m.sync() for m in self.people.values()])
 
     async def interact(self, label_of: dict[str, str], owner: dict[str, str]) -> Interactions:
@@ -134,6 +202,7 @@ class PersonFleet:
                 events = p.behaviour[label_of[row.campaign_id]]
                 for event in events:
                     person.signals.record(row.campaign_id, event)  # type: ignore[arg-type]
+                true_bits = bits_of(["delivered", *events])  # type: ignore[list-item]
                 business = owner[label_of[row.campaign_id]]
                 if "blocked" in events:
                     after_choices.append(person.api.set_choice("blocked", business, True))
@@ -147,26 +216,97 @@ class PersonFleet:
                 for event in events:
                     counts[event] += 1
                 found.redemptions.append(
-                    (p.handle, row.campaign_id, row.token_input, row.send_after)
+                    Planned(
+                        handle=p.handle,
+                        campaign_id=row.campaign_id,
+                        token_input=row.token_input,
+                        send_after=row.send_after,
+                        true_bits=true_bits,
+                        budget_spent=p.budget_spent,
+                    )
                 )
         await gather_chunks(after_choices)
+        for p in self.persons:
+            self._next[p.handle] = self._next_moment(p.handle)
         return found
 
-    async def send_reports(self, due: list[tuple[int, str]]) -> int:
-        """Time passes: each person in ``due`` (moment, handle) that is here sends what is
-        due by its moment, each report alone at its own moment (client/signals.py keeps
-        them apart from the device's signed traffic and from each other); then anything
-        left goes. Returns the anonymous requests sent."""
-        sent = await gather_chunks(
-            [
-                self.people[h].signals.flush_due(until=moment)
-                for moment, h in due
-                if h in self.people
-            ]
-        )
-        for person in self.people.values():  # nothing may be left behind
-            sent.append(await person.signals.flush_due(until=2e10))
-        return sum(r.counted + len(r.refused) for r in sent if r is not None)
+    # --- simulated time: reports leave while the app is open -------------------------------
+
+    def _next_moment(self, handle: str, after: float = 0.0) -> float | None:
+        """When this person's next report leaves (unix s, simulated), or None if none is
+        left or no open is left. The device decides (``next_send_at``: its report's own
+        moment, a minute's quiet after its signed requests, a gap after its last report);
+        the app must be open then, at one of its minute ticks."""
+        agent = self.people[handle].signals
+        opens = self.plan.person(handle).opens
+        index = self._open_index[handle]
+        while index < len(opens):
+            start, end = (self.start + t for t in opens[index])
+            if self._synced_open.get(handle) != index:
+                # The app opened and synced: a signed request at its start, which the quiet
+                # time counts from (the sync itself is not sent: the relay's view of it is
+                # the open's time, which the timing attack is given).
+                agent.api.last_signed_at = start
+                self._synced_open[handle] = index
+            ready = agent.next_send_at()
+            if ready is None:
+                break
+            moment = tick_at_or_after(start, max(ready, after))
+            if moment <= end:
+                self._open_index[handle] = index
+                return moment
+            index += 1
+        self._open_index[handle] = index
+        return None
+
+    def _next_at(self) -> float | None:
+        return min((t for t in self._next.values() if t is not None), default=None)
+
+    async def next_at(self) -> float | None:
+        """When the next report of this fleet's persons leaves (simulated; None: none)."""
+        return self._next_at()
+
+    async def step(self, until: float, limit: int | None = None) -> Step:
+        """Simulated time passes up to ``until``: every report due by then leaves, one after
+        another in time order, so that they reach the shuffler in the order they were sent
+        (a person's next report may fall before ``until`` too); stops early once ``limit``
+        reports left (the shuffler's timer starts at its B-th)."""
+        sent: list[SentReport] = []
+        while (moment := self._next_at()) is not None and moment <= until:
+            if limit is not None and len(sent) >= limit:
+                break
+            handle = min((t, h) for h, t in self._next.items() if t == moment)[1]
+            agent = self.people[handle].signals
+            agent.clock = SimulatedClock(moment)
+            await agent.flush(now=moment)
+            left = self._newly_left(handle, moment)
+            sent += left
+            # A device that sent nothing when it was due (it should not happen) is asked
+            # again at a later tick rather than at the same moment forever.
+            self._next[handle] = self._next_moment(handle, after=moment + (0 if left else 1))
+        return Step(sent=sent, next_at=self._next_at())
+
+    async def send_leftovers(self, at: float) -> list[SentReport]:
+        """Reports still on a device after its last simulated open leave at ``at`` (the app
+        opened once more), so that every report is counted."""
+        sent: list[SentReport] = []
+        for handle, person in self.people.items():
+            person.signals.clock = SimulatedClock(at)
+            person.api.last_signed_at = at - TICK_S  # the app's sync as it opened
+            while await person.signals.flush_due(until=at + 86_400) is not None:
+                pass
+            sent += self._newly_left(handle, at)
+            self._next[handle] = None
+        return sent
+
+    def _newly_left(self, handle: str, moment: float) -> list[SentReport]:
+        from sqlmodel import select
+
+        with self.people[handle].store.session() as s:
+            rows = list(s.exec(select(PendingSignal).where(PendingSignal.sent == True)))  # noqa: E712
+        left = [r for r in rows if r.campaign_id not in self._left[handle]]
+        self._left[handle].update(r.campaign_id for r in left)
+        return [SentReport(handle, r.campaign_id, r.token_input, moment) for r in left]
 
     async def message_ids(self) -> list[str]:
         from sqlmodel import select
@@ -184,6 +324,18 @@ class PersonFleet:
             await messenger.aclose()
 
 
+def _spend_budget(agent: Any) -> None:
+    """Spend a device's whole privacy budget for the days around now (unix days the audit
+    may simulate): its reports then carry uniformly random bits, as the client sends them
+    once its budget is spent."""
+    ledger = EpsilonLedger()
+    today = datetime.now(UTC).date()
+    # A week at the daily cap: within the 30-day cap, and past every simulated report day.
+    for offset in range(-1, 6):
+        ledger.spend(today + timedelta(days=offset), ledger.daily_cap)
+    agent._save_budget(ledger)
+
+
 class Fleet(Protocol):
     async def call(self, method: str, *args: Any) -> Any: ...
 
@@ -191,16 +343,22 @@ class Fleet(Protocol):
 
 
 class LocalFleet:
-    """A fleet in this process (small worlds, and tests that patch the client)."""
+    """A fleet in this process (small worlds, and tests that patch the client). A device
+    plant (plants.py) is in place in this process from here until :meth:`aclose`."""
 
-    def __init__(self, fleet: PersonFleet) -> None:
+    def __init__(self, fleet: PersonFleet, plant: str | None = None) -> None:
         self.fleet = fleet
+        self._plant = ExitStack()
+        self._plant.enter_context(planted(plant, "device"))
 
     async def call(self, method: str, *args: Any) -> Any:
         return await getattr(self.fleet, method)(*args)
 
     async def aclose(self) -> None:
-        await self.fleet.aclose()
+        try:
+            await self.fleet.aclose()
+        finally:
+            self._plant.close()
 
 
 class WorkerFleet:
@@ -213,12 +371,13 @@ class WorkerFleet:
         relay_url: str,
         home: Path,
         shuffler_url: str | None = None,
+        plant: str | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, plan, indices, relay_url, home, shuffler_url),
+            args=(child, plan, indices, relay_url, home, shuffler_url, plant),
             name="sealpost-audit-persons",
             daemon=True,
         )
@@ -257,8 +416,10 @@ def _serve(
     relay_url: str,
     home: Path,
     shuffler_url: str | None,
+    plant: str | None = None,
 ) -> None:
-    """A worker process: answer calls on ``conn`` until told to stop (``None``)."""
+    """A worker process: answer calls on ``conn`` until told to stop (``None``), with the
+    device plant ``plant`` (plants.py), if any, in place."""
 
     async def serve() -> None:
         fleet = PersonFleet(plan, indices, relay_url, home, shuffler_url)
@@ -269,7 +430,8 @@ def _serve(
             except Exception:  # reported to the parent, which raises it there
                 conn.send(("error", traceback.format_exc()))
 
-    asyncio.run(serve())
+    with planted(plant, "device"):
+        asyncio.run(serve())
 
 
 def start_fleets(
@@ -278,12 +440,15 @@ def start_fleets(
     relay_url: str,
     home: Path,
     shuffler_url: str | None = None,
+    plant: str | None = None,
 ) -> list[Fleet]:
-    """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one)."""
+    """Split ``plan.persons`` over ``workers`` processes (0: play them all in this one),
+    with the device plant ``plant`` (plants.py), if any, in place on their devices."""
     everyone = list(range(len(plan.persons)))
     if workers <= 0:
-        return [LocalFleet(PersonFleet(plan, everyone, relay_url, home, shuffler_url))]
+        fleet = PersonFleet(plan, everyone, relay_url, home, shuffler_url)
+        return [LocalFleet(fleet, plant)]
     return [
-        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url)
+        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url, plant)
         for i in range(workers)
     ]

@@ -138,8 +138,19 @@ class RecordingRelay(EmbeddedRelay):
         return self.recorder.exchanges
 
 
-def _serve(settings_json: str, conn: Connection, start_ms: int | None) -> None:
-    """Child process: run a recording relay until told to stop, then hand back the record."""
+def _serve(
+    settings_json: str, conn: Connection, start_ms: int | None, plant: str | None = None
+) -> None:
+    """Child process: run a recording relay until told to stop, then hand back the record.
+    ``plant``: a relay plant (sealpost/audit/plants.py) put in place before the app is
+    built, for the audit's selftest."""
+    from sealpost.audit.plants import planted
+
+    with planted(plant, "relay"):
+        _serve_relay(settings_json, conn, start_ms)
+
+
+def _serve_relay(settings_json: str, conn: Connection, start_ms: int | None) -> None:
     settings = RelaySettings.model_validate_json(settings_json)
     # The record grows to tens of thousands of objects; full collections that rescan it
     # would make the relay slower the longer the audit runs.
@@ -188,12 +199,14 @@ class RelayProcess:
     is a manual one starting there, moved only by ``advance_to``.
     """
 
-    def __init__(self, settings: RelaySettings, start_ms: int | None = None) -> None:
+    def __init__(
+        self, settings: RelaySettings, start_ms: int | None = None, plant: str | None = None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(settings.model_dump_json(), child, start_ms),
+            args=(settings.model_dump_json(), child, start_ms, plant),
             name="audit-relay",
             daemon=True,
         )

@@ -1,8 +1,11 @@
 """The audit report for people: sections, a table of checks, the estimates table."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealpost.audit.runner import AuditResult
+
+if TYPE_CHECKING:  # the selftest imports the runner too; only its result is named here
+    from sealpost.audit.selftest import SelftestResult
 
 
 def text_table(
@@ -56,11 +59,18 @@ def render(result: AuditResult) -> str:
         "path, headers, body) and everything it stored were searched and checked."
     )
 
+    if data.get("plant"):
+        out.append(f"PLANTED LEAK (selftest hook): {data['plant']}.")
+
     out += ["", "1. Checks", ""]
     out += text_table(
         ["check", "result", "summary"],
         [[c.name, "PASS" if c.passed else "FAIL", c.summary] for c in result.checks],
     )
+    attacks = [c for c in result.checks if c.measured]
+    if attacks:
+        out += ["", "   What each attack measured (the adversary's advantage, or what it found):"]
+        out += [f"     {c.name}: {c.measured}" for c in attacks]
     for check in failed:
         out += ["", f"   {check.name}: {check.violation_count} violation(s)"]
         out += [f"     - {v}" for v in check.violations]
@@ -140,4 +150,48 @@ def render(result: AuditResult) -> str:
     out += ["", "5. Timing", ""]
     out.append("   " + ", ".join(f"{k} {v:.1f} s" for k, v in data["timings_s"].items()))
     out += ["", f"Verdict: {verdict}" + (f" ({len(failed)} check(s) failed)" if failed else "")]
+    return "\n".join(out)
+
+
+def render_selftest(result: "SelftestResult") -> str:
+    """The selftest's verdict and its table: each leak, the check that caught it, and what
+    that check measured."""
+    verdict = "PASS" if result.passed else "FAIL"
+    caught = sum(run.caught for run in result.planted)
+    out = [f"Sealpost audit selftest: {verdict}", "=" * (25 + len(verdict))]
+    out.append(
+        f"The audit ran on the real code, then once per known leak, each planted alone into "
+        f"a running copy ({result.persons} persons, seed {result.seed}): {caught} of "
+        f"{len(result.planted)} leaks caught."
+    )
+    clean = result.clean
+    out.append(
+        "Real code: "
+        + ("every check passed" if clean.passed else "FAILED " + ", ".join(clean.failed))
+        + f" ({clean.seconds:.1f} s)."
+    )
+    out.append("")
+    rows = []
+    for run in result.planted:
+        assert run.plant is not None
+        rows.append(
+            [
+                run.plant.name,
+                run.plant.party,
+                ", ".join(run.caught_by) if run.caught else "NOT CAUGHT",
+                run.measured[:150],
+            ]
+        )
+    out += text_table(["leak", "party", "caught by", "measured"], rows)
+    missed = [run for run in result.planted if not run.caught]
+    if missed:
+        out += ["", "Not caught (the audit must be fixed before it is trusted):"]
+        out += [
+            f"  - {run.plant.name if run.plant else '?'}: {run.plant.leak if run.plant else ''}"
+            for run in missed
+        ]
+    out += ["", "Leaks:"]
+    out += [f"  {run.plant.name}: {run.plant.leak}" for run in result.planted if run.plant]
+    seconds = clean.seconds + sum(run.seconds for run in result.planted)
+    out += ["", f"Verdict: {verdict} ({seconds:.0f} s)"]
     return "\n".join(out)

@@ -17,8 +17,12 @@ import httpx
 from sqlmodel import Session
 
 from sealpost.audit import checks
+from sealpost.audit.attacks.business_oracle import business_oracle
+from sealpost.audit.attacks.on_run import AttackRun, play_oracle, run_attacks
+from sealpost.audit.plants import planted
 from sealpost.audit.recorder import Exchange, Recorder, RelayProcess
 from sealpost.audit.storage import StorageDump, dump_rows, read_files
+from sealpost.audit.timeline import ShufflerTimer
 from sealpost.audit.world import CAMPAIGNS, WorldPlan, WorldResult, plan_world, seed_world
 from server.db import make_engine, read_engine
 from server.settings import RelaySettings
@@ -29,11 +33,15 @@ from shuffler.embedded import EmbeddedShuffler
 from shuffler.keys import load_or_create
 from shuffler.settings import ShufflerSettings
 
+# The business oracle's trials: each a business, two puppets and a target. At 40, a guess
+# right 83% of the time fails (ε = 0.4 allows 60% + 3 standard errors).
+ORACLE_TRIALS = 40
 # From this many persons, the persons are played on worker processes.
 WORKERS_FROM_PERSONS = 200
 HOUR_MS = 3_600_000
 # The audited shuffler's batch size: the shuffler's default.
 SHUFFLER_BATCH: int = ShufflerSettings.model_fields["batch"].default
+SHUFFLER_HOLD_S: float = ShufflerSettings.model_fields["max_hold_s"].default
 
 
 @dataclass
@@ -42,6 +50,9 @@ class AuditOptions:
     seed: int = 1
     keep: Path | None = None  # keep the relay database and profiles here
     workers: int | None = None  # processes playing the persons; None: default_workers(persons)
+    oracle_trials: int = ORACLE_TRIALS  # the business oracle's trials (businesses)
+    # A leak to plant for this run (plants.py; the selftest's hook): None for the real code.
+    plant: str | None = None
 
 
 def figures_settings(settings: RelaySettings) -> dict[str, Any]:
@@ -75,6 +86,7 @@ class AuditResult:
             "passed": self.passed,
             "persons": self.options.persons,
             "seed": self.options.seed,
+            "plant": self.options.plant,
             "figures": self.figures,
             "checks": [c.to_json() for c in self.checks],
             "estimates": self.estimates,
@@ -248,37 +260,51 @@ def run_audit(options: AuditOptions) -> AuditResult:
     # A manual clock, standing at the start: every campaign goes out at that moment, and the
     # clock moves only to publish the figures, days later (signatures still use wall time).
     start_ms = int(time.time() * 1000)
-    relay = RelayProcess(settings, start_ms=start_ms)
-
-    shuffler: EmbeddedShuffler | None = None
+    relay = RelayProcess(settings, start_ms=start_ms, plant=options.plant)
 
     async def publish() -> None:
-        assert shuffler is not None
-        await asyncio.to_thread(forward_everything, shuffler, timings)
         due = start_ms + settings.figures_after_h * HOUR_MS
         await asyncio.to_thread(relay.advance_to, due)
 
     try:
         relay.start()
         try:
-            shuffler = start_shuffler(workdir, relay.url, shuffler_key)
-            try:
-                world = asyncio.run(
-                    seed_world(
-                        plan,
-                        relay.url,
-                        workdir / "home",
-                        workers,
-                        publish=publish,
-                        shuffler_url=shuffler.url,
+            # A shuffler plant stays in place for the shuffler's whole life.
+            with planted(options.plant, "shuffler"):
+                shuffler = start_shuffler(workdir, relay.url, shuffler_key)
+                try:
+                    world = asyncio.run(
+                        seed_world(
+                            plan,
+                            relay.url,
+                            workdir / "home",
+                            shuffler_timer(shuffler),
+                            shuffler.url,
+                            start=start_ms / 1000,
+                            workers=workers,
+                            publish=publish,
+                            plant=options.plant,
+                        )
                     )
-                )
-            finally:
-                shuffler.stop()
+                finally:
+                    shuffler.stop()
+            shuffler_public_key = shuffler.public_key
+            if world.timeline is not None and world.timeline.last_below_b:
+                timings["shuffler_last_batch_below_b"] = world.timeline.last_below_b
             gc.unfreeze()
             timings.update({f"world.{k_}": v for k_, v in world.timings.items()})
             probe = probe_running_relay(relay, world, db_path, storage)
             read_files(workdir / "shuffler.db", storage, tag=" (shuffler)")
+            # The business's attack comes after the world is recorded and dumped: its own
+            # traffic is not client traffic, and it moves the relay's clock days on.
+            began = time.perf_counter()
+            published_at = start_ms + settings.figures_after_h * HOUR_MS
+            trials = asyncio.run(
+                play_oracle(
+                    relay, workdir / "oracle", published_at, options.oracle_trials, options.seed
+                )
+            )
+            timings["business_oracle"] = round(time.perf_counter() - began, 3)
         finally:
             everything = relay.stop()
         timings["relay_cpu"] = round(relay.cpu_s, 3)
@@ -288,6 +314,22 @@ def run_audit(options: AuditOptions) -> AuditResult:
         timings["relay_and_clients"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         results, table = run_checks(exchanges, storage, world, probe, timings, shuffler=at_shuffler)
+        results.append(business_oracle(trials))
+        results += run_attacks(
+            AttackRun(
+                exchanges=exchanges,
+                shuffler=at_shuffler,
+                storage=storage,
+                world=world,
+                plan=plan,
+                batch=SHUFFLER_BATCH,
+                max_hold_s=SHUFFLER_HOLD_S,
+                shuffler_key=shuffler_public_key,
+                db_path=db_path,
+                seed=options.seed,
+            ),
+            timings,
+        )
         timings["checks"] = round(time.perf_counter() - started, 3)
     finally:
         if options.keep:
@@ -353,12 +395,14 @@ def traffic_summary(
 
 def start_shuffler(workdir: Path, relay_url: str, key_path: Path) -> EmbeddedShuffler:
     """The audited shuffler, in this process, behind the same recording layer as the relay.
-    It forwards only when told (:func:`forward_everything`), once every report is sent."""
+    It forwards only when told: by the audit's timeline (:func:`shuffler_timer`), or by
+    :func:`forward_everything` once every report is sent (the simulator)."""
     settings = ShufflerSettings(
         db=workdir / "shuffler.db",
         relay=relay_url,
         key_path=key_path,
         batch=SHUFFLER_BATCH,
+        max_hold_s=SHUFFLER_HOLD_S,
         auto_forward=False,
     )
     return EmbeddedShuffler(settings, wrap=Recorder).start()
@@ -373,6 +417,25 @@ def forward_everything(shuffler: EmbeddedShuffler, timings: dict[str, float]) ->
     if left:
         timings["shuffler_last_batch_below_b"] = left
         shuffler.forward_ready(minimum=1)
+
+
+def shuffler_timer(shuffler: EmbeddedShuffler) -> ShufflerTimer:
+    """The embedded shuffler as the audit's simulated time drives it (timeline.py): its own
+    forwarding, called when its timer would fire."""
+
+    async def forward(minimum: int) -> tuple[int, int]:
+        done = await asyncio.to_thread(shuffler.forward_ready, minimum=minimum)
+        return len(done.batches), sum(done.batches)
+
+    async def held() -> int:
+        return await asyncio.to_thread(shuffler.held)
+
+    return ShufflerTimer(
+        forward=forward,
+        held=held,
+        batch=shuffler.settings.batch,
+        max_hold_s=shuffler.settings.max_hold_s,
+    )
 
 
 def shuffler_exchanges(shuffler: EmbeddedShuffler | None) -> list[Exchange]:

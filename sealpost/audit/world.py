@@ -1,10 +1,11 @@
 """The audited world: persons, two businesses, campaigns and chats full of planted canaries.
 
 :func:`plan_world` decides everything from the seed (who, which canaries, who blocks whom,
-what each person does with each campaign); :func:`seed_world` plays it against a relay through
-the real client (``client.messenger.Messenger``, ``client.business.campaigns.run_campaign``)
-and returns the ground truth the relay must not learn: the canaries, the true interaction
-counts, and which token each person redeemed.
+what each person does with each campaign, when each opens the app over five simulated days,
+whose privacy budget is spent); :func:`seed_world` plays it against a relay through the real
+client (``client.messenger.Messenger``, ``client.business.campaigns.run_campaign``) and
+returns the ground truth the relay must not learn: the canaries, the true interaction counts
+and bits, which token each person redeemed, and when each report left its device.
 
 Canaries are unique random strings that only ever exist inside sealed payloads (audience names,
 coupon codes, phone numbers, chat texts). Every text canary contains the marker ``CANARY`` so
@@ -22,7 +23,9 @@ from typing import Any
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger
+from sealpost.audit.app_opens import Open, draw_opens
 from sealpost.audit.fleet import Interactions, start_fleets
+from sealpost.audit.timeline import ShufflerTimer, Timeline, play_reports
 from shared.signals import EVENTS
 from shared.templates import Button, TemplateDraft
 
@@ -50,6 +53,9 @@ PROFILES: dict[str, dict[str, float]] = {
     },
 }
 PROFILE_WEIGHTS = {"engaged": 0.2, "casual": 0.45, "ignores": 0.25, "annoyed": 0.1}
+# Share of persons whose privacy budget is spent: their reports must still go (with random
+# bits), or a missing report would tell the relay whose budget is spent.
+BUDGET_SPENT_SHARE = 0.1
 
 BUSINESSES = {
     "acme": ("ACME Shoes", "shop_acme"),
@@ -95,6 +101,11 @@ class PersonPlan:
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     # campaign label -> the interactions this person will have if the copy arrives
     behaviour: dict[str, list[str]] = field(default_factory=dict)
+    # When this person has the app open, in seconds from the audit's start (app_opens.py)
+    opens: list[Open] = field(default_factory=list)
+    # This person's privacy budget is spent for these days (many campaigns lately): her
+    # reports still go, with uniformly random bits, as the client sends them then.
+    budget_spent: bool = False
 
 
 @dataclass
@@ -160,6 +171,10 @@ def plan_world(persons: int, seed: int) -> WorldPlan:
         rates = PROFILES[plan.profile]
         for label in CAMPAIGNS:
             plan.behaviour[label] = [e for e in INTERACTIONS if rng.random() < rates.get(e, 0.0)]
+        # Every tenth person, not a draw: a small world must have some too.
+        plan.budget_spent = i % round(1 / BUDGET_SPENT_SHARE) == 3
+        # A stream of its own per person, so that the opens do not shift the other draws.
+        plan.opens = draw_opens(random.Random(f"{seed}:opens:{i}"))
         plans.append(plan)
     # The small campaign: a handful of recipients, among those brio may reach.
     reachable = [p for p in plans if not (p.blocks or p.level_none)]
@@ -199,6 +214,10 @@ class Redemption:
     campaign_id: str
     token_input: str  # base64, as in the report
     send_after: int  # when the client scheduled the report (unix s)
+    # What the audit's own world also knows (None or unset in the simulator's):
+    true_bits: int | None = None  # the person's true events, before randomized response
+    budget_spent: bool = False  # the device's budget was spent: its bits are uniform
+    sent_at: float | None = None  # when the report left the device (unix s, simulated)
 
 
 @dataclass
@@ -218,23 +237,33 @@ class WorldResult:
     targeted: dict[str, int]  # campaign id -> copies accepted
     anonymous_requests: int
     timings: dict[str, float]
+    # The audit's own world: simulated time (None in the simulator's, which has no opens)
+    start: float = 0.0  # unix s: the campaigns went out, and simulated time began
+    timeline: Timeline | None = None
 
 
 async def seed_world(
     plan: WorldPlan,
     relay_url: str,
     home: Path,
+    shuffler: ShufflerTimer,
+    shuffler_url: str,
+    start: float,
     workers: int = 0,
     publish: Callable[[], Awaitable[None]] | None = None,
-    shuffler_url: str | None = None,
+    plant: str | None = None,
 ) -> WorldResult:
     """Play ``plan`` against the relay at ``relay_url`` with real clients in ``home``.
 
     The persons are played on ``workers`` processes (0: in this one); the businesses always
-    run here. ``publish`` is awaited once every report is sent, before the businesses read
-    their campaign reports: it brings the relay to the time the figures are due (they are
-    published once, days after the send time). With ``shuffler_url`` the persons send their
-    reports to that shuffler; ``publish`` then also has it forward what it holds.
+    run here. The campaigns go out at ``start`` (unix s, the relay's clock); from then on the
+    persons live in simulated time: each receives its copies when it first opens the app,
+    and sends its reports, through the shuffler at ``shuffler_url``, at moments its client
+    picks while the app is open (``timeline.py``); the shuffler's timer is played by
+    ``shuffler``. ``publish`` is awaited once every report reached the relay, before the
+    businesses read their campaign reports: it brings the relay to the time the figures are
+    due (they are published once, days after the send time). ``plant``: a device plant
+    (plants.py) to put in place on the persons' devices.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -249,7 +278,7 @@ async def seed_world(
         return await asyncio.gather(*(fleet.call(method, *args) for fleet in fleets))
 
     shops: dict[str, Messenger] = {}
-    fleets = start_fleets(plan, workers, relay_url, home, shuffler_url)
+    fleets = start_fleets(plan, workers, relay_url, home, shuffler_url, plant)
     try:
         for handle, (display, profile) in BUSINESSES.items():
             shops[handle] = await Messenger.create_account(
@@ -292,7 +321,7 @@ async def seed_world(
                 targeted[run.campaign.id] = run.accepted
         lap("campaigns")
 
-        await on_every_fleet("sync")
+        await on_every_fleet("deliver", start)
         lap("sync_and_tokens")
 
         label_of = {cid: label for label, cid in campaigns.items()}
@@ -303,14 +332,11 @@ async def seed_world(
             found.merge(part)
         lap("interactions")
 
-        # Time passes. Each person's client sends each of its reports alone, at its own
-        # moment (kept a minute from its signed traffic and a random gap from its previous
-        # report); people are taken in the order of their last report's moment.
-        latest: dict[str, int] = {}
-        for handle, _, _, send_after in found.redemptions:
-            latest[handle] = max(latest.get(handle, 0), send_after)
-        due = sorted((moment, handle) for handle, moment in latest.items())
-        anonymous = sum(await on_every_fleet("send_reports", due))
+        # Simulated days pass: each report leaves at its own moment, while its app is open,
+        # and the shuffler forwards once it holds B (a random moment within its hold time).
+        rng = random.Random(f"{plan.seed}:shuffler-timer")
+        timeline = await play_reports(fleets, shuffler, start, rng)
+        sent_at = {r.token_input: r.at for r in timeline.sent}
         lap("reports")
 
         if publish is not None:
@@ -337,14 +363,24 @@ async def seed_world(
             true_counts=found.true_counts,
             reporters=dict(found.reporters),
             redemptions=[
-                Redemption(handle=h, campaign_id=c, token_input=t, send_after=a)
-                for h, c, t, a in found.redemptions
+                Redemption(
+                    handle=r.handle,
+                    campaign_id=r.campaign_id,
+                    token_input=r.token_input,
+                    send_after=r.send_after,
+                    true_bits=r.true_bits,
+                    budget_spent=r.budget_spent,
+                    sent_at=sent_at.get(r.token_input),
+                )
+                for r in found.redemptions
             ],
             published=published,
             budgets=budgets,
             targeted=targeted,
-            anonymous_requests=anonymous,
+            anonymous_requests=len(timeline.sent),
             timings=timings,
+            start=start,
+            timeline=timeline,
         )
     finally:
         await asyncio.gather(*(fleet.aclose() for fleet in fleets))
