@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nacl.exceptions import CryptoError
 
@@ -383,7 +383,16 @@ class Messenger:
         await self.flush_outbox()
         return self.store_message(message.msg_id)
 
-    def queue_text(self, to: str, text: str) -> StoredMessage:
+    async def send_quick_reply(self, to: str, text: str) -> StoredMessage:
+        """Answer a business with one of its quick-reply buttons: a chat of category
+        ``quick_reply``, which the relay delivers but which opens no service window."""
+        message = self.queue_text(to, text, category="quick_reply")
+        await self.flush_outbox()
+        return self.store_message(message.msg_id)
+
+    def queue_text(
+        self, to: str, text: str, category: Literal["service", "quick_reply"] = "service"
+    ) -> StoredMessage:
         """Store a chat message as ``queued`` without network I/O; :meth:`flush_outbox` sends it.
 
         Lets an interactive client show the message at once, before the relay answers.
@@ -400,6 +409,7 @@ class Messenger:
             sender=self.profile.handle,
             recipient=to,
             text=text,
+            category=category,
             sent_at=now_ms(),
             status="queued",
         )
@@ -478,9 +488,11 @@ class Messenger:
         )
 
     def _seal(self, entry: OutboxEntry, contact: Contact) -> Envelope:
-        payload = self._payload(self.store_message(entry.msg_id))
+        message = self.store_message(entry.msg_id)
         keys = PublicKeys.from_b64(contact.sign_key, contact.box_key)
-        return seal_envelope(payload, self.profile.keys, keys.box)
+        return seal_envelope(
+            self._payload(message), self.profile.keys, keys.box, category=message.category
+        )
 
     async def flush_outbox(self) -> FlushReport:
         """Send every queued message; relay refusals are recorded on the message, not retried."""

@@ -31,7 +31,7 @@ from server.release import Candidate, decide
 from server.sql_lists import one_of
 from shared.api import ErrorDetail, SendResult
 from shared.encoding import b64encode
-from shared.envelope import Envelope
+from shared.envelope import CHAT_CATEGORIES, Envelope
 
 HOUR_MS = 3_600_000
 _MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
@@ -164,11 +164,21 @@ class _Batch:
 def _chat_error(
     envelope: Envelope, sender: KnownAccount, batch: _Batch, rules: RoutingRules, now_ms: int
 ) -> SendResult | None:
-    if envelope.category != "service":
-        return _reject(envelope, "invalid_category", "A chat message has category 'service'.")
+    if envelope.category not in CHAT_CATEGORIES:
+        return _reject(
+            envelope, "invalid_category", "A chat message has category 'service' or 'quick_reply'."
+        )
+    recipient = batch.accounts[envelope.recipient]
+    if envelope.category == "quick_reply" and (
+        sender.kind != "person" or recipient.kind != "business"
+    ):
+        return _reject(
+            envelope,
+            "invalid_category",
+            "A quick reply is a person's answer to a business's button; write a chat instead.",
+        )
     if envelope.template_id or envelope.campaign_id:
         return _reject(envelope, "invalid_request", "Chat messages carry no template or campaign.")
-    recipient = batch.accounts[envelope.recipient]
     if sender.kind == "business" and recipient.kind == "person":
         last = batch.windows.get(recipient.handle)
         if last is None or now_ms - last > rules.service_window_ms:
@@ -538,14 +548,15 @@ def _release_due(
 def _record_chat_contacts(
     session: Session, sender: KnownAccount, batch: _Batch, rows: list[dict[str, Any]], now_ms: int
 ) -> None:
-    """A person writing to a business opens its service window and counts as 'chatted';
-    writing to anyone accepts them (no longer a message request)."""
+    """A person writing to a business opens its service window and counts as 'chatted'
+    (a quick reply does neither: a business's button must not open the window for its
+    free-form messages); writing to anyone accepts them (no longer a message request)."""
     if sender.kind != "person":
         return
     message_requests.accept(
         session, sender.handle, {r["recipient"] for r in rows if r["kind"] == "chat"}, now_ms
     )
-    for business in {r["recipient"] for r in rows if r["kind"] == "chat"}:
+    for business in {r["recipient"] for r in rows if r["category"] == "service"}:
         if batch.accounts[business].kind != "business":
             continue
         contact = session.get(ChatContact, (sender.handle, business))

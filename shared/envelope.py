@@ -15,8 +15,10 @@ from shared.version import (
 )
 
 MessageKind = Literal["chat", "template"]
-# "service" is a free-form conversation message; the others are template categories.
-Category = Literal["service", "marketing", "utility", "authentication"]
+# "service" is a free-form conversation message; "quick_reply" a person's answer with a
+# business's button (a chat that opens no service window); the others are template categories.
+Category = Literal["service", "quick_reply", "marketing", "utility", "authentication"]
+CHAT_CATEGORIES = ("service", "quick_reply")
 
 # base64 of the largest allowed ciphertext, so oversize input is refused before decoding.
 _MAX_CIPHERTEXT_B64 = 4 * ((MAX_CIPHERTEXT_BYTES + 2) // 3)

@@ -7,7 +7,7 @@ own) and every request the person triggers. Client events become Textual message
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from sqlmodel import select
 from textual import work
@@ -37,6 +37,7 @@ from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
 from client.tui.screens.privacy import PrivacyExplainer
+from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
 from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, SafetyView
 from client.tui.screens.search import SearchHit, SearchScreen
@@ -365,10 +366,12 @@ class SealpostApp(App[None]):
     def on_reply_submitted(self, event: ReplySubmitted) -> None:
         self.send_reply(event.peer, event.text)
 
-    def send_reply(self, peer: str, text: str) -> None:
+    def send_reply(
+        self, peer: str, text: str, category: Literal["service", "quick_reply"] = "service"
+    ) -> None:
         """Store the message as queued at once (nothing typed is lost), then flush."""
         try:
-            self.messenger.queue_text(peer, text)
+            self.messenger.queue_text(peer, text, category)
         except KeyChangedError:
             # Never sealed to a new key unasked: show its safety number; accepting sends.
             self.main.query_one(Composer).value = text  # kept if the person cancels
@@ -423,9 +426,21 @@ class SealpostApp(App[None]):
             self.copy_to_clipboard(button.copy_value or "")
             self.notify(f"Code copied: {button.copy_value}", markup=False)
         elif button.text == STOP_PROMOTIONS:
+            # The platform's own control, added by the app to marketing (a business cannot
+            # register a button that reads like it).
             self.set_choice("promotions-stopped", business, True)
         else:
-            self.send_reply(business, button.text)
+            self.ask_quick_reply(business, button.text)
+
+    def ask_quick_reply(self, business: str, text: str) -> None:
+        """A business's quick reply leaves only when the person confirms it."""
+        name, _ = self.name_of(business)
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.send_reply(business, text, category="quick_reply")
+
+        self.push_screen(QuickReplyModal(business, name, text), confirmed)
 
     # --- interaction signals ----------------------------------------------------------------
 

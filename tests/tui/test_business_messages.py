@@ -9,6 +9,7 @@ from client.business.audience import Audience, AudienceRow, read_audience
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger, now_ms
 from client.tui.screens.main import MainScreen
+from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.widgets.request_bar import RequestBar
 from server.embedded import EmbeddedRelay
 from shared.encoding import b64encode
@@ -219,3 +220,45 @@ async def test_a_copy_hidden_by_the_persons_choice_is_quiet_and_says_why(
         assert "you stopped promotions from acme" in " ".join(text.split())
         assert "could not verify" not in text and "50% OFF" not in text
         assert not any("acme" in t.lower() for t in toasts(app))
+
+
+async def test_a_quick_reply_asks_before_it_leaves_and_opens_no_window(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("acme")
+    await shop.api.top_up(10_000_000)
+    template = await shop.api.register_template(
+        TemplateDraft(
+            name="delivery",
+            category="utility",
+            body="Your parcel arrives tomorrow.",
+            buttons=[Button(type="quick_reply", text="Change the day")],
+        )
+    )
+    audience = Audience(rows=[AudienceRow(line=2, handle="bob", variables={})])
+    await run_campaign(shop.api, shop.profile.keys, "acme", template, audience, budget=1_000_000)
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "Your parcel arrives" in conversation_text(app))
+        await wait_for(pilot, lambda: app.screen.query_one("#template-button-0").display)
+        await pilot.click("#template-button-0")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuickReplyModal))
+        assert "does not let the business write to you freely" in str(
+            app.screen.query_one(".modal-help").render()
+        )
+        await pilot.press("escape")  # cancelled: nothing leaves
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert not bob.store.has_outgoing("acme")
+
+        await pilot.click("#template-button-0")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuickReplyModal))
+        await pilot.click("#send")
+        await wait_for(pilot, lambda: bob.store.has_outgoing("acme"))
+        [sent] = [m for m in bob.store.messages("acme") if m.direction == "out"]
+        assert sent.category == "quick_reply" and sent.text == "Change the day"
+        await wait_for(pilot, lambda: bob.store.message(sent.msg_id).status == "sent")
+    [got] = (await shop.sync()).stored
+    assert got.category == "quick_reply"
+    assert app.prefs is not None and app.prefs.promotions_stopped == []  # nothing changed
