@@ -32,6 +32,7 @@ from server.sql_lists import one_of
 from shared.api import ErrorDetail, SendResult
 from shared.encoding import b64encode
 from shared.envelope import CHAT_CATEGORIES, Envelope
+from shared.templates import TemplateDraft, priced_category
 
 HOUR_MS = 3_600_000
 _MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
@@ -128,6 +129,7 @@ class _Batch:
                     )
                 )
             }
+        self._priced_as: dict[str, str] = {}
         # A template copy's verdict on everything but its recipient, per distinct routing:
         # a campaign batch is a thousand copies of one.
         self.template_verdicts: dict[tuple[Any, ...], tuple[str, str] | None] = {}
@@ -159,6 +161,14 @@ class _Batch:
                 )
             ):
                 self.windows[contact.person] = contact.last_at
+
+    def priced_as(self, template_id: str) -> str:
+        """The category this template's copies are priced as (shared/templates.py)."""
+        if template_id not in self._priced_as:
+            template = self.templates[template_id]
+            draft = TemplateDraft.model_validate_json(template.definition)
+            self._priced_as[template_id] = priced_category(template.category, draft)
+        return self._priced_as[template_id]
 
 
 def _chat_error(
@@ -346,7 +356,7 @@ def store_envelopes(
             row.update(
                 not_before=campaign.send_at,
                 expires_at=campaign.expires_at,
-                price=rules.prices.price(country, envelope.category),
+                price=rules.prices.price(country, batch.priced_as(envelope.template_id or "")),
                 state="scheduled",
             )
         elif envelope.recipient in batch.blocked_by:

@@ -13,6 +13,7 @@ from shared.templates import (
     MAX_TEMPLATES_PER_BUSINESS,
     TemplateDraft,
     finalize,
+    priced_category,
     template_hash,
     validate_draft,
 )
@@ -72,6 +73,7 @@ def register(
 
 
 def info(template: Template) -> TemplateInfo:
+    draft = TemplateDraft.model_validate_json(template.definition)
     return TemplateInfo(
         id=template.id,
         business=template.business,
@@ -79,6 +81,7 @@ def info(template: Template) -> TemplateInfo:
         category=template.category,
         requested_category=template.requested_category,
         reclassified_reason=template.reclassified_reason,
-        template=TemplateDraft.model_validate_json(template.definition),
+        template=draft,
         created_at=template.created_at,
+        priced_as=priced_category(template.category, draft),
     )

@@ -166,6 +166,11 @@ class TemplateInfo(_Strict):
     reclassified_reason: str | None
     template: TemplateDraft
     created_at: int
+    priced_as: str = Field(
+        default="",
+        description="The category its copies are priced as: its own, or marketing for a "
+        "utility template whose variables can hold free text (shared/templates.py)",
+    )
 
 
 class TemplateList(_Strict):

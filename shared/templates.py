@@ -41,6 +41,8 @@ MAX_CODE_EXPIRY_MINUTES = 90
 ButtonType = Literal["quick_reply", "url", "copy_code"]
 VariableType = Literal["name", "number", "currency", "date", "code", "url", "text"]
 CodeCharset = Literal["digits", "alphanumeric", "alphanumeric_dash"]
+# Variables that can hold any words, so any promotion the relay cannot see.
+FREE_TEXT_TYPES: tuple[VariableType, ...] = ("text", "url")
 # The template subset of shared.envelope.Category ("service" is free-form chat, not a template).
 Category = Literal["marketing", "utility", "authentication"]
 
@@ -917,3 +919,15 @@ def render(draft: TemplateDraft, variables: dict[str, str]) -> RenderedTemplate:
             for b in draft.buttons
         ],
     )
+
+
+def priced_category(category: str, template: "TemplateDraft") -> str:
+    """The category a copy of ``template`` is priced as: its own, except that a utility
+    template with a free-text or URL variable pays the marketing price. The relay cannot read
+    what a copy's variables say, so it prices what they could say: passing a promotion off
+    as utility never pays. (Authentication templates have a fixed shape, a code only.)"""
+    if category == "utility" and any(
+        spec.type in FREE_TEXT_TYPES for spec in template.variables.values()
+    ):
+        return "marketing"
+    return category

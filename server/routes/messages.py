@@ -27,6 +27,8 @@ _STATUS_OF = {
     "insufficient_balance": 402,
     "outside_service_window": 403,
     "too_many_to_recipient": 429,
+    "request_pending": 403,  # until the person accepts the sender's message request
+    "too_many_requests": 429,
     "duplicate_recipient": 409,
 }
 

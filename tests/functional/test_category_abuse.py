@@ -325,3 +325,32 @@ def test_the_console_writes_an_authentication_template_and_skips_mistyped_rows(
     assert line == 3 and why.startswith("'code' must be a code of exactly 6 characters (0-9)")
     inbox = sealpost(home, "inbox", "--profile", "ana").stdout
     assert "482193 is your verification code. This code expires in 5 minutes." in inbox
+
+
+async def test_misclassifying_never_pays(relay, make_account):
+    # A "utility" template with a free-text variable can carry any promotion: the relay cannot
+    # read it, so it prices the copy as the marketing it may be. One whose variables are all
+    # narrowly typed keeps the utility price.
+    shop = await business(make_account, relay)
+    alice = await make_account("alice", relay)
+    prices = await shop.api.pricing()
+    free_text = await shop.api.register_template(SHIPPED)  # {{note}}: undeclared, short text
+    narrow = await shop.api.register_template(
+        TemplateDraft(
+            name="order_ready",
+            category="utility",
+            body="Order {{order}} is ready for pickup.",
+            variables={"order": VariableSpec(type="code", max_length=12)},
+            examples={"order": "A-1001"},
+        )
+    )
+    assert (free_text.priced_as, narrow.priced_as) == ("marketing", "utility")
+    spent = []
+    for template, variables in (
+        (free_text, {"order": "A-1", "note": PROMOTION}),
+        (narrow, {"order": "A-2"}),
+    ):
+        before = (await shop.api.budget()).spent
+        await hostile_copy(shop, template, alice, variables)
+        spent.append((await shop.api.budget()).spent - before)
+    assert spent == [prices.price("+39", "marketing"), prices.price("+39", "utility")]

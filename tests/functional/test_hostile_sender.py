@@ -36,37 +36,38 @@ def register(relay: EmbeddedRelay, handle: str, keys: AccountKeys | None = None)
     return signed(relay.url, keys, handle, "POST", "/v1/accounts", body.encode())
 
 
-@pytest.mark.parametrize(
-    "handle",
-    [
-        "moderation",
-        "admin",
-        "support",
-        "system",
-        "security",
-        "relay",
-        "sealpost",
-        "m0deration",
-        "moderati0n",
-        "moderation_desk",
-        "official.support",
-        "5upport",
-        "adm1n",
-        "sealpost-team",
-        "securlty",
-        "moderatoin",
-    ],
-)
-def test_the_platforms_handles_and_their_look_alikes_are_refused(sqlite_relay, handle):
-    answer = register(sqlite_relay, handle)
-    assert answer.status_code == 403, answer.text
-    assert answer.json()["error"]["code"] == "reserved_handle"
-    assert "reserved" in answer.json()["error"]["message"]
+RESERVED_LOOK_ALIKES = [
+    "moderation",
+    "admin",
+    "support",
+    "system",
+    "security",
+    "relay",
+    "sealpost",
+    "m0deration",
+    "moderati0n",
+    "moderation_desk",
+    "official.support",
+    "5upport",
+    "adm1n",
+    "sealpost-team",
+    "securlty",
+    "moderatoin",
+]
 
 
-@pytest.mark.parametrize("handle", ["badminton", "sysadmin_fan", "relaying", "moderato", "anna"])
-def test_ordinary_handles_near_them_are_fine(sqlite_relay, handle):
-    assert register(sqlite_relay, handle).status_code == 201
+def test_the_platforms_handles_and_their_look_alikes_are_refused(relay):
+    # One relay for all of them, on each backend: the refusal is the relay's, not SQLite's.
+    for handle in RESERVED_LOOK_ALIKES:
+        answer = register(relay, handle)
+        assert answer.status_code == 403, (handle, answer.text)
+        assert answer.json()["error"]["code"] == "reserved_handle"
+        assert "reserved" in answer.json()["error"]["message"]
+
+
+def test_ordinary_handles_near_them_are_fine(relay):
+    for handle in ["badminton", "sysadmin_fan", "relaying", "moderato", "anna"]:
+        assert register(relay, handle).status_code == 201, handle
 
 
 def test_only_the_operator_registers_the_desk(sqlite_url):

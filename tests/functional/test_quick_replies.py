@@ -33,11 +33,11 @@ async def test_a_quick_reply_opens_no_window_for_free_form_marketing(relay, make
 
 @pytest.mark.parametrize("sender_kind", ["business", "person"])
 async def test_only_a_person_sends_a_quick_reply_and_only_to_a_business(
-    sqlite_relay, make_account, sender_kind
+    relay, make_account, sender_kind
 ):
-    shop = await make_account("acme", sqlite_relay, business=True)
-    alice = await make_account("alice", sqlite_relay)
-    bob = await make_account("bob", sqlite_relay)
+    shop = await make_account("acme", relay, business=True)
+    alice = await make_account("alice", relay)
+    bob = await make_account("bob", relay)
     if sender_kind == "business":
         sender, to = shop, "alice"
         await alice.send_text("acme", "hi")  # a window, so only the category is wrong
