@@ -145,6 +145,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
             settings.chat_bytes_per_recipient_per_hour,
         ),
         requests=requests,
+        mailbox_envelopes=settings.mailbox_max_pending,
+        mailbox_bytes=settings.mailbox_max_pending_bytes,
     )
     app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(

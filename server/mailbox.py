@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -53,6 +53,10 @@ class RoutingRules:
     pair_bytes: TokenBuckets | None = None
     # Strangers' messages before the person accepts them (server/message_requests.py).
     requests: RequestRules = field(default_factory=RequestRules)
+    # What one mailbox holds undelivered, counting every sender's chats: the pair buckets
+    # bound each sender, this bounds many senders (each one accepted) writing at once.
+    mailbox_envelopes: int = 10_000
+    mailbox_bytes: int = 256 * 1024 * 1024
 
 
 @dataclass
@@ -143,6 +147,9 @@ class _Batch:
         self.blocked_by: set[str] = set()
         self.windows: dict[str, int] = {}
         self.requests = RequestBook.load(session, {(p, sender.handle) for p in persons}, now_ms)
+        self.pending = _pending_sizes(
+            session, {e.recipient for e in envelopes if e.kind == "chat"} & set(self.accounts)
+        )
         if not persons:
             return
         self.blocked_by = set(
@@ -199,6 +206,31 @@ def _chat_error(
                 f"A business may write free-form only within {hours} h of the person's last "
                 "message to it; send an approved template instead.",
             )
+    size = len(envelope.ciphertext) * 3 // 4  # base64 -> bytes, near enough for a limit
+    held, held_bytes = batch.pending.get(recipient.handle, (0, 0))
+    if held >= rules.mailbox_envelopes or held_bytes + size > rules.mailbox_bytes:
+        # Checked before the block, so a blocked sender is told what everyone is told.
+        return _reject(
+            envelope,
+            "mailbox_full",
+            f"{recipient.handle}'s mailbox holds as much undelivered mail as the relay keeps "
+            f"for one account ({rules.mailbox_envelopes:,} messages or "
+            f"{rules.mailbox_bytes:,} bytes); retry once they have caught up.",
+        )
+    error = _admit_chat(envelope, sender, recipient, batch, rules)
+    if error is None:
+        batch.pending[recipient.handle] = (held + 1, held_bytes + size)
+    return error
+
+
+def _admit_chat(
+    envelope: Envelope,
+    sender: KnownAccount,
+    recipient: KnownAccount,
+    batch: _Batch,
+    rules: RoutingRules,
+) -> SendResult | None:
+    """The message-request and per-pair limits; None when the chat is stored."""
     if recipient.kind != "person":
         return _pair_limit(envelope, sender, rules)
     # Counted whether or not the person blocked the sender, so the answers match.
@@ -211,6 +243,23 @@ def _chat_error(
     if error is None:
         batch.requests.count(recipient.handle, sender.handle)
     return error
+
+
+def _pending_sizes(session: Session, recipients: set[str]) -> dict[str, tuple[int, int]]:
+    """Per recipient: envelopes and ciphertext bytes waiting in the mailbox."""
+    if not recipients:
+        return {}
+    table = _MAILBOX
+    rows = session.execute(
+        select(
+            table.c.recipient,
+            func.count(),
+            func.coalesce(func.sum(func.length(table.c.ciphertext)), 0),
+        )
+        .where(one_of(table.c.recipient, recipients), table.c.state == PENDING)
+        .group_by(table.c.recipient)
+    )
+    return {r: (int(n), int(size)) for r, n, size in rows}
 
 
 def _pair_limit(envelope: Envelope, sender: KnownAccount, rules: RoutingRules) -> SendResult | None:

@@ -43,6 +43,15 @@ class RelaySettings(BaseSettings):
         ge=65536,
         description="The same, in ciphertext bytes",
     )
+    mailbox_max_pending: int = Field(
+        default=10_000,
+        ge=1,
+        description="Chat envelopes one mailbox holds undelivered; more are refused "
+        "(mailbox_full) until the person catches up",
+    )
+    mailbox_max_pending_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=65536, description="The same, in ciphertext bytes"
+    )
     request_hold: int = Field(
         default=3,
         ge=1,

@@ -29,6 +29,7 @@ _STATUS_OF = {
     "too_many_to_recipient": 429,
     "request_pending": 403,  # until the person accepts the sender's message request
     "too_many_requests": 429,
+    "mailbox_full": 429,
     "duplicate_recipient": 409,
 }
 

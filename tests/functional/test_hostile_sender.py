@@ -70,8 +70,8 @@ def test_ordinary_handles_near_them_are_fine(relay):
         assert register(relay, handle).status_code == 201, handle
 
 
-def test_only_the_operator_registers_the_desk(sqlite_url):
-    with EmbeddedRelay(relay_settings(sqlite_url)) as relay:
+def test_only_the_operator_registers_the_desk(db_url):
+    with EmbeddedRelay(relay_settings(db_url)) as relay:
         desk = AccountKeys.generate()
         assert register(relay, "moderation", desk).status_code == 403  # not even with its key
         reserved_handles.register(
@@ -194,8 +194,8 @@ async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_recipient_has
         assert json.loads(first.text)["rejected"] == 0
 
 
-def test_a_blocked_sender_cannot_register_again_and_again(sqlite_url):
-    settings = relay_settings(sqlite_url, registrations_per_hour=1, registration_burst=3)
+def test_a_blocked_sender_cannot_register_again_and_again(db_url):
+    settings = relay_settings(db_url, registrations_per_hour=1, registration_burst=3)
     with EmbeddedRelay(settings) as relay:
         answers = [register(relay, f"spammer{i}") for i in range(5)]
         assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
@@ -225,11 +225,11 @@ async def test_a_quick_reply_that_reads_like_the_apps_stop_control_is_refused(re
         assert "reads like the app's own" in err.value.message
 
 
-async def test_the_flood_limit_says_nothing_about_blocks_or_reading(sqlite_url, make_account):
+async def test_the_flood_limit_says_nothing_about_blocks_or_reading(db_url, make_account):
     # A limit that counted unread mail would answer differently for a person who blocked the
     # sender (blocked chats are never waiting), one who is offline (they pile up) and one who
     # reads (they drain): a sender could tell which by flooding. The answers must match.
-    settings = relay_settings(sqlite_url, chats_per_recipient_per_hour=5)
+    settings = relay_settings(db_url, chats_per_recipient_per_hour=5)
     with EmbeddedRelay(settings) as relay:
         mallory = await make_account("mallory", relay)
         blocker, offline, reader = [await make_account(h, relay) for h in ("ann", "ben", "cyd")]
@@ -245,3 +245,30 @@ async def test_the_flood_limit_says_nothing_about_blocks_or_reading(sqlite_url, 
             answers[person.profile.handle] = results
         assert answers["ann"] == answers["ben"] == answers["cyd"]
         assert answers["ann"][-1] == ("rejected", "too_many_to_recipient")
+
+
+async def test_a_mailbox_holds_so_much_and_says_so(db_url, make_account):
+    # Many senders the person accepted could still fill a mailbox while she is away: the relay
+    # keeps a quota of pending envelopes and bytes per mailbox, and says so by name.
+    settings = relay_settings(db_url, mailbox_max_pending=5)
+    with EmbeddedRelay(settings) as relay:
+        bob = await make_account("bob", relay)
+        friends = [await make_account(h, relay) for h in ("ann", "cyd")]
+        mallory = await make_account("mallory", relay)
+        await bob.api.set_choice("blocked", "mallory", True)
+        answers = []
+        for sender in (*friends, *friends):
+            for envelope in _chat_envelopes(sender, bob.profile.keys, "bob", 2):
+                [result] = post_batch(relay, sender, [envelope]).json()["results"]
+                answers.append((result["status"], (result["error"] or {}).get("code")))
+        assert answers[:5] == [("accepted", None)] * 5
+        assert set(answers[5:]) == {("rejected", "mailbox_full")}
+        # A sender bob blocked is told the same as everyone else: nothing about the block.
+        [envelope] = _chat_envelopes(mallory, bob.profile.keys, "bob", 1)
+        refused = post_batch(relay, mallory, [envelope]).json()["results"][0]["error"]
+        assert refused["code"] == "mailbox_full"
+        assert "bob" in refused["message"] and "5" in refused["message"]
+        # Nothing accepted was lost; once bob has caught up there is room again.
+        assert len((await bob.sync()).stored) == 5
+        [envelope] = _chat_envelopes(friends[0], bob.profile.keys, "bob", 1)
+        assert post_batch(relay, friends[0], [envelope]).json()["accepted"] == 1
