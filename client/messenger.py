@@ -30,6 +30,7 @@ from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from client.settings import ClientSettings
 from client.signals import SignalAgent
 from client.store import (
+    HIDDEN_BY_CHOICE,
     Contact,
     Conversation,
     LocalStore,
@@ -470,6 +471,11 @@ class Messenger:
                         "sent_at": m.sent_at,
                         "label": m.label,
                         "text": (m.text or "")[:REPORT_TEXT_CHARS],
+                        # A copy the person's choices hid (e.g. a promotion passed off as
+                        # utility): the misuse itself, said in the device's words.
+                        "hidden": m.quarantine_detail
+                        if m.quarantine_reason == HIDDEN_BY_CHOICE
+                        else None,
                     }
                     for m in messages[-REPORT_MESSAGES:]
                 ],

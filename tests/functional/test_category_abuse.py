@@ -354,3 +354,30 @@ async def test_misclassifying_never_pays(relay, make_account):
         await hostile_copy(shop, template, alice, variables)
         spent.append((await shop.api.budget()).spent - before)
     assert spent == [prices.price("+39", "marketing"), prices.price("+39", "utility")]
+
+
+async def test_repeated_misuse_is_reported_with_what_was_hidden(relay, make_account, home):
+    # A person who stopped acme's promotions gets them passed off as utility, hidden on her
+    # device. One report (Ctrl+R in the app) carries each hidden copy with why it was hidden.
+    from sealpost.commands.desk import create_desk
+
+    shop = await business(make_account, relay)
+    shipped = await shop.api.register_template(SHIPPED)
+    alice = await make_account("alice", relay)
+    await alice.api.set_choice("promotions-stopped", "acme", True)
+    for order in ("A-1", "A-2"):
+        await hostile_copy(shop, shipped, alice, {"order": order, "note": PROMOTION})
+    await alice.sync()
+    pin = create_desk(home, "desk", "moderation", relay.url, relay.app.state.engine, "Desk")
+    alice.settings.moderation_key_fingerprint = pin
+    report = await alice.report("acme", alice.store.last_incoming("acme"))
+    assert report.status == "sent"
+    desk = Messenger.open(home, "desk")
+    try:
+        [got] = (await desk.sync()).stored
+    finally:
+        await desk.aclose()
+    items = json.loads(got.text or "")["report"]["messages"]
+    assert [i["hidden"] for i in items] == [
+        "hidden: promotional text in a utility message, and you stopped promotions from acme"
+    ] * 2

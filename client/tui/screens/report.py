@@ -7,7 +7,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from client.store import StoredMessage
+from client.store import HIDDEN_BY_CHOICE, StoredMessage
 from client.tui.text import TimeFormat, safe
 
 REPORT_LIMIT = 5  # DESIGN: a report carries at most the last five messages from the business
@@ -22,7 +22,9 @@ def report_item(message: StoredMessage, time_format: TimeFormat) -> Text:
     text = Text(f"{time_format(message.sent_at)}  ", "dim", end="")
     if message.label:
         text.append(f"[{message.label}] ", "bold")
-    if message.status == "quarantined":
+    if message.quarantine_reason == HIDDEN_BY_CHOICE:
+        text.append(f"hidden by your choices: {safe(message.quarantine_detail)}", "yellow")
+    elif message.status == "quarantined":
         text.append(f"could not verify: {safe(message.quarantine_reason)}", "red")
     else:
         text.append(safe(message.text))
