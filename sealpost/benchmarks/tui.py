@@ -70,6 +70,7 @@ def seed_store(path: Path, me: str, chats: int, messages: int) -> None:
                     verified=business,
                     unread=c % 3,
                     last_at=T0 + 10 * count - c,
+                    accepted=True,  # a person's own chats, not message requests
                 )
             )
             for n in range(count):
@@ -109,7 +110,7 @@ async def _first_paint(home: Path, profile: str, chats: int) -> float:
         while not (
             isinstance(app.screen, MainScreen)
             and app.screen.is_mounted
-            and len(app.screen.query_one(ChatList).options.options) == chats
+            and len(app.screen.query_one(ChatList).rows) == chats
         ):
             await pilot.pause(0)
         await _drawn(pilot)

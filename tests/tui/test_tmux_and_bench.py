@@ -74,8 +74,9 @@ async def test_real_app_in_tmux_shows_the_marketing_label(
                 if attempt == 4 or not untouched:
                     raise
         tmux("send-keys", "-t", session, "Enter")
-        await screen_shows(session, "New business: ACME Shoes")  # first contact
-        tmux("send-keys", "-t", session, "c")  # continue
+        await screen_shows(session, "Message request from ACME Shoes")  # its own bar
+        tmux("send-keys", "-t", session, "C-y")  # accept
+        await screen_shows(session, "Accepted @acme")
         screen = await screen_shows(session, "[ Shop now ↗ ]")
         assert " Marketing " in screen
         assert "Hi Bob, your code BOB20 takes 20% off" in screen

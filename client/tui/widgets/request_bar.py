@@ -3,14 +3,14 @@ when the open conversation is a request, apart from anything a sender's message 
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label
 
 from client.tui.messages import RequestAnswered
 from client.tui.text import safe
 
 
-class RequestBar(Horizontal):
+class RequestBar(Vertical):
     """Hidden unless the open conversation is a message request."""
 
     def __init__(self, id: str | None = None) -> None:
@@ -19,9 +19,10 @@ class RequestBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="request-caption")
-        yield Button("Accept", id="request-accept", variant="primary", compact=True)
-        yield Button("Block", id="request-block", variant="error", compact=True)
-        yield Button("Report…", id="request-report", variant="warning", compact=True)
+        with Horizontal(id="request-buttons"):
+            yield Button("Accept (Ctrl+Y)", id="request-accept", variant="primary", compact=True)
+            yield Button("Block", id="request-block", variant="error", compact=True)
+            yield Button("Report…", id="request-report", variant="warning", compact=True)
 
     def show(self, peer: str | None, name: str = "") -> None:
         """Show the bar for ``peer``'s request, or hide it (None)."""
