@@ -14,7 +14,7 @@ from client.business.sealing import seal_copy
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
-from shared.api import CampaignCreate, TemplateInfo
+from shared.api import CampaignCreate, SetLevel, TemplateInfo
 from shared.templates import TemplateDraft, VariableSpec
 from tests.conftest import relay_settings
 from tests.functional.test_hostile_sender import _chat_envelopes, post_batch
@@ -157,3 +157,20 @@ async def test_a_business_the_person_never_accepted_gets_a_few_copies_through(
             await alice.send_text("acme", "where is my order?")
         await one_copy(shop, template, alice)
         assert len((await alice.sync()).stored) == 1
+
+
+async def test_a_business_posing_as_a_person_cannot_push_promotions_past_the_request(
+    db_url, make_account
+):
+    # The finding: a business registered as a person sent 10 of 10 unlabelled promotions to a
+    # person whose marketing level is "none". As a stranger it now gets three through, shown
+    # apart as a request, and then nothing until she accepts.
+    with requests_relay(db_url) as relay:
+        fake = await make_account("deals4u", relay, display_name="Deals For You")
+        alice = await make_account("alice", relay)
+        await alice.api.set_level(SetLevel(level="none"))
+        answers = await flood(relay, fake, alice, 10)
+        assert answers.count(("accepted", None)) == HOLD
+        await alice.sync()
+        assert [c.peer for c in alice.store.requests()] == ["deals4u"]
+        assert alice.store.unread_total() == 0
