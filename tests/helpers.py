@@ -4,17 +4,21 @@ import contextlib
 import io
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlmodel import Session
 
+from client.business.audience import AudienceRow
+from client.business.sealing import seal_copy
 from client.messenger import Messenger, now_ms
 from client.profile import ProfileInfo, create_profile
 from client.settings import ClientSettings
 from server.embedded import EmbeddedRelay
 from server.models import Account
+from shared.api import CampaignCreate, TemplateInfo
 from shared.auth import sign_request
 from shared.keys import AccountKeys
 
@@ -94,3 +98,24 @@ def run_cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     if check:
         assert code == 0, result.stderr
     return result
+
+
+async def hostile_copy(
+    shop: Messenger, template: TemplateInfo, person: Messenger, variables: dict[str, str]
+) -> None:
+    """One copy sealed by hand, in a campaign of its own (a campaign reaches a person once)."""
+    campaign = await shop.api.create_campaign(
+        CampaignCreate(template_id=template.id, budget=1_000_000, audience_size=1)
+    )
+    row = AudienceRow(line=2, handle=person.profile.handle, variables=variables)
+    envelope = seal_copy(
+        shop.profile.keys,
+        shop.profile.handle,
+        template,
+        row,
+        person.profile.keys.public.box,
+        campaign.id,
+        int(time.time() * 1000),
+    )
+    answer = await shop.api.send_batch_json([envelope])
+    assert answer.accepted == 1, answer

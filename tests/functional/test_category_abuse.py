@@ -8,17 +8,15 @@ sealing): it seals whatever it likes, as a hostile sender would.
 """
 
 import json
-import time
 
 import pytest
 
-from client.business.audience import AudienceRow
-from client.business.sealing import seal_copy
 from client.messenger import Messenger
 from client.relay_api import RelayError
 from server.embedded import EmbeddedRelay
-from shared.api import CampaignCreate, SetLevel, TemplateInfo
+from shared.api import SetLevel
 from shared.templates import Button, TemplateDraft, VariableSpec
+from tests.helpers import hostile_copy
 
 OTP = TemplateDraft(
     name="login_code",
@@ -46,27 +44,6 @@ DISGUISED = [
     "S A L E now on",
     "fr33 shipping today",
 ]
-
-
-async def hostile_copy(
-    shop: Messenger, template: TemplateInfo, person: Messenger, variables: dict[str, str]
-) -> None:
-    """One copy sealed by hand, in a campaign of its own (a campaign reaches a person once)."""
-    campaign = await shop.api.create_campaign(
-        CampaignCreate(template_id=template.id, budget=1_000_000, audience_size=1)
-    )
-    row = AudienceRow(line=2, handle=person.profile.handle, variables=variables)
-    envelope = seal_copy(
-        shop.profile.keys,
-        shop.profile.handle,
-        template,
-        row,
-        person.profile.keys.public.box,
-        campaign.id,
-        int(time.time() * 1000),
-    )
-    answer = await shop.api.send_batch_json([envelope])
-    assert answer.accepted == 1, answer
 
 
 async def business(make_account, relay: EmbeddedRelay) -> Messenger:

@@ -4,20 +4,17 @@ until the person accepts, the relay lets only a few of them through, and only so
 strangers a day. Every refusal names the limit; what a sender sees never depends on whether
 the person blocked them or simply has not answered."""
 
-import time
-
 import httpx
 import pytest
 
-from client.business.audience import AudienceRow
-from client.business.sealing import seal_copy
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
 from server.settings import RelaySettings
-from shared.api import CampaignCreate, SetLevel, TemplateInfo
+from shared.api import SetLevel, TemplateInfo
 from shared.templates import TemplateDraft, VariableSpec
 from tests.conftest import relay_settings
 from tests.functional.test_hostile_sender import _chat_envelopes, post_batch
+from tests.helpers import hostile_copy
 
 HOLD, PER_DAY = RelaySettings().request_hold, 5
 
@@ -120,22 +117,8 @@ UPDATE = TemplateDraft(
 
 
 async def one_copy(shop: Messenger, template: TemplateInfo, person: Messenger) -> None:
-    """One copy in a campaign of its own (a campaign reaches a person once), due now."""
-    campaign = await shop.api.create_campaign(
-        CampaignCreate(template_id=template.id, budget=1_000_000, audience_size=1)
-    )
-    row = AudienceRow(line=2, handle=person.profile.handle, variables={"order": "A-1", "note": "x"})
-    envelope = seal_copy(
-        shop.profile.keys,
-        shop.profile.handle,
-        template,
-        row,
-        person.profile.keys.public.box,
-        campaign.id,
-        int(time.time() * 1000),
-    )
-    answer = await shop.api.send_batch_json([envelope])
-    assert answer.accepted == 1, answer  # the business is told nothing about the person
+    """One copy in a campaign of its own, due now: the business is told nothing per person."""
+    await hostile_copy(shop, template, person, {"order": "A-1", "note": "on its way"})
 
 
 @pytest.mark.parametrize("accept_by", ["accepting", "writing"])

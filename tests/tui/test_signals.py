@@ -1,5 +1,7 @@
 """Interaction signals from the app: what the person does sets bits of the pending report."""
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,7 @@ from sqlmodel import Session, select
 from client.messenger import Messenger
 from client.signals import PendingSignal
 from client.store import LocalStore
+from client.tui.app import SealpostApp
 from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
 from server import signals as relay_signals
@@ -80,28 +83,8 @@ async def test_due_reports_are_flushed_on_the_anonymous_channel(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
-    bob = await make_account("bob", sqlite_relay)
-    await send_offer(shop, "bob", tmp_path)
-    await bob.sync()
-    with Session(bob.store.engine) as s:  # its random moment has come
-        row = s.exec(select(PendingSignal)).one()
-        row.send_after = 0
-        s.add(row)
-        s.commit()
-
-    settings = ShufflerSettings(
-        db=tmp_path / "shuffler.db",
-        relay=sqlite_relay.url,
-        key_path=tmp_path / "shuffler.key",
-        auto_forward=False,
-    )
-    with EmbeddedShuffler(settings) as shuffler:
-        monkeypatch.setenv("SEALPOST_SHUFFLER_URL", shuffler.url)
-        app = make_app(home, "bob")
-        app.signal_flush_s = 0.2
-        # The app waits a minute after its own signed requests; not in a test.
-        app.messenger.signals.settings.quiet_after_signed_s = 0
+    bob = await bob_with_a_due_report(sqlite_relay, make_account, tmp_path)
+    with app_beside_a_shuffler(sqlite_relay, home, tmp_path, monkeypatch) as (app, shuffler):
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: pending(bob)[0].sent)
             [sent] = [e for e in app.messenger.ledger.entries() if e["url"].endswith("/reports")]
@@ -125,26 +108,8 @@ async def test_a_report_whose_key_fails_its_check_is_withheld_and_the_person_tol
         return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}:{person}")
 
     monkeypatch.setattr(relay_signals, "issuing_key", his_own)
-    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
-    bob = await make_account("bob", sqlite_relay)
-    await send_offer(shop, "bob", tmp_path)
-    await bob.sync()
-    with Session(bob.store.engine) as s:
-        row = s.exec(select(PendingSignal)).one()
-        row.send_after = 0
-        s.add(row)
-        s.commit()
-    settings = ShufflerSettings(
-        db=tmp_path / "shuffler.db",
-        relay=sqlite_relay.url,
-        key_path=tmp_path / "shuffler.key",
-        auto_forward=False,
-    )
-    with EmbeddedShuffler(settings) as shuffler:
-        monkeypatch.setenv("SEALPOST_SHUFFLER_URL", shuffler.url)
-        app = make_app(home, "bob")
-        app.signal_flush_s = 0.2
-        app.messenger.signals.settings.quiet_after_signed_s = 0
+    bob = await bob_with_a_due_report(sqlite_relay, make_account, tmp_path)
+    with app_beside_a_shuffler(sqlite_relay, home, tmp_path, monkeypatch) as (app, shuffler):
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: pending(bob)[0].withheld is not None)
             await wait_for(pilot, lambda: any("withheld" in n for n in toasts(app)))
@@ -188,3 +153,39 @@ def test_store_from_before_campaign_ids_gains_the_column(tmp_path: Path) -> None
     store = LocalStore(path)  # an older store: the column is added on open
     assert store.messages() == []
     store.close()
+
+
+async def bob_with_a_due_report(
+    relay: EmbeddedRelay, make_account: PersonFactory, tmp_path: Path
+) -> Messenger:
+    """@bob got @acme's offer, and the moment of its pending report has come."""
+    shop = await make_account("acme", relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", relay)
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()
+    with Session(bob.store.engine) as s:
+        row = s.exec(select(PendingSignal)).one()
+        row.send_after = 0
+        s.add(row)
+        s.commit()
+    return bob
+
+
+@contextlib.contextmanager
+def app_beside_a_shuffler(
+    relay: EmbeddedRelay, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SealpostApp, EmbeddedShuffler]]:
+    """Bob's app, flushing reports often through a shuffler that holds what it gets."""
+    settings = ShufflerSettings(
+        db=tmp_path / "shuffler.db",
+        relay=relay.url,
+        key_path=tmp_path / "shuffler.key",
+        auto_forward=False,
+    )
+    with EmbeddedShuffler(settings) as shuffler:
+        monkeypatch.setenv("SEALPOST_SHUFFLER_URL", shuffler.url)
+        app = make_app(home, "bob")
+        app.signal_flush_s = 0.2
+        # The app waits a minute after its own signed requests; not in a test.
+        app.messenger.signals.settings.quiet_after_signed_s = 0
+        yield app, shuffler
