@@ -228,7 +228,8 @@ async def _message_request(home: Path, relay_url: str, carol: Any) -> None:
             print(f"   accepting failed: {exc.message}")
             return
         again = await stranger.send_text("carol", "thanks for accepting")
-        print(f"   carol accepts; mallory's next message: {again.status}")
+        arrived = len((await carol.sync()).stored)
+        print(f"   carol accepts; mallory's next message: {again.status}, {arrived} arrived")
     finally:
         await stranger.aclose()
 
