@@ -20,6 +20,7 @@ from sealpost.commands import (
     messaging,
     prefs,
     relay,
+    requests,
     shuffler,
     sim,
 )
@@ -31,6 +32,7 @@ COMMANDS = (
     account,
     messaging,
     contact,
+    requests,
     chat,
     prefs,
     business,
