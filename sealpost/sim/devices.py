@@ -50,6 +50,9 @@ class DeliveryLog:
         self.stored: dict[tuple[str, str], Stored] = {}
         self.duplicates: list[tuple[str, str]] = []  # (handle, msg id) heard of twice
         self.per_campaign: Counter[str] = Counter()
+        # The same records by campaign: each release looks up its own copies, and scanning
+        # every stored message each time grows with the square of the run.
+        self._by_campaign: dict[str, list[Stored]] = {}
         self.online: set[str] = set()
         self.disconnects = 0
         self._changed = asyncio.Event()
@@ -70,7 +73,7 @@ class DeliveryLog:
             if key in self.stored:
                 self.duplicates.append(key)
                 return
-            self.stored[key] = Stored(
+            stored = Stored(
                 handle=handle,
                 msg_id=message.msg_id,
                 campaign_id=message.campaign_id,
@@ -78,8 +81,10 @@ class DeliveryLog:
                 text=message.text,
                 at=time.time(),
             )
+            self.stored[key] = stored
             if message.campaign_id:
                 self.per_campaign[message.campaign_id] += 1
+                self._by_campaign.setdefault(message.campaign_id, []).append(stored)
             self._changed.set()
 
         return on_event
@@ -91,7 +96,7 @@ class DeliveryLog:
             await asyncio.wait_for(self._changed.wait(), within_s)
 
     def of_campaign(self, campaign_id: str) -> list[Stored]:
-        return [s for s in self.stored.values() if s.campaign_id == campaign_id]
+        return list(self._by_campaign.get(campaign_id, []))
 
 
 class Fleet:
