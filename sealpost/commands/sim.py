@@ -93,6 +93,13 @@ def register(sub: Any) -> None:
     p.add_argument("--relay", metavar="URL", help="use this relay instead of one on loopback")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--keep", type=Path, metavar="DIR", help="copy the relay database and profiles")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes playing the persons' devices (default: none under 200 persons, "
+        "else one a core, at most two, and more if one process could not keep its devices' "
+        "files open: 4 for 10,000 at 20,000 open files; 0: all in this process)",
+    )
     knobs = p.add_argument_group("knobs for researchers")
     knobs.add_argument(
         "--epsilon",
@@ -164,6 +171,7 @@ def run(args: Any) -> int:
             levels=parse_levels(args.levels),
             relay=args.relay,
             keep=args.keep,
+            workers=args.workers,
         ).validate()
     except OptionError as exc:
         return fail(str(exc), 2)
