@@ -346,7 +346,7 @@ class LocalFleet:
     """A fleet in this process (small worlds, and tests that patch the client). A device
     plant (plants.py) is in place in this process from here until :meth:`aclose`."""
 
-    def __init__(self, fleet: PersonFleet, plant: str | None = None) -> None:
+    def __init__(self, fleet: Any, plant: str | None = None) -> None:
         self.fleet = fleet
         self._plant = ExitStack()
         self._plant.enter_context(planted(plant, "device"))
@@ -361,25 +361,18 @@ class LocalFleet:
             self._plant.close()
 
 
-class WorkerFleet:
-    """A fleet on a worker process; :meth:`call` runs one of its methods there."""
+class ProcessFleet:
+    """Any fleet (an object with async methods and ``aclose``) made by ``make(*args)`` on a
+    worker process; :meth:`call` runs one of its methods there. The audit's persons and the
+    simulator's both use it: ``make`` and ``args`` must pickle (a class, plain data)."""
 
     def __init__(
-        self,
-        plan: "WorldPlan",
-        indices: list[int],
-        relay_url: str,
-        home: Path,
-        shuffler_url: str | None = None,
-        plant: str | None = None,
+        self, make: Any, args: tuple[Any, ...], name: str, plant: str | None = None
     ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_serve,
-            args=(child, plan, indices, relay_url, home, shuffler_url, plant),
-            name="sealpost-audit-persons",
-            daemon=True,
+            target=_serve, args=(child, make, args, plant), name=name, daemon=True
         )
         self._process.start()
         child.close()
@@ -390,10 +383,10 @@ class WorkerFleet:
             status, value = await asyncio.to_thread(self._conn.recv)
         except EOFError:
             raise RuntimeError(
-                f"an audit worker process died during {method} (exit code {self._process.exitcode})"
+                f"a worker process died during {method} (exit code {self._process.exitcode})"
             ) from None
         if status == "error":
-            raise RuntimeError(f"an audit worker process failed in {method}:\n{value}")
+            raise RuntimeError(f"a worker process failed in {method}:\n{value}")
         return value
 
     async def aclose(self) -> None:
@@ -409,24 +402,29 @@ class WorkerFleet:
         self._conn.close()
 
 
-def _serve(
-    conn: Connection,
+def worker_fleet(
     plan: "WorldPlan",
     indices: list[int],
     relay_url: str,
     home: Path,
-    shuffler_url: str | None,
+    shuffler_url: str | None = None,
     plant: str | None = None,
-) -> None:
+) -> ProcessFleet:
+    """The audit's persons ``indices`` on a worker process."""
+    args = (plan, indices, relay_url, home, shuffler_url)
+    return ProcessFleet(PersonFleet, args, "sealpost-audit-persons", plant)
+
+
+def _serve(conn: Connection, make: Any, args: tuple[Any, ...], plant: str | None = None) -> None:
     """A worker process: answer calls on ``conn`` until told to stop (``None``), with the
     device plant ``plant`` (plants.py), if any, in place."""
 
     async def serve() -> None:
-        fleet = PersonFleet(plan, indices, relay_url, home, shuffler_url)
+        fleet = make(*args)
         while (request := await asyncio.to_thread(conn.recv)) is not None:
-            method, args = request
+            method, args_ = request
             try:
-                conn.send(("ok", await getattr(fleet, method)(*args)))
+                conn.send(("ok", await getattr(fleet, method)(*args_)))
             except Exception:  # reported to the parent, which raises it there
                 conn.send(("error", traceback.format_exc()))
 
@@ -449,6 +447,6 @@ def start_fleets(
         fleet = PersonFleet(plan, everyone, relay_url, home, shuffler_url)
         return [LocalFleet(fleet, plant)]
     return [
-        WorkerFleet(plan, everyone[i::workers], relay_url, home, shuffler_url, plant)
+        worker_fleet(plan, everyone[i::workers], relay_url, home, shuffler_url, plant)
         for i in range(workers)
     ]

@@ -65,6 +65,11 @@ the relay publishes them (server/figures.py). This is pure computation, with no 
 clients, so many trials take seconds. Writes OUT/sweep.csv (one row per cell: mean, RMS and
 95th-percentile error in % of the audience, the 95% interval's half-width, its coverage) and,
 when matplotlib is installed (pip install -e '.[sim]'), OUT/sweep.png.
+
+The shuffler's batch size B against central epsilon and estimation error: for each epsilon
+and each B (--batches), the central epsilon of B reports shuffled together (amplification by
+shuffling, Feldman-McMillan-Talwar, delta 1e-6, as the shuffler states it) and the error of a
+campaign whose reports fill one batch. Writes OUT/batches.csv.
 """
 
 SWEEP_EPILOG = """\
@@ -93,6 +98,13 @@ def register(sub: Any) -> None:
     p.add_argument("--relay", metavar="URL", help="use this relay instead of one on loopback")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--keep", type=Path, metavar="DIR", help="copy the relay database and profiles")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes playing the persons' devices (default: none under 200 persons, "
+        "else one a core, at most two, and more if one process could not keep its devices' "
+        "files open: 4 for 10,000 at 20,000 open files; 0: all in this process)",
+    )
     knobs = p.add_argument_group("knobs for researchers")
     knobs.add_argument(
         "--epsilon",
@@ -131,6 +143,11 @@ def register(sub: Any) -> None:
     s.add_argument("--sizes", default="50,200,1000,5000", help="audience sizes, comma-separated")
     s.add_argument("--trials", type=int, default=20, help="trials per cell (default 20)")
     s.add_argument(
+        "--batches",
+        default="20,100,500,1000,5000,20000",
+        help="shuffler batch sizes B, comma-separated (central epsilon and error per B)",
+    )
+    s.add_argument(
         "--central-epsilon",
         type=float,
         default=None,
@@ -164,6 +181,7 @@ def run(args: Any) -> int:
             levels=parse_levels(args.levels),
             relay=args.relay,
             keep=args.keep,
+            workers=args.workers,
         ).validate()
     except OptionError as exc:
         return fail(str(exc), 2)
@@ -192,6 +210,7 @@ def run_sweep_command(args: Any) -> int:
             trials=args.trials,
             seed=args.seed,
             out=args.out,
+            batches=[int(b) for b in args.batches.split(",") if b.strip()],
         )
         if args.central_epsilon is not None:
             options.central_epsilon = args.central_epsilon
@@ -218,7 +237,17 @@ def run_sweep_command(args: Any) -> int:
             f"{row['mean_abs_error_pct']:14.2f}  {row['p95_abs_error_pct']:5.2f}  "
             f"{row['ci95_half_width_pct']:12.2f}  {row['coverage_95']:8.3f}"
         )
-    print(f"\nwrote {result.csv_path}" + (f" and {result.png_path}" if result.png_path else ""))
+    print("\nshuffler batch B: central epsilon of B shuffled reports, and the error of a campaign")
+    print("that fills one batch")
+    print("epsilon   batch B  eps/report  central eps  amplified  mean |error| %  95% CI +/- %")
+    for row in result.batch_rows:
+        print(
+            f"{row['epsilon_per_bit']:7.3f}  {row['batch']:8,}  {row['epsilon_per_report']:10.3f}  "
+            f"{row['shuffled_central_epsilon']:11.3f}  {'yes' if row['amplified'] else 'no':>9}  "
+            f"{row['mean_abs_error_pct']:14.2f}  {row['ci95_half_width_pct']:12.2f}"
+        )
+    wrote = [result.csv_path, result.batches_path, result.png_path]
+    print("\nwrote " + ", ".join(str(p) for p in wrote if p))
     if result.note:
         print(result.note)
     return 0

@@ -96,6 +96,7 @@ class SimOptions:
     levels: dict[str, float] = field(default_factory=lambda: parse_levels(DEFAULT_LEVEL_MIX))
     relay: str | None = None  # URL of an existing relay; None: run one on loopback
     keep: Path | None = None  # copy the relay database and the profiles here
+    workers: int | None = None  # processes playing the persons; None: by the persons' count
 
     def validate(self) -> "SimOptions":
         """Raise :class:`OptionError` naming the first knob out of range."""
@@ -109,6 +110,8 @@ class SimOptions:
             raise OptionError("--days must be between 1 and 60")
         if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise OptionError("--epsilon must be positive and finite")
+        if self.workers is not None and not 0 <= self.workers <= 16:
+            raise OptionError("--workers must be between 0 and 16")
         if self.cap is not None and self.cap < 0:
             raise OptionError("--cap must be zero or more")
         if self.relay is not None and self.cap is not None:
@@ -126,10 +129,24 @@ class SimOptions:
         default: int = RelaySettings.model_fields["marketing_cap_24h"].default
         return default if self.cap is None else self.cap
 
+    @property
+    def effective_workers(self) -> int:
+        """Worker processes for the persons, unless given: as the audit chooses them (one a
+        core, at most two, from 200 persons), and more when one process could not keep that
+        many devices' files open."""
+        if self.workers is not None:
+            return self.workers
+        from sealpost.audit.runner import default_workers
+        from sealpost.sim.persons import most_devices_per_process
+
+        by_files = math.ceil(self.persons / most_devices_per_process())
+        return max(default_workers(self.persons), by_files if by_files > 1 else 0)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["epsilon"] = round(self.epsilon, 6)
         data["levels"] = {label: round(share, 4) for label, share in self.levels.items()}
         data["keep"] = str(self.keep) if self.keep else None
         data["cap"] = None if self.relay else self.effective_cap
+        data["workers"] = self.effective_workers
         return data

@@ -45,12 +45,13 @@ from sealpost.audit.runner import scratch_dir
 from sealpost.audit.world import Redemption
 from sealpost.sim.config import SimOptions
 from sealpost.sim.devices import Fleet
+from sealpost.sim.persons import SignalRow
 from sealpost.sim.played import Played
 from sealpost.sim.population import DAY_MS, HOUR_MS, Campaign, SimPlan, plan
 from sealpost.sim.privacy import PrivacyAudit, audit_own_relay, not_audited
 from sealpost.sim.progress import Progress
 from sealpost.sim.relay import ExternalRelay, OwnRelay, SimRelay, business_epsilon
-from shared.api import SetLevel, TemplateInfo
+from shared.api import TemplateInfo
 from shared.signals import EVENTS
 
 TOP_UP = 10**12  # micro-units per business: the simulation is not about running out
@@ -70,13 +71,20 @@ EXTERNAL_SETTLE_S = 1.5  # the clients batch their acks for about a second
 class Simulation:
     """One run of a plan against one relay; :meth:`play` returns what it observed."""
 
-    def __init__(self, sim_plan: SimPlan, relay: SimRelay, home: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        sim_plan: SimPlan,
+        relay: SimRelay,
+        home: Path,
+        progress: Progress,
+        workers: int = 0,
+    ) -> None:
         self.plan = sim_plan
         self.options = sim_plan.options
         self.relay = relay
         self.progress = progress
         self.now_ms = sim_plan.start_ms  # the virtual clock as the clients see it
-        self.fleet = Fleet(sim_plan, relay.url, home, self.now_s, relay.shuffler_url)
+        self.fleet = Fleet(sim_plan, relay.url, home, relay.shuffler_url, workers)
         self.played = Played(
             plan=sim_plan,
             relay_url=relay.url,
@@ -100,8 +108,10 @@ class Simulation:
         finally:
             self._steps[name] += time.perf_counter() - started
 
-    def now_s(self) -> float:
-        return self.now_ms / 1000
+    async def _set_now(self, now_ms: int) -> None:
+        """Move the virtual clock, on every person's device too."""
+        self.now_ms = now_ms
+        await self.fleet.set_now(now_ms)
 
     def _timing(self, name: str) -> None:
         now = time.perf_counter()
@@ -137,7 +147,7 @@ class Simulation:
         await self.fleet.register(lambda n, total: self.progress.update(registered=f"{n}/{total}"))
         self._timing("register")
         self.progress.phase(f"connecting {people + len(self.plan.businesses):,} streams")
-        self.fleet.listen()
+        await self.fleet.listen()
         await self._streams_open()
         self._timing("connect")
 
@@ -145,14 +155,14 @@ class Simulation:
         """Wait until every client's delivery stream is open, so that the first release is
         measured from connected clients (a late stream loses nothing: it reads its mailbox
         when it connects)."""
-        wanted = len(self.fleet.persons) + len(self.fleet.businesses)
+        wanted = len(self.plan.persons) + len(self.fleet.businesses)
         deadline = time.monotonic() + 30 + wanted / 50
         while time.monotonic() < deadline:
-            opened = (
-                await asyncio.to_thread(self.relay.streams)
-                if isinstance(self.relay, OwnRelay)
-                else len(self.fleet.log.online)
-            )
+            if isinstance(self.relay, OwnRelay):
+                opened = await asyncio.to_thread(self.relay.streams)
+            else:
+                await self.fleet.drain()
+                opened = len(self.fleet.log.online)
             self.progress.update(open=f"{opened}/{wanted}")
             if opened >= wanted:
                 return
@@ -167,30 +177,40 @@ class Simulation:
             shop = self.fleet.businesses[business.handle]
             await shop.api.top_up(TOP_UP)
             self.templates[business.handle] = await shop.api.register_template(business.template)
-        calls = []
-        for person in self.plan.persons:
-            api = self.fleet.persons[person.handle].api
-            calls += [api.set_choice("promotions-stopped", b, True) for b in person.stops]
-            calls += [api.set_choice("blocked", b, True) for b in person.blocks]
-            if person.level.level != "all":
-                level = SetLevel(level=person.level.level, weekly_limit=person.level.weekly_limit)  # type: ignore[arg-type]
-                calls.append(api.set_level(level))
-        await gather_chunks(calls, REQUEST_CONCURRENCY)
+        await self.fleet.each("set_choices")
         # People write first (that opens the businesses' service windows and makes the
         # "chatted" level let their promotions through), then a few businesses answer.
         for messages in (self.plan.chats, self.plan.replies):
-            sent = await gather_chunks(
-                [self.fleet.get(s).send_text(r, text) for s, r, text in messages],
-                REQUEST_CONCURRENCY,
-            )
-            for (_, recipient, _), message in zip(messages, sent, strict=True):
-                if message.status == "sent":
-                    self.played.chats_sent.append((recipient, message.msg_id))
+            sent = await self._send_chats(messages)
+            for (_, recipient, _), (status, msg_id) in zip(messages, sent, strict=True):
+                if status == "sent":
+                    self.played.chats_sent.append((recipient, msg_id))
                 else:
                     self.played.chats_failed += 1
         await self._until_stored(set(self.played.chats_sent), "chat messages")
         await self._quiet()
         self._timing("before_the_week")
+
+    async def _send_chats(self, chats: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+        """Send (sender, recipient, text) chats from the businesses here and the persons in
+        their slices; each one's (status, msg id), in the order given."""
+        mine = [(i, c) for i, c in enumerate(chats) if c[0] in self.fleet.businesses]
+        theirs = self.fleet.by_slice(
+            [(i, c) for i, c in enumerate(chats) if c[0] not in self.fleet.businesses],
+            lambda item: item[1][0],
+        )
+        outcome: dict[int, tuple[str, str]] = {}
+        sent = await gather_chunks(
+            [self.fleet.businesses[s].send_text(r, text) for _, (s, r, text) in mine],
+            REQUEST_CONCURRENCY,
+        )
+        for (i, _), message in zip(mine, sent, strict=True):
+            outcome[i] = (message.status, message.msg_id)
+        answers = await self.fleet.each_part("send_chats", [[c for _, c in p] for p in theirs])
+        for part, answer in zip([p for p in theirs if p], answers, strict=True):
+            for (i, _), result in zip(part, answer, strict=True):
+                outcome[i] = result
+        return [outcome[i] for i in range(len(chats))]
 
     async def _until_stored(self, wanted: set[tuple[str, str]], what: str) -> None:
         log = self.fleet.log
@@ -199,7 +219,7 @@ class Simulation:
             if time.monotonic() > deadline:
                 self.played.anomalies.append(f"{len(missing)} {what} not stored in time")
                 return
-            await log.changed(0.5)
+            await self.fleet.changed(0.5)
 
     # --- 3. the week --------------------------------------------------------------------------
 
@@ -211,7 +231,7 @@ class Simulation:
         for day in range(days):
             day_start = start + day * DAY_MS
             today = [c for c in self.plan.campaigns if c.day == day]
-            self.now_ms = day_start
+            await self._set_now(day_start)
             await self.relay.advance_to(day_start)  # expiries; nothing is due at midnight
             if self.relay.own:
                 with self._step("submit"):
@@ -224,7 +244,7 @@ class Simulation:
                     {c.send_at_ms for c in today if hour_start <= c.send_at_ms < hour_end}
                 ):
                     await self._release(moment, [c for c in today if c.send_at_ms == moment])
-                self.now_ms = hour_end
+                await self._set_now(hour_end)
                 with self._step("reports"):
                     await self._flush_reports(hour_end)
                     await self.relay.forward_reports()
@@ -236,7 +256,7 @@ class Simulation:
         end = start + days * DAY_MS
         await self.relay.advance_to(end)
         # Reports leave within a day of their copy: let one more virtual day pass.
-        self.now_ms = end + DAY_MS
+        await self._set_now(end + DAY_MS)
         self.progress.phase("the last reports")
         await self._flush_reports(self.now_ms)
         # A report its device pushed past that (a gap after its previous one) goes later.
@@ -297,7 +317,7 @@ class Simulation:
 
     async def _release(self, moment: int, group: list[Campaign]) -> None:
         """The campaigns due at ``moment`` go out; wait for them, then people act on them."""
-        self.now_ms = moment
+        await self._set_now(moment)
         if isinstance(self.relay, OwnRelay):
             with self._step("quiet"):
                 await self._quiet()
@@ -339,7 +359,7 @@ class Simulation:
                 )
                 return
             self.progress.update(delivered=sum(log.per_campaign.values()))
-            await log.changed(0.5)
+            await self.fleet.changed(0.5)
 
     async def _until_settled(self, campaign_ids: list[str], audience: int) -> None:
         """An existing relay: how many copies it released is not known here (what a business
@@ -356,11 +376,12 @@ class Simulation:
             elif time.monotonic() - since >= EXTERNAL_SETTLE_S:
                 return
             self.progress.update(delivered=sum(log.per_campaign.values()))
-            await log.changed(0.2)
+            await self.fleet.changed(0.2)
 
     async def _until_tokens(self, campaign_ids: list[str]) -> None:
         """Wait until each delivered copy's device holds its signal token and report (the
         client asks for the token right after acking the copy)."""
+        await self.fleet.drain()
         waiting = {
             (stored.handle, cid)
             for cid in campaign_ids
@@ -376,10 +397,10 @@ class Simulation:
                     break
                 await asyncio.sleep(0.1)
         while waiting:
-            for handle, cid in sorted(waiting):
-                row = self.fleet.pending_signal(handle, cid)
-                if row is not None:
-                    heapq.heappush(self.due[handle], (row.send_after, cid))
+            parts = self.fleet.by_slice(sorted(waiting), lambda key: key[0])
+            for found in await self.fleet.each_part("send_after", parts):
+                for (handle, cid), send_after in sorted(found.items()):
+                    heapq.heappush(self.due[handle], (send_after, cid))
                     waiting.discard((handle, cid))
             if not waiting:
                 return
@@ -395,21 +416,14 @@ class Simulation:
         """Each recipient does what the plan says with the copy: interactions are noted on
         the device (they leave it only inside the randomized report); blocking or stopping
         promotions is an explicit choice sent to the relay."""
-        choices = []
+        await self.fleet.drain()
+        actions = []
         for campaign in group:
             cid = self.played.campaign_ids[campaign.label]
             for stored in sorted(self.fleet.log.of_campaign(cid), key=lambda s: s.handle):
-                person = self.fleet.persons[stored.handle]
-                events = self.plan.behaviour[(stored.handle, campaign.label)]
-                for event in events:
-                    person.signals.record(cid, event)  # type: ignore[arg-type]
-                if "blocked" in events:
-                    choices.append(person.api.set_choice("blocked", campaign.business, True))
-                elif "stopped_promotions" in events:
-                    choices.append(
-                        person.api.set_choice("promotions-stopped", campaign.business, True)
-                    )
-        await gather_chunks(choices, REQUEST_CONCURRENCY)
+                events = tuple(self.plan.behaviour[(stored.handle, campaign.label)])
+                actions.append((stored.handle, cid, events, campaign.business))
+        await self.fleet.each_part("act", self.fleet.by_slice(actions, lambda a: a[0]))
 
     async def _flush_reports(self, until_ms: int) -> None:
         """Every device whose reports are due by ``until_ms`` sends them, each alone at its
@@ -425,24 +439,21 @@ class Simulation:
         if not due:
             return
 
-        async def flush(handle: str) -> None:
+        for handle in {h for _, h in due}:
             heap = self.due[handle]
             while heap and heap[0][0] <= until_s:
                 heapq.heappop(heap)
-            agent = self.fleet.persons[handle].signals
-            try:
-                result = await agent.flush_due(until=until_s)
-            except Exception as exc:  # counted at the end from the devices' own records
-                self.played.anomalies.append(f"{handle}: report flush failed: {exc}")
-                return
-            if result is not None:
-                self._reports_sent += result.counted + len(result.refused)
-                self.played.reports_refused += len(result.refused)
-            later = agent.next_send_at()
-            if later is not None:  # still waiting: visit this device again then
-                heapq.heappush(heap, (max(int(later) + 1, until_s + 1), ""))
-
-        await gather_chunks([flush(handle) for _, handle in due], REQUEST_CONCURRENCY)
+        parts = self.fleet.by_slice([h for _, h in due], lambda h: h)
+        for flushed in await self.fleet.each_part("flush", parts, until_s):
+            for result in flushed:
+                if result.error is not None:
+                    self.played.anomalies.append(f"{result.handle}: {result.error}")
+                    continue
+                self._reports_sent += result.sent
+                self.played.reports_refused += result.refused
+                if result.later is not None:  # still waiting: visit this device again then
+                    heap = self.due[result.handle]
+                    heapq.heappush(heap, (max(int(result.later) + 1, until_s + 1), ""))
 
     # --- 4. after the week --------------------------------------------------------------------
 
@@ -451,8 +462,12 @@ class Simulation:
         played = self.played
         label_of = {cid: label for label, cid in played.campaign_ids.items()}
         played.true_counts = {cid: dict.fromkeys(EVENTS, 0) for cid in label_of}
-        for handle in self.fleet.persons:
-            for row in self.fleet.signals_of(handle):
+        await self.fleet.drain()
+        rows: dict[str, list[SignalRow]] = {}
+        for part in await self.fleet.each("signal_rows"):
+            rows.update(part)
+        for handle in self.fleet.handles:
+            for row in rows.get(handle, []):
                 if not row.sent:
                     played.anomalies.append(f"{handle}: a report for {row.campaign_id} never left")
                     continue
@@ -474,7 +489,9 @@ class Simulation:
             played.reports[cid] = await shop.api.campaign(cid)
         for handle, shop in self.fleet.businesses.items():
             played.budgets[handle] = await shop.api.budget()
-        for messenger in (*self.fleet.persons.values(), *self.fleet.businesses.values()):
+        for ids in await self.fleet.each("message_ids"):
+            played.message_ids.update(ids)
+        for messenger in self.fleet.businesses.values():
             with messenger.store.session() as session:
                 played.message_ids.update(session.exec(select(StoredMessage.msg_id)))
         if isinstance(self.relay, OwnRelay):
@@ -486,21 +503,10 @@ class Simulation:
         """Every message left in the persons' mailboxes, as their own clients list them: on
         an existing relay, the only record of what was released and never stored."""
 
-        async def mailbox(handle: str) -> list[tuple[str, str, str | None]]:
-            api = self.fleet.persons[handle].api
-            found: list[tuple[str, str, str | None]] = []
-            after = 0
-            while True:
-                page = await api.mailbox_page(after=after)
-                found += [(handle, i.envelope.id, i.envelope.campaign_id) for i in page.items]
-                if not page.items:
-                    return found
-                after = page.next_after
-
-        pages = await gather_chunks(
-            [mailbox(handle) for handle in self.fleet.persons], REQUEST_CONCURRENCY
-        )
-        return [item for page in pages for item in page]
+        found: list[tuple[str, str, str | None]] = []
+        for part in await self.fleet.each("mailboxes"):
+            found += part
+        return found
 
 
 @dataclass
@@ -533,7 +539,9 @@ def run_sim(options: SimOptions, progress: Progress | None = None) -> SimRun:
         progress.phase("starting the relay" if relay.own else f"using the relay at {relay.url}")
         relay.start()
         try:
-            simulation = Simulation(sim_plan, relay, workdir / "home", progress)
+            simulation = Simulation(
+                sim_plan, relay, workdir / "home", progress, options.effective_workers
+            )
             played = asyncio.run(simulation.play())
             if isinstance(relay, OwnRelay):
                 progress.phase("privacy audit of the recorded traffic")

@@ -10,6 +10,13 @@ relay does (``sealpost.sim.estimator``, the formulas of server/figures.py), and 
 interaction's estimate is compared with the truth. This is the same arithmetic as the figures
 a business is shown, thousands of times faster, so a grid with many trials takes seconds. It
 writes a CSV and, with matplotlib installed, a PNG plot.
+
+The shuffler's batch size B is swept too (``batches.csv``): for each epsilon and B, the
+central epsilon that B reports shuffled together give (amplification by shuffling,
+``shared.shuffle_bound``, the bound the shuffler states on its status page) and the
+estimation error of a campaign whose reports make up one such batch (the cell above at an
+audience of B). Bigger batches buy both privacy and accuracy; what they cost is time: the
+shuffler holds reports until B have come.
 """
 
 import csv
@@ -31,6 +38,7 @@ from sealpost.sim.estimator import (
     relay_estimate,
 )
 from shared.api import INTERACTIONS
+from shared.shuffle_bound import DEFAULT_DELTA, amplify
 from shared.signals import (
     DEFAULT_EPSILON_PER_BIT,
     bits_of,
@@ -42,6 +50,9 @@ from shared.signals import (
 
 DEFAULT_EPSILONS = (0.25, 0.5, 1.0, DEFAULT_EPSILON_PER_BIT, 2.0, 3.0)
 DEFAULT_SIZES = (50, 200, 1000, 5000)
+# Shuffler batch sizes, from its default (20). The bound needs ~16 log(2/δ) e^ε0 reports:
+# ~1,300 at 0.25 per bit (ε0 1.75 for a report's seven bits), ~500,000 at ln 3 (ε0 7.7).
+DEFAULT_BATCHES = (20, 100, 500, 1000, 5000, 20000)
 COLUMNS = (
     "epsilon_per_bit",
     "epsilon_per_report",
@@ -54,6 +65,20 @@ COLUMNS = (
     "mean_abs_error_pct",
     "rmse_pct",
     "p95_abs_error_pct",
+    "ci95_half_width_pct",
+    "coverage_95",
+)
+BATCH_COLUMNS = (
+    "epsilon_per_bit",
+    "epsilon_per_report",
+    "batch",
+    "delta",
+    "shuffled_central_epsilon",
+    "amplified",
+    "min_batch_for_bound",
+    "central_epsilon",
+    "trials",
+    "mean_abs_error_pct",
     "ci95_half_width_pct",
     "coverage_95",
 )
@@ -70,6 +95,7 @@ class SweepOptions:
     # The relay's noise on the tallies; 0: randomized response alone (no figure a business
     # is shown looks like that).
     central_epsilon: float = DEFAULT_CENTRAL_EPSILON
+    batches: list[int] = field(default_factory=lambda: list(DEFAULT_BATCHES))
 
     def validate(self) -> "SweepOptions":
         if not self.epsilons or any(not (e > 0 and math.isfinite(e)) for e in self.epsilons):
@@ -78,6 +104,8 @@ class SweepOptions:
             raise ValueError("--sizes: give audience sizes of at least 1, e.g. 100,1000")
         if self.trials < 1:
             raise ValueError("--trials must be at least 1")
+        if not self.batches or any(b < 2 for b in self.batches):
+            raise ValueError("--batches: give shuffler batch sizes of at least 2, e.g. 20,1000")
         if not (self.central_epsilon >= 0 and math.isfinite(self.central_epsilon)):
             raise ValueError("--central-epsilon must be zero (no central noise) or positive")
         return self
@@ -89,6 +117,8 @@ class SweepResult:
     csv_path: Path
     png_path: Path | None  # None when matplotlib is missing
     note: str = ""
+    batch_rows: list[dict[str, Any]] = field(default_factory=list)
+    batches_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +126,8 @@ class SweepResult:
             "png": str(self.png_path) if self.png_path else None,
             "note": self.note,
             "rows": self.rows,
+            "batches_csv": str(self.batches_path) if self.batches_path else None,
+            "batches": self.batch_rows,
         }
 
 
@@ -153,25 +185,70 @@ def _cell(epsilon: float, size: int, trials: int, seed: int, central_eps: float)
     }
 
 
+def _batch_row(
+    epsilon: float, batch: int, cell: dict[str, Any], delta: float = DEFAULT_DELTA
+) -> dict[str, Any]:
+    """One shuffler batch size: the central epsilon of ``batch`` shuffled reports (each
+    epsilon-per-report private on its own) and the error of a campaign that fills it."""
+    bound = amplify(report_epsilon(epsilon), batch, delta)
+    return {
+        "epsilon_per_bit": round(epsilon, 6),
+        "epsilon_per_report": round(bound.local_epsilon, 4),
+        "batch": batch,
+        "delta": delta,
+        "shuffled_central_epsilon": round(bound.central_epsilon, 4),
+        "amplified": bound.amplified,
+        "min_batch_for_bound": bound.min_reports,
+        "central_epsilon": cell["central_epsilon"],
+        "trials": cell["trials"],
+        "mean_abs_error_pct": cell["mean_abs_error_pct"],
+        "ci95_half_width_pct": cell["ci95_half_width_pct"],
+        "coverage_95": cell["coverage_95"],
+    }
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def run_sweep(
     options: SweepOptions, on_cell: Callable[[int, int], None] | None = None
 ) -> SweepResult:
-    """Every (epsilon, size) cell; writes ``sweep.csv`` and, if it can, ``sweep.png``."""
+    """Every (epsilon, size) cell and every (epsilon, batch size); writes ``sweep.csv``,
+    ``batches.csv`` and, if it can, ``sweep.png``."""
     options.validate()
-    cells = [(e, n) for e in sorted(options.epsilons) for n in sorted(options.sizes)]
-    rows = []
-    for i, (epsilon, size) in enumerate(cells):
-        rows.append(_cell(epsilon, size, options.trials, options.seed, options.central_epsilon))
-        if on_cell:
-            on_cell(i + 1, len(cells))
+    epsilons = sorted(options.epsilons)
+    cells = [(e, n) for e in epsilons for n in sorted(options.sizes)]
+    batches = [(e, b) for e in epsilons for b in sorted(options.batches)]
+    done: dict[tuple[float, int], dict[str, Any]] = {}  # a batch of B is an audience of B
+
+    def cell(epsilon: float, size: int) -> dict[str, Any]:
+        if (epsilon, size) not in done:
+            args = (options.trials, options.seed, options.central_epsilon)
+            done[(epsilon, size)] = _cell(epsilon, size, *args)
+            if on_cell:
+                on_cell(len(done), len(set(cells) | set(batches)))
+        return done[(epsilon, size)]
+
+    rows = [cell(e, n) for e, n in cells]
+    batch_rows = [_batch_row(e, b, cell(e, b)) for e, b in batches]
     options.out.mkdir(parents=True, exist_ok=True)
     csv_path = options.out / "sweep.csv"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(csv_path, COLUMNS, rows)
+    batches_path = options.out / "batches.csv"
+    _write_csv(batches_path, BATCH_COLUMNS, batch_rows)
     png_path, note = plot(rows, options.out / "sweep.png")
-    return SweepResult(rows=rows, csv_path=csv_path, png_path=png_path, note=note)
+    return SweepResult(
+        rows=rows,
+        csv_path=csv_path,
+        png_path=png_path,
+        note=note,
+        batch_rows=batch_rows,
+        batches_path=batches_path,
+    )
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> tuple[Path | None, str]:

@@ -18,7 +18,7 @@ from sealpost.sim.estimator import DEFAULT_CENTRAL_EPSILON
 from sealpost.sim.population import plan
 from sealpost.sim.runner import run_sim
 from sealpost.sim.summary import render, summarize
-from sealpost.sim.sweep import COLUMNS, SweepOptions, run_sweep
+from sealpost.sim.sweep import BATCH_COLUMNS, COLUMNS, SweepOptions, run_sweep
 
 CHECKS = {
     "canaries_absent",
@@ -104,15 +104,39 @@ def test_refusals_follow_the_population_choices(small_run):
     assert max(per_day.values()) <= 2
 
 
-def test_the_same_seed_gives_the_same_counts():
-    options = {"persons": 20, "campaigns": 2, "days": 2, "seed": 12}
-    first = summarize(run_sim(SimOptions(**options)))
-    again = summarize(run_sim(SimOptions(**options)))
+SAME_SEED = {"persons": 20, "campaigns": 2, "days": 2, "seed": 12}
+
+
+@pytest.fixture(scope="module")
+def seeded_run():
+    """A tiny run with every device in the test's process (``workers=0``)."""
+    return summarize(run_sim(SimOptions(**SAME_SEED, workers=0)))
+
+
+def test_the_same_seed_gives_the_same_counts(seeded_run):
+    options = SAME_SEED
+    first = seeded_run
+    again = summarize(run_sim(SimOptions(**options, workers=0)))
     assert first["counts"]["copies"]["delivered"] > 0
     assert again["counts"] == first["counts"]
     assert again["population"] == first["population"]
     # ...and another seed, another world.
     assert plan(SimOptions(**{**options, "seed": 13})).describe() != first["population"]
+
+
+def test_persons_on_worker_processes_play_the_same_week(seeded_run):
+    """The persons' devices split over two worker processes: every copy and chat is still
+    counted where the person's app stored it (nothing lost or duplicated), the audit passes,
+    and the seeded week is the one played in a single process."""
+    data = summarize(run_sim(SimOptions(**SAME_SEED, workers=2)))
+    assert data["options"]["workers"] == 2
+    assert data["passed"], data["failures"]
+    assert data["messages"]["lost"] == data["messages"]["duplicated"] == 0
+    copies = data["messages"]["campaign_copies"]
+    assert copies["delivered"] == copies["released"] > 0
+    assert data["analytics"]["reports_sent"] == copies["delivered"]
+    assert data["messages"]["chats"]["delivered"] == data["messages"]["chats"]["sent"] > 0
+    assert data["counts"] == seeded_run["counts"]
 
 
 def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys):
@@ -148,7 +172,13 @@ def test_bad_knobs_are_refused(args, complaint, capsys):
 
 def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
     result = run_sweep(
-        SweepOptions(epsilons=[0.5, math.log(3)], sizes=[20, 80], trials=3, out=tmp_path)
+        SweepOptions(
+            epsilons=[0.5, math.log(3)],
+            sizes=[20, 80],
+            trials=3,
+            out=tmp_path,
+            batches=[20, 20_000],
+        )
     )
     with result.csv_path.open() as f:
         rows = list(csv.DictReader(f))
@@ -164,6 +194,16 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
     assert all(float(r["central_epsilon"]) == DEFAULT_CENTRAL_EPSILON for r in rows)
     # More privacy (smaller epsilon) costs accuracy: the interval is wider.
     assert float(rows[0]["ci95_half_width_pct"]) > float(rows[2]["ci95_half_width_pct"])
+    # The shuffler's batch size: more reports shuffled together, a smaller central epsilon
+    # (once the bound applies) and a smaller error for the campaign that fills the batch.
+    with result.batches_path.open() as f:
+        batches = list(csv.DictReader(f))
+    assert tuple(batches[0]) == BATCH_COLUMNS
+    assert [int(r["batch"]) for r in batches] == [20, 20_000] * 2
+    small, big = batches[0], batches[1]  # epsilon 0.5 per bit: 3.5 per report
+    assert small["amplified"] == "False" and float(small["shuffled_central_epsilon"]) == 3.5
+    assert big["amplified"] == "True" and float(big["shuffled_central_epsilon"]) < 1
+    assert float(big["mean_abs_error_pct"]) < float(small["mean_abs_error_pct"])
     if importlib.util.find_spec("matplotlib"):
         assert result.png_path is not None
         assert result.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -172,6 +212,7 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
 
     out = tmp_path / "cli"
     argv = ["sim", "sweep", "--epsilons", "ln3", "--sizes", "30", "--trials", "2"]
-    assert main([*argv, "--out", str(out), "--json"]) == 0
+    assert main([*argv, "--batches", "30,60", "--out", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["csv"] == str(out / "sweep.csv") and len(data["rows"]) == 1
+    assert data["batches_csv"] == str(out / "batches.csv") and len(data["batches"]) == 2
