@@ -1,7 +1,9 @@
 """Playing a simulated week against a real relay with real clients.
 
 1. Accounts: every person and business registers through the client and opens its delivery
-   stream (``Messenger.listen``); all stay connected for the whole run.
+   stream (``Messenger.listen``); all stay connected for the whole run. The persons' devices
+   run in slices (``persons.py``), on worker processes from 200 persons as the audit's do;
+   each phase below is one call per slice, and what their apps stored comes back as events.
 2. Before the week: businesses register a template and top up; people make their choices
    (stop promotions, block, a marketing level) and some write to businesses and each other.
 3. The week, day by day and hour by hour of virtual time. On the own relay, each business
