@@ -159,10 +159,7 @@ def accept(session: Session, person: str, peers: Iterable[str], now_ms: int) -> 
 def withdraw(session: Session, person: str, peer: str) -> None:
     """``person`` no longer accepts ``peer``: it is a stranger again, with a fresh request."""
     session.execute(
-        delete(Acceptance.__table__).where(  # type: ignore[attr-defined]
-            Acceptance.__table__.c.person == person,  # type: ignore[attr-defined]
-            Acceptance.__table__.c.peer == peer,  # type: ignore[attr-defined]
-        )
+        delete(Acceptance).where(col(Acceptance.person) == person, col(Acceptance.peer) == peer)
     )
 
 

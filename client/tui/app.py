@@ -538,8 +538,10 @@ class SealpostApp(App[None]):
 
     def _prefs_changed(self, prefs: Preferences) -> None:
         self.prefs = prefs
-        for peer in prefs.accepted:  # accepted on another device of this account
-            self.store.set_accepted(peer)
+        accepted = set(prefs.accepted)
+        for request in self.store.requests():  # accepted on another device of this account
+            if request.peer in accepted:
+                self.store.set_accepted(request.peer)
         if self.has_main:
             self.main.refresh_chats()
 

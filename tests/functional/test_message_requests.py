@@ -157,3 +157,16 @@ async def test_a_business_posing_as_a_person_cannot_push_promotions_past_the_req
         await alice.sync()
         assert [c.peer for c in alice.store.requests()] == ["deals4u"]
         assert alice.store.unread_total() == 0
+
+
+async def test_withdrawing_acceptance_makes_a_stranger_again(db_url, make_account):
+    with requests_relay(db_url) as relay:
+        mallory = await make_account("mallory", relay)
+        alice = await make_account("alice", relay)
+        await alice.accept_request("mallory")
+        assert "mallory" in (await alice.api.preferences()).accepted
+        prefs = await alice.api.set_choice("accepted", "mallory", False)
+        assert "mallory" not in prefs.accepted
+        answers = await flood(relay, mallory, alice, HOLD + 1)
+        assert answers[-1] == ("rejected", "request_pending")
+        assert answers.count(("accepted", None)) == HOLD
