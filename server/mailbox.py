@@ -33,6 +33,7 @@ from shared.api import ErrorDetail, SendResult
 from shared.encoding import b64encode
 from shared.envelope import CHAT_CATEGORIES, Envelope
 from shared.templates import TemplateDraft, priced_category
+from shared.version import MAX_CIPHERTEXT_BYTES
 
 HOUR_MS = 3_600_000
 _MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
@@ -98,6 +99,7 @@ class _Batch:
         envelopes: Sequence[Envelope],
         directory: KnownAccounts,
         now_ms: int,
+        mailbox_bytes: int,
     ) -> None:
         # Accounts never change once registered: the process's directory answers most of a
         # campaign's recipients from memory (server/known_accounts.py).
@@ -146,10 +148,16 @@ class _Batch:
         ]
         self.blocked_by: set[str] = set()
         self.windows: dict[str, int] = {}
-        self.requests = RequestBook.load(session, {(p, sender.handle) for p in persons}, now_ms)
-        self.pending = _pending_sizes(
-            session, {e.recipient for e in envelopes if e.kind == "chat"} & set(self.accounts)
+        chats = [e for e in envelopes if e.kind == "chat" and e.recipient in self.accounts]
+        self.requests = RequestBook.load(
+            session,
+            {(p, sender.handle) for p in persons},
+            now_ms,
+            # A person writing accepts whom they write to (_record_chat_contacts).
+            writer=sender.handle if sender.kind == "person" else None,
+            written={e.recipient for e in chats},
         )
+        self.pending = _pending_sizes(session, chats, mailbox_bytes)
         if not persons:
             return
         self.blocked_by = set(
@@ -206,7 +214,8 @@ def _chat_error(
                 f"A business may write free-form only within {hours} h of the person's last "
                 "message to it; send an approved template instead.",
             )
-    size = len(envelope.ciphertext) * 3 // 4  # base64 -> bytes, near enough for a limit
+    ciphertext = envelope.ciphertext  # base64: its decoded length, without decoding it
+    size = len(ciphertext) * 3 // 4 - ciphertext[-2:].count("=")
     held, held_bytes = batch.pending.get(recipient.handle, (0, 0))
     if held >= rules.mailbox_envelopes or held_bytes + size > rules.mailbox_bytes:
         # Checked before the block, so a blocked sender is told what everyone is told.
@@ -245,21 +254,41 @@ def _admit_chat(
     return error
 
 
-def _pending_sizes(session: Session, recipients: set[str]) -> dict[str, tuple[int, int]]:
-    """Per recipient: envelopes and ciphertext bytes waiting in the mailbox."""
-    if not recipients:
+def _pending_sizes(
+    session: Session, chats: Sequence[Envelope], mailbox_bytes: int
+) -> dict[str, tuple[int, int]]:
+    """Per recipient of ``chats``: envelopes and ciphertext bytes waiting in the mailbox.
+
+    Bytes are summed only where they could reach ``mailbox_bytes`` with this batch: reading
+    every waiting ciphertext's length on each submission cost more than the rest of it."""
+    if not chats:
         return {}
     table = _MAILBOX
-    rows = session.execute(
-        select(
-            table.c.recipient,
-            func.count(),
-            func.coalesce(func.sum(func.length(table.c.ciphertext)), 0),
+    coming: dict[str, int] = {}
+    for envelope in chats:
+        coming[envelope.recipient] = coming.get(envelope.recipient, 0) + len(envelope.ciphertext)
+    counts = {
+        r: int(n)
+        for r, n in session.execute(
+            select(table.c.recipient, func.count())
+            .where(one_of(table.c.recipient, list(coming)), table.c.state == PENDING)
+            .group_by(table.c.recipient)
         )
-        .where(one_of(table.c.recipient, recipients), table.c.state == PENDING)
-        .group_by(table.c.recipient)
-    )
-    return {r: (int(n), int(size)) for r, n, size in rows}
+    }
+    # Bounded by the largest ciphertext a waiting envelope can have (and the batch's own,
+    # in base64, which is larger than its bytes).
+    near = [r for r, n in counts.items() if n * MAX_CIPHERTEXT_BYTES + coming[r] > mailbox_bytes]
+    sizes: dict[str, int] = {}
+    if near:
+        sizes = {
+            r: int(size)
+            for r, size in session.execute(
+                select(table.c.recipient, func.sum(func.length(table.c.ciphertext)))
+                .where(one_of(table.c.recipient, near), table.c.state == PENDING)
+                .group_by(table.c.recipient)
+            )
+        }
+    return {r: (n, sizes.get(r, 0)) for r, n in counts.items()}
 
 
 def _pair_limit(envelope: Envelope, sender: KnownAccount, rules: RoutingRules) -> SendResult | None:
@@ -268,7 +297,8 @@ def _pair_limit(envelope: Envelope, sender: KnownAccount, rules: RoutingRules) -
     if rules.pair_envelopes is None or rules.pair_bytes is None:
         return None
     pair = f"{sender.handle}>{envelope.recipient}"
-    size = len(envelope.ciphertext) * 3 // 4  # base64 -> bytes, near enough for a limit
+    ciphertext = envelope.ciphertext  # base64: its decoded length, without decoding it
+    size = len(ciphertext) * 3 // 4 - ciphertext[-2:].count("=")
     wait = rules.pair_envelopes.take(pair) or rules.pair_bytes.take(pair, size)
     if not wait:
         return None
@@ -365,7 +395,7 @@ def store_envelopes(
     names this relay in its announcements to the others (server/notify.py); ``directory``,
     the process's cache of accounts, spares looking up known recipients.
     """
-    batch = _Batch(session, sender, envelopes, directory, now_ms)
+    batch = _Batch(session, sender, envelopes, directory, now_ms, rules.mailbox_bytes)
     existing = {
         row.msg_id: (row.sender, row.digest)
         for row in session.execute(
@@ -613,7 +643,11 @@ def _record_chat_contacts(
     if sender.kind != "person":
         return
     message_requests.accept(
-        session, sender.handle, {r["recipient"] for r in rows if r["kind"] == "chat"}, now_ms
+        session,
+        sender.handle,
+        {r["recipient"] for r in rows if r["kind"] == "chat"},
+        now_ms,
+        known=batch.requests.writer_accepts,
     )
     for business in {r["recipient"] for r in rows if r["category"] == "service"}:
         if batch.accounts[business].kind != "business":

@@ -5,7 +5,7 @@ from sqlmodel import Session
 
 from server import schema
 from server.db import make_engine
-from server.models import Account
+from server.models import Acceptance, Account
 from shared.keys import AccountKeys
 
 
@@ -30,3 +30,13 @@ def seed_persons(db_url: str, count: int, prefix: str = "person") -> list[tuple[
         session.commit()
     engine.dispose()
     return people
+
+
+def seed_acceptances(db_url: str, persons: list[str], peer: str) -> None:
+    """``persons`` accept ``peer``, as if each had written to it once: its chats reach them
+    as a contact's, not as message requests."""
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        session.add_all(Acceptance(person=p, peer=peer, at=0) for p in persons)
+        session.commit()
+    engine.dispose()

@@ -15,6 +15,7 @@ from server import reserved_handles
 from server.embedded import EmbeddedRelay
 from server.models import Account
 from shared.api import RegisterAccount
+from shared.encoding import b64decode
 from shared.envelope import ChatContent, ChatPayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, key_fingerprint
@@ -137,7 +138,9 @@ def test_an_unknown_account_and_a_bad_signature_answer_the_same(relay):
     assert answers[0].json() == answers[1].json()
 
 
-def _chat_envelopes(sender: Messenger, recipient_keys: AccountKeys, to: str, n: int) -> list[str]:
+def _chat_envelopes(
+    sender: Messenger, recipient_keys: AccountKeys, to: str, n: int, text: str = "flood"
+) -> list[str]:
     out = []
     for _ in range(n):
         payload = ChatPayload(
@@ -145,7 +148,7 @@ def _chat_envelopes(sender: Messenger, recipient_keys: AccountKeys, to: str, n: 
             sender=sender.profile.handle,
             recipient=to,
             sent_at=0,
-            content=ChatContent(text="flood"),
+            content=ChatContent(text=text),
         )
         envelope = seal_envelope(
             payload, sender.profile.keys, recipient_keys.public.box, category="service"
@@ -272,3 +275,24 @@ async def test_a_mailbox_holds_so_much_and_says_so(db_url, make_account):
         assert len((await bob.sync()).stored) == 5
         [envelope] = _chat_envelopes(friends[0], bob.profile.keys, "bob", 1)
         assert post_batch(relay, friends[0], [envelope]).json()["accepted"] == 1
+
+
+async def test_a_mailbox_holds_so_many_bytes_and_says_so(db_url, make_account):
+    # A few large messages fill a mailbox by bytes long before its count of envelopes.
+    settings = relay_settings(db_url, mailbox_max_pending_bytes=65_536)
+    with EmbeddedRelay(settings) as relay:
+        bob = await make_account("bob", relay)
+        ann = await make_account("ann", relay)
+        await bob.accept_request("ann")
+        big = _chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
+        assert {len(b64decode(json.loads(e)["ciphertext"])) for e in big} == {16_384}
+        answers = []
+        for envelope in big:  # one at a time, then all in one batch once she has caught up
+            [result] = post_batch(relay, ann, [envelope]).json()["results"]
+            answers.append((result["status"], (result["error"] or {}).get("code")))
+        assert answers == [("accepted", None)] * 4 + [("rejected", "mailbox_full")]
+        assert "65,536 bytes" in result["error"]["message"]
+        assert len((await bob.sync()).stored) == 4
+        again = _chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
+        batch = post_batch(relay, ann, again).json()["results"]
+        assert [r["status"] for r in batch] == ["accepted"] * 4 + ["rejected"]
