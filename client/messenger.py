@@ -764,20 +764,22 @@ class Messenger:
         ids = [i.envelope.id for i in items]
         for start in range(0, len(ids), MAX_BATCH_ENVELOPES):
             await self.api.ack(ids[start : start + MAX_BATCH_ENVELOPES])
-        campaign_of = {i.envelope.id: i.envelope.campaign_id for i in items}
-        copies: dict[str, str] = {}  # campaign -> its first verified copy here
+        campaign_of = {i.envelope.id: (i.envelope.campaign_id, i.envelope.sender) for i in items}
+        copies: dict[str, tuple[str, str]] = {}  # campaign -> its first verified copy, sender
         for message in stored:
             msg_id, status, kind = (
                 (message["msg_id"], message["status"], message["kind"])
                 if isinstance(message, dict)
                 else (message.msg_id, message.status, message.kind)
             )
-            campaign_id = campaign_of.get(msg_id)
+            campaign_id, business = campaign_of.get(msg_id, (None, ""))
             if status == "verified" and kind == "template" and campaign_id:
-                copies.setdefault(campaign_id, msg_id)
+                copies.setdefault(campaign_id, (msg_id, business))
         # One report per campaign: later copies need no token. One request for them all; if
         # the relay refuses it, each on its own, so that one bad copy costs only its token.
-        wanted = [(msg_id, campaign_id) for campaign_id, msg_id in copies.items()]
+        wanted = [
+            (msg_id, campaign_id, business) for campaign_id, (msg_id, business) in copies.items()
+        ]
         for start in range(0, len(wanted), MAX_TOKEN_BATCH):
             chunk = wanted[start : start + MAX_TOKEN_BATCH]
             try:
@@ -785,16 +787,16 @@ class Messenger:
                 continue
             except RelayError as exc:
                 if len(chunk) == 1 or exc.transient:
-                    log.warning("no signal tokens for %s: %s", [c for _, c in chunk], exc)
+                    log.warning("no signal tokens for %s: %s", [c for _, c, _ in chunk], exc)
                     continue
             except (RelayUnavailable, TokenError) as exc:
                 # No token, no report for these campaigns: a gap in the statistics, never a
                 # reason to hold up the person's messages.
-                log.warning("no signal tokens for %s: %s", [c for _, c in chunk], exc)
+                log.warning("no signal tokens for %s: %s", [c for _, c, _ in chunk], exc)
                 continue
-            for msg_id, campaign_id in chunk:
+            for msg_id, campaign_id, business in chunk:
                 try:
-                    await self.signals.on_delivered(msg_id, campaign_id)
+                    await self.signals.on_delivered(msg_id, campaign_id, business)
                 except (RelayError, RelayUnavailable, TokenError) as exc:
                     log.warning("no signal token for %s: %s", campaign_id, exc)
 

@@ -4,11 +4,13 @@ at a moment of its own, through the shuffler.
 When a campaign copy is stored and acked, the client obtains a blind token for it on the
 authenticated channel and schedules the campaign's report for a random moment later in the
 day (so a report's timing cannot be matched with the delivery, the published attack on
-automatic receipts). Interactions (read, clicked, ...) set bits of that pending report. When
-it is due, its bits go through randomized response (charged to the person's epsilon ledger;
-with no budget left, or signals switched off, the bits are uniformly random and cost nothing,
-so the report still exists and says nothing) and it is sent on the anonymous channel: a
-separate HTTP client with no credentials, no handle and no message id.
+automatic receipts). Interactions (read, clicked, dismissed) are noted on that pending report.
+When it is due, the one outcome they amount to goes through k-ary randomized response,
+charged to the person's epsilon ledger (ln 3 a report, under daily, 30-day and per-business
+lifetime caps; shared/signals.py). With signals switched off, or no budget left, the report
+says ``no_signal`` and costs nothing, so it still exists and tells nothing about the person.
+It is sent on the anonymous channel: a separate HTTP client with no credentials, no handle
+and no message id.
 
 Timing, so that a report cannot be tied to the account's own traffic: each report leaves
 alone, in a request of its own, never sooner than ``quiet_after_signed_s`` (60 s) after this
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import httpx
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Field, Session, SQLModel, select
 
 from client import tls
@@ -57,15 +59,18 @@ from shared.api import (
 from shared.encoding import b64decode, b64encode
 from shared.shuffled import REPORTS_PATH, ShufflerReport
 from shared.signals import (
-    DEFAULT_EPSILON_PER_BIT,
+    DEFAULT_REPORT_EPSILON,
+    NO_SIGNAL,
+    REPORT_VALUES,
     BudgetExhausted,
     EpsilonLedger,
     Event,
+    ReportValue,
     encode_report,
     event_bit,
+    events_of,
+    outcome_of,
     randomize,
-    report_epsilon,
-    uniform_bits,
 )
 from shared.token_log import KeyLogInvalid
 from shared.tokens import Token, blind, finalize, new_token_input
@@ -86,7 +91,7 @@ class PendingSignal(SQLModel, table=True):
     day: str
     token_input: str
     token_output: str
-    true_bits: int
+    true_bits: int  # what the person did: a mask over shared.signals.EVENTS
     send_after: int  # unix seconds
     sent: bool = False
     # The key the token's issuance was proven against (base64), checked against the relay's
@@ -95,13 +100,24 @@ class PendingSignal(SQLModel, table=True):
     issued_at: int | None = None
     # Why the report will never leave (a key that failed its check), or None.
     withheld: str | None = None
+    # The business that sent the campaign: its reports share one lifetime budget.
+    business: str | None = None
+    # 2: true_bits is a mask over today's EVENTS. Rows of the first version (NULL here) had
+    # a "delivered" bit first, and are shifted once when the store is opened.
+    mask_v: int | None = 2
 
 
 _not_withheld = PendingSignal.withheld == None  # noqa: E711 - SQL IS NULL
 
 # Columns newer than the table (stores of older versions gain them on open).
 _ADDED_COLUMNS = {
-    "client_signal": {"public_key": "VARCHAR", "issued_at": "INTEGER", "withheld": "VARCHAR"}
+    "client_signal": {
+        "public_key": "VARCHAR",
+        "issued_at": "INTEGER",
+        "withheld": "VARCHAR",
+        "business": "VARCHAR",
+        "mask_v": "INTEGER",
+    }
 }
 
 
@@ -157,7 +173,6 @@ def _describe(reason: str, campaign_id: str, found: str = "") -> str:
 class SignalSettings:
     enabled: bool = True  # optional signals; explicit choices go through prefs regardless
     max_delay_s: float = DAY_S  # reports leave at a random time within this after delivery
-    epsilon_per_bit: float = DEFAULT_EPSILON_PER_BIT
     # A report never leaves within this long of the device's own last signed request...
     quiet_after_signed_s: float = 60.0
     # ...nor within min_gap_s + Exp(mean_extra_gap_s) of its previous report.
@@ -186,6 +201,7 @@ class SignalAgent:
         tables = [PendingSignal.__table__, SignalProblem.__table__]  # type: ignore[attr-defined]
         create_tables(engine, tables)  # type: ignore[arg-type]
         add_missing_columns(engine, _ADDED_COLUMNS)  # type: ignore[arg-type]
+        _upgrade_masks(engine)
         # Pinned with SEALPOST_TOKEN_LOG_KEY_FINGERPRINT; else the first log key seen is kept.
         self.key_log = KeyLogReader(profile_dir, ledger, key_log_fingerprint)
         self.settings = self._load_settings()
@@ -215,9 +231,13 @@ class SignalAgent:
 
     def _load_settings(self) -> SignalSettings:
         try:
-            return SignalSettings(**json.loads(self._settings_path.read_text()))
+            saved = json.loads(self._settings_path.read_text())
         except FileNotFoundError:
             return SignalSettings()
+        # Only what this version knows (the first one saved a per-bit epsilon: ε is now the
+        # protocol's, ln 3 a report, so that the relay's estimates hold for everyone's).
+        known = SignalSettings.__dataclass_fields__
+        return SignalSettings(**{k: v for k, v in saved.items() if k in known})
 
     def save_settings(self) -> None:
         self._settings_path.write_text(json.dumps(self.settings.__dict__, indent=2))
@@ -235,23 +255,23 @@ class SignalAgent:
 
     # --- lifecycle of a report --------------------------------------------------------------
 
-    async def on_delivered(self, msg_id: str, campaign_id: str) -> None:
+    async def on_delivered(self, msg_id: str, campaign_id: str, business: str) -> None:
         """A campaign copy was stored and acked: get its token and schedule its report."""
-        await self.on_delivered_many([(msg_id, campaign_id)])
+        await self.on_delivered_many([(msg_id, campaign_id, business)])
 
-    async def on_delivered_many(self, copies: list[tuple[str, str]]) -> None:
-        """Campaign copies (``(msg_id, campaign_id)``, one per campaign) were stored and
-        acked: get their tokens in one request, and schedule their reports."""
+    async def on_delivered_many(self, copies: list[tuple[str, str, str]]) -> None:
+        """Campaign copies (``(msg_id, campaign_id, business)``, one per campaign) were
+        stored and acked: get their tokens in one request, and schedule their reports."""
         with Session(self.engine) as s:  # type: ignore[arg-type]
             # One report per campaign, whatever happens.
-            copies = [(m, c) for m, c in copies if s.get(PendingSignal, c) is None]
+            copies = [(m, c, b) for m, c, b in copies if s.get(PendingSignal, c) is None]
         if not copies:
             return
         inputs = [new_token_input() for _ in copies]
         blinds = [blind(token_input) for token_input in inputs]
         asked = [
             TokenRequest(msg_id=msg_id, blinded_element=b64encode(blinded))
-            for (msg_id, _), (_, blinded) in zip(copies, blinds, strict=True)
+            for (msg_id, _, _), (_, blinded) in zip(copies, blinds, strict=True)
         ]
         if len(asked) == 1:
             answers = [
@@ -269,7 +289,7 @@ class SignalAgent:
             raise RelayError(502, "bad_token_answer", "The relay answered for other tokens.")
         now = self.clock()
         rows = []
-        for (_, campaign_id), token_input, (blind_scalar, blinded), answer in zip(
+        for (_, campaign_id, business), token_input, (blind_scalar, blinded), answer in zip(
             copies, inputs, blinds, answers, strict=True
         ):
             # The proof shows only that the relay used the key it names here; whether that
@@ -288,10 +308,11 @@ class SignalAgent:
                     day=datetime.fromtimestamp(now, UTC).date().isoformat(),
                     token_input=b64encode(token_input),
                     token_output=b64encode(output),
-                    true_bits=event_bit("delivered"),
+                    true_bits=0,
                     send_after=int(now + self._rng.uniform(0, self.settings.max_delay_s)),
                     public_key=answer.public_key,
                     issued_at=int(now),
+                    business=business,
                 )
             )
         with Session(self.engine) as s:  # type: ignore[arg-type]
@@ -309,35 +330,58 @@ class SignalAgent:
             s.add(row)
             s.commit()
 
-    def _noisy(self, true_bits: int, day: str) -> int:
+    def _noisy(self, row: PendingSignal) -> ReportValue:
+        """The value the report carries: the outcome after randomized response, charged to
+        the budget; or no_signal (free) with signals off or the budget spent."""
         if not self.settings.enabled:
-            return uniform_bits(self._rng)
+            return NO_SIGNAL
         budget = self._budget()
-        cost = report_epsilon(self.settings.epsilon_per_bit)
         try:
-            budget.spend(day, cost)
+            budget.spend(row.day, DEFAULT_REPORT_EPSILON, business=row.business)
         except BudgetExhausted:
-            return uniform_bits(self._rng)
+            return NO_SIGNAL
         self._save_budget(budget)
-        return randomize(true_bits, self.settings.epsilon_per_bit, self._rng)
+        return randomize(outcome_of(events_of(row.true_bits)), rng=self._rng)
+
+    def business_budget(self, business: str) -> "BusinessBudget":
+        """What reports about ``business``'s campaigns have cost this device, for good."""
+        budget = self._budget()
+        return BusinessBudget(
+            business=business,
+            spent=budget.spent_on_business(business),
+            cap=budget.business_cap,
+        )
+
+    def business_budgets(self) -> list["BusinessBudget"]:
+        """Every business this device has reported on, most spent first."""
+        budget = self._budget()
+        return sorted(
+            (
+                BusinessBudget(b, spent, budget.business_cap)
+                for b, spent in budget.by_business.items()
+            ),
+            key=lambda b: (-b.spent, b.business),
+        )
 
     @property
     def _drawn_path(self) -> Path:
         return self.dir / "signal_drawn.json"
 
-    def _drawn(self) -> dict[str, int]:
+    def _drawn(self) -> dict[str, ReportValue]:
         try:
-            return {str(k): int(v) for k, v in json.loads(self._drawn_path.read_text()).items()}
+            saved = json.loads(self._drawn_path.read_text())
+            # (A first version's draw, a bitmask, is not a value any more: drawn again.)
+            return {str(k): v for k, v in saved.items() if v in REPORT_VALUES}
         except (FileNotFoundError, ValueError, AttributeError):
             return {}
 
-    def _drawn_bits(self, row: PendingSignal) -> int:
-        """The report's noisy bits, drawn (and charged) once: a report that failed to leave
-        is sent again with the same bits. Drawing afresh would spend ε on every retry, and
+    def _drawn_value(self, row: PendingSignal) -> ReportValue:
+        """The report's value, drawn (and charged) once: a report that failed to leave is
+        sent again with the same value. Drawing afresh would spend ε on every retry, and
         two draws of one truth reaching anyone would tell it more than one."""
         drawn = self._drawn()
         if row.campaign_id not in drawn:
-            drawn[row.campaign_id] = self._noisy(row.true_bits, row.day)
+            drawn[row.campaign_id] = self._noisy(row)
             self._drawn_path.write_text(json.dumps(drawn))
         return drawn[row.campaign_id]
 
@@ -424,7 +468,7 @@ class SignalAgent:
         row = due[int(self._rng.random() * len(due))]
         # Before anything is drawn or charged: a report whose key fails is never sent.
         await self._check_key(row, now)
-        noisy = self._drawn_bits(row)
+        noisy = self._drawn_value(row)
         token = Token(b64decode(row.token_input), b64decode(row.token_output))
         report = encode_report(row.campaign_id, row.day, noisy, token).decode()
         if self.shuffler_url:
@@ -561,6 +605,28 @@ class SignalAgent:
                 code, message = "signals_refused", response.text[:200]
             raise RelayError(response.status_code, code, message)
         return SignalResult.model_validate(response.json())
+
+
+@dataclass(frozen=True)
+class BusinessBudget:
+    """What one business's reports have cost this device over its life, and the cap."""
+
+    business: str
+    spent: float
+    cap: float | None
+
+
+def _upgrade_masks(engine: object) -> None:
+    """Shift first-version masks (delivered, read, clicked, dismissed, ...) to today's
+    (read, clicked, dismissed): once, on open."""
+    with Session(engine) as s:  # type: ignore[arg-type]
+        s.execute(
+            text(
+                "UPDATE client_signal SET true_bits = (true_bits >> 1) & 7, mask_v = 2 "
+                "WHERE mask_v IS NULL"
+            )
+        )
+        s.commit()
 
 
 def _configured_shuffler(profile_dir: Path) -> str | None:

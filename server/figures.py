@@ -9,9 +9,7 @@ were not delivered: money follows the noisy figures, never the exact ones. The p
 its ε are in docs/privacy-boundary.md ("What a business sees").
 """
 
-import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
@@ -20,23 +18,18 @@ from server import accountant, noise
 from server.billing import locked_balance, locked_campaign, rebate
 from server.models import Campaign, MailboxEntry, PublishedFigures
 from server.signals import tally_of
-from shared.api import (
-    INTERACTIONS,
-    REFUSAL_CLASSES,
-    CampaignFigures,
-    Estimate,
-    NoisyCount,
-)
-from shared.signals import DEFAULT_EPSILON_PER_BIT, keep_probability
+from shared.api import REFUSAL_CLASSES, CampaignFigures, Estimate, NoisyCount
+from shared.signals import NO_SIGNAL, OUTCOMES, estimate
 
 HOUR_MS = 3_600_000
 # One person has one copy per campaign (the relay refuses a second), so changing what that
 # person did moves one copy from one outcome to another: two counts change by one each.
 OUTCOME_SENSITIVITY = 2
-# One person sends at most one report per campaign (one token per copy): adding or removing
-# it changes the report count and each interaction's count of set bits by at most one.
-TALLY_SENSITIVITY = 1 + len(INTERACTIONS)
-_Z95 = NormalDist().inv_cdf(0.975)
+# One person sends at most one report per campaign (one token per copy), carrying one value:
+# adding or removing it changes exactly one of the counts per value (no_signal and the four
+# outcomes) by one. The report count is their sum, not a count of its own.
+TALLY_SENSITIVITY = 1
+_TALLIED = (NO_SIGNAL, *OUTCOMES)
 
 
 @dataclass(frozen=True)
@@ -157,8 +150,8 @@ def _release(
     epsilon: float,
 ) -> CampaignFigures:
     keys = ["delivered", *REFUSAL_CLASSES, "not_delivered"]
-    n, ones = tally_of(session, campaign.id)
-    tally = [n, *(ones[e] for e in INTERACTIONS)]
+    _, by_value = tally_of(session, campaign.id)
+    tally = [by_value[v] for v in _TALLIED]
     if sent:
         counts = noise.noisy_counts(
             [exact[k] for k in keys], OUTCOME_SENSITIVITY, policy.epsilon_counts
@@ -183,29 +176,25 @@ def _release(
         refused=noisy(refused, len(REFUSAL_CLASSES), count_scale),
         refused_by_reason={r: noisy(by_key[r], 1, count_scale) for r in REFUSAL_CLASSES},
         not_delivered=noisy(by_key["not_delivered"], 1, count_scale),
-        signal_reports=noisy(reports[0], 1, tally_scale),
+        signal_reports=noisy(sum(reports), len(_TALLIED), tally_scale),
+        no_signal=noisy(reports[0], 1, tally_scale),
         interactions=_estimates(reports, tally_scale),
         rebate=max(0, rebate_amount),
     )
 
 
 def _estimates(reports: list[int], scale: float) -> dict[str, Estimate]:
-    """Unbiased estimates of how many people did each thing, from the noisy tallies.
+    """Unbiased estimates of how many people had each outcome, from the noisy tallies.
 
-    Each report's bits went through randomized response on the device (keep probability p),
-    and the relay's tallies got discrete Laplace noise of ``scale``: t = (ones - n(1-p)) /
-    (2p-1) stays unbiased, and its variance adds both noises. Not clipped to [0, n]:
-    clipping would bias rare events upwards.
+    Each report's outcome went through k-ary randomized response on the device, and each of
+    the relay's tallies got discrete Laplace noise of ``scale``: shared.signals.estimate
+    stays unbiased, and its interval holds both noises. Not clipped: clipping would bias
+    rare outcomes upwards.
     """
-    p = keep_probability(DEFAULT_EPSILON_PER_BIT)
-    n = reports[0]
+    counts = dict(zip(_TALLIED, reports, strict=True))
     central = noise.variance(scale) if scale else 0.0
-    out: dict[str, Estimate] = {}
-    for event, ones in zip(INTERACTIONS, reports[1:], strict=True):
-        value = (ones - n * (1 - p)) / (2 * p - 1)
-        var = (max(n, 0) * p * (1 - p) + central * (1 + (1 - p) ** 2)) / (2 * p - 1) ** 2
-        half = _Z95 * math.sqrt(var)
-        out[event] = Estimate(
-            value=round(value, 1), low=round(value - half, 1), high=round(value + half, 1)
-        )
-    return out
+    found = estimate(counts, central_variance=central)
+    return {
+        outcome: Estimate(value=round(e.value, 1), low=round(e.low, 1), high=round(e.high, 1))
+        for outcome, e in found.items()
+    }

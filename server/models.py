@@ -268,20 +268,19 @@ class TokenSpent(SQLModel, table=True):
 
 
 class SignalTally(SQLModel, table=True):
-    """Per campaign: how many reports arrived and how many had each (noisy) event bit set.
-    Reports themselves are not kept: only these sums."""
+    """Per campaign: how many reports arrived, and how many carried each value (an outcome
+    after randomized response, or no_signal). Reports themselves are not kept: only these
+    sums."""
 
     __tablename__ = "relay_signal_tally"
 
     campaign_id: str = Field(primary_key=True, max_length=64)
     reports: int = 0
-    delivered: int = 0
+    not_read: int = 0
     read: int = 0
     clicked: int = 0
     dismissed: int = 0
-    stopped_promotions: int = 0
-    blocked: int = 0
-    reported: int = 0
+    no_signal: int = 0
 
 
 class PrivacySpend(SQLModel, table=True):

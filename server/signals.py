@@ -25,7 +25,7 @@ from server.models import (
     TokenSpent,
 )
 from shared.encoding import b64encode
-from shared.signals import EVENTS, InvalidReport, SignalReport, decode_report, events_of
+from shared.signals import REPORT_VALUES, InvalidReport, ReportValue, SignalReport, decode_report
 from shared.tokens import IssuerKey, TokenError, evaluate, verify_token
 
 MASTER = "signal_token_master"
@@ -179,14 +179,14 @@ def _count(session: Session, report: SignalReport, token_input: str) -> str | No
         tally = SignalTally(campaign_id=report.campaign_id)
         session.add(tally)
     tally.reports += 1
-    for event in events_of(report.bits):
-        setattr(tally, event, getattr(tally, event) + 1)
+    setattr(tally, report.outcome, getattr(tally, report.outcome) + 1)
     session.commit()  # per report: a spent token and its count land together
     return None
 
 
-def tally_of(session: Session, campaign_id: str) -> tuple[int, dict[str, int]]:
+def tally_of(session: Session, campaign_id: str) -> tuple[int, dict[ReportValue, int]]:
+    """The campaign's report count and its count per reported value (exact: never shown)."""
     row = session.get(SignalTally, campaign_id)
     if row is None:
-        return 0, dict.fromkeys(EVENTS, 0)
-    return row.reports, {event: getattr(row, event) for event in EVENTS}
+        return 0, dict.fromkeys(REPORT_VALUES, 0)
+    return row.reports, {value: getattr(row, value) for value in REPORT_VALUES}

@@ -189,7 +189,6 @@ REFUSAL_CLASSES: tuple[RefusalClass, ...] = (
     "daily_cap",
     "message_request",  # a stranger's copy past the few let through before the person accepts
 )
-INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 
 
 class CampaignCreate(_Strict):
@@ -238,8 +237,12 @@ class CampaignFigures(_Strict):
     refused_by_reason: dict[str, NoisyCount]
     not_delivered: NoisyCount = Field(description="copies still waiting or expired unread")
     signal_reports: NoisyCount = Field(description="anonymous interaction reports counted")
+    no_signal: NoisyCount = Field(
+        description="reports that carry no outcome (signals off, or the device's budget spent)"
+    )
     interactions: dict[str, Estimate] = Field(
-        description="Estimated people per interaction, from the randomized anonymous reports"
+        description="Per outcome (not_read, read, clicked, dismissed): estimated people among "
+        "the reports that carry one, from the randomized anonymous reports"
     )
     rebate: int = Field(description="micro-units given back for the estimated undelivered copies")
 

@@ -1,67 +1,52 @@
-"""Interaction signals: the report schema, randomized response, epsilon accounting, aggregation.
+"""Interaction signals: the report schema, k-ary randomized response, epsilon accounting,
+aggregation.
 
 A signal report is the only thing a client sends about what a person did with a campaign
-message. It holds a campaign id, a day, a bitmask over the closed event list :data:`EVENTS`
-(after randomized response) and a one-time anonymous token (see :mod:`shared.tokens`):
-exactly :data:`REPORT_FIELDS`, nothing else. Each recipient sends one report per campaign
-whatever they did, so the existence of a report says nothing.
+message. It holds a campaign id, a day, one **outcome** (after randomized response) and a
+one-time anonymous token (see :mod:`shared.tokens`): exactly :data:`REPORT_FIELDS`, nothing
+else. Each recipient sends one report per campaign whatever they did, so the existence of a
+report says nothing.
 
-Public API:
+Outcomes. What a person did with one copy is one of :data:`OUTCOMES`, mutually exclusive:
+``clicked`` (a button or link) if they clicked, else ``dismissed`` if they dismissed it, else
+``read`` if they opened it, else ``not_read`` (:func:`outcome_of`). Left out on purpose:
+``delivered`` (every report's copy was delivered: a constant bit says nothing and costs
+budget) and the explicit choices (stop promotions, block, report), which reach the relay
+anyway, by name, as the person's preferences: repeating them in an anonymous report would
+spend budget to tell the relay what it already knows.
 
-- ``EVENTS``, ``Event``, ``event_bit(event)``, ``bits_of(events)``, ``events_of(bits)``:
-  bit i of a mask stands for ``EVENTS[i]``.
-- ``SignalReport``, ``REPORT_FIELDS``, ``encode_report(campaign_id, day, noisy_bits, token)
-  -> bytes`` (canonical JSON), ``decode_report(data) -> SignalReport`` (strict; raises
-  ``InvalidReport``).
-- Randomized response: ``keep_probability(epsilon)``, ``epsilon_of(p)``,
-  ``randomize(true_bits, epsilon_per_bit, rng=None) -> int``, ``uniform_bits(rng=None)``,
-  ``report_epsilon(epsilon_per_bit)``.
-- ``EpsilonLedger`` (``can_spend``, ``spend``, ``remaining``, ``to_json``/``from_json``) and
-  ``BudgetExhausted``.
-- Aggregation (the relay): ``debias(count_ones, n, p)``, ``variance(n, p)``,
-  ``estimate(count_ones, n, p, confidence) -> Estimate``, ``check_k(k)``,
-  ``publishable(n, k)``, ``publish(count_ones, n, p, k, confidence) -> Estimate | None``,
-  ``tally(bits_iterable) -> (n, counts per event)``.
+Randomized response (k-ary, Warner 1965 generalised; Kairouz, Oh and Viswanath 2014). The
+device reports its true outcome with probability ``p = e^eps / (e^eps + k - 1)`` and each of
+the ``k - 1`` others with ``q = 1 / (e^eps + k - 1)``. Any reported value is at most ``p / q =
+e^eps`` times likelier under one truth than under another, so **one report costs eps**,
+whatever the person did. At the default ``eps = ln 3`` and ``k = 4``: p = 1/2, q = 1/6. (The
+first version randomized seven independent bits at ln 3 each: 7.7 per report.) k-ary
+response has a lower variance than optimised unary encoding whenever ``k < 3 e^eps + 2``
+(Wang et al., USENIX Security 2017): here 4 < 11.
 
-Randomized response. Each of the seven event bits is kept with probability
-``p = e^eps / (1 + e^eps)`` and flipped otherwise, independently (symmetric randomized response,
-Warner 1965). One bit is then eps-locally differentially private: whatever the truth, either
-reported value is at most ``e^eps`` times likelier under one truth than under the other. A report
-randomizes ``len(EVENTS)`` bits, and two truths may differ in all of them, so by basic
-composition a report costs ``len(EVENTS) * eps`` (this bound is tight for independent bits).
+``no_signal``: the value of a report that carries nothing (signals switched off, or the
+budget below spent). It is not randomized and costs nothing; the relay learns how many
+reports carry no signal and nothing about their outcomes. Counting them apart is what keeps
+the estimates unbiased whatever state devices are in: the first version sent coin flips the
+relay could not tell from real answers, which pulled every estimate towards the middle.
 
-Defaults, and why:
+Budget (:class:`EpsilonLedger`), per device, checked before each report:
 
-- ``DEFAULT_EPSILON_PER_BIT = ln 3`` (p = 0.75): each reported bit is wrong one time in four,
-  so no single bit incriminates anyone (3:1 odds at most), yet at 10,000 recipients the 95%
-  interval of a debiased count is about +/-170 (+/-1.7 points of the audience). A report costs
-  ``7 ln 3 ~= 7.7``.
-- ``DEFAULT_DAILY_CAP = 4 reports`` (~30.8): a person rarely gets more than a few campaigns a
-  day; past the cap the client must not spend more.
-- ``DEFAULT_WINDOW_CAP = 30 reports over any 30 days`` (~230.7): the daily cap alone renews every
-  midnight, so over a month it would allow 120 reports (the criticism levelled at deployed
-  local-DP systems whose budget silently resets each day). The rolling cap holds any 30
-  consecutive days to 30 reports, one a day on average, bursts of up to four allowed.
-- ``lifetime_cap`` is off by default: with it set, signals stop for good once it is spent, which
-  is a product decision, not a library one. The ledger always keeps ``lifetime_spent`` (it never
-  resets), so the total is shown rather than silently renewed.
+- ``DEFAULT_DAILY_CAP`` = 4 reports (4 ln 3 ~ 4.4) a day;
+- ``DEFAULT_WINDOW_CAP`` = 30 reports (~33.0) over any 30 consecutive days (the daily cap
+  alone would renew every midnight);
+- ``DEFAULT_BUSINESS_CAP`` = 20 reports (~22.0) about **one business's** campaigns over the
+  device's whole life. Without it, a business sending one campaign a day buys a fresh
+  report about the same person for ever (~300 over 40 days in the first version). Past it,
+  that business's reports carry ``no_signal``;
+- ``lifetime_cap`` (all businesses), off by default: a product decision, not a library one;
+  the total is always kept (``lifetime_spent``).
 
-The trade-off: a lower epsilon hides each person better but widens every interval (the standard
-error grows like ``1 / (2p - 1)``); higher caps let more campaigns be measured per person but
-let the relay learn more about that person across campaigns.
-
-When the budget cannot cover a report, the client should still send one, with
-``uniform_bits()`` (p = 1/2, epsilon 0), so that the report's existence stays uninformative.
-Such reports are indistinguishable to the relay and pull the estimate toward n/2; with caps
-above typical campaign volume they are rare.
-
-Suppression. ``DEFAULT_K = 50``: a figure is published only with at least 50 contributing
-reports. Below that the interval is so wide (at p = 0.75 and n = 50 it is about +/-12, a quarter
-of the audience) that the figure tells a business little about the campaign and mostly narrows
-down individuals; a campaign aimed at a handful of people is exactly the targeting this layer
-exists to blunt. Real products use 5 to 100. ``MIN_K = 5``: anything smaller is refused as a
-configuration. The threshold does not stop a business that pads a campaign with accounts it
-controls; randomized response still protects each real recipient's bits.
+Aggregation (the relay, :func:`estimate`): from the counts per reported value, the number
+of people with outcome j among the ``m`` reports that carry a signal is ``t_j = (c_j - m q)
+/ (p - q)``, unbiased, with variance ``t_j p (1-p) + (m - t_j) q (1-q)`` over ``(p-q)^2``
+plus whatever central noise the relay added to the counts. Estimates are published as they
+are, not clipped to [0, m]: clipping biases rare outcomes upwards.
 """
 
 import json
@@ -78,48 +63,45 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.encoding import b64decode, b64encode, canonical_json
 from shared.identifiers import ShortId
 from shared.tokens import OUTPUT_BYTES, TOKEN_INPUT_BYTES, Token
-from shared.version import PROTOCOL_VERSION
 
-Event = Literal[
-    "delivered", "read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported"
-]
-# Order is part of the wire format: bit i of a report stands for EVENTS[i].
+Event = Literal["read", "clicked", "dismissed"]
+# What the app notes on a pending report, in the order of the device's stored mask.
 EVENTS: tuple[Event, ...] = get_args(Event)
-ALL_BITS = (1 << len(EVENTS)) - 1
+Outcome = Literal["not_read", "read", "clicked", "dismissed"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+NO_SIGNAL = "no_signal"
+ReportValue = Literal["not_read", "read", "clicked", "dismissed", "no_signal"]
+REPORT_VALUES: tuple[ReportValue, ...] = get_args(ReportValue)
+K = len(OUTCOMES)
 
-REPORT_FIELDS = ("v", "campaign_id", "day", "bits", "token_input", "token_output")
+# The report format's own version (the first, with a bitmask over seven events, was 1).
+REPORT_VERSION = 2
+REPORT_FIELDS = ("v", "campaign_id", "day", "outcome", "token_input", "token_output")
 # Generous bound on an encoded report (the longest valid one is under 300 bytes).
 MAX_REPORT_BYTES = 512
 
-DEFAULT_EPSILON_PER_BIT = math.log(3)
-DEFAULT_K = 50
-MIN_K = 5
+DEFAULT_REPORT_EPSILON = math.log(3)
 
 _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def event_bit(event: Event) -> int:
-    """The mask bit of one event."""
+    """The bit of one event in a device's stored mask."""
     return 1 << EVENTS.index(event)
 
 
-def bits_of(events: Iterable[Event]) -> int:
-    """The mask of a set of events."""
-    bits = 0
-    for event in events:
-        bits |= event_bit(event)
-    return bits
+def events_of(mask: int) -> tuple[Event, ...]:
+    """The events set in a device's stored mask."""
+    return tuple(e for i, e in enumerate(EVENTS) if mask >> i & 1)
 
 
-def events_of(bits: int) -> tuple[Event, ...]:
-    """The events set in a mask, in :data:`EVENTS` order."""
-    _check_bits(bits)
-    return tuple(e for i, e in enumerate(EVENTS) if bits >> i & 1)
-
-
-def _check_bits(bits: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= ALL_BITS:
-        raise ValueError(f"bits must be an int in [0, {ALL_BITS}]")
+def outcome_of(events: Iterable[Event]) -> Outcome:
+    """The one outcome a set of events amounts to: clicked, else dismissed, else read."""
+    found = set(events)
+    for outcome in ("clicked", "dismissed", "read"):
+        if outcome in found:
+            return outcome  # type: ignore[return-value]
+    return "not_read"
 
 
 def _check_day(day: str) -> str:
@@ -147,10 +129,10 @@ class SignalReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[2] = REPORT_VERSION
     campaign_id: ShortId
     day: str = Field(description="UTC day of the event, YYYY-MM-DD; nothing finer")
-    bits: int = Field(ge=0, le=ALL_BITS, description="event mask after randomized response")
+    outcome: ReportValue = Field(description="after k-ary randomized response, or no_signal")
     token_input: str = Field(max_length=64, description=f"base64, {TOKEN_INPUT_BYTES} bytes")
     token_output: str = Field(max_length=128, description=f"base64, {OUTPUT_BYTES} bytes")
 
@@ -178,17 +160,20 @@ class InvalidReport(ValueError):
     """Bytes that are not exactly one canonical signal report."""
 
 
-def encode_report(campaign_id: str, day: date | str, noisy_bits: int, token: Token) -> bytes:
+def encode_report(
+    campaign_id: str, day: date | str, noisy_outcome: ReportValue, token: Token
+) -> bytes:
     """The canonical JSON of a report: the only way a client builds signal bytes.
 
-    ``noisy_bits`` must already have gone through :func:`randomize`. The parameters are the
-    whole report; there is no way to add anything to it.
+    ``noisy_outcome`` must already have gone through :func:`randomize` (or be
+    ``no_signal``). The parameters are the whole report; there is no way to add anything to it.
     """
-    _check_bits(noisy_bits)
+    if noisy_outcome not in REPORT_VALUES:
+        raise ValueError(f"outcome must be one of {', '.join(REPORT_VALUES)}")
     report = SignalReport(
         campaign_id=campaign_id,
         day=day.isoformat() if isinstance(day, date) else day,
-        bits=noisy_bits,
+        outcome=noisy_outcome,
         token_input=b64encode(token.input),
         token_output=b64encode(token.output),
     )
@@ -234,56 +219,54 @@ class RandomSource(Protocol):
     def random(self) -> float: ...
 
 
-def keep_probability(epsilon: float) -> float:
-    """The probability of reporting a bit truthfully for a per-bit budget ``epsilon`` > 0."""
+def _check_epsilon(epsilon: float) -> None:
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise ValueError("epsilon must be a positive finite number")
-    return 1 / (1 + math.exp(-epsilon))
+
+
+def truth_probability(epsilon: float = DEFAULT_REPORT_EPSILON) -> float:
+    """p: the probability of reporting the true outcome, for a report budget ``epsilon`` > 0."""
+    _check_epsilon(epsilon)
+    return 1 / (1 + (K - 1) * math.exp(-epsilon))
+
+
+def other_probability(epsilon: float = DEFAULT_REPORT_EPSILON) -> float:
+    """q: the probability of reporting one given other outcome (there are k - 1 of them)."""
+    return (1 - truth_probability(epsilon)) / (K - 1)
 
 
 def epsilon_of(p: float) -> float:
-    """The per-bit epsilon that keep-probability ``p`` costs: ln(p / (1 - p))."""
-    if not 0.5 < p < 1:
-        raise ValueError("p must be in (0.5, 1)")
-    return math.log(p / (1 - p))
-
-
-def report_epsilon(epsilon_per_bit: float = DEFAULT_EPSILON_PER_BIT) -> float:
-    """What one report costs: every event bit is randomized, so the budgets add up."""
-    keep_probability(epsilon_per_bit)  # validates
-    return len(EVENTS) * epsilon_per_bit
+    """The epsilon that truth-probability ``p`` costs: ln(p / q) with q = (1 - p) / (k - 1)."""
+    if not 1 / K < p < 1:
+        raise ValueError(f"p must be in (1/{K}, 1)")
+    return math.log(p * (K - 1) / (1 - p))
 
 
 def randomize(
-    true_bits: int,
-    epsilon_per_bit: float = DEFAULT_EPSILON_PER_BIT,
+    outcome: Outcome,
+    epsilon: float = DEFAULT_REPORT_EPSILON,
     rng: RandomSource | None = None,
-) -> int:
-    """Randomized response on each event bit: keep it with p = e^eps/(1+e^eps), else flip it."""
-    _check_bits(true_bits)
-    p = keep_probability(epsilon_per_bit)
+) -> Outcome:
+    """k-ary randomized response: the true outcome with probability p, else one of the
+    others, uniformly."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    p = truth_probability(epsilon)
     if rng is None:
         rng = secrets.SystemRandom()
-    noisy = true_bits
-    for i in range(len(EVENTS)):
-        if rng.random() >= p:
-            noisy ^= 1 << i
-    return noisy
-
-
-def uniform_bits(rng: RandomSource | None = None) -> int:
-    """A mask of fair coin flips: the report to send when the budget is spent (epsilon 0)."""
-    if rng is None:
-        rng = secrets.SystemRandom()
-    return sum(1 << i for i in range(len(EVENTS)) if rng.random() < 0.5)
+    draw = rng.random()
+    if draw < p:
+        return outcome
+    others = [o for o in OUTCOMES if o != outcome]
+    return others[min(int((draw - p) / (1 - p) * len(others)), len(others) - 1)]
 
 
 # --- epsilon accounting -------------------------------------------------------------------------
 
-DEFAULT_REPORT_EPSILON = report_epsilon(DEFAULT_EPSILON_PER_BIT)
 DEFAULT_DAILY_CAP = 4 * DEFAULT_REPORT_EPSILON
 WINDOW_DAYS = 30
 DEFAULT_WINDOW_CAP = 30 * DEFAULT_REPORT_EPSILON
+DEFAULT_BUSINESS_CAP = 20 * DEFAULT_REPORT_EPSILON
 # Sums of floats drift; without slack the last report that exactly fills a cap is refused.
 _SLACK = 1e-9
 
@@ -297,30 +280,36 @@ def _as_day(day: date | str) -> date:
 
 
 class EpsilonLedger(BaseModel):
-    """One person's privacy budget: epsilon spent per day, under a daily and a rolling cap.
+    """One person's privacy budget: epsilon spent per day and per business, under caps.
 
     Pure and serialisable (:meth:`to_json` / :meth:`from_json`); the client keeps one per
     person and calls :meth:`spend` before each report. No spend may make any day exceed
-    ``daily_cap``, any ``window_days`` consecutive days exceed ``window_cap``, or the total ever
-    spent exceed ``lifetime_cap`` (if set). Spends for days before the newest day minus
-    ``window_days - 1`` are refused: the ledger no longer holds what it needs to check them.
+    ``daily_cap``, any ``window_days`` consecutive days exceed ``window_cap``, one business's
+    reports ever exceed ``business_cap``, or the total ever spent exceed ``lifetime_cap`` (if
+    set). Spends for days before the newest day minus ``window_days - 1`` are refused: the
+    ledger no longer holds what it needs to check them.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    v: Literal[1] = 1
+    v: Literal[2] = 2
     daily_cap: float = Field(default=DEFAULT_DAILY_CAP, gt=0, allow_inf_nan=False)
     window_days: int = Field(default=WINDOW_DAYS, ge=1, le=366)
     window_cap: float = Field(default=DEFAULT_WINDOW_CAP, gt=0, allow_inf_nan=False)
+    business_cap: float | None = Field(default=DEFAULT_BUSINESS_CAP, gt=0, allow_inf_nan=False)
     lifetime_cap: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     lifetime_spent: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     spent: dict[str, float] = Field(default_factory=dict, description="ISO day -> epsilon")
+    by_business: dict[str, float] = Field(
+        default_factory=dict, description="business handle -> epsilon ever spent on its reports"
+    )
 
-    @field_validator("spent")
+    @field_validator("spent", "by_business")
     @classmethod
-    def _valid_spent(cls, value: dict[str, float]) -> dict[str, float]:
-        for day, eps in value.items():
-            _check_day(day)
+    def _valid_spent(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        for key, eps in value.items():
+            if info.field_name == "spent":
+                _check_day(key)
             if not (eps >= 0 and math.isfinite(eps)):
                 raise ValueError("spent epsilon must be finite and non-negative")
         return value
@@ -330,6 +319,14 @@ class EpsilonLedger(BaseModel):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
+        """A stored ledger. One of the first version (v 1, caps sized for 7.7 per report)
+        keeps what it spent and takes today's caps."""
+        if data.get("v") == 1:
+            data = {
+                "spent": data.get("spent", {}),
+                "lifetime_spent": data.get("lifetime_spent", 0.0),
+                "lifetime_cap": data.get("lifetime_cap"),
+            }
         return cls.model_validate(data)
 
     def _spent_between(self, first: date, last: date) -> float:
@@ -346,8 +343,13 @@ class EpsilonLedger(BaseModel):
         d = _as_day(day)
         return self._spent_between(d - timedelta(days=self.window_days - 1), d)
 
-    def remaining(self, day: date | str) -> float:
-        """The most that could be spent on ``day`` now (0 when nothing may be)."""
+    def spent_on_business(self, business: str) -> float:
+        """Epsilon ever spent on reports about ``business``'s campaigns."""
+        return self.by_business.get(business, 0.0)
+
+    def remaining(self, day: date | str, business: str | None = None) -> float:
+        """The most that could be spent on ``day`` now, on a report about ``business``'s
+        campaign if given (0 when nothing may be)."""
         d = _as_day(day)
         newest = self._newest()
         if newest is not None and d < newest - timedelta(days=self.window_days - 1):
@@ -360,22 +362,27 @@ class EpsilonLedger(BaseModel):
             room = min(room, self.window_cap - used)
         if self.lifetime_cap is not None:
             room = min(room, self.lifetime_cap - self.lifetime_spent)
+        if business is not None and self.business_cap is not None:
+            room = min(room, self.business_cap - self.spent_on_business(business))
         return max(room, 0.0)
 
-    def can_spend(self, day: date | str, epsilon: float) -> bool:
+    def can_spend(self, day: date | str, epsilon: float, business: str | None = None) -> bool:
         if not (epsilon >= 0 and math.isfinite(epsilon)):
             raise ValueError("epsilon must be finite and non-negative")
-        return epsilon <= self.remaining(day) + _SLACK
+        return epsilon <= self.remaining(day, business) + _SLACK
 
-    def spend(self, day: date | str, epsilon: float) -> None:
-        """Record ``epsilon`` spent on ``day``, or raise ``BudgetExhausted`` and record nothing."""
-        if not self.can_spend(day, epsilon):
+    def spend(self, day: date | str, epsilon: float, business: str | None = None) -> None:
+        """Record ``epsilon`` spent on ``day`` (on ``business``'s report, if given), or raise
+        ``BudgetExhausted`` and record nothing."""
+        if not self.can_spend(day, epsilon, business):
             raise BudgetExhausted(
                 f"spending {epsilon:.3f} on {_as_day(day)} would exceed the privacy budget"
             )
         d = _as_day(day)
         self.spent[d.isoformat()] = self.spent_on(d) + epsilon
         self.lifetime_spent += epsilon
+        if business is not None:
+            self.by_business[business] = self.spent_on_business(business) + epsilon
         # Keep only what a later check can need: two windows back from the newest day.
         newest = self._newest()
         assert newest is not None
@@ -387,101 +394,61 @@ class EpsilonLedger(BaseModel):
 
 
 class Estimate(BaseModel):
-    """A debiased count of one event with a confidence interval, all clipped to [0, n].
-
-    ``value`` is clipped for display; sum :func:`debias` results, not values, across campaigns.
-    """
+    """An unbiased estimate of how many of the ``n`` reports with a signal came from people
+    with one outcome, with its confidence interval. Not clipped: it may fall below 0 or
+    above ``n``, which is the price of being unbiased (sum values across campaigns freely)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: float
     low: float
     high: float
-    n: int
+    n: float
     confidence: float
 
 
-def _check_counts(count_ones: int, n: int, p: float) -> None:
-    if n < 0 or not 0 <= count_ones <= n:
-        raise ValueError("need 0 <= count_ones <= n")
-    if not 0.5 < p <= 1:
-        raise ValueError("p must be in (0.5, 1]")
+def tally(values: Iterable[str]) -> dict[ReportValue, int]:
+    """How many reports carried each value (outcomes after randomization, and no_signal)."""
+    counts: dict[ReportValue, int] = dict.fromkeys(REPORT_VALUES, 0)
+    for value in values:
+        if value not in counts:
+            raise ValueError(f"not a report value: {value!r}")
+        counts[value] += 1  # type: ignore[index]
+    return counts
 
 
-def debias(count_ones: int, n: int, p: float) -> float:
-    """Unbiased estimate of how many of ``n`` reporters truly had the bit set.
+def estimate(
+    counts: Mapping[str, float],
+    epsilon: float = DEFAULT_REPORT_EPSILON,
+    confidence: float = 0.95,
+    central_variance: float = 0.0,
+) -> dict[Outcome, Estimate]:
+    """Per outcome, the unbiased count among the reports that carry a signal, from the counts
+    per reported outcome (``no_signal`` is not needed and not used).
 
-    E[ones] = t p + (n - t)(1 - p), so t = (ones - n (1 - p)) / (2p - 1). It can fall outside
-    [0, n]; that is the price of being unbiased.
+    E[c_j] = t_j p + (m - t_j) q over the m = sum of c reports with a signal, so t_j = (c_j -
+    m q) / (p - q). Its variance is t_j p(1-p) + (m - t_j) q(1-q) (each report a Bernoulli
+    draw), over (p - q)^2, with t_j taken in [0, m] for the variance alone. When the counts
+    got independent central noise of variance ``central_variance`` each (the relay's), m
+    carries it too, and the estimate's variance grows by ``central_variance`` ((1-q)^2 +
+    (k-1) q^2) / (p-q)^2.
     """
-    _check_counts(count_ones, n, p)
-    return (count_ones - n * (1 - p)) / (2 * p - 1)
-
-
-def variance(n: int, p: float) -> float:
-    """Variance of :func:`debias`: n p (1 - p) / (2p - 1)^2 (binomial noise, scaled)."""
-    _check_counts(0, n, p)
-    return n * p * (1 - p) / (2 * p - 1) ** 2
-
-
-def estimate(count_ones: int, n: int, p: float, confidence: float = 0.95) -> Estimate:
-    """The debiased count with a normal-approximation interval, clipped to [0, n]."""
     if not 0 < confidence < 1:
         raise ValueError("confidence must be in (0, 1)")
-    raw = debias(count_ones, n, p)
+    if central_variance < 0:
+        raise ValueError("central_variance must be non-negative")
+    p = truth_probability(epsilon)
+    q = other_probability(epsilon)
+    m = float(sum(counts[o] for o in OUTCOMES))
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    half = z * math.sqrt(variance(n, p))
-
-    def clip(x: float) -> float:
-        return min(max(x, 0.0), float(n))
-
-    return Estimate(
-        value=clip(raw), low=clip(raw - half), high=clip(raw + half), n=n, confidence=confidence
-    )
-
-
-def check_k(k: int) -> int:
-    """Refuse a trivially small suppression threshold."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < MIN_K:
-        raise ValueError(f"k must be an integer of at least {MIN_K}, not {k!r}")
-    return k
-
-
-def publishable(n: int, k: int = DEFAULT_K) -> bool:
-    """True if a figure from ``n`` contributors may be shown to a business."""
-    return n >= check_k(k)
-
-
-def publish(
-    count_ones: int, n: int, p: float, k: int = DEFAULT_K, confidence: float = 0.95
-) -> Estimate | None:
-    """:func:`estimate`, or None when fewer than ``k`` contributed (suppressed)."""
-    if not publishable(n, k):
-        return None
-    return estimate(count_ones, n, p, confidence)
-
-
-def published_figures(
-    ones: Mapping[str, int], n: int, p: float, k: int, events: Iterable[str]
-) -> tuple[dict[str, int | None], dict[str, list[float] | None]]:
-    """Per event, the debiased count a business is shown (rounded) and its 95 % interval
-    (one decimal), or None for both below ``k`` reports: the figures of a campaign report."""
-    figures: dict[str, int | None] = {}
-    intervals: dict[str, list[float] | None] = {}
-    for event in events:
-        found = publish(ones[event], n, p, k)
-        figures[event] = round(found.value) if found else None
-        intervals[event] = [round(found.low, 1), round(found.high, 1)] if found else None
-    return figures, intervals
-
-
-def tally(reports_bits: Iterable[int]) -> tuple[int, dict[Event, int]]:
-    """Count reports and, per event, how many reports had its bit set (before debiasing)."""
-    n = 0
-    counts: dict[Event, int] = dict.fromkeys(EVENTS, 0)
-    for bits in reports_bits:
-        _check_bits(bits)
-        n += 1
-        for i, event in enumerate(EVENTS):
-            counts[event] += bits >> i & 1
-    return n, counts
+    noise = central_variance * ((1 - q) ** 2 + (K - 1) * q**2)
+    out: dict[Outcome, Estimate] = {}
+    for outcome in OUTCOMES:
+        value = (counts[outcome] - m * q) / (p - q)
+        t = min(max(value, 0.0), max(m, 0.0))
+        var = (t * p * (1 - p) + (max(m, 0.0) - t) * q * (1 - q) + noise) / (p - q) ** 2
+        half = z * math.sqrt(var)
+        out[outcome] = Estimate(
+            value=value, low=value - half, high=value + half, n=m, confidence=confidence
+        )
+    return out

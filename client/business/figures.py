@@ -21,7 +21,10 @@ REASON_WORDS = {
 FIGURES_NOTE = (
     "What people did is published once per campaign, some time after sending, with deliberate "
     "noise so that no figure gives away what one person did: read each as about its value, "
-    "give or take its ± margin (95 % of the time), and small figures can even dip below zero."
+    "give or take its ± margin (95 % of the time), and small figures can even dip below zero. "
+    "Outcomes are estimated among the reports that carry one; reports with no signal (people "
+    "who turned signals off, or whose devices have spent what they ever report about your "
+    "campaigns) are counted apart."
 )
 MONEY_NOTE = (
     "Every copy is charged when it is sent, whatever the person does with it; once the "

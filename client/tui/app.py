@@ -36,13 +36,13 @@ from client.tui.screens.business import BusinessToolsScreen
 from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
-from client.tui.screens.privacy import PrivacyExplainer
+from client.tui.screens.privacy import PrivacyExplainer, budget_line
 from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
 from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, SafetyView
 from client.tui.screens.search import SearchHit, SearchScreen
 from client.tui.screens.settings import SettingsScreen
-from client.tui.signals import campaign_of, campaigns_of
+from client.tui.signals import campaign_of
 from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line, safe
 from client.tui.widgets.composer import Composer
@@ -453,15 +453,6 @@ class SealpostApp(App[None]):
             except Exception as exc:  # a signal is never worth an error in the person's face
                 self.log.error(f"recording {event} for {campaign} failed: {exc!r}")
 
-    def record_business_signal(self, business: str, event: Event) -> None:
-        """Note ``event`` on every campaign ``business`` sent here (block, stop, report)."""
-        try:
-            campaigns = campaigns_of(self.store, business)
-        except Exception as exc:
-            self.log.error(f"finding campaigns of {business} failed: {exc!r}")
-            return
-        self.record_signal(campaigns, event)
-
     def flush_signals(self) -> None:
         """Send the signal reports whose moment has come (each was given a random one)."""
         if self.online and not self._flushing_signals:
@@ -565,9 +556,6 @@ class SealpostApp(App[None]):
         if prefs:
             self._prefs_changed(prefs)
             self.notify(f"{words} @{business}", markup=False)
-            if on:
-                event: Event = "blocked" if choice == "blocked" else "stopped_promotions"
-                self.record_business_signal(business, event)
 
     @work(exit_on_error=False, group="prefs")
     async def set_level(self, level: SetLevel) -> None:
@@ -635,7 +623,6 @@ class SealpostApp(App[None]):
         sent = await self._relay_call("Report", lambda: self.messenger.report(business, messages))
         if sent is None:
             return
-        self.record_business_signal(business, "reported")
         how = "sent" if sent.status == "sent" else "queued (sent when back online)"
         self.notify(
             f"Report about @{business} {how} to the moderation desk, sealed to its key.",
@@ -829,8 +816,14 @@ class SealpostApp(App[None]):
         self.set_notify_mode(peer, NOTIFY_MODES[(NOTIFY_MODES.index(mode) + 1) % 3])
 
     def action_privacy(self) -> None:
-        if not isinstance(self.screen, PrivacyExplainer):
-            self.push_screen(PrivacyExplainer(classes="sealpost-modal"))
+        if isinstance(self.screen, PrivacyExplainer):
+            return
+        budget = None
+        peer = self.main.current_peer if self.has_main else None
+        if peer is not None and self.is_business(peer):
+            spent = self.messenger.signals.business_budget(peer)
+            budget = budget_line(peer, spent.spent, spent.cap)
+        self.push_screen(PrivacyExplainer(budget, classes="sealpost-modal"))
 
     def action_filter(self) -> None:
         self.main.query_one("#chat-filter").focus()

@@ -6,9 +6,7 @@ report itself leaves later, noised, delayed and on the anonymous channel.
 
 from collections.abc import Iterable
 
-from sqlmodel import col, select
-
-from client.store import LocalStore, StoredMessage
+from client.store import StoredMessage
 
 
 def campaign_of(message: StoredMessage | None) -> str | None:
@@ -21,19 +19,3 @@ def campaign_of(message: StoredMessage | None) -> str | None:
 def shown_campaigns(messages: Iterable[StoredMessage]) -> list[str]:
     """The campaigns of the messages a view shows, each once, oldest first."""
     return list(dict.fromkeys(c for m in messages if (c := campaign_of(m))))
-
-
-def campaigns_of(store: LocalStore, business: str) -> list[str]:
-    """Every campaign ``business`` sent this device a copy of."""
-    with store.session() as s:
-        query = (
-            select(StoredMessage.campaign_id)
-            .where(
-                StoredMessage.peer == business,
-                StoredMessage.kind == "template",
-                StoredMessage.status == "verified",
-                col(StoredMessage.campaign_id).is_not(None),
-            )
-            .distinct()
-        )
-        return [c for c in s.exec(query) if c]

@@ -51,7 +51,7 @@ from client.relay_api import RelayError, RelayUnavailable
 from client.tui.text import TimeFormat, follow_cursor_blink, one_line, safe
 from client.tui.widgets.bar_chart import Bar, BarChart
 from shared.api import BudgetView, CampaignReport, TemplateInfo
-from shared.signals import EVENTS
+from shared.signals import OUTCOMES
 from shared.templates import (
     STOP_PROMOTIONS,
     RenderedTemplate,
@@ -272,15 +272,19 @@ def campaign_bars(report: CampaignReport) -> list[Bar]:
 def interaction_bars(report: CampaignReport) -> list[Bar]:
     if report.figures is None:
         return []
-    return [
+    figures = report.figures
+    bars = [
         Bar(
             event.replace("_", " "),
             whole(value.value),
             f"{whole(value.low):,} to {whole(value.high):,}",
         )
-        for event in EVENTS
-        if (value := report.figures.interactions.get(event)) is not None
+        for event in OUTCOMES
+        if (value := figures.interactions.get(event)) is not None
     ]
+    # Reports of devices with signals off or their budget spent: counted, never estimated.
+    bars.append(Bar("no signal", figures.no_signal.value, f"± {figures.no_signal.margin:,}"))
+    return bars
 
 
 class BusinessToolsScreen(Screen[None]):
