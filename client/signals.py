@@ -352,6 +352,22 @@ class SignalAgent:
             cap=budget.business_cap,
         )
 
+    def budget_summary(self) -> dict[str, object]:
+        """What reports have cost this device: today, over the last 30 days, ever, and per
+        business, each next to its cap (the figures ``sealpost prefs show`` prints)."""
+        budget = self._budget()
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
+        return {
+            "signals": "on" if self.settings.enabled else "off",
+            "epsilon_per_report": DEFAULT_REPORT_EPSILON,
+            "today": {"spent": budget.spent_on(today), "cap": budget.daily_cap},
+            "last_30_days": {"spent": budget.spent_in_window(today), "cap": budget.window_cap},
+            "lifetime": {"spent": budget.lifetime_spent, "cap": budget.lifetime_cap},
+            "by_business": {
+                b.business: {"spent": b.spent, "cap": b.cap} for b in self.business_budgets()
+            },
+        }
+
     def business_budgets(self) -> list["BusinessBudget"]:
         """Every business this device has reported on, most spent first."""
         budget = self._budget()

@@ -309,7 +309,7 @@ def _local_time(ms: int) -> str:
 async def _reports(people: dict[str, Any], shuffler: "EmbeddedShuffler") -> None:
     """Each device's report leaves alone, at its own moment, for the shuffler; one batch."""
     print(
-        "\n4. Each person's interaction report (noisy bits and a blind token, nothing else) "
+        "\n4. Each person's interaction report (one noisy outcome and a blind token, nothing else) "
         "leaves\n   alone, at a random moment of its own, for the shuffler, not the relay"
     )
     within_a_day = time.time() + 2 * 86_400  # the story does not wait for those moments

@@ -16,6 +16,10 @@ examples:
 
 Whatever the level, the relay caps marketing at 2 messages per person per 24 hours, across all
 businesses (the relay's setting SEALPOST_RELAY_MARKETING_CAP_24H).
+
+`show` also prints what this device's anonymous interaction reports have cost you (ε = ln 3
+each): today, over the last 30 days, ever, and per business, next to each cap. Past a cap,
+reports say "no signal". That budget is kept on this device; the relay never sees it.
 """
 
 ACTIONS = {
@@ -68,13 +72,32 @@ def run(args: Any) -> int:
             prefs = await m.api.set_level(level)
         else:
             prefs = await m.api.preferences()
+        budget = m.signals.budget_summary() if args.action == "show" else None
         if args.json:
-            print_json(prefs.model_dump())
-        else:
-            limit = f" ({prefs.weekly_limit} a week)" if prefs.weekly_limit is not None else ""
-            print(f"marketing level: {prefs.level}{limit}")
-            print(f"blocked: {', '.join(prefs.blocked) or 'nobody'}")
-            print(f"promotions stopped: {', '.join(prefs.promotions_stopped) or 'none'}")
+            print_json({**prefs.model_dump(), **({"signal_budget": budget} if budget else {})})
+            return 0
+        limit = f" ({prefs.weekly_limit} a week)" if prefs.weekly_limit is not None else ""
+        print(f"marketing level: {prefs.level}{limit}")
+        print(f"blocked: {', '.join(prefs.blocked) or 'nobody'}")
+        print(f"promotions stopped: {', '.join(prefs.promotions_stopped) or 'none'}")
+        if budget:
+            _print_budget(budget)
         return 0
 
     return run_client(args, body)
+
+
+def _print_budget(budget: dict[str, Any]) -> None:
+    """The device's signal budget, each figure next to its cap."""
+
+    def of(entry: dict[str, Any]) -> str:
+        cap = entry["cap"]
+        return f"{entry['spent']:.1f}" + (f" of {cap:.1f}" if cap is not None else " (no cap)")
+
+    print(
+        f"interaction reports: signals {budget['signals']}, ε = "
+        f"{budget['epsilon_per_report']:.2f} a report; spent today {of(budget['today'])}, "
+        f"last 30 days {of(budget['last_30_days'])}, ever {of(budget['lifetime'])}"
+    )
+    for business, entry in budget["by_business"].items():
+        print(f"  about @{business}'s campaigns, ever: {of(entry)}")

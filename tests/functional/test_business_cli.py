@@ -1,7 +1,10 @@
 """The business console and a person's choices, as a tester scripts them."""
 
 import json
+import math
 import re
+
+import pytest
 
 from sealpost.commands.desk import FINGERPRINT_ENV
 from tests.helpers import run_cli
@@ -95,6 +98,13 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, mo
     sealpost(home, "prefs", "--profile", "ben", "block", "acme")
     shown = json.loads(sealpost(home, "prefs", "--profile", "ben", "show", "--json").stdout)
     assert shown["blocked"] == ["acme"]
+    # What ben's anonymous reports have cost him: kept on his device, shown with the choices.
+    budget = shown["signal_budget"]
+    assert budget["signals"] == "on" and budget["by_business"] == {}
+    assert budget["epsilon_per_report"] == pytest.approx(math.log(3))
+    assert budget["today"] == {"spent": 0.0, "cap": pytest.approx(4 * math.log(3))}
+    text = sealpost(home, "prefs", "--profile", "ben", "show").stdout
+    assert "interaction reports: signals on, ε = 1.10 a report; spent today 0.0 of 4.4" in text
 
     csv = tmp_path / "customers.csv"
     csv.write_text(

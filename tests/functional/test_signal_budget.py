@@ -94,6 +94,7 @@ async def test_a_business_cannot_buy_unbounded_epsilon_about_one_person(relay, c
     assert sum(costs) <= 25 * math.log(3)
     cap = ann.signals.business_budget("acme").cap
     assert sum(costs) <= cap + 1e-9
+    assert ann.signals.budget_summary()["by_business"] == {"acme": {"spent": cap, "cap": cap}}
     # Past the cap the report still leaves (its existence says nothing), and says nothing.
     assert costs[-1] == 0
     assert sent_reports(ann)[-1]["outcome"] == "no_signal"
