@@ -256,6 +256,9 @@ class TokenIssue(SQLModel, table=True):
     msg_id: str = Field(primary_key=True, max_length=32)
     campaign_id: str = Field(max_length=64)
     issued_at: int = Field(sa_type=BigInteger)
+    # The blinded element it was issued for: the same request again (a retry after a lost
+    # answer) gets the same evaluation; any other element for this copy is a second token.
+    blinded: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class TokenSpent(SQLModel, table=True):

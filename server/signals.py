@@ -122,13 +122,23 @@ def _issue_one(
     # left it out.
     publish_key(session, row.campaign_id, now_ms)
     key = issuing_key(session, person, row.campaign_id)
-    session.add(TokenIssue(msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms))
-    try:
-        session.flush()
-    except IntegrityError:
-        raise ApiError(
-            409, "token_already_issued", "A token was already issued for this message."
-        ) from None
+    earlier = session.get(TokenIssue, msg_id)
+    if earlier is not None and earlier.blinded != blinded:
+        raise ApiError(409, "token_already_issued", "A token was already issued for this message.")
+    if earlier is None:
+        session.add(
+            TokenIssue(
+                msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms, blinded=blinded
+            )
+        )
+        try:
+            session.flush()  # before evaluating: of two requests racing for one copy, one loses
+        except IntegrityError:
+            raise ApiError(
+                409, "token_already_issued", "A token was already issued for this message."
+            ) from None
+    # The same element again is the same token (a retry after a lost answer): the
+    # evaluation is deterministic, so nothing new is issued.
     try:
         [evaluated], proof = evaluate(key, [blinded])
     except TokenError as exc:

@@ -233,8 +233,13 @@ async def test_a_batch_with_one_bad_copy_issues_nothing(k5_relay, make_account):
     # Nothing was issued: her own copy's token is still hers to take, once.
     one = TokenRequest(msg_id=item.envelope.id, blinded_element=blinded)
     await ana.api.request("POST", "/v1/signals/tokens", one)
+    other = b64encode(blind(new_token_input())[1])
     with pytest.raises(RelayError) as err:
-        await ana.api.request("POST", "/v1/signals/tokens", one)
+        await ana.api.request(
+            "POST",
+            "/v1/signals/tokens",
+            TokenRequest(msg_id=item.envelope.id, blinded_element=other),
+        )
     assert err.value.code == "token_already_issued"
 
 
@@ -265,3 +270,37 @@ async def test_a_copy_the_relay_moves_into_another_campaign_is_quarantined(k5_re
     assert held.quarantine_reason is not None and "campaign_mismatch" in held.quarantine_reason
     asked = [e for e in bob.ledger.entries() if "/v1/signals/tokens" in e["url"]]
     assert asked == []
+
+
+async def test_a_token_request_retried_after_a_lost_answer_gets_its_token(k5_relay, make_account):
+    # The relay issued the token, but the answer never reached the device (a timeout under
+    # load): the client resends the same body, and must get its token, not a refusal.
+    shop = await make_account("acme", k5_relay, business=True)
+    await shop.api.top_up(1_000_000)
+    template = await shop.api.register_template(OFFER)
+    ann = await make_account("ann", k5_relay)
+    audience = Audience(rows=[AudienceRow(line=2, handle="ann", variables={"name": "Ann"})])
+    run = await run_campaign(shop.api, shop.profile.keys, "acme", template, audience, budget=10**5)
+
+    async def not_yet(copies):  # type: ignore[no-untyped-def]
+        pass  # the token is asked for by hand below
+
+    ann.signals.on_delivered_many = not_yet  # type: ignore[method-assign]
+    assert len((await ann.sync()).stored) == 1
+    [msg] = ann.store.messages("acme")
+    token_input = new_token_input()
+    _, blinded = blind(token_input)
+    body = TokenRequest(msg_id=msg.msg_id, blinded_element=b64encode(blinded))
+    first = await ann.api.request("POST", "/v1/signals/tokens", body)
+    again = await ann.api.request("POST", "/v1/signals/tokens", body)  # the answer was lost
+    assert again["evaluated_element"] == first["evaluated_element"]
+    assert again["campaign_id"] == run.campaign.id
+    # A different blinded element for the same copy is a second token: still refused.
+    _, other = blind(new_token_input())
+    with pytest.raises(RelayError) as err:
+        await ann.api.request(
+            "POST",
+            "/v1/signals/tokens",
+            TokenRequest(msg_id=msg.msg_id, blinded_element=b64encode(other)),
+        )
+    assert err.value.code == "token_already_issued"
