@@ -337,11 +337,22 @@ class SignalAgent:
             return NO_SIGNAL
         budget = self._budget()
         try:
-            budget.spend(row.day, DEFAULT_REPORT_EPSILON, business=row.business)
+            budget.spend(row.day, DEFAULT_REPORT_EPSILON, business=self._business_of(row))
         except BudgetExhausted:
             return NO_SIGNAL
         self._save_budget(budget)
         return randomize(outcome_of(events_of(row.true_bits)), rng=self._rng)
+
+    def _business_of(self, row: PendingSignal) -> str | None:
+        """The business whose campaign ``row`` reports on: recorded with the token, or (a
+        report pending from before that was recorded) the sender of the stored copy."""
+        if row.business is not None:
+            return row.business
+        with Session(self.engine) as s:  # type: ignore[arg-type]
+            return s.execute(
+                text("SELECT peer FROM client_message WHERE campaign_id = :c LIMIT 1"),
+                {"c": row.campaign_id},
+            ).scalar()
 
     def business_budget(self, business: str) -> "BusinessBudget":
         """What reports about ``business``'s campaigns have cost this device, for good."""

@@ -25,10 +25,11 @@ HOUR_MS = 3_600_000
 # One person has one copy per campaign (the relay refuses a second), so changing what that
 # person did moves one copy from one outcome to another: two counts change by one each.
 OUTCOME_SENSITIVITY = 2
-# One person sends at most one report per campaign (one token per copy), carrying one value:
-# adding or removing it changes exactly one of the counts per value (no_signal and the four
-# outcomes) by one. The report count is their sum, not a count of its own.
-TALLY_SENSITIVITY = 1
+# One person sends at most one report per campaign (one token per copy), carrying one value.
+# Changing what that person did (or whether their report carries a signal) moves their report
+# from one value's tally to another's: two tallies change by one each, as for the outcomes
+# above. The report count is the tallies' sum, not a count of its own.
+TALLY_SENSITIVITY = 2
 _TALLIED = (NO_SIGNAL, *OUTCOMES)
 
 

@@ -237,8 +237,10 @@ class CampaignFigures(_Strict):
     refused_by_reason: dict[str, NoisyCount]
     not_delivered: NoisyCount = Field(description="copies still waiting or expired unread")
     signal_reports: NoisyCount = Field(description="anonymous interaction reports counted")
-    no_signal: NoisyCount = Field(
-        description="reports that carry no outcome (signals off, or the device's budget spent)"
+    no_signal: NoisyCount | None = Field(
+        default=None,
+        description="reports that carry no outcome (signals off, or the device's budget "
+        "spent); null in figures published before report format 2",
     )
     interactions: dict[str, Estimate] = Field(
         description="Per outcome (not_read, read, clicked, dismissed): estimated people among "

@@ -11,9 +11,10 @@ Outcomes. What a person did with one copy is one of :data:`OUTCOMES`, mutually e
 ``clicked`` (a button or link) if they clicked, else ``dismissed`` if they dismissed it, else
 ``read`` if they opened it, else ``not_read`` (:func:`outcome_of`). Left out on purpose:
 ``delivered`` (every report's copy was delivered: a constant bit says nothing and costs
-budget) and the explicit choices (stop promotions, block, report), which reach the relay
-anyway, by name, as the person's preferences: repeating them in an anonymous report would
-spend budget to tell the relay what it already knows.
+budget) and the explicit choices: stopping promotions and blocking reach the relay by name
+anyway, as preferences it enforces, and reporting a business is a message sealed to the
+moderation desk, which reads it. Repeating them in an anonymous report would spend budget to
+tell the relay, or the business's figures, what is already said elsewhere.
 
 Randomized response (k-ary, Warner 1965 generalised; Kairouz, Oh and Viswanath 2014). The
 device reports its true outcome with probability ``p = e^eps / (e^eps + k - 1)`` and each of

@@ -382,8 +382,9 @@ def _print_report(r: Any, currency: str = "", explain: bool = False) -> None:
             *(f"{reason_words(k)} {about(v)}" for k, v in figures.refused_by_reason.items()),
         )
         _print_items(
-            f"outcomes, from {about(figures.signal_reports, 'anonymous reports')} "
-            f"({about(figures.no_signal, 'with no signal')}), with 95 % ranges:",
+            f"outcomes, from {about(figures.signal_reports, 'anonymous reports')}"
+            + (f" ({about(figures.no_signal, 'with no signal')})" if figures.no_signal else "")
+            + ", with 95 % ranges:",
             *(estimate(v, k.replace("_", " ")) for k, v in figures.interactions.items()),
         )
         if figures.rebate:

@@ -283,7 +283,8 @@ def interaction_bars(report: CampaignReport) -> list[Bar]:
         if (value := figures.interactions.get(event)) is not None
     ]
     # Reports of devices with signals off or their budget spent: counted, never estimated.
-    bars.append(Bar("no signal", figures.no_signal.value, f"± {figures.no_signal.margin:,}"))
+    if figures.no_signal is not None:  # None: published before report format 2
+        bars.append(Bar("no signal", figures.no_signal.value, f"± {figures.no_signal.margin:,}"))
     return bars
 
 

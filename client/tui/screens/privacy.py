@@ -32,7 +32,8 @@ For each marketing campaign you receive, the app sends **exactly one** anonymous
 whatever you did, so that a report existing says nothing. It holds only a campaign id, a day
 and one word from a fixed list: not read, read, clicked or dismissed. Nothing else can be put
 in it: no handle, no message id, no text. Blocking, stopping promotions and reporting are never
-in it: they are choices the relay carries out, so it knows them already.
+in it: the relay carries out the first two for you, so it knows them already, and a report
+goes sealed to the moderation desk.
 
 - **Randomized response**: before it leaves, the word is replaced at random half the time (by
   one of the other three), so no report says anything certain about you: each costs a privacy
