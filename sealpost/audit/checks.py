@@ -17,13 +17,13 @@ from sealpost.audit.recorder import Exchange
 from sealpost.audit.scan import scan, scan_all
 from sealpost.audit.stats import histogram, spearman
 from sealpost.audit.storage import StorageDump
-from sealpost.audit.world import INTERACTIONS, WorldResult
+from sealpost.audit.world import WorldResult
 from shared import api
 from shared.auth import AUTH_HEADERS
 from shared.encoding import b64decode
 from shared.identifiers import HANDLE_PATTERN
 from shared.shuffled import MAX_SHUFFLED, REPORTS_PATH, SHUFFLED_PATH, SHUFFLER_HEADERS
-from shared.signals import REPORT_FIELDS, InvalidReport, decode_report
+from shared.signals import NO_SIGNAL, OUTCOMES, REPORT_FIELDS, InvalidReport, decode_report
 from shared.token_log import KEY_LOG_PATH, KeyLog, KeyLogError, KeyLogHead, verify_log
 
 MAX_SHOWN = 12
@@ -714,7 +714,7 @@ EXACT_REPORT_FIELDS = frozenset(
 # In the figures, exact only: when, at what privacy cost, and the rebate (computed from the
 # noisy counts, so it is no more exact about anyone than they are).
 EXACT_FIGURES_FIELDS = frozenset({"published_at", "epsilon", "rebate"})
-NOISY_COUNTS = ("delivered", "refused", "not_delivered", "signal_reports")
+NOISY_COUNTS = ("delivered", "refused", "not_delivered", "signal_reports", NO_SIGNAL)
 _NOISY_TYPES = (api.NoisyCount, dict[str, api.NoisyCount], dict[str, api.Estimate])
 CAMPAIGN_ANSWERS = (
     Route("POST", r"/v1/campaigns", api.CampaignCreate),
@@ -769,11 +769,11 @@ def _report_violations(report: Any, where: str) -> list[str]:
             violations.append(f"{where}: figures.{name} is not a noisy count: {count!r}")
         elif about_people and not count["margin"] > 0:
             violations.append(f"{where}: figures.{name} is exact (margin {count['margin']})")
-    for event, found in sorted((figures.get("interactions") or {}).items()):
+    for outcome, found in sorted((figures.get("interactions") or {}).items()):
         if not isinstance(found, dict) or set(found) != {"value", "low", "high"}:
-            violations.append(f"{where}: interactions.{event} is not an estimate: {found!r}")
+            violations.append(f"{where}: interactions.{outcome} is not an estimate: {found!r}")
         elif about_people and not found["high"] > found["low"]:
-            violations.append(f"{where}: interactions.{event} has no interval: {found!r}")
+            violations.append(f"{where}: interactions.{outcome} has no interval: {found!r}")
     return violations
 
 
@@ -875,28 +875,43 @@ def allowed_misses(m: int, confidence: float = 0.95, alpha: float = 0.001) -> in
     return t
 
 
+def _published(figures: dict[str, Any] | None, value: str) -> tuple[float, float, float] | None:
+    """(estimate, low, high) the figures give for one report value: an outcome's estimate
+    and interval, or the noisy no_signal count with its margin."""
+    if not figures:
+        return None
+    if value == NO_SIGNAL:
+        count = figures.get(NO_SIGNAL)
+        if not isinstance(count, dict):
+            return None
+        return count["value"], count["value"] - count["margin"], count["value"] + count["margin"]
+    found = (figures.get("interactions") or {}).get(value)
+    return (found["value"], found["low"], found["high"]) if found else None
+
+
 def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
-    """Published estimates and intervals against the true counts the clients kept."""
+    """Published estimates and intervals against the true counts the clients kept: per
+    outcome, among the reports that carry a signal; and the reports that carry none."""
     table: list[dict[str, Any]] = []
     for label, cid in world.campaigns.items():
         figures = world.published[cid].get("figures")
-        truth = world.true_counts[cid]
-        for event in INTERACTIONS:
-            found = (figures or {}).get("interactions", {}).get(event)
+        truth = world.true_counts.get(cid, {})
+        for value in (*OUTCOMES, NO_SIGNAL):
+            found = _published(figures, value)
             row = {
                 "campaign": label,
                 "campaign_id": cid,
-                "event": event,
+                "event": value,  # an outcome, or no_signal
                 "reports": world.reporters.get(cid, 0),  # sent, exactly (the ground truth)
                 "published_reports": figures["signal_reports"]["value"] if figures else None,
-                "true": truth[event],
-                "estimate": found["value"] if found else None,
-                "low": found["low"] if found else None,
-                "high": found["high"] if found else None,
+                "true": truth.get(value, 0),
+                "estimate": found[0] if found else None,
+                "low": found[1] if found else None,
+                "high": found[2] if found else None,
                 "covered": None,
             }
             if found:
-                row["covered"] = found["low"] <= truth[event] <= found["high"]
+                row["covered"] = found[1] <= row["true"] <= found[2]
             table.append(row)
     published = [r for r in table if r["covered"] is not None]
     misses = [r for r in published if not r["covered"]]
@@ -926,14 +941,18 @@ def estimates(world: WorldResult) -> tuple[Check, list[dict[str, Any]]]:
             covered=len(published) - len(misses),
             allowed_misses=limit,
             criterion=(
-                "Each published interval is a 95% interval around an estimate that carries "
-                "both the devices' randomized response and the relay's central noise, so each "
-                "misses its true count with probability about 0.05, independently across "
-                "events (every bit is randomized, every tally noised, independently). The "
-                "number of misses among m intervals is then about Binomial(m, 0.05); the "
-                "check fails when it exceeds the smallest t with P(X > t) <= 0.001, i.e. when "
-                "the misses are evidence (at the 0.1% level) that the estimator or its "
-                "interval is wrong."
+                "Per campaign, each outcome's published interval is a 95% interval around an "
+                "unbiased estimate of how many of the reports carrying a signal came from "
+                "people with that outcome, and it carries both the devices' k-ary randomized "
+                "response and the relay's central noise; the no_signal count's is its noisy "
+                "count plus or minus its margin, against the reports the devices sent with no "
+                "signal (budget spent). Each misses its true count with probability about "
+                "0.05 (every report randomized on its device, every tally noised on its own; "
+                "one campaign's outcome estimates share their reports, so they are not quite "
+                "independent). The number of misses among m intervals is then about "
+                "Binomial(m, 0.05); the check fails when it exceeds the smallest t with "
+                "P(X > t) <= 0.001, i.e. when the misses are evidence (at the 0.1% level) "
+                "that the estimator or its interval is wrong."
             ),
             worst_error_share=round(worst, 4),
             worst_error_people=round(worst_people, 1),

@@ -28,7 +28,7 @@ from client.signals import PendingSignal
 from sealpost.audit.app_opens import TICK_S, first_open_from, tick_at_or_after
 from sealpost.audit.plants import planted
 from shared.api import SetLevel
-from shared.signals import EVENTS, EpsilonLedger, bits_of
+from shared.signals import EVENTS, NO_SIGNAL, REPORT_VALUES, EpsilonLedger, outcome_of
 
 if TYPE_CHECKING:  # world.py imports this module
     from sealpost.audit.world import WorldPlan
@@ -66,8 +66,8 @@ class Planned:
     campaign_id: str
     token_input: str  # base64, as in the report
     send_after: int  # the moment the client drew for it (unix s, simulated)
-    true_bits: int  # what the person really did, before randomized response
-    budget_spent: bool  # the device's privacy budget was spent: its bits are uniform
+    true_outcome: str  # what the person really did (an outcome), before randomized response
+    budget_spent: bool  # the device's privacy budget was spent: its report says no_signal
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,17 @@ class SimulatedClock:
 class Interactions:
     """What a fleet's persons did with the campaign copies they received (ground truth)."""
 
-    # campaign id -> event -> true count among the people who will send a report
+    # campaign id -> report value -> true count among the people who will send a report:
+    # their outcome if the report carries one, else no_signal
     true_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reporters: Counter[str] = field(default_factory=Counter)  # campaign id -> reports
     redemptions: list[Planned] = field(default_factory=list)  # every report to be sent
 
     def merge(self, other: "Interactions") -> None:
         for cid, counts in other.true_counts.items():
-            mine = self.true_counts.setdefault(cid, dict.fromkeys(EVENTS, 0))
-            for event, n in counts.items():
-                mine[event] += n
+            mine = self.true_counts.setdefault(cid, dict.fromkeys(REPORT_VALUES, 0))
+            for value, n in counts.items():
+                mine[value] += n
         self.reporters.update(other.reporters)
         self.redemptions += other.redemptions
 
@@ -189,7 +190,11 @@ class PersonFleet:
         await gather_chunks([m.sync() for m in self.people.values()])
 
     async def interact(self, label_of: dict[str, str], owner: dict[str, str]) -> Interactions:
-        """Each person acts on the campaign copies that arrived, as planned; the truth."""
+        """Each person acts on the campaign copies that arrived, as planned; the truth.
+
+        Reading, clicking and dismissing are noted on the campaign's pending report (its
+        outcome is what they amount to); blocking and stopping promotions are preference
+        changes, sent by name as the app sends them (a report says nothing of them)."""
         from sqlmodel import select
 
         found = Interactions()
@@ -200,9 +205,10 @@ class PersonFleet:
                 rows = list(s.exec(select(PendingSignal).where(PendingSignal.sent == False)))  # noqa: E712
             for row in rows:
                 events = p.behaviour[label_of[row.campaign_id]]
-                for event in events:
+                noted = [e for e in events if e in EVENTS]
+                for event in noted:
                     person.signals.record(row.campaign_id, event)  # type: ignore[arg-type]
-                true_bits = bits_of(["delivered", *events])  # type: ignore[list-item]
+                outcome = outcome_of(noted)  # type: ignore[arg-type]
                 business = owner[label_of[row.campaign_id]]
                 if "blocked" in events:
                     after_choices.append(person.api.set_choice("blocked", business, True))
@@ -210,18 +216,18 @@ class PersonFleet:
                     after_choices.append(
                         person.api.set_choice("promotions-stopped", business, True)
                     )
-                counts = found.true_counts.setdefault(row.campaign_id, dict.fromkeys(EVENTS, 0))
+                counts = found.true_counts.setdefault(
+                    row.campaign_id, dict.fromkeys(REPORT_VALUES, 0)
+                )
                 found.reporters[row.campaign_id] += 1
-                counts["delivered"] += 1
-                for event in events:
-                    counts[event] += 1
+                counts[NO_SIGNAL if p.budget_spent else outcome] += 1
                 found.redemptions.append(
                     Planned(
                         handle=p.handle,
                         campaign_id=row.campaign_id,
                         token_input=row.token_input,
                         send_after=row.send_after,
-                        true_bits=true_bits,
+                        true_outcome=outcome,
                         budget_spent=p.budget_spent,
                     )
                 )
@@ -326,8 +332,8 @@ class PersonFleet:
 
 def _spend_budget(agent: Any) -> None:
     """Spend a device's whole privacy budget for the days around now (unix days the audit
-    may simulate): its reports then carry uniformly random bits, as the client sends them
-    once its budget is spent."""
+    may simulate): its reports then say no_signal, as the client sends them once its budget
+    is spent."""
     ledger = EpsilonLedger()
     today = datetime.now(UTC).date()
     # A week at the daily cap: within the 30-day cap, and past every simulated report day.

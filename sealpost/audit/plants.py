@@ -14,9 +14,9 @@ noise (``server.noise.noisy_counts``), and the shuffler's store and forwarding.
 
 The leaks are those a researcher planted and an earlier audit missed (identity-derived values
 in fields, derived or reused token inputs, report delays of minutes, reports on the account's
-own connection, one person's reports together, a bit without noise, reports that go missing
-once a budget is spent, a relay that keeps each report's arrival time), and the business's
-classic oracles.
+own connection, one person's reports together, an outcome without noise, reports that go
+missing once a budget is spent, a relay that keeps each report's arrival time), and the
+business's classic oracles.
 """
 
 import contextvars
@@ -82,8 +82,8 @@ def _track_agent(p: Patcher) -> None:
         finally:
             _AGENT.reset(token)
 
-    async def tracked_delivered(self: Any, copies: list[tuple[str, str]]) -> None:
-        agent, campaigns = _AGENT.set(self), _CAMPAIGNS.set([c for _, c in copies])
+    async def tracked_delivered(self: Any, copies: list[tuple[str, str, str]]) -> None:
+        agent, campaigns = _AGENT.set(self), _CAMPAIGNS.set([c for _, c, _ in copies])
         try:
             await delivered(self, copies)
         finally:
@@ -174,46 +174,44 @@ def token_input_reused(p: Patcher) -> None:
     p.set(client.signals, "new_token_input", new_token_input)
 
 
-def bits_from_handle(p: Patcher) -> None:
-    """The report's seven bits are the first byte of SHA-256 of the handle: a field too short
-    to search, carrying an identity anyway."""
+def outcome_from_handle(p: Patcher) -> None:
+    """The report's outcome is the one the first byte of SHA-256 of the handle picks (modulo
+    the four outcomes): a field too short to search, carrying an identity anyway."""
     import client.signals
-    from shared.signals import ALL_BITS
+    from shared.signals import OUTCOMES
 
     _track_agent(p)
 
-    def randomize(true_bits: int, epsilon: float, rng: Any = None) -> int:
-        return hashlib.sha256(_handle().encode()).digest()[0] & ALL_BITS
+    def randomize(outcome: str, epsilon: float = 0.0, rng: Any = None) -> str:
+        return OUTCOMES[hashlib.sha256(_handle().encode()).digest()[0] % len(OUTCOMES)]
 
     p.set(client.signals, "randomize", randomize)
 
 
-def bit_without_noise(p: Patcher) -> None:
-    """The ``read`` bit skips randomized response: it is always the person's true bit."""
+def read_without_noise(p: Patcher) -> None:
+    """The ``read`` outcome skips randomized response: a person who read the message (and
+    did nothing more) is always reported as having read it; other outcomes are randomized."""
     import client.signals
-    from shared.signals import event_bit
 
     original = client.signals.randomize
-    read = event_bit("read")
 
-    def randomize(true_bits: int, epsilon: float, rng: Any = None) -> int:
-        return (original(true_bits, epsilon, rng) & ~read) | (true_bits & read)
+    def randomize(outcome: str, *args: Any, **kwargs: Any) -> str:
+        return outcome if outcome == "read" else original(outcome, *args, **kwargs)
 
     p.set(client.signals, "randomize", randomize)
 
 
 def missing_when_budget_spent(p: Patcher) -> None:
     """A device whose privacy budget is spent drops its report (says it sent it) instead of
-    sending one with random bits."""
+    sending one that says no_signal: with nothing to tell, it tells nothing."""
     from client.signals import SignalAgent
     from shared.api import SignalResult
-    from shared.signals import decode_report
+    from shared.signals import NO_SIGNAL, decode_report
 
     original = SignalAgent._send_to_shuffler
 
     async def send(self: Any, report: str) -> Any:
-        day = decode_report(report.encode()).day
-        if self._budget().remaining(day) <= 0:
+        if decode_report(report.encode()).outcome == NO_SIGNAL:
             return SignalResult(counted=1, refused={})
         return await original(self, report)
 
@@ -403,11 +401,11 @@ PLANTS: dict[str, Plant] = {
             phone_digits_in_token_input,
         ),
         Plant(
-            "bits_from_handle",
+            "outcome_from_handle",
             "device",
-            "the seven report bits are the first byte of SHA-256 of the handle",
+            "the report's outcome is picked by the first byte of SHA-256 of the handle",
             ("identity_values", "randomized_response"),
-            bits_from_handle,
+            outcome_from_handle,
         ),
         Plant(
             "token_input_from_identity",
@@ -445,16 +443,16 @@ PLANTS: dict[str, Plant] = {
             report_on_account_connection,
         ),
         Plant(
-            "bit_without_noise",
+            "read_without_noise",
             "device",
-            "the read bit is sent as it is, without randomized response",
+            "the read outcome is reported as it is, without randomized response",
             ("randomized_response",),
-            bit_without_noise,
+            read_without_noise,
         ),
         Plant(
             "missing_when_budget_spent",
             "device",
-            "a device whose privacy budget is spent drops its report instead of sending noise",
+            "a device whose privacy budget is spent drops its report instead of sending no_signal",
             ("report_existence", "reports_counted_once"),
             missing_when_budget_spent,
         ),

@@ -94,7 +94,7 @@ def render(result: AuditResult) -> str:
     out += text_table(
         [
             "campaign",
-            "event",
+            "outcome",
             "reports",
             "shown (noisy)",
             "true",

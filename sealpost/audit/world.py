@@ -4,8 +4,9 @@
 what each person does with each campaign, when each opens the app over five simulated days,
 whose privacy budget is spent); :func:`seed_world` plays it against a relay through the real
 client (``client.messenger.Messenger``, ``client.business.campaigns.run_campaign``) and
-returns the ground truth the relay must not learn: the canaries, the true interaction counts
-and bits, which token each person redeemed, and when each report left its device.
+returns the ground truth the relay must not learn: the canaries, each report's true outcome
+and the true counts per outcome, which token each person redeemed, and when each report left
+its device.
 
 Canaries are unique random strings that only ever exist inside sealed payloads (audience names,
 coupon codes, phone numbers, chat texts). Every text canary contains the marker ``CANARY`` so
@@ -26,9 +27,13 @@ from client.messenger import Messenger
 from sealpost.audit.app_opens import Open, draw_opens
 from sealpost.audit.fleet import Interactions, start_fleets
 from sealpost.audit.timeline import ShufflerTimer, Timeline, play_reports
-from shared.signals import EVENTS
+from shared.signals import REPORT_VALUES
 from shared.templates import Button, TemplateDraft
 
+# What a person may do with a campaign copy. The first three are what the app notes on the
+# campaign's pending report (shared.signals.EVENTS), and the report carries the one outcome
+# they amount to (shared.signals.outcome_of); the others are explicit choices, which reach
+# the relay by name as preferences and are in no report.
 INTERACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 COUNTRIES = ("+39", "+44", "+49", "+33", "+34")
 
@@ -53,8 +58,8 @@ PROFILES: dict[str, dict[str, float]] = {
     },
 }
 PROFILE_WEIGHTS = {"engaged": 0.2, "casual": 0.45, "ignores": 0.25, "annoyed": 0.1}
-# Share of persons whose privacy budget is spent: their reports must still go (with random
-# bits), or a missing report would tell the relay whose budget is spent.
+# Share of persons whose privacy budget is spent: their reports must still go (saying
+# no_signal), or a missing report would tell the relay whose budget is spent.
 BUDGET_SPENT_SHARE = 0.1
 
 BUSINESSES = {
@@ -104,7 +109,7 @@ class PersonPlan:
     # When this person has the app open, in seconds from the audit's start (app_opens.py)
     opens: list[Open] = field(default_factory=list)
     # This person's privacy budget is spent for these days (many campaigns lately): her
-    # reports still go, with uniformly random bits, as the client sends them then.
+    # reports still go, saying no_signal, as the client sends them then.
     budget_spent: bool = False
 
 
@@ -215,8 +220,8 @@ class Redemption:
     token_input: str  # base64, as in the report
     send_after: int  # when the client scheduled the report (unix s)
     # What the audit's own world also knows (None or unset in the simulator's):
-    true_bits: int | None = None  # the person's true events, before randomized response
-    budget_spent: bool = False  # the device's budget was spent: its bits are uniform
+    true_outcome: str | None = None  # what the person did (shared.signals.OUTCOMES)
+    budget_spent: bool = False  # the device's budget was spent: its report says no_signal
     sent_at: float | None = None  # when the report left the device (unix s, simulated)
 
 
@@ -227,7 +232,9 @@ class WorldResult:
     handles: list[str]
     message_ids: list[str]
     canaries: list[str]
-    # campaign id -> event -> true count among the people who sent a report
+    # campaign id -> report value -> true count among the people who sent a report: per
+    # outcome (shared.signals.OUTCOMES) among the reports that carry a signal, and under
+    # no_signal those that carry none (signals off, or the budget spent)
     true_counts: dict[str, dict[str, int]]
     reporters: dict[str, int]  # campaign id -> reports sent
     redemptions: list[Redemption]
@@ -326,7 +333,7 @@ async def seed_world(
 
         label_of = {cid: label for label, cid in campaigns.items()}
         found = Interactions(
-            true_counts={cid: dict.fromkeys(EVENTS, 0) for cid in campaigns.values()}
+            true_counts={cid: dict.fromkeys(REPORT_VALUES, 0) for cid in campaigns.values()}
         )
         for part in await on_every_fleet("interact", label_of, CAMPAIGNS):
             found.merge(part)
@@ -368,7 +375,7 @@ async def seed_world(
                     campaign_id=r.campaign_id,
                     token_input=r.token_input,
                     send_after=r.send_after,
-                    true_bits=r.true_bits,
+                    true_outcome=r.true_outcome,
                     budget_spent=r.budget_spent,
                     sent_at=sent_at.get(r.token_input),
                 )

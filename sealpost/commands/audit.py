@@ -21,7 +21,8 @@ Checks (each PASS or FAIL, with its violations):
   reports_counted_once each report counted once; a replayed request is refused
   business_view_noisy  a business sees no exact figure about people: declared exact fields,
                        noisy figures published once, every copy charged at release
-  estimates_vs_truth   published 95% intervals hold the true counts (see the report)
+  estimates_vs_truth   published 95% intervals hold the true counts per outcome, and the
+                       reports with no signal (see the report)
 
 Attacks (each states the adversary's measured advantage over chance, or what it found,
 and fails past the threshold in its summary):
@@ -36,14 +37,15 @@ and fails past the threshold in its summary):
                        at least B, in an order unrelated to sending
   identity_values      no hash of a handle, phone digits, public key or fingerprint, in any
                        field or encoding (raw, hex, base64) of the anonymous channel; report
-                       bits that are no digest of the handle
+                       outcomes that no digest of the handle picks
   token_linkage        token inputs the relay cannot re-derive from handle, campaign, message
                        id or keys, never reused, uniformly random bytes
   connection_linkage   reports reach the relay only in the shuffler's signed batches, never
                        from a device's own address or its account's connection; one report
                        per connection at the shuffler
-  randomized_response  each reported bit equals the true one only as often as randomized
-                       response allows (75% at eps = ln 3; 50% with the budget spent)
+  randomized_response  each report names its person's true outcome only as often as k-ary
+                       randomized response allows (1/2 at eps = ln 3, each other outcome
+                       1/6); with the budget spent, every report says no_signal
   report_existence     every delivered copy's report arrives, budget spent or not
   relay_keeps          per report the relay keeps its spent token under its campaign: no
                        arrival time, address or order column, no undeclared table

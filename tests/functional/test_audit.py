@@ -13,6 +13,7 @@ from sealpost.audit.plants import PLANTS
 from sealpost.audit.selftest import run_selftest
 from sealpost.audit.world import plan_world
 from sealpost.cli import main
+from shared.signals import NO_SIGNAL, OUTCOMES
 
 PERSONS, SEED = 30, 5
 CHECKS = {
@@ -52,6 +53,12 @@ def test_the_audit_passes_on_the_real_client(capsys):
     # Days of app opens were simulated, not compressed into one moment.
     assert "simulated days" in names["timing_linkage"]["summary"]
     assert names["report_existence"]["details"]["planned"]["budget_spent"] > 0
+    # A report carries one outcome, randomized; a device whose budget is spent says
+    # no_signal, every time, and no device with budget does.
+    silent = names["randomized_response"]["details"]["no_signal"]
+    assert silent["budget_spent"]["reports"] == silent["budget_spent"][NO_SIGNAL] > 0
+    assert silent["with_budget"][NO_SIGNAL] == 0 < silent["with_budget"]["reports"]
+    assert set(names["randomized_response"]["details"]["agreement"]["randomized"]) <= set(OUTCOMES)
     assert names["canaries_absent"]["details"]["canaries_planted"] > 5 * PERSONS
     assert names["signal_requests"]["details"]["reports"] > PERSONS
     # Every campaign, the small one too, got its figures once, noisy: no threshold hides a
@@ -59,6 +66,11 @@ def test_the_audit_passes_on_the_real_client(capsys):
     noisy = names["business_view_noisy"]["details"]
     assert noisy["reports_with_figures"] >= 3
     assert all(r["estimate"] is not None for r in report["estimates"])
+    # Per campaign: each outcome's estimate, and the reports that carry no signal.
+    assert {r["event"] for r in report["estimates"]} == {*OUTCOMES, NO_SIGNAL}
+    for label in ("acme_spring", "brio_loyalty", "brio_small"):
+        rows = [r for r in report["estimates"] if r["campaign"] == label]
+        assert sum(r["true"] for r in rows) == rows[0]["reports"]
     # A handful of people: the interval is far wider than the campaign, so the figures say
     # nothing about any one of them.
     small = [r for r in report["estimates"] if r["campaign"] == "brio_small"]
@@ -176,15 +188,17 @@ def test_the_full_selftest_catches_every_planted_leak(capsys):
 
 
 def test_a_planted_leak_is_named_in_the_report(capsys):
-    args = ["audit", "--persons", str(PERSONS), "--seed", str(SEED)]
-    assert main([*args, "--plant", "bit_without_noise"]) == 1
+    # The selftest's world (40 persons, seed 1): enough people who only read a campaign for
+    # an outcome sent as it is to stand out at the attack's 1e-6.
+    args = ["audit", "--persons", "40", "--seed", "1"]
+    assert main([*args, "--plant", "read_without_noise"]) == 1
     out = capsys.readouterr().out
-    assert "PLANTED LEAK (selftest hook): bit_without_noise" in out
+    assert "PLANTED LEAK (selftest hook): read_without_noise" in out
     assert "randomized_response   FAIL" in out
-    assert "bit read equals the true bit in 100%" in out
+    assert "outcome read reported as it is in 100%" in out
 
 
 def test_selftest_and_plant_are_one_or_the_other(capsys):
     with pytest.raises(SystemExit):
-        main(["audit", "--selftest", "--plant", "bit_without_noise"])
+        main(["audit", "--selftest", "--plant", "read_without_noise"])
     assert "not allowed with" in capsys.readouterr().err

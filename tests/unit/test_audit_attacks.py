@@ -12,12 +12,16 @@ import pytest
 
 from client.signals import SignalSettings
 from sealpost.audit.app_opens import DAY_S, TICK_S, draw_opens, tick_at_or_after
-from sealpost.audit.attacks import identity, kept, timing, tokens
+from sealpost.audit.attacks import identity, kept, noise, timing, tokens
 from sealpost.audit.plants import PLANTS, Patcher, planted
+from sealpost.audit.received import Received
 from sealpost.audit.report import render_selftest
 from sealpost.audit.selftest import Run, SelftestResult
 from sealpost.audit.stats import binomial_tail, binomial_two_sided
 from sealpost.audit.timeline import Timeline
+from sealpost.audit.world import Redemption, WorldResult
+from shared.signals import NO_SIGNAL, OUTCOMES, decode_report, encode_report, randomize
+from shared.tokens import Token
 
 # --- timing -------------------------------------------------------------------------------------
 
@@ -135,6 +139,103 @@ def test_identity_values_are_found_in_raw_bytes_and_not_in_randomness():
     assert identity.search(noise, "tokens", forms) == []
 
 
+def test_an_outcome_picked_by_the_handle_is_found_and_a_randomized_one_is_not():
+    people = [identity.Identity(handle=f"person{i:04d}") for i in range(300)]
+
+    def picked(handle: str, truth: str, rng: random.Random) -> str:
+        return identity.handle_outcome(hashlib.sha256(handle.encode()).digest())
+
+    for send, leaks in ((_randomized, False), (picked, True)):
+        world, reports = _signal_world(300, 4, send)
+        sender = {r.token_input: r.handle for r in world.redemptions}
+        check = identity.identity_values([], reports, people, sender)
+        assert check.passed is not leaks, check.violations
+        found = check.details["outcome_picked_by_handle_digest"]
+        if leaks:
+            assert found["sha256"] == sum(r.report.outcome in OUTCOMES for r in reports)
+            assert any("sha256 of their sender's handle" in v for v in check.violations)
+
+
+# --- randomized response ------------------------------------------------------------------------
+
+
+def _randomized(handle: str, truth: str, rng: random.Random) -> str:
+    return randomize(truth, rng=rng)  # type: ignore[arg-type]
+
+
+def _signal_world(persons: int, seed: int, send=_randomized, spent_send=None):
+    """Reports of ``persons`` people with random true outcomes, one in ten with its budget
+    spent (reporting ``spent_send``'s value, no_signal by default), the others ``send``'s."""
+    rng = random.Random(seed)
+    redemptions, reports = [], []
+    for i in range(persons):
+        handle, truth, spent = f"person{i:04d}", rng.choice(OUTCOMES), i % 10 == 3
+        value = (spent_send or (lambda *_: NO_SIGNAL)) if spent else send
+        token = Token(rng.randbytes(32), rng.randbytes(64))
+        raw = encode_report("cmp_1", "2027-01-04", value(handle, truth, rng), token).decode()
+        report = decode_report(raw.encode())
+        reports.append(Received(report, raw, None))  # type: ignore[arg-type]
+        redemptions.append(
+            Redemption(handle, "cmp_1", report.token_input, 0, truth, budget_spent=spent)
+        )
+    world = WorldResult(
+        campaigns={"c": "cmp_1"},
+        businesses=[],
+        handles=[r.handle for r in redemptions],
+        message_ids=[],
+        canaries=[],
+        true_counts={},
+        reporters={"cmp_1": persons},
+        redemptions=redemptions,
+        published={},
+        budgets={},
+        targeted={},
+        anonymous_requests=persons,
+        timings={},
+    )
+    return world, reports
+
+
+def test_randomized_outcomes_pass_at_the_rates_of_k_ary_response():
+    check = noise.randomized_response(*_signal_world(3000, 1))
+    assert check.passed, check.violations
+    agreement = check.details["agreement"]["randomized"]
+    assert set(agreement) == set(OUTCOMES)
+    assert all(abs(row["same_as_truth"] - 0.5) < 0.08 for row in agreement.values())
+    others = check.details["reported_for_others"]
+    assert all(abs(row["reported_as_this"] - 1 / 6) < 0.04 for row in others.values())
+    assert check.details["no_signal"]["budget_spent"] == {"reports": 300, NO_SIGNAL: 300}
+    assert "a blind guess among 4 gets 25%" in check.measured
+
+
+def test_an_outcome_without_noise_fails():
+    def read_as_is(handle: str, truth: str, rng: random.Random) -> str:
+        return truth if truth == "read" else _randomized(handle, truth, rng)
+
+    check = noise.randomized_response(*_signal_world(300, 2, read_as_is))
+    assert not check.passed
+    assert any("outcome read reported as it is in 100%" in v for v in check.violations)
+
+
+def test_outcomes_that_ignore_the_truth_fail():
+    def uniform(handle: str, truth: str, rng: random.Random) -> str:
+        return rng.choice(OUTCOMES)
+
+    check = noise.randomized_response(*_signal_world(3000, 3, uniform))
+    assert not check.passed
+    assert any("they do not follow the truth" in v for v in check.violations)
+
+
+def test_a_spent_budget_says_no_signal_and_nothing_else():
+    # A device whose budget is spent sends an outcome anyway (spending what it has not).
+    check = noise.randomized_response(*_signal_world(300, 5, spent_send=_randomized))
+    assert not check.passed
+    assert any("devices whose budget is spent carry an outcome" in v for v in check.violations)
+    # A device with budget whose outcome went missing.
+    silent = noise.randomized_response(*_signal_world(300, 5, lambda *_: NO_SIGNAL))
+    assert any(f"of devices with budget say {NO_SIGNAL}" in v for v in silent.violations)
+
+
 # --- token inputs -------------------------------------------------------------------------------
 
 
@@ -176,17 +277,24 @@ def test_binomial_tails():
     assert binomial_tail(10, 0.5, 10) == pytest.approx(1 / 1024)
     assert binomial_tail(10, 0.5, 0) == 1.0
     assert binomial_two_sided(100, 0.75, 75) == pytest.approx(1.0)
-    assert binomial_two_sided(80, 0.75, 80) < 1e-9  # a bit sent without noise
+    assert binomial_two_sided(40, 0.5, 40) < 1e-9  # an outcome sent without noise
 
 
 def test_a_plant_is_undone_and_only_its_party_applies():
     import client.signals
 
     original = client.signals.randomize
-    with planted("bit_without_noise", "relay"):
+    with planted("read_without_noise", "relay"):
         assert client.signals.randomize is original  # a device plant: not the relay's
-    with planted("bit_without_noise", "device"):
+    with planted("read_without_noise", "device"):
         assert client.signals.randomize is not original
+        assert client.signals.randomize("read", rng=random.Random(1)) == "read"
+        assert {client.signals.randomize("clicked", rng=random.Random(i)) for i in range(50)} == {
+            "not_read",
+            "read",
+            "clicked",
+            "dismissed",
+        }
     assert client.signals.randomize is original
     import server.noise
 
@@ -199,7 +307,7 @@ def test_a_plant_is_undone_and_only_its_party_applies():
 
 
 def test_the_selftest_passes_only_if_every_leak_is_caught():
-    leak = PLANTS["bit_without_noise"]
+    leak = PLANTS["read_without_noise"]
     clean = Run(None, True, [], [], "", 1.0)
     caught = Run(leak, False, ["randomized_response"], ["randomized_response"], "100%", 1.0)
     missed = Run(leak, True, [], [], "", 1.0)

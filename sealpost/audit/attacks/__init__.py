@@ -10,7 +10,7 @@ stated in its summary. One module per attack:
 - ``connections``: reports reaching the relay from a device's own address or connection;
 - ``identity``: identity-derived values (hashed handles, phone digits, keys) in any field;
 - ``tokens``: token inputs the relay can derive from an identity, or that repeat;
-- ``noise``: report bits the relay can read without randomized response;
+- ``noise``: report outcomes the relay can read without randomized response;
 - ``existence``: reports whose absence tells the relay something (a spent budget);
 - ``kept``: what the relay keeps per report (times, addresses, order).
 

@@ -1,8 +1,8 @@
 """Reports whose absence says something: every delivered copy's report must reach the relay.
 
 A device sends one report per campaign copy it received, whatever its person did and whatever
-is left of its privacy budget (with the budget spent, the bits are uniform, but the report
-still goes): otherwise a missing report tells the relay, which knows who received a copy and
+is left of its privacy budget (with the budget spent, the report says no_signal, but it still
+goes): otherwise a missing report tells the relay, which knows who received a copy and
 got a token for it, that this person's budget is spent, or that she turned signals off. The
 audit knows which devices' budgets were spent (a tenth of its persons) and which report is
 whose, so it counts, per group, the copies whose report never arrived. The relay's own view

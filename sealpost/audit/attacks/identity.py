@@ -17,8 +17,9 @@ attack computes, for every account, the values such an adversary would try:
 and searches for them in every request of the anonymous channel (at the shuffler, and every
 report-bearing request at the relay: request line, headers and body, as sent and decoded
 from percent-encoding, base64 and hex) and in the bytes of every token. It also tests the one
-field too short to search, the 7 report bits: equal to the first byte of a digest of the
-sender's handle far more often than 1 in 128 means they carry it.
+field too short to search, the report's outcome (one of k = 4 values): the value a digest of
+the sender's handle picks (its first byte modulo k) named far more often than 1 in k means
+it carries the handle.
 """
 
 import base64
@@ -35,13 +36,13 @@ from sealpost.audit.scan import decoded_views
 from sealpost.audit.stats import binomial_tail
 from shared.encoding import b64decode
 from shared.keys import key_fingerprint
-from shared.signals import ALL_BITS
+from shared.signals import OUTCOMES
 
 RAW_BYTES = 8  # a prefix this long of a digest or key, raw, is searched for
 HEX_CHARS = 12  # 48 bits
 B64_CHARS = 10  # 60 bits
 DIGITS = 10  # a phone number's digits without its country code
-ALPHA = 1e-6  # the bits test's false alarm rate
+ALPHA = 1e-6  # the outcome test's false alarm rate
 
 DIGESTS: dict[str, Callable[[bytes], bytes]] = {
     "md5": lambda b: hashlib.md5(b).digest(),
@@ -152,15 +153,24 @@ def search(blob: bytes, where: str, forms: Forms, raw: bool = True) -> list[Trac
     return found
 
 
-def _bits_match(reports: Sequence[Received], sender: dict[str, str]) -> dict[str, int]:
-    """Per digest, how many reports' bits equal its first byte of the sender's handle."""
+def handle_outcome(digest: bytes) -> str:
+    """The outcome a digest of a handle picks: its first byte modulo k."""
+    return OUTCOMES[digest[0] % len(OUTCOMES)]
+
+
+def _with_outcome(reports: Sequence[Received], sender: dict[str, str]) -> list[Received]:
+    """The reports whose sender is known and that carry an outcome (not no_signal)."""
+    return [r for r in reports if r.report.token_input in sender and r.report.outcome in OUTCOMES]
+
+
+def _outcome_match(reports: Sequence[Received], sender: dict[str, str]) -> dict[str, int]:
+    """Per digest, how many reports name the outcome that digest of the sender's handle
+    picks."""
     matches: Counter[str] = Counter()
     for r in reports:
-        handle = sender.get(r.report.token_input)
-        if handle is None:
-            continue
+        handle = sender[r.report.token_input]
         for name, digest in DIGESTS.items():
-            matches[name] += r.report.bits == digest(handle.encode())[0] & ALL_BITS
+            matches[name] += r.report.outcome == handle_outcome(digest(handle.encode()))
     return dict(matches)
 
 
@@ -172,7 +182,7 @@ def identity_values(
 ) -> Check:
     """``anonymous``: every request of the anonymous channel (at the shuffler and at the
     relay); ``reports``: the reports the relay received; ``sender``: token input -> handle
-    (ground truth, for the bits test)."""
+    (ground truth, for the outcome test)."""
     forms = identity_forms(identities)
     traces: list[Trace] = []
     for ex in anonymous:
@@ -194,14 +204,15 @@ def identity_values(
     for trace in traces:
         per_owner[trace.owner].add(trace.what)
     violations = [f"{t.where}: {t.what} of {t.owner}" for t in traces]
-    matches = _bits_match(reports, sender)
-    n = sum(1 for r in reports if r.report.token_input in sender)
+    spoken = _with_outcome(reports, sender)
+    matches = _outcome_match(spoken, sender)
+    n, k = len(spoken), len(OUTCOMES)
     for name, m in matches.items():
-        p_value = binomial_tail(n, 1 / 128, m)
+        p_value = binomial_tail(n, 1 / k, m)
         if n and p_value < ALPHA:
             violations.append(
-                f"the bits of {m} of {n} reports equal the first byte of the {name} of their "
-                f"sender's handle (chance: {n / 128:.1f}, p = {p_value:.2g})"
+                f"the outcome of {m} of {n} reports is the one the {name} of their sender's "
+                f"handle picks (chance: {n / k:.1f}, p = {p_value:.2g})"
             )
     linked = sum(1 for r in reports if sender.get(r.report.token_input) in per_owner)
     return make_check(
@@ -211,15 +222,16 @@ def identity_values(
         f"{len(anonymous):,} anonymous requests and {len(reports):,} tokens searched for "
         f"{len(forms.raw) + len(forms.hexed) + len(forms.b64) + len(forms.words):,} forms of "
         f"{len(identities):,} identities (handles, phone numbers, keys: {len(DIGESTS)} digests, "
-        "raw, hex, base64, decoded views); report bits against each digest of the handle",
+        "raw, hex, base64, decoded views); report outcomes against the one each digest of "
+        "the handle picks",
         measured=(
             f"values found naming {len(per_owner)} of {len(identities)} accounts; "
             f"{linked} of {len(reports)} reports linked to their sender by them; "
-            f"bits equal to a handle digest: {max(matches.values(), default=0)} of {n} "
-            f"(chance {n / 128:.1f})"
+            f"outcomes a handle digest picks: {max(matches.values(), default=0)} of {n} "
+            f"(chance {n / k:.1f})"
         ),
         accounts_named=len(per_owner),
         reports_linked=linked,
-        bits_equal_to_handle_digest=matches,
+        outcome_picked_by_handle_digest=matches,
         forms=sorted({t.what for t in traces})[:20],
     )
