@@ -177,9 +177,6 @@ def register(sub: Any) -> None:
 def run(args: Any) -> int:
     from sealpost.commands.output import fail, print_json
     from sealpost.sim.config import EPSILON_GONE, K_GONE, OptionError, SimOptions, parse_levels
-    from sealpost.sim.progress import Progress
-    from sealpost.sim.runner import run_sim
-    from sealpost.sim.summary import render, summarize
 
     if args.k is not None:
         return fail(K_GONE, 2)
@@ -201,6 +198,11 @@ def run(args: Any) -> int:
         ).validate()
     except OptionError as exc:
         return fail(str(exc), 2)
+    # The relay and client code load only once the knobs are good.
+    from sealpost.sim.progress import Progress
+    from sealpost.sim.runner import run_sim
+    from sealpost.sim.summary import render, summarize
+
     try:
         result = run_sim(options, Progress())
     except RuntimeError as exc:  # e.g. no relay at --relay
