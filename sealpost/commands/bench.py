@@ -92,10 +92,22 @@ def _line(r: dict[str, Any]) -> str:
         )
     if "worst_error_pct" in r:
         published = r.get("published")
+        coverage = r.get("coverage")
         return (
-            f"{r['name']}: worst error {r['worst_error_pct']}% of {r['recipients']} "
-            f"recipients, 95% CI about ±{r['ci_half_width_pct']}% (target {r['target']}) "
-            f"{verdict}"
+            f"{r['name']}: worst error {r['worst_error_pct']}% of "
+            + (
+                f"the {r['with_signal']} reports with an outcome"
+                if "with_signal" in r
+                else f"{r['recipients']} recipients"
+            )
+            + f", 95% CI about ±{r['ci_half_width_pct']}%"
+            + (
+                f"; published intervals hold the truth {coverage['covered']:.1%} of "
+                f"{coverage['intervals']:,} times"
+                if coverage
+                else ""
+            )
+            + f" (target {r['target']}) {verdict}"
             + (
                 f"; as published, with the relay's noise at epsilon "
                 f"{published['central_epsilon']:g}: worst {published['worst_error_pct']}%, "

@@ -15,11 +15,13 @@ profiles (how often they read, click, dismiss, stop promotions, block, report) a
 levels; businesses run campaigns spread over the week, personalised and sealed on their
 machines. The clock moves from send time to send time; the relay releases what is due,
 applying each person's choices and the rolling daily cap; every copy is stored by its
-person's client, acted on, and reported anonymously with randomized response, each report
-alone to a shuffler beside the relay (sealpost shuffler), which forwards them to the relay
-in shuffled batches of at least 20 after each simulated hour. Deterministic
-for a seed: the same seed plays the same week (timings, and the relay's noise on the
-figures and the rebates that follow it, aside).
+person's client, acted on, and reported anonymously: one outcome per copy (not_read, read,
+clicked or dismissed) through k-ary randomized response at epsilon ln 3, or no_signal from a
+device with signals off (--signals-off) or its budget spent, each report alone to a shuffler
+beside the relay (sealpost shuffler), which forwards them to the relay in shuffled batches of
+at least 20 after each simulated hour. Deterministic for a seed: the same seed plays the
+same week (timings, and the relay's noise on the figures and the rebates that follow it,
+aside).
 
 After the week the relay's clock moves past every campaign's figures_at (its send time plus
 the relay's figures_after_h, 72 h by default), where the relay publishes each campaign's
@@ -31,7 +33,8 @@ needs; the summary says what each one spent.
 The summary: messages sent, delivered (counted by the clients), released, refused by reason
 and expired (the relay's own database), lost and duplicated (both must be 0); delivery
 latency p50 / p99 and throughput; spend, charges and rebates; the privacy budget each
-business spent; each campaign's published estimates against the true counts; and the
+business spent; each campaign's published estimates against the true counts (among the
+reports that carry an outcome), and what shuffling adds to each report's epsilon; and the
 privacy audit of `sealpost audit` run on the simulation's own recorded traffic (not run with
 --relay). Exit status 1 if anything was lost, duplicated or misdelivered, or the audit failed.
 
@@ -48,7 +51,7 @@ EPILOG = """\
 examples:
   sealpost sim                                  # 200 persons, 3 businesses, 8 campaigns
   sealpost sim --persons 1000 --json > sim.json
-  sealpost sim --persons 50 --seed 7 --epsilon 0.5 --cap 3
+  sealpost sim --persons 50 --seed 7 --signals-off 0.2 --cap 3
   sealpost sim --levels all=0.5,chatted=0.2,weekly1=0.2,none=0.1
   sealpost sim --relay http://127.0.0.1:8700 --persons 100
   sealpost sim sweep --epsilons 0.5,1,ln3,2 --sizes 100,1000,10000 --out results/
@@ -57,26 +60,29 @@ examples:
 SWEEP_DESCRIPTION = """\
 Estimation error against epsilon and audience size. For each cell of the grid and each
 trial, an audience is drawn from the simulator's behaviour profiles, every person's true
-event bits go through the devices' randomized response (shared/signals.py `randomize`), the
-reports are tallied (`tally`), the tallies get the relay's central noise (discrete Laplace at
---central-epsilon, the relay's default for a campaign's interaction figures; 0 leaves it out;
-drawn from the seeded generator, so that a grid is reproducible), and they are debiased as
-the relay publishes them (server/figures.py). This is pure computation, with no relay and no
-clients, so many trials take seconds. Writes OUT/sweep.csv (one row per cell: mean, RMS and
-95th-percentile error in % of the audience, the 95% interval's half-width, its coverage) and,
-when matplotlib is installed (pip install -e '.[sim]'), OUT/sweep.png.
+outcome (not_read, read, clicked, dismissed) goes through the devices' k-ary randomized
+response at that epsilon per report (shared/signals.py `randomize`; the protocol's is ln 3),
+the reports are tallied (`tally`), every tally gets the relay's central noise (discrete
+Laplace at --central-epsilon, the relay's default for a campaign's interaction figures; 0
+leaves it out; drawn from the seeded generator, so that a grid is reproducible), and the
+relay's estimate is taken (`estimate`, with that noise's variance, as server/figures.py).
+This is pure computation, with no relay and no clients, so many trials take seconds. Writes
+OUT/sweep.csv (one row per cell: mean, RMS and 95th-percentile error in % of the audience,
+the 95% interval's half-width, its coverage) and, when matplotlib is installed (pip install
+-e '.[sim]'), OUT/sweep.png.
 
 The shuffler's batch size B against central epsilon and estimation error: for each epsilon
-and each B (--batches), the central epsilon of B reports shuffled together (amplification by
-shuffling, Feldman-McMillan-Talwar, delta 1e-6, as the shuffler states it) and the error of a
-campaign whose reports fill one batch. Writes OUT/batches.csv.
+and each B (--batches), the central epsilon of B reports of one campaign shuffled together
+(amplification by shuffling, Feldman-McMillan-Talwar, delta 1e-6, as the shuffler states it;
+at ln 3 it applies from about 700 reports) and the error of a campaign whose reports fill one
+batch. Writes OUT/batches.csv.
 """
 
 SWEEP_EPILOG = """\
 examples:
   sealpost sim sweep                              # 6 epsilons x 4 sizes x 20 trials
   sealpost sim sweep --epsilons 0.5,ln3,2 --sizes 50,500,5000 --trials 50 --out sweep/
-  sealpost sim sweep --json | jq '.rows[] | [.epsilon_per_bit, .audience, .mean_abs_error_pct]'
+  sealpost sim sweep --json | jq '.rows[] | [.epsilon_per_report, .audience, .mean_abs_error_pct]'
 """
 
 
@@ -107,11 +113,17 @@ def register(sub: Any) -> None:
     )
     knobs = p.add_argument_group("knobs for researchers")
     knobs.add_argument(
+        "--signals-off",
+        type=float,
+        default=0.05,
+        metavar="SHARE",
+        help="share of persons with interaction signals switched off: their reports say "
+        "no_signal (default 0.05)",
+    )
+    knobs.add_argument(
         "--epsilon",
-        default="ln3",
-        help="randomized-response epsilon per event bit on every device (default ln3); the "
-        "relay debiases assuming ln3, so with another value the summary debiases its "
-        "published estimates again with this one",
+        help="gone: epsilon is the protocol's (ln 3 a report) on every device; "
+        "`sim sweep --epsilons` shows other values; giving it is an error",
     )
     knobs.add_argument(
         "--k",
@@ -138,7 +150,9 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument(
-        "--epsilons", default="0.25,0.5,1,ln3,2,3", help="per-bit epsilons, comma-separated"
+        "--epsilons",
+        default="0.25,0.5,1,ln3,2,3",
+        help="epsilons per report (k-ary randomized response), comma-separated",
     )
     s.add_argument("--sizes", default="50,200,1000,5000", help="audience sizes, comma-separated")
     s.add_argument("--trials", type=int, default=20, help="trials per cell (default 20)")
@@ -152,7 +166,7 @@ def register(sub: Any) -> None:
         type=float,
         default=None,
         help="epsilon of the relay's noise on the report tallies (default: the relay's "
-        "figures_epsilon_interactions, 0.12); 0 for randomized response alone",
+        "figures_epsilon_interactions); 0 for randomized response alone",
     )
     s.add_argument("--seed", type=int, default=1, help="seed (default 1)")
     s.add_argument("--out", type=Path, default=Path("sim-sweep"), help="output directory")
@@ -162,13 +176,12 @@ def register(sub: Any) -> None:
 
 def run(args: Any) -> int:
     from sealpost.commands.output import fail, print_json
-    from sealpost.sim.config import K_GONE, OptionError, SimOptions, parse_epsilon, parse_levels
-    from sealpost.sim.progress import Progress
-    from sealpost.sim.runner import run_sim
-    from sealpost.sim.summary import render, summarize
+    from sealpost.sim.config import EPSILON_GONE, K_GONE, OptionError, SimOptions, parse_levels
 
     if args.k is not None:
         return fail(K_GONE, 2)
+    if args.epsilon is not None:
+        return fail(EPSILON_GONE, 2)
     try:
         options = SimOptions(
             persons=args.persons,
@@ -176,7 +189,7 @@ def run(args: Any) -> int:
             campaigns=args.campaigns,
             days=args.days,
             seed=args.seed,
-            epsilon=parse_epsilon(args.epsilon),
+            signals_off=args.signals_off,
             cap=args.cap,
             levels=parse_levels(args.levels),
             relay=args.relay,
@@ -185,6 +198,11 @@ def run(args: Any) -> int:
         ).validate()
     except OptionError as exc:
         return fail(str(exc), 2)
+    # The relay and client code load only once the knobs are good.
+    from sealpost.sim.progress import Progress
+    from sealpost.sim.runner import run_sim
+    from sealpost.sim.summary import render, summarize
+
     try:
         result = run_sim(options, Progress())
     except RuntimeError as exc:  # e.g. no relay at --relay
@@ -230,21 +248,24 @@ def run_sweep_command(args: Any) -> int:
         if central
         else "randomized response alone (no central noise)"
     )
-    print("epsilon  audience  mean |error| %  p95 %  95% CI +/- %  coverage")
+    print("epsilon per report  audience  mean |error| %  p95 %  95% CI +/- %  coverage")
     for row in result.rows:
         print(
-            f"{row['epsilon_per_bit']:7.3f}  {row['audience']:8,}  "
+            f"{row['epsilon_per_report']:18.3f}  {row['audience']:8,}  "
             f"{row['mean_abs_error_pct']:14.2f}  {row['p95_abs_error_pct']:5.2f}  "
             f"{row['ci95_half_width_pct']:12.2f}  {row['coverage_95']:8.3f}"
         )
-    print("\nshuffler batch B: central epsilon of B shuffled reports, and the error of a campaign")
-    print("that fills one batch")
-    print("epsilon   batch B  eps/report  central eps  amplified  mean |error| %  95% CI +/- %")
+    print("\nshuffler batch B: central epsilon of B shuffled reports of one campaign, and the")
+    print("error of a campaign that fills one batch")
+    print(
+        "eps/report   batch B  central eps  amplified  bound from B  mean |error| %  95% CI +/- %"
+    )
     for row in result.batch_rows:
         print(
-            f"{row['epsilon_per_bit']:7.3f}  {row['batch']:8,}  {row['epsilon_per_report']:10.3f}  "
+            f"{row['epsilon_per_report']:10.3f}  {row['batch']:8,}  "
             f"{row['shuffled_central_epsilon']:11.3f}  {'yes' if row['amplified'] else 'no':>9}  "
-            f"{row['mean_abs_error_pct']:14.2f}  {row['ci95_half_width_pct']:12.2f}"
+            f"{row['min_batch_for_bound']:12,}  {row['mean_abs_error_pct']:14.2f}  "
+            f"{row['ci95_half_width_pct']:12.2f}"
         )
     wrote = [result.csv_path, result.batches_path, result.png_path]
     print("\nwrote " + ", ".join(str(p) for p in wrote if p))

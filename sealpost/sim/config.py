@@ -6,8 +6,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.signals import DEFAULT_EPSILON_PER_BIT
-
 DAYS_PER_WEEK = 7
 DEFAULT_LEVEL_MIX = "all=0.7,chatted=0.1,weekly2=0.1,none=0.1"
 _LEVEL = re.compile(r"^(all|chatted|none|weekly(\d{1,3}))$")
@@ -63,7 +61,7 @@ def parse_levels(text: str) -> dict[str, float]:
 
 
 def parse_epsilon(text: str) -> float:
-    """A per-bit epsilon: a number, or ``ln3`` / ``ln(3)`` for the default."""
+    """An epsilon per report: a number, or ``ln3`` / ``ln(3)`` for the protocol's."""
     cleaned = text.strip().lower().replace(" ", "")
     found = re.fullmatch(r"ln\(?([0-9.]+)\)?", cleaned)
     try:
@@ -79,6 +77,11 @@ K_GONE = (
     "--k is gone: the relay no longer suppresses figures below a threshold k; it publishes "
     "each campaign's figures once, with noise, and the summary sets them against the truth"
 )
+EPSILON_GONE = (
+    "--epsilon is gone: epsilon is the protocol's (ln 3 a report, k-ary randomized response), "
+    "the same on every device, so that the relay's estimates hold for everyone's reports; "
+    "`sealpost sim sweep --epsilons ...` shows the error at other epsilons"
+)
 
 
 @dataclass
@@ -91,7 +94,8 @@ class SimOptions:
     campaigns: int = 8
     days: int = DAYS_PER_WEEK
     seed: int = 1
-    epsilon: float = DEFAULT_EPSILON_PER_BIT  # per event bit, on every simulated device
+    # Share of persons with interaction signals switched off: their reports say no_signal.
+    signals_off: float = 0.05
     cap: int | None = None  # marketing per person per rolling 24 h; None: the relay's default
     levels: dict[str, float] = field(default_factory=lambda: parse_levels(DEFAULT_LEVEL_MIX))
     relay: str | None = None  # URL of an existing relay; None: run one on loopback
@@ -108,8 +112,8 @@ class SimOptions:
             raise OptionError("--campaigns must be between 1 and 200")
         if not 1 <= self.days <= 60:
             raise OptionError("--days must be between 1 and 60")
-        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
-            raise OptionError("--epsilon must be positive and finite")
+        if not 0 <= self.signals_off <= 1:
+            raise OptionError("--signals-off must be a share between 0 and 1")
         if self.workers is not None and not 0 <= self.workers <= 16:
             raise OptionError("--workers must be between 0 and 16")
         if self.cap is not None and self.cap < 0:
@@ -144,7 +148,7 @@ class SimOptions:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["epsilon"] = round(self.epsilon, 6)
+        data["signals_off"] = round(self.signals_off, 4)
         data["levels"] = {label: round(share, 4) for label, share in self.levels.items()}
         data["keep"] = str(self.keep) if self.keep else None
         data["cap"] = None if self.relay else self.effective_cap

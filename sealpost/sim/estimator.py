@@ -1,34 +1,35 @@
-"""The relay's interaction estimate, for any keep-probability, and its central noise.
+"""The relay's interaction estimates, reproduced from a seeded generator.
 
-A business's interaction figures (server/figures.py) come from two noises: randomized
-response on every device (keep probability p per bit) and the relay's discrete Laplace noise
-on the tallies, drawn once when the figures are published. The relay debiases assuming the
-production p (ln 3 per bit); a simulation that gave its devices another epsilon redoes that
-last step with the right p (:func:`redebias`), and the sweep draws the central noise itself
-from a seeded generator (:func:`discrete_laplace`), so that a grid is reproducible. The
-formulas are the relay's: unbiased, unclipped, the interval adding both variances.
+A business's interaction figures (server/figures.py) come from two noises: k-ary randomized
+response on every device (``shared.signals.randomize``: the true outcome with probability
+p, each other with q) and the relay's discrete Laplace noise on its tallies, one per report
+value (no_signal and the four outcomes, sensitivity 1), drawn once when the figures are
+published. The relay then estimates each outcome with ``shared.signals.estimate``, its
+interval holding both noises. The sweep and the benchmark do the same here, the central noise
+drawn from a seeded generator (:func:`discrete_laplace`) so that a grid is reproducible; the
+formulas are the relay's: unbiased, unclipped, among the reports that carry a signal.
 """
 
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
 from statistics import NormalDist
 
 from server import noise
 from server.figures import TALLY_SENSITIVITY
 from server.settings import RelaySettings
-from shared.signals import DEFAULT_EPSILON_PER_BIT, keep_probability
+from shared.signals import (
+    DEFAULT_REPORT_EPSILON,
+    REPORT_VALUES,
+    Estimate,
+    Outcome,
+    ReportValue,
+    estimate,
+)
 
 Z95 = NormalDist().inv_cdf(0.975)
 # The relay's default epsilon for a campaign's interaction estimates.
 DEFAULT_CENTRAL_EPSILON: float = RelaySettings.model_fields["figures_epsilon_interactions"].default
-
-
-@dataclass(frozen=True)
-class Found:
-    value: float
-    low: float
-    high: float
 
 
 def central_scale(epsilon: float) -> float:
@@ -41,25 +42,6 @@ def central_variance(epsilon: float | None) -> float:
     return noise.variance(central_scale(epsilon)) if epsilon else 0.0
 
 
-def relay_estimate(ones: int, n: int, p: float, central: float) -> Found:
-    """How many people did a thing, from ``ones`` set bits among ``n`` reports (both as
-    published, noisy), as server/figures.py computes it: (ones - n(1-p)) / (2p-1), its 95 %
-    interval from both noises' variance (``central``: one tally's central variance)."""
-    value = (ones - n * (1 - p)) / (2 * p - 1)
-    var = (max(n, 0) * p * (1 - p) + central * (1 + (1 - p) ** 2)) / (2 * p - 1) ** 2
-    half = Z95 * math.sqrt(var)
-    return Found(value=value, low=value - half, high=value + half)
-
-
-def redebias(value: float, n: int, p: float, central: float) -> Found:
-    """A published estimate (debiased by the relay with the production p, from ``n``
-    published reports) debiased again with the devices' ``p``: the published, noisy count of
-    set bits is recovered from it (exactly: it is an integer), nothing else changes."""
-    p0 = keep_probability(DEFAULT_EPSILON_PER_BIT)
-    ones = round(value * (2 * p0 - 1) + n * (1 - p0))
-    return relay_estimate(ones, n, p, central)
-
-
 def discrete_laplace(rng: random.Random, scale: float) -> int:
     """One draw of the relay's central noise, from ``rng``: the difference of two geometric
     variables with ratio e^(-1/scale) is discrete Laplace of that scale. For simulation only;
@@ -70,3 +52,25 @@ def discrete_laplace(rng: random.Random, scale: float) -> int:
         return int(math.log(1 - rng.random()) / math.log(a))
 
     return geometric() - geometric()
+
+
+def noised(
+    counts: Mapping[str, int], central_epsilon: float, rng: random.Random
+) -> dict[ReportValue, int]:
+    """Every tally (each report value) as the relay publishes it: with discrete Laplace
+    noise at ``central_epsilon`` (none at 0), from the seeded ``rng``."""
+    if not central_epsilon:
+        return {v: counts.get(v, 0) for v in REPORT_VALUES}
+    scale = central_scale(central_epsilon)
+    return {v: counts.get(v, 0) + discrete_laplace(rng, scale) for v in REPORT_VALUES}
+
+
+def relay_estimates(
+    counts: Mapping[str, float],
+    central_epsilon: float,
+    epsilon: float = DEFAULT_REPORT_EPSILON,
+) -> dict[Outcome, Estimate]:
+    """The relay's estimates from tallies (noised at ``central_epsilon``, 0: not noised) of
+    reports randomized at ``epsilon``: ``shared.signals.estimate`` with the central noise's
+    variance, as server/figures.py calls it."""
+    return estimate(counts, epsilon, central_variance=central_variance(central_epsilon))

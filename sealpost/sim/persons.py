@@ -26,11 +26,12 @@ from sqlmodel import select
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
-from client.signals import PendingSignal
+from client.signals import PendingSignal, SignalAgent
 from client.store import StoredMessage
 from sealpost.audit.fleet import gather_chunks, register_person
-from sealpost.sim.population import SimPlan
+from sealpost.sim.population import SimPlan, events_of_actions
 from shared.api import SetLevel
+from shared.signals import NO_SIGNAL, ReportValue
 
 # Accounts registered at once. More does not go faster: the relay checks every signature and
 # writes every nonce, and SQLite takes one writer at a time.
@@ -94,6 +95,9 @@ class SignalRow:
     sent: bool
     token_input: str
     send_after: int
+    # Whether the report carried an outcome (False: no_signal, with signals off or the
+    # device's budget spent); None if the device never drew its value.
+    signal: bool | None = None
 
 
 class PersonSlice:
@@ -119,6 +123,9 @@ class PersonSlice:
         self._stop: Any = None
         self._listening: list[Any] = []
         self._registered = 0
+        # (person, campaign id) -> whether the device's report carried an outcome, as the
+        # device decided when it drew the report's value (what only the simulation knows).
+        self._signal: dict[tuple[str, str], bool] = {}
 
     def now_s(self) -> float:
         return self.now_ms / 1000
@@ -138,11 +145,12 @@ class PersonSlice:
             self.people[person.handle] = messenger
             agent = messenger.signals
             # A seeded random source per device, so that a run can be repeated (production
-            # uses SystemRandom), the researcher's epsilon, and the simulated clock for report
-            # days, delays and the epsilon budget.
+            # uses SystemRandom), and the simulated clock for report days, delays and the
+            # epsilon budget. Epsilon is the protocol's (ln 3 a report), as on every device.
             agent._rng = random.Random(f"{self.plan.options.seed}:{person.handle}")
-            agent.settings.epsilon_per_bit = self.plan.options.epsilon
             agent.clock = self.now_s
+            agent.settings.enabled = not person.signals_off
+            self._note_signals(person.handle, agent)
             if self.shuffler_url:
                 agent.shuffler_url = self.shuffler_url
         self._registered += len(chunk)
@@ -150,6 +158,19 @@ class PersonSlice:
             # Thousands of clients stay open for the whole run: keep the collector off them.
             gc.freeze()
         return self._registered
+
+    def _note_signals(self, handle: str, agent: SignalAgent) -> None:
+        """Note, as the device draws each report's value (once: a retry sends the same),
+        whether it carries an outcome or no_signal: the truth the relay's estimates are about
+        is among the reports that carry one."""
+        draw = agent._noisy
+
+        def noted(row: PendingSignal) -> ReportValue:
+            value = draw(row)
+            self._signal[(handle, row.campaign_id)] = value != NO_SIGNAL
+            return value
+
+        agent._noisy = noted  # type: ignore[method-assign]
 
     def _listener(self, handle: str) -> Callable[[ClientEvent], None]:
         def on_event(event: ClientEvent) -> None:
@@ -217,17 +238,17 @@ class PersonSlice:
         return found
 
     async def act(self, actions: list[tuple[str, str, tuple[str, ...], str]]) -> None:
-        """(person, campaign id, events, business): interactions are noted on the device
-        (they leave it only inside the randomized report); blocking or stopping promotions
-        is an explicit choice sent to the relay."""
+        """(person, campaign id, actions, business): reading, clicking and dismissing are
+        noted on the device (they leave it only as the report's randomized outcome);
+        blocking or stopping promotions is an explicit choice sent to the relay."""
         choices = []
-        for handle, campaign_id, events, business in actions:
+        for handle, campaign_id, done, business in actions:
             person = self.people[handle]
-            for event in events:
-                person.signals.record(campaign_id, event)  # type: ignore[arg-type]
-            if "blocked" in events:
+            for event in events_of_actions(done):
+                person.signals.record(campaign_id, event)
+            if "blocked" in done:
                 choices.append(person.api.set_choice("blocked", business, True))
-            elif "stopped_promotions" in events:
+            elif "stopped_promotions" in done:
                 choices.append(person.api.set_choice("promotions-stopped", business, True))
         await gather_chunks(choices, REQUEST_CONCURRENCY)
 
@@ -254,7 +275,13 @@ class PersonSlice:
         for handle, messenger in self.people.items():
             with messenger.store.session() as session:
                 rows[handle] = [
-                    SignalRow(r.campaign_id, r.sent, r.token_input, r.send_after)
+                    SignalRow(
+                        r.campaign_id,
+                        r.sent,
+                        r.token_input,
+                        r.send_after,
+                        self._signal.get((handle, r.campaign_id)),
+                    )
                     for r in session.exec(select(PendingSignal))
                 ]
         return rows

@@ -28,7 +28,10 @@ class Played:
     log: DeliveryLog = field(default_factory=DeliveryLog)
     chats_sent: list[tuple[str, str]] = field(default_factory=list)  # (recipient, msg id)
     chats_failed: int = 0
-    true_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # among reporters
+    # campaign id -> report value -> reports sent: per outcome (shared.signals.OUTCOMES) the
+    # people who had it among the reports that carried one, and under no_signal the reports
+    # that carried none (signals off, or the device's budget spent)
+    true_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reporters: Counter[str] = field(default_factory=Counter)  # campaign id -> reports sent
     redemptions: list[Redemption] = field(default_factory=list)
     reports_refused: int = 0

@@ -1,10 +1,12 @@
 """The simulated population, decided entirely by the seed before anything runs.
 
 Persons get a country, a behaviour profile (how often they read, click, dismiss, stop
-promotions, block, report: ``sealpost.audit.world.PROFILES``), a marketing level drawn from the
+promotions, block, report: ``sealpost.audit.world.PROFILES``; what they do with one copy
+amounts to one outcome, :func:`outcome_of_actions`), a marketing level drawn from the
 researcher's mix, and a few choices made before the week (promotions stopped or a business
-blocked, as in the audit's world). Some write to businesses first, which is what the
-``chatted`` level needs. Businesses each get a customer list and a marketing template;
+blocked, as in the audit's world; interaction signals switched off on a share of devices,
+drawn apart so that the share changes nothing else). Some write to businesses first, which
+is what the ``chatted`` level needs. Businesses each get a customer list and a marketing template;
 campaigns are spread over the simulated days, each at a business hour, each to part of its
 business's customers, with personalised variables that are planted canaries. What every
 recipient will do with every copy, should it arrive, is drawn here too: so the same seed
@@ -19,7 +21,6 @@ from typing import Any
 
 from sealpost.audit.world import (
     COUNTRIES,
-    INTERACTIONS,
     PROFILE_WEIGHTS,
     PROFILES,
     TEMPLATES,
@@ -27,6 +28,7 @@ from sealpost.audit.world import (
     phone_number,
 )
 from sealpost.sim.config import Level, SimOptions
+from shared.signals import EVENTS, Event, Outcome, outcome_of
 from shared.templates import TemplateDraft, variable_names
 
 HOUR_MS = 3_600_000
@@ -49,6 +51,32 @@ BUSINESS_NAMES = (
 )
 # Each business reuses one of the audit's two template shapes, with its own footer.
 TEMPLATE_SHAPES = tuple(TEMPLATES.values())
+# What a person may do with a campaign copy, drawn in this order from their profile's rates.
+# The first three are noted on the device's pending report (shared.signals.EVENTS) and
+# amount to its one outcome; a stop or a block is an explicit choice the relay gets by name;
+# a report (of abuse) is drawn but has no call of its own in the simulation.
+ACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
+
+
+def actions_drawn(rng: random.Random, rates: dict[str, float]) -> tuple[str, ...]:
+    """What one person does with one copy, from their profile's ``rates``."""
+    return tuple(a for a in ACTIONS if rng.random() < rates.get(a, 0.0))
+
+
+def events_of_actions(actions: tuple[str, ...] | list[str]) -> tuple[Event, ...]:
+    """The actions the device notes on the pending report (read, clicked, dismissed)."""
+    return tuple(a for a in actions if a in EVENTS)  # type: ignore[misc]
+
+
+def outcome_of_actions(actions: tuple[str, ...] | list[str]) -> Outcome:
+    """The one outcome a person's actions amount to: clicked, else dismissed, else read,
+    else not_read (stops and blocks are not outcomes)."""
+    return outcome_of(events_of_actions(actions))
+
+
+def outcome_drawn(rng: random.Random, rates: dict[str, float]) -> Outcome:
+    """One person's true outcome with one copy, drawn as :func:`plan` draws it."""
+    return outcome_of_actions(actions_drawn(rng, rates))
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,7 @@ class Person:
     stops: list[str] = field(default_factory=list)  # businesses whose promotions are stopped
     blocks: list[str] = field(default_factory=list)  # businesses blocked before the week
     writes_to: list[str] = field(default_factory=list)  # businesses written to before the week
+    signals_off: bool = False  # interaction signals switched off: every report says no_signal
 
 
 @dataclass
@@ -129,6 +158,7 @@ class SimPlan:
             "promotions_stopped_before": sum(bool(p.stops) for p in self.persons),
             "blocked_before": sum(bool(p.blocks) for p in self.persons),
             "wrote_to_a_business": sum(bool(p.writes_to) for p in self.persons),
+            "signals_off": sum(p.signals_off for p in self.persons),
             "campaigns": len(self.campaigns),
             "copies_planned": sum(len(c.audience) for c in self.campaigns),
             "chat_messages": len(self.chats) + len(self.replies),
@@ -162,6 +192,8 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
     profiles, profile_weights = zip(*PROFILE_WEIGHTS.items(), strict=True)
     levels, level_weights = zip(*options.levels.items(), strict=True)
     width = max(4, len(str(options.persons - 1)))
+    # A generator of its own, so that the share of signals switched off changes nothing else.
+    signals_rng = random.Random(f"{options.seed}:signals")
     persons: list[Person] = []
     for i in range(options.persons):
         person = Person(
@@ -170,6 +202,7 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
             country=rng.choice(COUNTRIES),
             profile=rng.choices(profiles, profile_weights)[0],
             level=Level.parse(rng.choices(levels, level_weights)[0]),
+            signals_off=signals_rng.random() < options.signals_off,
         )
         draw = rng.random()
         if draw < 0.04:
@@ -216,10 +249,7 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
             variables={h: _variables(rng, names[business.handle]) for h in audience},
         )
         for handle in audience:
-            rates = PROFILES[profile_of[handle]]
-            behaviour[(handle, campaign.label)] = tuple(
-                e for e in INTERACTIONS if rng.random() < rates.get(e, 0.0)
-            )
+            behaviour[(handle, campaign.label)] = actions_drawn(rng, PROFILES[profile_of[handle]])
         campaigns.append(campaign)
     campaigns.sort(key=lambda c: (c.send_at_ms, c.label))
 

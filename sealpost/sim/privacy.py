@@ -17,7 +17,7 @@ from sealpost.audit.recorder import Exchange
 from sealpost.audit.runner import probe_running_relay, run_checks, traffic_summary
 from sealpost.audit.storage import StorageDump, read_files
 from sealpost.audit.world import WorldResult
-from sealpost.sim.analytics import business_figures, debiased_by_relay
+from sealpost.sim.analytics import business_figures
 from sealpost.sim.played import Played
 from sealpost.sim.relay import OwnRelay
 
@@ -91,12 +91,5 @@ def audit_own_relay(played: Played, relay: OwnRelay) -> tuple[PrivacyAudit, list
     read_files(relay.db_path, storage, tag=" (after shutdown)")
     read_files(relay.workdir / "shuffler.db", storage, tag=" (shuffler)")
     checks, _ = run_checks(exchanges, storage, world, probe, shuffler=at_shuffler)
-    note = (
-        ""
-        if debiased_by_relay(played)
-        else "the devices used epsilon "
-        f"{played.plan.options.epsilon:.4g} per bit and the relay debiases with ln 3: the "
-        "published estimates were debiased again with the devices' epsilon"
-    )
     traffic = traffic_summary(exchanges, at_shuffler)
-    return PrivacyAudit(run=True, checks=checks, traffic=traffic, note=note), (exchanges)
+    return PrivacyAudit(run=True, checks=checks, traffic=traffic), exchanges

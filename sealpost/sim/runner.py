@@ -12,9 +12,9 @@
    person's choices and the rolling cap) what is due. On an existing relay, a campaign is
    submitted when the virtual clock reaches its time and goes out at once. Either way the
    simulation waits until every released copy is in its person's store and its signal token
-   obtained, then each recipient does what the plan says (interactions recorded on the
-   device; a block or a stop sent to the relay) before the clock moves on, so the same seed
-   plays the same week. Reports leave each device when due, hour by hour.
+   obtained, then each recipient does what the plan says (read, clicked, dismissed noted on
+   the device's pending report; a block or a stop sent to the relay) before the clock moves
+   on, so the same seed plays the same week. Reports leave each device when due, hour by hour.
 4. After the week: one more virtual day for the last reports; then (own relay) the clock
    moves past every campaign's figures_at, where the relay publishes each campaign's noisy
    figures once; then the campaign reports as businesses see them, the budgets, and the
@@ -49,12 +49,19 @@ from sealpost.sim.config import SimOptions
 from sealpost.sim.devices import Fleet
 from sealpost.sim.persons import SignalRow
 from sealpost.sim.played import Played
-from sealpost.sim.population import DAY_MS, HOUR_MS, Campaign, SimPlan, plan
+from sealpost.sim.population import (
+    DAY_MS,
+    HOUR_MS,
+    Campaign,
+    SimPlan,
+    outcome_of_actions,
+    plan,
+)
 from sealpost.sim.privacy import PrivacyAudit, audit_own_relay, not_audited
 from sealpost.sim.progress import Progress
 from sealpost.sim.relay import ExternalRelay, OwnRelay, SimRelay, business_epsilon
 from shared.api import TemplateInfo
-from shared.signals import EVENTS
+from shared.signals import NO_SIGNAL, REPORT_VALUES
 
 TOP_UP = 10**12  # micro-units per business: the simulation is not about running out
 CAMPAIGN_BUDGET = 10**11
@@ -415,16 +422,16 @@ class Simulation:
             await asyncio.sleep(0.05)
 
     async def _act(self, group: list[Campaign]) -> None:
-        """Each recipient does what the plan says with the copy: interactions are noted on
-        the device (they leave it only inside the randomized report); blocking or stopping
-        promotions is an explicit choice sent to the relay."""
+        """Each recipient does what the plan says with the copy: reading, clicking and
+        dismissing are noted on the device (they leave it only as the report's randomized
+        outcome); blocking or stopping promotions is an explicit choice sent to the relay."""
         await self.fleet.drain()
         actions = []
         for campaign in group:
             cid = self.played.campaign_ids[campaign.label]
             for stored in sorted(self.fleet.log.of_campaign(cid), key=lambda s: s.handle):
-                events = tuple(self.plan.behaviour[(stored.handle, campaign.label)])
-                actions.append((stored.handle, cid, events, campaign.business))
+                done = tuple(self.plan.behaviour[(stored.handle, campaign.label)])
+                actions.append((stored.handle, cid, done, campaign.business))
         await self.fleet.each_part("act", self.fleet.by_slice(actions, lambda a: a[0]))
 
     async def _flush_reports(self, until_ms: int) -> None:
@@ -463,7 +470,7 @@ class Simulation:
         self.progress.phase("campaign reports and budgets")
         played = self.played
         label_of = {cid: label for label, cid in played.campaign_ids.items()}
-        played.true_counts = {cid: dict.fromkeys(EVENTS, 0) for cid in label_of}
+        played.true_counts = {cid: dict.fromkeys(REPORT_VALUES, 0) for cid in label_of}
         await self.fleet.drain()
         rows: dict[str, list[SignalRow]] = {}
         for part in await self.fleet.each("signal_rows"):
@@ -474,10 +481,15 @@ class Simulation:
                     played.anomalies.append(f"{handle}: a report for {row.campaign_id} never left")
                     continue
                 played.reporters[row.campaign_id] += 1
-                counts = played.true_counts[row.campaign_id]
-                counts["delivered"] += 1
-                for event in self.plan.behaviour[(handle, label_of[row.campaign_id])]:
-                    counts[event] += 1
+                if row.signal is None:  # sent, so drawn: the slice must have noted it
+                    played.anomalies.append(
+                        f"{handle}: the report for {row.campaign_id} left with a value the "
+                        "simulation did not note"
+                    )
+                done = self.plan.behaviour[(handle, label_of[row.campaign_id])]
+                # No signal (signals off, or the budget spent): in no outcome's truth.
+                value = NO_SIGNAL if row.signal is False else outcome_of_actions(done)
+                played.true_counts[row.campaign_id][value] += 1
                 played.redemptions.append(
                     Redemption(
                         handle=handle,

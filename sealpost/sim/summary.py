@@ -9,8 +9,8 @@ person's own client lists it, without having been stored. The campaign figures a
 sees are published once, with noise; they are set against the truth in ``analytics``.
 
 ``counts`` holds the figures a seed determines (planned, accepted, delivered, refused by
-reason, charges, true interactions, reports); timings, the noisy figures, the rebates that
-follow them and the estimates vary from run to run.
+reason, charges, true outcomes, reports, no_signal reports); timings, the noisy figures, the
+rebates that follow them and the estimates vary from run to run.
 """
 
 import textwrap
@@ -20,15 +20,13 @@ from typing import Any
 
 from client.business.money import format_amount
 from sealpost.audit.report import text_table
-from sealpost.sim.analytics import (
-    business_figures,
-    debiased_by_relay,
-    estimate_overview,
-    estimate_rows,
-)
+from sealpost.audit.runner import SHUFFLER_BATCH
+from sealpost.sim.analytics import business_figures, estimate_overview, estimate_rows
 from sealpost.sim.played import Played
 from sealpost.sim.runner import SimRun
-from shared.api import INTERACTIONS, REFUSAL_CLASSES
+from shared.api import REFUSAL_CLASSES
+from shared.shuffle_bound import amplify
+from shared.signals import DEFAULT_REPORT_EPSILON, NO_SIGNAL, OUTCOMES
 
 SUMMARY_WIDTH = 80  # characters of a check's summary per line of text
 
@@ -253,23 +251,50 @@ def _privacy(played: Played) -> dict[str, Any]:
     }
 
 
+def _shuffling(played: Played) -> dict[str, Any]:
+    """What shuffling adds to one report's local epsilon (amplification by shuffling,
+    shared/shuffle_bound.py, as the shuffler states it): at its batch size B, and for the
+    largest campaign's reports were they all in one batch (a report names its campaign, so
+    its crowd is its campaign's reports in the batch)."""
+    local = DEFAULT_REPORT_EPSILON
+    largest = max(played.reporters.values(), default=0)
+    at_batch = amplify(local, SHUFFLER_BATCH)
+    return {
+        "local_epsilon_per_report": round(local, 6),
+        "batch": SHUFFLER_BATCH if played.own_relay else None,
+        "central_epsilon_at_batch": round(at_batch.central_epsilon, 4),
+        "amplified_at_batch": at_batch.amplified,
+        "min_batch_for_bound": at_batch.min_reports,
+        "largest_campaign_reports": largest,
+        "central_epsilon_largest_campaign_one_batch": (
+            round(amplify(local, largest).central_epsilon, 4) if largest else None
+        ),
+        "delta": at_batch.delta,
+    }
+
+
 def _analytics(played: Played) -> dict[str, Any]:
-    options = played.plan.options
     rows = estimate_rows(played, business_figures(played))
     truth: Counter[str] = Counter()
     for counts in played.true_counts.values():
-        truth.update({e: counts.get(e, 0) for e in INTERACTIONS})
+        truth.update({o: counts.get(o, 0) for o in OUTCOMES})
+    published_no_signal = [
+        report.figures.no_signal.value
+        for report in played.reports.values()
+        if report.figures is not None
+    ]
     return {
-        "epsilon_per_bit": round(options.epsilon, 4),
-        "debiased_by": "the relay"
-        if debiased_by_relay(played)
-        else "the simulation: the published estimates debiased again with the devices' "
-        "epsilon (the relay assumes ln 3)",
+        "epsilon_per_report": round(DEFAULT_REPORT_EPSILON, 4),
         "reports_sent": sum(played.reporters.values()),
         "reports_refused": played.reports_refused,
         "copies_without_token": len(played.tokens_missing),
+        "no_signal": {
+            "true": sum(c.get(NO_SIGNAL, 0) for c in played.true_counts.values()),
+            "published": sum(published_no_signal) if published_no_signal else None,
+        },
         **estimate_overview(rows),
-        "true_interactions": {e: truth.get(e, 0) for e in INTERACTIONS},
+        "true_outcomes": {o: truth.get(o, 0) for o in OUTCOMES},
+        "shuffling": _shuffling(played),
         "estimates": rows,
     }
 
@@ -353,8 +378,9 @@ def summarize(run: SimRun) -> dict[str, Any]:
             },
             "chats_delivered": chats["delivered"],
             "charged_micro": spend["charged_micro"],
-            "true_interactions": analytics["true_interactions"],
+            "true_outcomes": analytics["true_outcomes"],
             "reports_sent": analytics["reports_sent"],
+            "no_signal": analytics["no_signal"]["true"],
             "per_campaign": {
                 label: {
                     k: row[k]
@@ -410,7 +436,8 @@ def render(data: dict[str, Any]) -> str:
         f"{population['persons']:,} persons, {len(population['businesses'])} businesses, "
         f"{population['campaigns']} campaigns over {options['days']} simulated days "
         f"({data['virtual_time']['start']} to {data['virtual_time']['end']} UTC), "
-        f"seed {options['seed']}; {where}; epsilon {options['epsilon']:.4g} per bit."
+        f"seed {options['seed']}; {where}; signals off on {population['signals_off']} "
+        f"devices; epsilon ln 3 a report (k-ary randomized response)."
     )
     out.append(
         "profiles "
@@ -476,7 +503,7 @@ def render(data: dict[str, Any]) -> str:
     analytics = data["analytics"]
     out += ["", "Campaigns", ""]
     rows = []
-    estimates = {(r["campaign"], r["event"]): r for r in analytics["estimates"]}
+    estimates = {(r["campaign"], r["outcome"]): r for r in analytics["estimates"]}
     for c in data["campaigns"]:
         cells = [
             c["campaign"],
@@ -522,21 +549,42 @@ def render(data: dict[str, Any]) -> str:
             f"({analytics['unpublished']} not: withheld, or not due yet); "
             f"{analytics['covered_by_95pct_interval']} of {analytics['published']} 95% "
             f"intervals hold the true count; error mean {_n(analytics['mean_abs_error'])} "
-            f"people ({_n(analytics['mean_abs_error_pct'])} points of a campaign's reports, "
-            f"worst {_n(analytics['worst_abs_error_pct'])}), intervals +/- "
-            f"{_n(analytics['mean_ci95_half_width'])} on average; debiased by "
-            f"{analytics['debiased_by']}"
+            f"people ({_n(analytics['mean_abs_error_pct'])} points of a campaign's reports "
+            f"with an outcome, worst {_n(analytics['worst_abs_error_pct'])}), intervals +/- "
+            f"{_n(analytics['mean_ci95_half_width'])} on average"
         )
     else:
         out.append(
             f"  none of {analytics['figures']} estimates published yet: a campaign's figures "
             "come once, at its figures_at"
         )
+    no_signal = analytics["no_signal"]
     out.append(
         f"  {analytics['reports_sent']:,} anonymous reports sent, {analytics['reports_refused']} "
-        f"refused; true interactions: "
-        + ", ".join(f"{e} {n:,}" for e, n in analytics["true_interactions"].items())
+        f"refused, {no_signal['true']:,} with no_signal (signals off or budget spent; "
+        f"published: {_n(no_signal['published'])}); true outcomes among the rest: "
+        + ", ".join(f"{o} {n:,}" for o, n in analytics["true_outcomes"].items())
     )
+    shuffling = analytics["shuffling"]
+    parts = [f"each report epsilon {shuffling['local_epsilon_per_report']:.4g} (ln 3) on its own"]
+    if shuffling["batch"]:
+        at_batch = (
+            f"shuffled in batches of B = {shuffling['batch']}: central epsilon "
+            f"{shuffling['central_epsilon_at_batch']:g}"
+        )
+        if not shuffling["amplified_at_batch"]:
+            at_batch += (
+                f" (the bound needs {shuffling['min_batch_for_bound']:,} reports of one "
+                "campaign in a batch)"
+            )
+        parts.append(at_batch)
+    if shuffling["largest_campaign_reports"]:
+        parts.append(
+            f"the largest campaign's {shuffling['largest_campaign_reports']:,} reports in one "
+            f"batch: {shuffling['central_epsilon_largest_campaign_one_batch']:g} "
+            f"(delta {shuffling['delta']:g})"
+        )
+    out += textwrap.wrap("; ".join(parts), 98, initial_indent="  ", subsequent_indent="    ")
 
     out += ["", "Privacy budget (what each business's figures cost it)", ""]
     when = data["virtual_time"]["figures_published"]

@@ -1,13 +1,14 @@
 """Estimation error against epsilon and audience size, by direct computation.
 
-No relay and no clients: for each (epsilon, audience size) and each trial, an audience is drawn
-from the simulator's behaviour profiles (``sealpost.audit.world.PROFILES``), every person's true
-event bits go through the devices' randomized response (``shared.signals.randomize``), the
-reports are tallied (``shared.signals.tally``), the tallies get the relay's central noise
-(discrete Laplace at ``central_epsilon``, the relay's default for a campaign's interaction
-figures; drawn from the seeded generator, so a grid is reproducible) and are debiased as the
-relay does (``sealpost.sim.estimator``, the formulas of server/figures.py), and each
-interaction's estimate is compared with the truth. This is the same arithmetic as the figures
+No relay and no clients: for each (epsilon per report, audience size) and each trial, an
+audience is drawn from the simulator's behaviour profiles (``sealpost.audit.world.PROFILES``),
+every person's true outcome (``shared.signals.outcome_of`` what they did) goes through the
+devices' k-ary randomized response (``shared.signals.randomize``), the reports are tallied
+(``shared.signals.tally``), every tally gets the relay's central noise (discrete Laplace at
+``central_epsilon``, the relay's default for a campaign's interaction figures; drawn from the
+seeded generator, so a grid is reproducible) and the relay's estimate is taken
+(``shared.signals.estimate`` with that noise's variance, as server/figures.py does), and each
+outcome's estimate is compared with the truth. This is the same arithmetic as the figures
 a business is shown, thousands of times faster, so a grid with many trials takes seconds. It
 writes a CSV and, with matplotlib installed, a PNG plot.
 
@@ -23,40 +24,35 @@ import csv
 import math
 import random
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sealpost.audit.world import PROFILE_WEIGHTS, PROFILES
-from sealpost.sim.estimator import (
-    DEFAULT_CENTRAL_EPSILON,
-    Z95,
-    central_scale,
-    central_variance,
-    discrete_laplace,
-    relay_estimate,
-)
-from shared.api import INTERACTIONS
+from sealpost.sim.estimator import DEFAULT_CENTRAL_EPSILON, noised, relay_estimates
+from sealpost.sim.population import outcome_drawn
 from shared.shuffle_bound import DEFAULT_DELTA, amplify
 from shared.signals import (
-    DEFAULT_EPSILON_PER_BIT,
-    bits_of,
-    keep_probability,
+    DEFAULT_REPORT_EPSILON,
+    OUTCOMES,
+    Outcome,
+    other_probability,
     randomize,
-    report_epsilon,
     tally,
+    truth_probability,
 )
 
-DEFAULT_EPSILONS = (0.25, 0.5, 1.0, DEFAULT_EPSILON_PER_BIT, 2.0, 3.0)
+DEFAULT_EPSILONS = (0.25, 0.5, 1.0, DEFAULT_REPORT_EPSILON, 2.0, 3.0)
 DEFAULT_SIZES = (50, 200, 1000, 5000)
-# Shuffler batch sizes, from its default (20). The bound needs ~16 log(2/δ) e^ε0 reports:
-# ~1,300 at 0.25 per bit (ε0 1.75 for a report's seven bits), ~500,000 at ln 3 (ε0 7.7).
+# Shuffler batch sizes, from its default (20). The bound needs ~16 log(2/δ) e^ε0 reports of
+# one campaign in a batch: ~300 at 0.25 per report, ~700 at ln 3 (the protocol's), ~4,700 at 3.
 DEFAULT_BATCHES = (20, 100, 500, 1000, 5000, 20000)
 COLUMNS = (
-    "epsilon_per_bit",
     "epsilon_per_report",
-    "keep_probability",
+    "truth_probability",
+    "other_probability",
     "central_epsilon",
     "audience",
     "trials",
@@ -69,7 +65,6 @@ COLUMNS = (
     "coverage_95",
 )
 BATCH_COLUMNS = (
-    "epsilon_per_bit",
     "epsilon_per_report",
     "batch",
     "delta",
@@ -87,6 +82,7 @@ INSTALL_HINT = "pip install -e '.[sim]'  (matplotlib) for the PNG plot"
 
 @dataclass
 class SweepOptions:
+    # Epsilon of one report (k-ary randomized response over the four outcomes).
     epsilons: list[float] = field(default_factory=lambda: list(DEFAULT_EPSILONS))
     sizes: list[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
     trials: int = 20
@@ -131,45 +127,33 @@ class SweepResult:
         }
 
 
-def _audience(rng: random.Random, size: int) -> list[int]:
-    """True event bits of ``size`` recipients drawn from the behaviour profiles (each copy
-    delivered, as every report says)."""
+def _audience(rng: random.Random, size: int) -> list[Outcome]:
+    """The true outcomes of ``size`` recipients drawn from the behaviour profiles (each copy
+    delivered, each recipient reporting with a signal)."""
     profiles, weights = zip(*PROFILE_WEIGHTS.items(), strict=True)
-    people = []
-    for _ in range(size):
-        rates = PROFILES[rng.choices(profiles, weights)[0]]
-        events = ["delivered", *(e for e in INTERACTIONS if rng.random() < rates.get(e, 0.0))]
-        people.append(bits_of(events))  # type: ignore[arg-type]
-    return people
+    return [outcome_drawn(rng, PROFILES[rng.choices(profiles, weights)[0]]) for _ in range(size)]
 
 
 def _cell(epsilon: float, size: int, trials: int, seed: int, central_eps: float) -> dict[str, Any]:
-    p = keep_probability(epsilon)
-    central = central_variance(central_eps)
-
-    def published(count: int, rng: random.Random) -> int:  # a tally as the relay publishes it
-        return count + discrete_laplace(rng, central_scale(central_eps)) if central_eps else count
-
     errors: list[float] = []
+    halves: list[float] = []
     covered = 0
     for trial in range(trials):
         rng = random.Random(f"{seed}:{epsilon!r}:{size}:{trial}")
         truth = _audience(rng, size)
-        noisy = [randomize(bits, epsilon, rng) for bits in truth]
-        n, ones = tally(noisy)
-        _, true_ones = tally(truth)
-        n = published(n, rng)
-        for event in INTERACTIONS:
-            # Unclipped, as the relay publishes it: its error is the estimator's own.
-            found = relay_estimate(published(ones[event], rng), n, p, central)
-            covered += found.low <= true_ones[event] <= found.high
-            errors.append(found.value - true_ones[event])
+        true_counts = Counter(truth)
+        counts = tally(randomize(outcome, epsilon, rng) for outcome in truth)
+        # Unclipped, as the relay publishes it: its error is the estimator's own.
+        found = relay_estimates(noised(counts, central_eps, rng), central_eps, epsilon)
+        for outcome in OUTCOMES:
+            covered += found[outcome].low <= true_counts[outcome] <= found[outcome].high
+            errors.append(found[outcome].value - true_counts[outcome])
+            halves.append((found[outcome].high - found[outcome].low) / 2)
     absolute = sorted(abs(e) for e in errors)
-    half_width = Z95 * math.sqrt(size * p * (1 - p) + central * (1 + (1 - p) ** 2)) / (2 * p - 1)
     return {
-        "epsilon_per_bit": round(epsilon, 6),
-        "epsilon_per_report": round(report_epsilon(epsilon), 4),
-        "keep_probability": round(p, 6),
+        "epsilon_per_report": round(epsilon, 6),
+        "truth_probability": round(truth_probability(epsilon), 6),
+        "other_probability": round(other_probability(epsilon), 6),
         "central_epsilon": central_eps,
         "audience": size,
         "trials": trials,
@@ -180,7 +164,7 @@ def _cell(epsilon: float, size: int, trials: int, seed: int, central_eps: float)
         "p95_abs_error_pct": round(
             100 * absolute[min(len(absolute) - 1, math.ceil(0.95 * len(absolute)) - 1)] / size, 3
         ),
-        "ci95_half_width_pct": round(100 * half_width / size, 3),
+        "ci95_half_width_pct": round(100 * statistics.fmean(halves) / size, 3),
         "coverage_95": round(covered / len(errors), 4),
     }
 
@@ -189,11 +173,10 @@ def _batch_row(
     epsilon: float, batch: int, cell: dict[str, Any], delta: float = DEFAULT_DELTA
 ) -> dict[str, Any]:
     """One shuffler batch size: the central epsilon of ``batch`` shuffled reports (each
-    epsilon-per-report private on its own) and the error of a campaign that fills it."""
-    bound = amplify(report_epsilon(epsilon), batch, delta)
+    epsilon-private on its own) and the error of a campaign that fills it."""
+    bound = amplify(epsilon, batch, delta)
     return {
-        "epsilon_per_bit": round(epsilon, 6),
-        "epsilon_per_report": round(bound.local_epsilon, 4),
+        "epsilon_per_report": round(bound.local_epsilon, 6),
         "batch": batch,
         "delta": delta,
         "shuffled_central_epsilon": round(bound.central_epsilon, 4),
@@ -262,40 +245,40 @@ def plot(rows: list[dict[str, Any]], path: Path) -> tuple[Path | None, str]:
     except ImportError:
         return None, f"matplotlib is not installed; the CSV is written. {INSTALL_HINT}"
     sizes = sorted({r["audience"] for r in rows})
-    epsilons = sorted({r["epsilon_per_bit"] for r in rows})
+    epsilons = sorted({r["epsilon_per_report"] for r in rows})
     fig, (by_eps, by_size) = plt.subplots(1, 2, figsize=(11, 4.5))
     central = rows[0]["central_epsilon"] if rows else 0
     fig.suptitle(
-        f"randomized response on the devices, and the relay's noise at epsilon {central:g} on "
-        "the tallies"
+        f"k-ary randomized response on the devices, and the relay's noise at epsilon {central:g} "
+        "on the tallies"
         if central
-        else "randomized response on the devices alone (no central noise)",
+        else "k-ary randomized response on the devices alone (no central noise)",
         fontsize="medium",
     )
     for size in sizes:
         mine = [r for r in rows if r["audience"] == size]
-        xs = [r["epsilon_per_bit"] for r in mine]
+        xs = [r["epsilon_per_report"] for r in mine]
         (line,) = by_eps.plot(xs, [r["mean_abs_error_pct"] for r in mine], marker="o")
         by_eps.plot(
             xs, [r["ci95_half_width_pct"] for r in mine], linestyle=":", color=line.get_color()
         )
         line.set_label(f"{size:,} recipients")
-    by_eps.axvline(DEFAULT_EPSILON_PER_BIT, color="grey", linewidth=0.8, linestyle="--")
+    by_eps.axvline(DEFAULT_REPORT_EPSILON, color="grey", linewidth=0.8, linestyle="--")
     by_eps.set(
-        xlabel="epsilon per event bit (dashed: ln 3, the default)",
+        xlabel="epsilon per report (dashed: ln 3, the protocol's)",
         ylabel="error, % of the audience",
         title="Mean absolute error (solid) and 95% CI half-width (dotted)",
         yscale="log",
     )
     by_eps.legend(fontsize="small")
     for epsilon in epsilons:
-        mine = [r for r in rows if r["epsilon_per_bit"] == epsilon]
+        mine = [r for r in rows if r["epsilon_per_report"] == epsilon]
         by_size.plot(
             [r["audience"] for r in mine],
             [r["mean_abs_error_pct"] for r in mine],
             marker="o",
             label=f"epsilon {epsilon:.3g}"
-            + (" (ln 3)" if math.isclose(epsilon, DEFAULT_EPSILON_PER_BIT, rel_tol=1e-5) else ""),
+            + (" (ln 3)" if math.isclose(epsilon, DEFAULT_REPORT_EPSILON, rel_tol=1e-5) else ""),
         )
     by_size.set(
         xlabel="audience size (reports)",

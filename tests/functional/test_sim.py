@@ -19,6 +19,7 @@ from sealpost.sim.population import plan
 from sealpost.sim.runner import run_sim
 from sealpost.sim.summary import render, summarize
 from sealpost.sim.sweep import BATCH_COLUMNS, COLUMNS, SweepOptions, run_sweep
+from shared.signals import NO_SIGNAL, OUTCOMES
 
 CHECKS = {
     "canaries_absent",
@@ -59,6 +60,18 @@ def test_nothing_lost_or_duplicated_and_the_audit_passes(small_run):
     assert analytics["published"] == analytics["figures"] > 0
     assert analytics["unpublished"] == 0
     assert all(r["low"] < r["estimate"] < r["high"] for r in analytics["estimates"])
+    assert {r["outcome"] for r in analytics["estimates"]} == set(OUTCOMES)
+    # One value per report: an outcome (each person's truth) or no_signal.
+    no_signal = analytics["no_signal"]
+    assert sum(analytics["true_outcomes"].values()) + no_signal["true"] == copies["delivered"]
+    assert no_signal["published"] is not None
+    # Each report is epsilon ln 3 on its own, and the shuffler's batches of 20 are too small
+    # for the shuffling bound (it needs about 700 reports of one campaign in a batch).
+    shuffling = analytics["shuffling"]
+    assert shuffling["local_epsilon_per_report"] == round(math.log(3), 6)
+    assert shuffling["batch"] == 20 and not shuffling["amplified_at_batch"]
+    assert shuffling["central_epsilon_at_batch"] == round(math.log(3), 4)
+    assert 600 < shuffling["min_batch_for_bound"] < 800
     assert data["virtual_time"]["figures_published"] is not None
     # Each business paid for its campaigns' figures out of a budget that held them all.
     per_campaign = data["relay"]["epsilon_per_campaign"]
@@ -76,6 +89,23 @@ def test_nothing_lost_or_duplicated_and_the_audit_passes(small_run):
     text = render(data)
     assert "Sealpost simulation: PASS" in text
     assert "lost 0, duplicated 0" in text
+    assert "epsilon ln 3 a report" in text and "with no_signal" in text
+
+
+def test_reports_with_signals_off_say_no_signal(small_run):
+    """A device with signals switched off still reports every copy, with no_signal; the
+    truth the estimates are compared with is the other reports' outcomes."""
+    run, data = small_run
+    played = run.played
+    off = {p.handle for p in played.plan.persons if p.signals_off}
+    assert off and data["population"]["signals_off"] == len(off)
+    from_off = sum(1 for s in played.log.stored.values() if s.campaign_id and s.handle in off)
+    assert from_off > 0
+    # Nobody's budget runs out in three days (two copies a day at most, four reports a day).
+    assert data["analytics"]["no_signal"]["true"] == from_off
+    for cid, truth in played.true_counts.items():
+        assert set(truth) == {*OUTCOMES, NO_SIGNAL}
+        assert sum(truth.values()) == played.reporters[cid]
 
 
 def test_refusals_follow_the_population_choices(small_run):
@@ -160,7 +190,8 @@ def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys
     [
         (["--persons", "5"], "--persons"),
         (["--levels", "all=1,sometimes=1"], "sometimes"),
-        (["--epsilon", "-1"], "epsilon"),
+        (["--epsilon", "0.5"], "--epsilon is gone"),
+        (["--signals-off", "1.5"], "--signals-off"),
         (["--k", "10"], "--k is gone"),
         (["--relay", "http://127.0.0.1:9", "--cap", "3"], "--cap configures"),
     ],
@@ -183,13 +214,16 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
     with result.csv_path.open() as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == COLUMNS
-    assert [(float(r["epsilon_per_bit"]), int(r["audience"])) for r in rows] == [
+    assert [(float(r["epsilon_per_report"]), int(r["audience"])) for r in rows] == [
         (0.5, 20),
         (0.5, 80),
         (round(math.log(3), 6), 20),
         (round(math.log(3), 6), 80),
     ]
     assert all(0 <= float(r["coverage_95"]) <= 1 for r in rows)
+    # k-ary randomized response: at ln 3 the true outcome is kept half the time.
+    assert float(rows[2]["truth_probability"]) == 0.5
+    assert float(rows[2]["other_probability"]) == round(1 / 6, 6)
     # The relay's central noise is in every cell, at the relay's default epsilon.
     assert all(float(r["central_epsilon"]) == DEFAULT_CENTRAL_EPSILON for r in rows)
     # More privacy (smaller epsilon) costs accuracy: the interval is wider.
@@ -200,10 +234,16 @@ def test_the_sweep_writes_a_csv_and_a_plot(tmp_path, capsys):
         batches = list(csv.DictReader(f))
     assert tuple(batches[0]) == BATCH_COLUMNS
     assert [int(r["batch"]) for r in batches] == [20, 20_000] * 2
-    small, big = batches[0], batches[1]  # epsilon 0.5 per bit: 3.5 per report
-    assert small["amplified"] == "False" and float(small["shuffled_central_epsilon"]) == 3.5
-    assert big["amplified"] == "True" and float(big["shuffled_central_epsilon"]) < 1
+    small, big = batches[0], batches[1]  # epsilon 0.5 per report
+    assert small["amplified"] == "False" and float(small["shuffled_central_epsilon"]) == 0.5
+    assert big["amplified"] == "True" and float(big["shuffled_central_epsilon"]) < 0.1
     assert float(big["mean_abs_error_pct"]) < float(small["mean_abs_error_pct"])
+    # At the protocol's ln 3 a report, the bound applies from about 700 reports.
+    at_ln3 = batches[3]
+    assert float(at_ln3["epsilon_per_report"]) == round(math.log(3), 6)
+    assert 600 < int(at_ln3["min_batch_for_bound"]) < 800
+    assert at_ln3["amplified"] == "True"
+    assert float(at_ln3["shuffled_central_epsilon"]) < 0.25
     if importlib.util.find_spec("matplotlib"):
         assert result.png_path is not None
         assert result.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
