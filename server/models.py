@@ -256,9 +256,11 @@ class TokenIssue(SQLModel, table=True):
     msg_id: str = Field(primary_key=True, max_length=32)
     campaign_id: str = Field(max_length=64)
     issued_at: int = Field(sa_type=BigInteger)
-    # The blinded element it was issued for: the same request again (a retry after a lost
-    # answer) gets the same evaluation; any other element for this copy is a second token.
-    blinded: bytes | None = Field(default=None, sa_type=LargeBinary)
+    # SHA-256 of the blinded element it was issued for: the same request again (a retry after
+    # a lost answer) gets the same evaluation; any other element for this copy is a second
+    # token. A digest, not the element: recognising a retry needs no more, and the relay keeps
+    # nothing of an issuance that a redeemed token could be compared with.
+    blinded_digest: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class TokenSpent(SQLModel, table=True):

@@ -7,6 +7,7 @@ published with a proof on every evaluation, so it cannot tag one person with a k
 own. Only per-campaign sums are stored, never the reports.
 """
 
+import hashlib
 import secrets
 
 from sqlalchemy import Engine
@@ -122,13 +123,17 @@ def _issue_one(
     # left it out.
     publish_key(session, row.campaign_id, now_ms)
     key = issuing_key(session, person, row.campaign_id)
+    digest = hashlib.sha256(blinded).digest()
     earlier = session.get(TokenIssue, msg_id)
-    if earlier is not None and earlier.blinded != blinded:
+    if earlier is not None and earlier.blinded_digest != digest:
         raise ApiError(409, "token_already_issued", "A token was already issued for this message.")
     if earlier is None:
         session.add(
             TokenIssue(
-                msg_id=msg_id, campaign_id=row.campaign_id, issued_at=now_ms, blinded=blinded
+                msg_id=msg_id,
+                campaign_id=row.campaign_id,
+                issued_at=now_ms,
+                blinded_digest=digest,
             )
         )
         try:

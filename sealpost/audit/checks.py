@@ -715,7 +715,13 @@ EXACT_REPORT_FIELDS = frozenset(
 # noisy counts, so it is no more exact about anyone than they are).
 EXACT_FIGURES_FIELDS = frozenset({"published_at", "epsilon", "rebate"})
 NOISY_COUNTS = ("delivered", "refused", "not_delivered", "signal_reports", NO_SIGNAL)
-_NOISY_TYPES = (api.NoisyCount, dict[str, api.NoisyCount], dict[str, api.Estimate])
+# (A figure that may be null, for figures published before it existed, says nothing when so.)
+_NOISY_TYPES = (
+    api.NoisyCount,
+    api.NoisyCount | None,
+    dict[str, api.NoisyCount],
+    dict[str, api.Estimate],
+)
 CAMPAIGN_ANSWERS = (
     Route("POST", r"/v1/campaigns", api.CampaignCreate),
     Route("GET", r"/v1/campaigns", None),

@@ -11,8 +11,8 @@ reports that carry an outcome; the truth it is compared with is the outcomes of 
   randomized response alone: each outcome's estimate, interval and error (errors and
   widths in % of the reports that carry an outcome, the estimates' own base). The floor is
   the error with no noise at all (zero). ``published``: the same tallies with the relay's
-  central noise (server/noise.py, OpenDP's discrete Laplace, sensitivity 1 per value, at the
-  relay's default epsilon for interactions), estimated as server/figures.py does.
+  central noise (server/noise.py, OpenDP's discrete Laplace, at the relay's tally
+  sensitivity and default epsilon for interactions), estimated as server/figures.py does.
 - ``by_epsilon``: mean error and interval width for a few epsilons around ln 3, over several
   seeded campaigns, with randomized response alone and as published.
 - ``coverage`` (the target): over hundreds of seeded campaigns of three sizes, each with its

@@ -3,11 +3,12 @@
 A business's interaction figures (server/figures.py) come from two noises: k-ary randomized
 response on every device (``shared.signals.randomize``: the true outcome with probability
 p, each other with q) and the relay's discrete Laplace noise on its tallies, one per report
-value (no_signal and the four outcomes, sensitivity 1), drawn once when the figures are
-published. The relay then estimates each outcome with ``shared.signals.estimate``, its
-interval holding both noises. The sweep and the benchmark do the same here, the central noise
-drawn from a seeded generator (:func:`discrete_laplace`) so that a grid is reproducible; the
-formulas are the relay's: unbiased, unclipped, among the reports that carry a signal.
+value (no_signal and the four outcomes, at server.figures.TALLY_SENSITIVITY), drawn once
+when the figures are published. The relay then estimates each outcome with
+``shared.signals.estimate``, its interval holding both noises. The sweep and the benchmark
+do the same here, the central noise drawn from a seeded generator (:func:`discrete_laplace`)
+so that a grid is reproducible; the formulas are the relay's: unbiased, unclipped, among the
+reports that carry a signal.
 """
 
 import math

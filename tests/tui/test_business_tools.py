@@ -138,7 +138,8 @@ async def test_business_tools_template_campaign_budget_and_analytics(
         assert bars["delivered"] == (figures.delivered.value, f"± {figures.delivered.margin:,}")
         assert "refused: stopped promotions" in bars
         interactions = screen.query_one("#chart-interactions", BarChart)
-        assert [b.label for b in interactions.bars][:2] == ["read", "clicked"]
+        labels = [b.label for b in interactions.bars]
+        assert labels == ["not read", "read", "clicked", "dismissed", "no signal"]
 
         # The report spent a fifth of the privacy budget; a rebate, if any, is in the ledger.
         await wait_for(pilot, lambda: screen.budget and screen.budget.privacy.spent_30d > 0)
@@ -205,14 +206,13 @@ REPORT = CampaignReport(
             "daily_cap": _about(2),
         },
         not_delivered=_about(51),
-        signal_reports=_about(1093, 210),
+        signal_reports=_about(1093, 104),
+        no_signal=_about(43, 50),
         interactions={
-            "read": Estimate(value=701.5, low=297.6, high=1105.4),
-            "clicked": Estimate(value=233.5, low=-170.4, high=637.4),
-            "dismissed": Estimate(value=91.5, low=-312.4, high=495.4),
-            "stopped_promotions": Estimate(value=37.5, low=-366.4, high=441.4),
-            "blocked": Estimate(value=-0.5, low=-404.4, high=403.4),
-            "reported": Estimate(value=1.5, low=-402.4, high=405.4),
+            "not_read": Estimate(value=251.5, low=105.2, high=397.8),
+            "read": Estimate(value=560.5, low=414.8, high=706.2),
+            "clicked": Estimate(value=148.0, low=5.3, high=290.7),
+            "dismissed": Estimate(value=90.0, low=-52.1, high=232.1),
         },
         rebate=73 * 69_100,
     ),

@@ -853,8 +853,11 @@ def campaign_detail(
         f"\n{about(figures.delivered, 'delivered')}  ·  {about(figures.refused, 'refused')}  ·  "
         f"{about(figures.not_delivered, 'not delivered')}"
     )
+    no_signal = (
+        f", {about(figures.no_signal, 'with no signal')}" if figures.no_signal is not None else ""
+    )
     text.append(
-        f"\ninteractions estimated from {about(figures.signal_reports, 'anonymous reports')}"
+        f"\noutcomes estimated from {about(figures.signal_reports, 'anonymous reports')}{no_signal}"
     )
     if figures.rebate:
         text.append(

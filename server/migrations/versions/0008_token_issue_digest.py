@@ -1,4 +1,5 @@
-"""a token issue keeps the blinded element it answered, so a retried request is answered again
+"""a token issue keeps a digest of the blinded element it answered, so a retried request is
+answered again
 
 Revision ID: 0008
 Revises: 0007
@@ -18,9 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("relay_token_issue") as batch:
-        batch.add_column(sa.Column("blinded", sa.LargeBinary(), nullable=True))
+        batch.add_column(sa.Column("blinded_digest", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("relay_token_issue") as batch:
-        batch.drop_column("blinded")
+        batch.drop_column("blinded_digest")
