@@ -46,7 +46,7 @@ async def test_relay_loss_queues_then_recovers(
             await pilot.press(*"typed while offline", "enter")
             await wait_for(pilot, lambda: "◷ queued" in conversation_text(app))
             relay = EmbeddedRelay(relay_settings(sqlite_url), port=port).start()
-            await wait_for(pilot, lambda: app.online, within=15)
+            await wait_for(pilot, lambda: app.online)
             await wait_for(pilot, lambda: "✓ sent" in conversation_text(app))
             assert "◷ queued" not in conversation_text(app)
         [got] = (await alice.sync()).stored
