@@ -20,6 +20,7 @@ from shared.api import (
     CampaignCreate,
     CampaignList,
     CampaignReport,
+    FeatureAccess,
     LookupRequest,
     LookupResponse,
     MailboxItem,
@@ -220,6 +221,11 @@ class RelayAPI:
 
     async def pricing(self) -> PriceTable:
         return PriceTable.model_validate(await self.request("GET", "/v1/pricing"))
+
+    async def features(self) -> dict[str, FeatureAccess]:
+        """Which platform features this account has yet (a staged rollout)."""
+        found = await self.request("GET", "/v1/features")
+        return {name: FeatureAccess.model_validate(access) for name, access in found.items()}
 
     # --- a person's choices -----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from server import accountant
+from server import accountant, rollout
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
@@ -14,6 +14,7 @@ from server.known_accounts import KnownAccount
 from server.models import SCHEDULED, Campaign, MailboxEntry, Template
 from shared.api import CampaignCreate, CampaignReport
 from shared.identifiers import new_campaign_id
+from shared.templates import TemplateDraft, priced_category
 
 DAY_MS = 86_400_000
 # A send time this far in the past is a mistake, not clock skew.
@@ -39,6 +40,9 @@ def create(
             f"No template '{body.template_id}' of {business.handle}; see "
             "`sealpost business template list`.",
         )
+    draft = TemplateDraft.model_validate_json(template.definition)
+    if priced_category(template.category, draft) == "marketing":
+        rollout.require(session, "marketing", business.handle)
     if body.budget <= 0:
         raise ApiError(422, "invalid_budget", f"The budget must be positive, got {body.budget}.")
     send_at = now_ms if body.send_at is None else body.send_at

@@ -325,3 +325,23 @@ class TokenLogEntry(SQLModel, table=True):
     valid_from: int = Field(sa_type=BigInteger)
     prev: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class Rollout(SQLModel, table=True):
+    """How far a platform feature is open: a share of accounts, by a stable bucket of their
+    handle (server/rollout.py). No row: open to every account."""
+
+    __tablename__ = "relay_rollout"
+
+    feature: str = Field(primary_key=True, max_length=32)
+    percent: int
+    updated_at: int = Field(sa_type=BigInteger)
+
+
+class RolloutBeta(SQLModel, table=True):
+    """An account that has a feature before its share of accounts does: a beta tester."""
+
+    __tablename__ = "relay_rollout_beta"
+
+    feature: str = Field(primary_key=True, max_length=32)
+    handle: str = Field(primary_key=True, max_length=32)

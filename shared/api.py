@@ -298,6 +298,13 @@ class LedgerLine(_Strict):
     note: str
 
 
+class FeatureAccess(_Strict):
+    """Whether this account has one platform feature yet (a staged rollout), and why."""
+
+    available: bool
+    note: str = Field(description="in words: what is open to this account, or why not yet")
+
+
 class BudgetView(_Strict):
     currency: str
     available: int

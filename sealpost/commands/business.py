@@ -135,6 +135,7 @@ def register(sub: Any) -> None:
         "amount", help="e.g. 50 or 12.50"
     )
     leaf(groups, "pricing", "price per message sent, by country", pricing)
+    leaf(groups, "features", "platform features open to this business yet", features)
 
 
 def _needs_profile(args: Any) -> int | None:
@@ -527,6 +528,22 @@ def pricing(args: Any) -> int:
                 f"  {label:<28} {_money(row.marketing):>10} {_money(row.utility):>10} "
                 f"{_money(row.authentication):>10}"
             )
+        return 0
+
+    return run_client(args, body)
+
+
+def features(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        found = await m.api.features()
+        if args.json:
+            print(json.dumps({k: v.model_dump() for k, v in found.items()}, indent=2))
+            return 0
+        for feature, access in found.items():
+            print(f"{feature}: {'open' if access.available else 'not yet'}. {access.note}")
         return 0
 
     return run_client(args, body)

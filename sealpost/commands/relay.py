@@ -37,6 +37,34 @@ def register(sub: Any) -> None:
         "pin it with SEALPOST_TOKEN_LOG_KEY_FINGERPRINT",
     )
     p.set_defaults(run=run)
+    actions = p.add_subparsers(dest="relay_action", metavar="{rollout}")
+    r = actions.add_parser(
+        "rollout",
+        help="open a platform feature to beta testers and a share of accounts",
+        description="Show or change how far a platform feature is open. An account has it "
+        "when it is a beta tester, or when its bucket (0-99, stable: drawn from its handle) is "
+        "below the share; widening the share keeps everyone who had it. Without a rollout a "
+        "feature is open to every account. Accounts without it are told, in words, that it is "
+        "not available to them yet. Writes the relay's database; running relays see the "
+        "change on their next request.",
+        epilog="examples:\n"
+        "  sealpost relay rollout                          # every feature, how far it is open\n"
+        "  sealpost relay rollout marketing 0% --beta acme # beta testers only\n"
+        "  sealpost relay rollout marketing 10%            # and one account in ten\n"
+        "  sealpost relay rollout marketing --remove-beta acme\n"
+        "  sealpost relay rollout marketing 100%           # everyone\n\n"
+        "features: marketing (a business's marketing campaigns; utility and authentication "
+        "messages are never held back)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _db_option(r)
+    r.add_argument("feature", nargs="?", help="the feature: marketing")
+    r.add_argument("share", nargs="?", help="the share of accounts that have it, e.g. 10%%")
+    r.add_argument("--beta", action="append", default=[], metavar="HANDLE", help="add a tester")
+    r.add_argument(
+        "--remove-beta", action="append", default=[], metavar="HANDLE", help="remove a tester"
+    )
+    r.set_defaults(run=rollout_command)
 
     m = sub.add_parser(
         "migrate",
@@ -122,6 +150,46 @@ def _print_token_log_key(settings: Any) -> int:
     finally:
         engine.dispose()
     print(log_key_fingerprint(key))
+    return 0
+
+
+def rollout_command(args: Any) -> int:
+    import time
+
+    from sqlmodel import Session
+
+    from server import rollout, schema
+    from server.db import make_engine
+
+    if args.feature is not None and args.feature not in rollout.FEATURES:
+        return fail(f"no feature {args.feature!r}; features: {', '.join(rollout.FEATURES)}", 2)
+    percent = None
+    if args.share is not None:
+        text = args.share.strip().rstrip("%").strip()
+        if not text.isdigit() or not 0 <= int(text) <= 100:
+            return fail(f"the share is a percentage between 0 % and 100 %, not {args.share!r}", 2)
+        percent = int(text)
+    if args.feature is None and (percent is not None or args.beta or args.remove_beta):
+        return fail("name the feature to change: sealpost relay rollout marketing ...", 2)
+    settings = _settings(args)
+    engine = make_engine(settings.db)
+    try:
+        schema.require_current(engine, settings.db)
+        with Session(engine) as session:
+            if args.feature is not None:
+                if percent is not None:
+                    rollout.set_share(session, args.feature, percent, int(time.time() * 1000))
+                for handle in args.beta:
+                    rollout.set_beta(session, args.feature, handle, True)
+                for handle in args.remove_beta:
+                    rollout.set_beta(session, args.feature, handle, False)
+                session.commit()
+            for feature in [args.feature] if args.feature else list(rollout.FEATURES):
+                print(rollout.state(session, feature).describe())
+    except schema.SchemaMismatch as exc:
+        return fail(str(exc))
+    finally:
+        engine.dispose()
     return 0
 
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlmodel import col, select
 
-from server import accountant, billing, campaigns, signals
+from server import accountant, billing, campaigns, rollout, signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry
@@ -13,6 +13,7 @@ from shared.api import (
     CampaignCreate,
     CampaignList,
     CampaignReport,
+    FeatureAccess,
     LedgerLine,
     TopUp,
 )
@@ -118,6 +119,21 @@ def top_up(
     billing.top_up(session, account.handle, body.amount, request.app.state.clock.now_ms())
     session.commit()
     return _budget(request, session, account.handle)
+
+
+@router.get("/features")
+def features(account: CurrentAccount, session: DbSession) -> dict[str, FeatureAccess]:
+    """Which platform features this account has yet (staged rollout, server/rollout.py)."""
+    found = {}
+    for feature, what in rollout.FEATURES.items():
+        state = rollout.state(session, feature)
+        if state.has(account.handle):
+            found[feature] = FeatureAccess(
+                available=True, note=f"{what[0].upper()}{what[1:]} are open to your account."
+            )
+        else:
+            found[feature] = FeatureAccess(available=False, note=rollout.unavailable_note(state))
+    return found
 
 
 @router.get("/pricing")

@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlmodel import Session
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, Select, Static, TabbedContent
 
@@ -13,6 +14,7 @@ from client.messenger import Messenger
 from client.tui.app import SealpostApp
 from client.tui.screens.business import BusinessToolsScreen, check_draft
 from client.tui.widgets.bar_chart import BarChart
+from server import rollout
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from shared.api import CampaignFigures, CampaignReport, Estimate, NoisyCount
@@ -283,3 +285,24 @@ def test_analytics_snapshot(
 
 def loading(app: SealpostApp) -> bool:
     return any(w.group.startswith("business") and w.is_running for w in app.workers)
+
+
+async def test_a_business_outside_the_rollout_is_told_before_it_tries(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    with Session(sqlite_relay.app.state.engine) as session:  # the operator: beta testers only
+        rollout.set_share(session, "marketing", 0, 0)
+        session.commit()
+    app = make_app(home, "acme")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, BusinessToolsScreen))
+        screen = app.screen
+        assert isinstance(screen, BusinessToolsScreen)
+        screen.query_one(TabbedContent).active = "tab-campaigns"
+        note = screen.query_one("#cmp-availability", Static)
+        await wait_for(pilot, lambda: note.display)
+        said = " ".join(text_of(screen, "#cmp-availability").split())
+        assert "Marketing messages are not available to your account yet" in said
+        assert "now to 0 % of accounts" in said

@@ -50,7 +50,7 @@ from client.business.money import format_amount, parse_amount
 from client.relay_api import RelayError, RelayUnavailable
 from client.tui.text import TimeFormat, follow_cursor_blink, one_line, safe
 from client.tui.widgets.bar_chart import Bar, BarChart
-from shared.api import BudgetView, CampaignReport, TemplateInfo
+from shared.api import BudgetView, CampaignReport, FeatureAccess, TemplateInfo
 from shared.signals import OUTCOMES
 from shared.templates import (
     STOP_PROMOTIONS,
@@ -357,6 +357,8 @@ class BusinessToolsScreen(Screen[None]):
     def _compose_campaigns(self) -> ComposeResult:
         with VerticalScroll(id="cmp-form"):
             yield Label("New campaign", classes="section")
+            # Shown while marketing messages are not open to this business yet (a rollout).
+            yield Static("", id="cmp-availability", classes="setting-note")
             yield Select([], prompt="Template…", id="cmp-template")
             yield Static("", id="cmp-columns", classes="setting-note")
             yield Input(placeholder="Audience CSV file (handle, name, …)", id="cmp-audience")
@@ -391,6 +393,7 @@ class BusinessToolsScreen(Screen[None]):
         follow_cursor_blink(self)
         self.title = "Business tools"
         self.sub_title = f"@{self.app.messenger.profile.handle}"
+        self.query_one("#cmp-availability", Static).display = False
         self.query_one("#tpl-table", DataTable).add_columns("Name", "Category", "Id")
         self.query_one("#budget-ledger", DataTable).add_columns(
             "Time", "Kind", "Amount", "Messages", "Campaign", "Note"
@@ -456,6 +459,16 @@ class BusinessToolsScreen(Screen[None]):
         found = await self._request("Campaigns", self.app.messenger.api.campaigns)
         if found is not None:
             self.show_campaigns(found.campaigns)
+        features = await self._request("Features", self.app.messenger.api.features)
+        if features is not None:
+            self.show_availability(features.get("marketing"))
+
+    def show_availability(self, marketing: FeatureAccess | None) -> None:
+        """Say so, above the form, while marketing campaigns are not open to this business."""
+        note = self.query_one("#cmp-availability", Static)
+        closed = marketing is not None and not marketing.available
+        note.update(Text(marketing.note, "bold yellow") if closed and marketing else "")
+        note.display = closed
 
     # --- templates ----------------------------------------------------------------------------
 
