@@ -40,6 +40,7 @@ from server.routes import (
 )
 from server.settings import RelaySettings
 from server.signals import publish_missing_keys
+from server.transactions import unverified_routes
 from shared.version import PROTOCOL_VERSION
 
 
@@ -168,6 +169,10 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
 
     for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
         app.include_router(module.router)
+    # A caller is verified only by TransactionalRoute: an endpoint taking one under any other
+    # route class would serve unsigned requests. Refuse to start rather than find out.
+    if unverified := unverified_routes(app.routes):
+        raise RuntimeError(f"routes that take a caller but do not verify it: {unverified}")
     _describe_raw_bodies(app)
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes

@@ -161,3 +161,33 @@ class TransactionalRoute(APIRoute):
         else:
             endpoint = _on_one_thread(endpoint)
         super().__init__(path, endpoint, **kwargs)
+
+
+def caller_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every route among ``routes`` (included routers too) whose endpoint takes a caller
+    (``CurrentAccount``)."""
+    from server.auth import caller
+
+    def takes_caller(dependant: Any) -> bool:
+        return any(d.call is caller or takes_caller(d) for d in dependant.dependencies)
+
+    found: list[APIRoute] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)  # an included router (FastAPI 0.165)
+        if included is not None:
+            found += caller_routes(included.routes)
+        elif isinstance(route, APIRoute) and takes_caller(route.dependant):
+            found.append(route)
+    return found
+
+
+def unverified_routes(routes: list[Any]) -> list[str]:
+    """The routes that take a caller but would not verify it: an endpoint declared under a
+    router without :class:`TransactionalRoute` would get the unverified
+    :class:`~server.auth.Caller`, and serve unsigned requests. ``create_app`` refuses to build
+    an app with any."""
+    return [
+        f"{sorted(route.methods)} {route.path}"
+        for route in caller_routes(routes)
+        if not isinstance(route, TransactionalRoute)
+    ]
