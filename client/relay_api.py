@@ -14,7 +14,6 @@ from shared.api import (
     AccountInfo,
     AckRequest,
     AckResponse,
-    BatchRequest,
     BatchResponse,
     BudgetView,
     CampaignCreate,
@@ -153,12 +152,8 @@ class RelayAPI:
     async def send(self, envelope: Envelope) -> SendResult:
         return SendResult.model_validate(await self.request("POST", "/v1/messages", envelope))
 
-    async def send_batch(self, envelopes: list[Envelope]) -> BatchResponse:
-        batch = BatchRequest(envelopes=envelopes)
-        return BatchResponse.model_validate(await self.request("POST", "/v1/messages/batch", batch))
-
     async def send_batch_json(self, envelopes: list[str]) -> BatchResponse:
-        """The same as :meth:`send_batch` for envelopes already serialised as JSON."""
+        """``POST /v1/messages/batch`` of envelopes already serialised as JSON."""
         body = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
         return BatchResponse.model_validate(await self.request("POST", "/v1/messages/batch", body))
 

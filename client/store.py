@@ -347,31 +347,10 @@ class LocalStore:
 
     # --- messages --------------------------------------------------------------------------
 
-    def has_message(self, msg_id: str) -> bool:
-        with self.session() as s:
-            return s.get(StoredMessage, msg_id) is not None
-
     def stored_ids(self, msg_ids: Iterable[str]) -> set[str]:
         """Which of ``msg_ids`` are already in the store."""
         with self.engine.connect() as conn:
             return _stored_among(conn, msg_ids)
-
-    def add_incoming(self, message: StoredMessage, conversation: Conversation) -> bool:
-        """Store a received message once; returns False if it was already stored."""
-        with self.session() as s:
-            if s.get(StoredMessage, message.msg_id) is not None:
-                return False
-            convo = s.get(Conversation, conversation.peer) or conversation
-            convo.unread += message.quarantine_reason != HIDDEN_BY_CHOICE
-            convo.last_at = max(convo.last_at, message.sent_at)
-            s.add(convo)
-            s.add(message)
-            try:
-                s.commit()
-            except IntegrityError:  # stored concurrently by another sync of this profile
-                s.rollback()
-                return False
-            return True
 
     def add_incoming_rows(
         self, rows: list[dict[str, Any]], conversations: dict[str, Conversation]

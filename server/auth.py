@@ -185,7 +185,7 @@ class Caller:
     def authenticate(self, session: Session) -> KnownAccount:
         """The account that signed the request, after signature, window, replay and rate
         checks. The nonce is inserted in ``session``'s transaction, which the caller must
-        commit. Blocking: call it on a worker thread."""
+        commit. Blocking (database work): server/transactions.py decides where it runs."""
         signed = self.signed
         try:
             account = self.request.app.state.accounts.get(session, signed.handle)

@@ -21,7 +21,6 @@ class LocalReport(BaseModel):
     at: int
     message_ids: list[str]
     texts: list[str]
-    sent: bool = False  # the moderation channel is not built yet
 
 
 class TuiState(BaseModel):
