@@ -12,7 +12,7 @@ from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
 from server.known_accounts import KnownAccount
 from server.models import SCHEDULED, Campaign, MailboxEntry, Template
-from shared.api import CampaignCreate, CampaignReport
+from shared.api import CampaignCreate, CampaignReport, CampaignStatus
 from shared.identifiers import new_campaign_id
 from shared.templates import TemplateDraft, priced_category
 
@@ -147,6 +147,7 @@ def report(
     sent = sum(n for state, n in counts.items() if state not in ("scheduled", "cancelled"))
     due_at = figures_at(campaign, policy)
     published = stored(session, campaign.id)
+    status: CampaignStatus
     if published is not None:
         status, note = ("cancelled" if campaign.cancelled else "done"), "published"
     elif campaign.cancelled and not sent:

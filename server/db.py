@@ -5,6 +5,7 @@ import weakref
 from _thread import LockType
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Engine, event
@@ -36,7 +37,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _tune(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _tune(dbapi_conn: Any, _record: Any) -> None:
             # WAL lets readers (streams) proceed while a sender writes; NORMAL sync is durable
             # across a process crash, which is what a relay restart needs.
             cur = dbapi_conn.cursor()
@@ -61,7 +62,7 @@ def make_engine(url: str) -> Engine:
         _WRITE_LOCKS[engine] = write_lock
 
         @event.listens_for(engine, "begin")
-        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        def _begin(conn: Any) -> None:
             # Nearly every request writes (at least its nonce), and a deferred transaction that
             # reads and then writes fails at once with SQLITE_BUSY when another writer got in
             # between. IMMEDIATE takes the write lock up front. Pure readers (delivery
@@ -81,7 +82,7 @@ def make_engine(url: str) -> Engine:
         # sleep in the busy handler; so end the transaction here first (the driver's own
         # commit/rollback that follows is then a no-op).
         @event.listens_for(engine, "commit")
-        def _commit(conn) -> None:  # type: ignore[no-untyped-def]
+        def _commit(conn: Any) -> None:
             if conn.info.get("sealpost_write_lock"):
                 try:
                     conn.connection.dbapi_connection.commit()
@@ -89,14 +90,14 @@ def make_engine(url: str) -> Engine:
                     _release(conn)
 
         @event.listens_for(engine, "rollback")
-        def _rollback(conn) -> None:  # type: ignore[no-untyped-def]
+        def _rollback(conn: Any) -> None:
             if conn.info.get("sealpost_write_lock"):
                 try:
                     conn.connection.dbapi_connection.rollback()
                 finally:
                     _release(conn)
 
-        def _release(conn) -> None:  # type: ignore[no-untyped-def]
+        def _release(conn: Any) -> None:
             if conn.info.pop("sealpost_write_lock", False):
                 write_lock.release()
 

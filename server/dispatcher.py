@@ -6,8 +6,8 @@ import logging
 import threading
 from collections import defaultdict
 
-from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
 
 from server.billing import movements_of, refund, settle_release
 from server.clock import Clock

@@ -19,7 +19,7 @@ from server.billing import locked_balance, locked_campaign, rebate
 from server.models import Campaign, MailboxEntry, PublishedFigures
 from server.signals import tally_of
 from shared.api import REFUSAL_CLASSES, CampaignFigures, Estimate, NoisyCount
-from shared.signals import NO_SIGNAL, OUTCOMES, estimate
+from shared.signals import NO_SIGNAL, OUTCOMES, ReportValue, estimate
 
 HOUR_MS = 3_600_000
 # One person has one copy per campaign (the relay refuses a second), so changing what that
@@ -30,7 +30,7 @@ OUTCOME_SENSITIVITY = 2
 # from one value's tally to another's: two tallies change by one each, as for the outcomes
 # above. The report count is the tallies' sum, not a count of its own.
 TALLY_SENSITIVITY = 2
-_TALLIED = (NO_SIGNAL, *OUTCOMES)
+_TALLIED: tuple[ReportValue, ...] = (NO_SIGNAL, *OUTCOMES)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _outcomes(session: Session, campaign_id: str) -> tuple[dict[str, int], int]:
     rows = session.exec(
         select(MailboxEntry.state, MailboxEntry.refusal, func.count())
         .where(MailboxEntry.campaign_id == campaign_id)
-        .group_by(MailboxEntry.state, MailboxEntry.refusal)
+        .group_by(col(MailboxEntry.state), col(MailboxEntry.refusal))
     )
     counts = {"delivered": 0, "not_delivered": 0} | dict.fromkeys(REFUSAL_CLASSES, 0)
     for state, refusal, n in rows:

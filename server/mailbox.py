@@ -502,7 +502,7 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     # last_insert_rowid().
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(_SQLITE_INSERT, map(_row_values, rows))
+        cursor.executemany(_SQLITE_INSERT, [_row_values(r) for r in rows])
         last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
     finally:
         cursor.close()

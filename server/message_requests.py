@@ -95,7 +95,7 @@ class RequestBook:
                 )
             )
         if written:
-            wanted.append(and_(Acceptance.person == writer, one_of(Acceptance.peer, written)))
+            wanted.append(and_(col(Acceptance.person) == writer, one_of(Acceptance.peer, written)))
         for person, peer in session.execute(
             select(Acceptance.person, Acceptance.peer).where(or_(*wanted))
         ):

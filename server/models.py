@@ -1,5 +1,7 @@
 """The relay's tables. Ciphertexts are stored as opaque bytes; nothing here is plaintext."""
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -10,6 +12,7 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.sql.elements import ColumnClause
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-numbers an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
@@ -35,12 +38,12 @@ class Account(SQLModel, table=True):
 # stored with two index entries instead of five. SQLite uses such a partial index only when
 # the query's WHERE repeats the index's condition word for word, so queries compare with
 # these literals, never with bound parameters.
-PENDING = literal_column("'pending'")
-SCHEDULED = literal_column("'scheduled'")
-MARKETING = literal_column("'marketing'")
+PENDING: ColumnClause[str] = literal_column("'pending'")
+SCHEDULED: ColumnClause[str] = literal_column("'scheduled'")
+MARKETING: ColumnClause[str] = literal_column("'marketing'")
 
 
-def _only(condition: str) -> dict[str, object]:
+def _only(condition: str) -> dict[str, Any]:
     return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
 
 

@@ -83,7 +83,7 @@ def _lock_persons(session: Session, persons: set[str]) -> None:
 
 
 def _recipient_states(
-    session: Session, rows: list[MailboxEntry], now: int
+    session: Session, rows: Sequence[Candidate], now: int
 ) -> dict[tuple[str, str], RecipientState]:
     """Each (person, business) pair's choices and recent marketing counts, in a few queries."""
     persons = {r.recipient for r in rows}

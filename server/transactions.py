@@ -187,7 +187,7 @@ def unverified_routes(routes: list[Any]) -> list[str]:
     :class:`~server.auth.Caller`, and serve unsigned requests. ``create_app`` refuses to build
     an app with any."""
     return [
-        f"{sorted(route.methods)} {route.path}"
+        f"{sorted(route.methods or ())} {route.path}"
         for route in caller_routes(routes)
         if not isinstance(route, TransactionalRoute)
     ]

@@ -57,7 +57,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from statistics import NormalDist
-from typing import Any, Literal, Protocol, Self, get_args
+from typing import Any, Final, Literal, Protocol, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -70,13 +70,13 @@ Event = Literal["read", "clicked", "dismissed"]
 EVENTS: tuple[Event, ...] = get_args(Event)
 Outcome = Literal["not_read", "read", "clicked", "dismissed"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-NO_SIGNAL = "no_signal"
+NO_SIGNAL: Final = "no_signal"
 ReportValue = Literal["not_read", "read", "clicked", "dismissed", "no_signal"]
 REPORT_VALUES: tuple[ReportValue, ...] = get_args(ReportValue)
 K = len(OUTCOMES)
 
 # The report format's own version (the first, with a bitmask over seven events, was 1).
-REPORT_VERSION = 2
+REPORT_VERSION: Final = 2
 REPORT_FIELDS = ("v", "campaign_id", "day", "outcome", "token_input", "token_output")
 # Generous bound on an encoded report (the longest valid one is under 300 bytes).
 MAX_REPORT_BYTES = 512
@@ -101,7 +101,7 @@ def outcome_of(events: Iterable[Event]) -> Outcome:
     found = set(events)
     for outcome in ("clicked", "dismissed", "read"):
         if outcome in found:
-            return outcome  # type: ignore[return-value]
+            return outcome
     return "not_read"
 
 
@@ -414,12 +414,12 @@ def tally(values: Iterable[str]) -> dict[ReportValue, int]:
     for value in values:
         if value not in counts:
             raise ValueError(f"not a report value: {value!r}")
-        counts[value] += 1  # type: ignore[index]
+        counts[value] += 1
     return counts
 
 
 def estimate(
-    counts: Mapping[str, float],
+    counts: Mapping[Any, float],
     epsilon: float = DEFAULT_REPORT_EPSILON,
     confidence: float = 0.95,
     central_variance: float = 0.0,

@@ -1,6 +1,8 @@
 """Protocol version and the fixed limits every party agrees on."""
 
-PROTOCOL_VERSION = 1
+from typing import Final
+
+PROTOCOL_VERSION: Final = 1
 
 # Sealed ciphertexts are padded so that their length is a power of two in this range, which
 # leaves the relay only ~9 distinguishable sizes instead of a byte-exact length.

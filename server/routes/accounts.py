@@ -24,7 +24,7 @@ def _info(account: Account | KnownAccount) -> AccountInfo:
     # Stored values were validated at registration; construct, don't re-validate.
     return AccountInfo.model_construct(
         handle=account.handle,
-        kind=account.kind,  # type: ignore[arg-type]
+        kind=account.kind,
         display_name=account.display_name,
         verified=account.verified,
         sign_key=account.sign_key,

@@ -83,14 +83,8 @@ def _budget(request: Request, session: DbSession, business: str) -> BudgetView:
         spent=balance.spent,
         topped_up=balance.topped_up,
         ledger=[
-            LedgerLine(
-                at=e.at,
-                kind=e.kind,
-                amount=e.amount,
-                messages=e.messages,  # type: ignore[arg-type]
-                campaign_id=e.campaign_id,
-                note=e.note,
-            )
+            # Validated, not trusted: a kind the ledger does not know is a bug to hear about.
+            LedgerLine.model_validate(e, from_attributes=True)
             for e in entries
         ],
         privacy=accountant.view(
