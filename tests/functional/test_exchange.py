@@ -89,7 +89,7 @@ async def test_stream_pushes_live_and_resumes_after_disconnect(relay, make_accou
     bob = await make_account("bob", relay)
     received: list[str] = []
     states: list[bool] = []
-    got = asyncio.Event()
+    got, online = asyncio.Event(), asyncio.Event()
 
     def on_event(event):
         if isinstance(event, MessageStored):
@@ -98,10 +98,12 @@ async def test_stream_pushes_live_and_resumes_after_disconnect(relay, make_accou
                 got.set()
         elif isinstance(event, ConnectionChanged):
             states.append(event.online)
+            if event.online:
+                online.set()
 
     stop = asyncio.Event()
     listener = asyncio.create_task(bob.listen(on_event, stop))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(online.wait(), timeout=20)  # the stream is open: what follows is live
     await alice.send_text("bob", "live one")
     await alice.send_text("bob", "live two")
     await asyncio.wait_for(got.wait(), timeout=10)
@@ -142,11 +144,16 @@ async def test_a_message_arriving_while_an_ack_is_on_the_wire_is_acked_too(
 
     monkeypatch.setattr(bob.api, "ack", slow_ack)
     stored = []
-    stop = asyncio.Event()
-    listener = asyncio.create_task(
-        bob.listen(lambda e: isinstance(e, MessageStored) and stored.append(e.message), stop)
-    )
-    await asyncio.sleep(0.3)
+    stop, online = asyncio.Event(), asyncio.Event()
+
+    def on_event(event):  # type: ignore[no-untyped-def]
+        if isinstance(event, MessageStored):
+            stored.append(event.message)
+        elif isinstance(event, ConnectionChanged) and event.online:
+            online.set()
+
+    listener = asyncio.create_task(bob.listen(on_event, stop))
+    await asyncio.wait_for(online.wait(), timeout=20)
     await alice.send_text("bob", "first")
     await asyncio.wait_for(in_flight.wait(), timeout=10)
     await alice.send_text("bob", "during the ack")

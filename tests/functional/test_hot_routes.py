@@ -118,12 +118,12 @@ async def test_a_held_write_lock_sends_requests_to_a_thread_not_the_loop(
         ]
         await asyncio.sleep(0.3)
         assert not any(p.done() for p in pending)  # they wait for the lock...
-        start = time.perf_counter()
+        # ...but not on the event loop: it answers while the lock is still held (the lock
+        # is released only after this, so a blocked loop would time out here).
         health = await loop.run_in_executor(
             None, lambda: httpx.get(sqlite_relay.url + "/healthz", timeout=5)
         )
         assert health.status_code == 200
-        assert time.perf_counter() - start < 2  # ...but not on the event loop
     finally:
         releaser = threading.Timer(0.1, lock.release)
         releaser.start()
