@@ -10,11 +10,11 @@ must be quarantined.
 """
 
 import asyncio
-import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from client.worker_pools import process_pool
 from shared.envelope import Envelope
 from shared.keys import AccountKeys, PublicKeys
 from shared.seal import VerificationError, open_envelope
@@ -93,12 +93,7 @@ class Opener:
     ) -> "asyncio.Future[list[tuple[int, Outcome]]]":
         """Start opening ``jobs`` in a worker process; the future has the outcomes."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=_context(),
-                initializer=_init_worker,
-                initargs=(self.keys.to_json(),),
-            )
+            self._pool = process_pool(self.workers, _init_worker, (self.keys.to_json(),))
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._pool, open_jobs, jobs, sender_keys)
 
@@ -106,9 +101,3 @@ class Opener:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-def _context() -> Any:
-    # fork starts in milliseconds and shares the loaded modules; elsewhere, spawn.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")

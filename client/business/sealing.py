@@ -8,16 +8,16 @@ as JSON text, ready to be joined into a batch body without re-validating them.
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from nacl.public import PublicKey
 
 from client.business.audience import AudienceRow
+from client.worker_pools import process_pool
 from shared.api import TemplateInfo
 from shared.encoding import b64encode
 from shared.envelope import TemplateContent, TemplatePayload
@@ -144,9 +144,7 @@ class Sealer:
         self._pool: Executor
         self._state: dict[str, Any] | None = None
         if self.workers > 1 and copies >= PROCESS_POOL_MIN_COPIES:
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=_context(), initializer=_init_worker, initargs=init
-            )
+            self._pool = process_pool(self.workers, _init_worker, init)
         else:
             self.workers = 1
             self._state = _state(*init)  # several campaigns may seal at once in one process
@@ -166,9 +164,3 @@ class Sealer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _context() -> Any:
-    # fork starts in milliseconds and shares the loaded modules; elsewhere, spawn.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
