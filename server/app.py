@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from starlette.requests import Request
 
@@ -25,6 +26,7 @@ from server.json_body import with_body_schemas
 from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules, pending_frames
 from server.message_requests import RequestRules
+from server.metrics import MetricsLayer, RelayMetrics, RouteNames, route_templates
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
@@ -165,6 +167,8 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError):
+            app.state.metrics.storage_errors.inc()
         return unexpected_response(exc)
 
     for module in (health, accounts, messages, mailbox, templates, campaigns, prefs, signals):
@@ -176,6 +180,16 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     _describe_raw_bodies(app)
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes
+    # Outermost: every request is counted and timed, hot routes and refusals included.
+    app.state.metrics = RelayMetrics(app.state.engine, app.state.notifier.open_streams)
+    if settings.metrics or settings.request_log:
+        app.add_middleware(
+            MetricsLayer,
+            metrics=app.state.metrics,
+            routes=RouteNames(route_templates(app.routes)),
+            log_requests=settings.request_log,
+            serve=settings.metrics,
+        )
     return app
 
 

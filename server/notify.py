@@ -118,6 +118,11 @@ class MailboxNotifier:
             if not subs:
                 self._subs.pop(handle, None)
 
+    def open_streams(self) -> int:
+        """How many streams are open in this process (safe from any thread)."""
+        with self._lock:
+            return sum(len(subs) for subs in self._subs.values())
+
     def listening(self, handle: str) -> bool:
         """Whether a stream of ``handle`` is open in this process (safe from any thread)."""
         return handle in self._subs

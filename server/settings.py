@@ -74,6 +74,15 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
+    metrics: bool = Field(
+        default=True,
+        description="serve GET /metrics (Prometheus text format; totals only, no person named)",
+    )
+    request_log: bool = Field(
+        default=False,
+        description="one JSON line per request on the 'sealpost.access' logger: method, "
+        "route template, status, milliseconds (never a body, header, handle or address)",
+    )
     page_limit: int = Field(default=500, ge=1, le=1000, description="Envelopes per mailbox page")
     price_table: str | None = Field(
         default=None, description="JSON price table to use instead of the shipped one"

@@ -57,10 +57,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("pool", sorted(POOLS))
 def test_workers_exit_when_their_parent_is_killed(pool: str) -> None:
-    script = "import asyncio, sys, time\n" + textwrap.dedent(POOLS[pool]) + textwrap.dedent("""
+    script = (
+        "import asyncio, sys, time\n"
+        + textwrap.dedent(POOLS[pool])
+        + textwrap.dedent("""
         print(" ".join(str(p) for p in pool._processes), flush=True)
         time.sleep(600)
     """)
+    )
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
     )
