@@ -17,7 +17,7 @@ from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
 from server.dispatcher import Dispatcher
-from server.errors import install_error_handlers, unexpected_response
+from server.errors import install_error_handlers, is_storage_full, unexpected_response
 from server.figures import FiguresPolicy
 from server.frames import Frame
 from server.group_commit import GroupCommit
@@ -167,7 +167,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DBAPIError):
+        if isinstance(exc, DBAPIError) or is_storage_full(exc):
             app.state.metrics.storage_errors.inc()
         return unexpected_response(exc)
 

@@ -1,5 +1,7 @@
 """One error shape for every rejection: ``{"error": {"code": ..., "message": ...}}``."""
 
+import errno
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -47,8 +49,30 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(400 if code == "malformed_json" else 422, code, message)
 
 
+STORAGE_FULL_MESSAGE = (
+    "The relay's storage is full: nothing new can be stored until its operator frees space. "
+    "What this request would have stored was not; send it again later (mail already stored "
+    "can still be read and acknowledged)."
+)
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """A write the database refused for want of space: SQLite's SQLITE_FULL, PostgreSQL's
+    disk_full (53100), or the operating system's ENOSPC."""
+    cause = getattr(exc, "orig", None) or exc
+    if getattr(cause, "sqlstate", None) == "53100":
+        return True
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        return True
+    text = str(cause).lower()
+    return "database or disk is full" in text or "no space left on device" in text
+
+
 def unexpected_response(exc: Exception) -> JSONResponse:
-    """The answer when the relay itself failed (the details go to its log, not the client)."""
+    """The answer when the relay itself failed (the details go to its log, not the client);
+    a full disk is named, with what to do."""
+    if is_storage_full(exc):
+        return error_response(507, "storage_full", STORAGE_FULL_MESSAGE)
     return error_response(500, "internal_error", f"The relay failed: {type(exc).__name__}.")
 
 

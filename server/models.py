@@ -330,6 +330,17 @@ class TokenLogEntry(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class ReadinessProbe(SQLModel, table=True):
+    """One row that ``GET /readyz`` rewrites and commits: proof that the database takes a
+    write of real size right now (a full disk refuses it; a read would not notice)."""
+
+    __tablename__ = "relay_readiness_probe"
+
+    id: int = Field(primary_key=True)
+    at: int = Field(sa_type=BigInteger)
+    data: bytes = Field(sa_type=LargeBinary)
+
+
 class Rollout(SQLModel, table=True):
     """How far a platform feature is open: a share of accounts, by a stable bucket of their
     handle (server/rollout.py). No row: open to every account."""

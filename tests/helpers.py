@@ -20,7 +20,10 @@ from server.embedded import EmbeddedRelay
 from server.models import Account
 from shared.api import CampaignCreate, TemplateInfo
 from shared.auth import sign_request
+from shared.envelope import ChatContent, ChatPayload
+from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
+from shared.seal import seal_envelope
 
 
 def signed(
@@ -119,3 +122,24 @@ async def hostile_copy(
     )
     answer = await shop.api.send_batch_json([envelope])
     assert answer.accepted == 1, answer
+
+
+def chat_envelopes(
+    sender: Messenger, recipient_keys: AccountKeys, to: str, n: int, text: str = "flood"
+) -> list[str]:
+    """``n`` chat envelopes from ``sender`` to ``to``, sealed and serialised as the client
+    would send them, for posting by hand."""
+    out = []
+    for _ in range(n):
+        payload = ChatPayload(
+            id=new_message_id(),
+            sender=sender.profile.handle,
+            recipient=to,
+            sent_at=0,
+            content=ChatContent(text=text),
+        )
+        envelope = seal_envelope(
+            payload, sender.profile.keys, recipient_keys.public.box, category="service"
+        )
+        out.append(envelope.model_dump_json())
+    return out

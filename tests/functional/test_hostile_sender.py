@@ -16,13 +16,10 @@ from server.embedded import EmbeddedRelay
 from server.models import Account
 from shared.api import RegisterAccount
 from shared.encoding import b64decode
-from shared.envelope import ChatContent, ChatPayload
-from shared.identifiers import new_message_id
 from shared.keys import AccountKeys, key_fingerprint
-from shared.seal import seal_envelope
 from shared.templates import Button, TemplateDraft
 from tests.conftest import relay_settings
-from tests.helpers import signed
+from tests.helpers import chat_envelopes, signed
 
 
 def register(relay: EmbeddedRelay, handle: str, keys: AccountKeys | None = None) -> httpx.Response:
@@ -138,25 +135,6 @@ def test_an_unknown_account_and_a_bad_signature_answer_the_same(relay):
     assert answers[0].json() == answers[1].json()
 
 
-def _chat_envelopes(
-    sender: Messenger, recipient_keys: AccountKeys, to: str, n: int, text: str = "flood"
-) -> list[str]:
-    out = []
-    for _ in range(n):
-        payload = ChatPayload(
-            id=new_message_id(),
-            sender=sender.profile.handle,
-            recipient=to,
-            sent_at=0,
-            content=ChatContent(text=text),
-        )
-        envelope = seal_envelope(
-            payload, sender.profile.keys, recipient_keys.public.box, category="service"
-        )
-        out.append(envelope.model_dump_json())
-    return out
-
-
 def post_batch(relay: EmbeddedRelay, sender: Messenger, envelopes: list[str]) -> httpx.Response:
     """``POST /v1/messages/batch`` of these envelope JSONs, signed by ``sender``."""
     raw = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
@@ -174,7 +152,7 @@ async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_recipient_has
     with EmbeddedRelay(settings) as relay:
         mallory = await make_account("mallory", relay)
         bob = await make_account("bob", relay)
-        envelopes = _chat_envelopes(mallory, bob.profile.keys, "bob", 60)
+        envelopes = chat_envelopes(mallory, bob.profile.keys, "bob", 60)
 
         def batch(items: list[str]) -> httpx.Response:
             return post_batch(relay, mallory, items)
@@ -240,7 +218,7 @@ async def test_the_flood_limit_says_nothing_about_blocks_or_reading(db_url, make
         answers = {}
         for person in (blocker, offline, reader):
             results = []
-            for envelope in _chat_envelopes(mallory, person.profile.keys, person.profile.handle, 8):
+            for envelope in chat_envelopes(mallory, person.profile.keys, person.profile.handle, 8):
                 [result] = post_batch(relay, mallory, [envelope]).json()["results"]
                 results.append((result["status"], (result["error"] or {}).get("code")))
                 if person is reader:
@@ -261,19 +239,19 @@ async def test_a_mailbox_holds_so_much_and_says_so(db_url, make_account):
         await bob.api.set_choice("blocked", "mallory", True)
         answers = []
         for sender in (*friends, *friends):
-            for envelope in _chat_envelopes(sender, bob.profile.keys, "bob", 2):
+            for envelope in chat_envelopes(sender, bob.profile.keys, "bob", 2):
                 [result] = post_batch(relay, sender, [envelope]).json()["results"]
                 answers.append((result["status"], (result["error"] or {}).get("code")))
         assert answers[:5] == [("accepted", None)] * 5
         assert set(answers[5:]) == {("rejected", "mailbox_full")}
         # A sender bob blocked is told the same as everyone else: nothing about the block.
-        [envelope] = _chat_envelopes(mallory, bob.profile.keys, "bob", 1)
+        [envelope] = chat_envelopes(mallory, bob.profile.keys, "bob", 1)
         refused = post_batch(relay, mallory, [envelope]).json()["results"][0]["error"]
         assert refused["code"] == "mailbox_full"
         assert "bob" in refused["message"] and "5" in refused["message"]
         # Nothing accepted was lost; once bob has caught up there is room again.
         assert len((await bob.sync()).stored) == 5
-        [envelope] = _chat_envelopes(friends[0], bob.profile.keys, "bob", 1)
+        [envelope] = chat_envelopes(friends[0], bob.profile.keys, "bob", 1)
         assert post_batch(relay, friends[0], [envelope]).json()["accepted"] == 1
 
 
@@ -284,7 +262,7 @@ async def test_a_mailbox_holds_so_many_bytes_and_says_so(db_url, make_account):
         bob = await make_account("bob", relay)
         ann = await make_account("ann", relay)
         await bob.accept_request("ann")
-        big = _chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
+        big = chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
         assert {len(b64decode(json.loads(e)["ciphertext"])) for e in big} == {16_384}
         answers = []
         for envelope in big:  # one at a time, then all in one batch once she has caught up
@@ -293,6 +271,6 @@ async def test_a_mailbox_holds_so_many_bytes_and_says_so(db_url, make_account):
         assert answers == [("accepted", None)] * 4 + [("rejected", "mailbox_full")]
         assert "65,536 bytes" in result["error"]["message"]
         assert len((await bob.sync()).stored) == 4
-        again = _chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
+        again = chat_envelopes(ann, bob.profile.keys, "bob", 5, text="x" * 15_000)
         batch = post_batch(relay, ann, again).json()["results"]
         assert [r["status"] for r in batch] == ["accepted"] * 4 + ["rejected"]
