@@ -108,7 +108,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         description="Routes sealed envelopes. See docs/protocol.md for the wire format.",
         **_no_telemetry(),
     )
-    engine = make_engine(settings.db)
+    engine = make_engine(settings.db, durable=settings.durable_commits)
     if settings.auto_migrate:
         schema.upgrade(engine)
     schema.require_current(engine, settings.db)

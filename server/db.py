@@ -20,8 +20,13 @@ def sqlite_write_lock(engine: Engine) -> LockType | None:
     return _WRITE_LOCKS.get(engine)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the relay's access pattern (many short writes, concurrent readers)."""
+def make_engine(url: str, *, durable: bool = True) -> Engine:
+    """An engine tuned for the relay's access pattern (many short writes, concurrent readers).
+
+    ``durable`` (SQLite): every commit the relay has answered for is on disk, power cut
+    included (``synchronous=FULL``: the log is synced at each commit, one per group commit,
+    not per row). Off, a process crash still loses nothing, but an OS crash or power cut can
+    lose the last commits (``NORMAL``). PostgreSQL commits are durable by its own default."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -38,11 +43,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _tune(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets readers (streams) proceed while a sender writes; NORMAL sync is durable
-            # across a process crash, which is what a relay restart needs.
+            # WAL lets readers (streams) proceed while a sender writes.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA busy_timeout=30000")
             # Checkpoints run in the background (server/checkpoints.py); a commit does one
             # itself only past ~40 MB of log.

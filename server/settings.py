@@ -74,6 +74,12 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
+    durable_commits: bool = Field(
+        default=True,
+        description="SQLite: sync the log at every commit, so that what the relay answered "
+        "for survives a power cut (synchronous=FULL); false keeps it across a process crash "
+        "only (NORMAL), for speed. PostgreSQL: its own settings decide",
+    )
     metrics: bool = Field(
         default=True,
         description="serve GET /metrics (Prometheus text format; totals only, no person named)",

@@ -102,6 +102,10 @@ def relay_settings(db: str, **overrides: object) -> RelaySettings:
     # tests (tests/functional/test_message_requests.py), with the shipped limits.
     overrides.setdefault("request_hold", 1_000_000)
     overrides.setdefault("requests_per_day", 1_000_000)
+    # A sync of the disk per commit (1.5 ms here) is a property of the disk, not of what the
+    # relay does: tests run without it; relays started as processes (test_metrics.py, the
+    # benchmarks) keep the durable default.
+    overrides.setdefault("durable_commits", False)
     return RelaySettings(db=db, **overrides)  # type: ignore[arg-type]
 
 

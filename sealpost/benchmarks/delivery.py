@@ -261,9 +261,11 @@ async def _measure(
     }
 
 
-def _floor(db_url: str, people: list[tuple[str, AccountKeys]], messages: int) -> float:
+def _floor(
+    db_url: str, people: list[tuple[str, AccountKeys]], messages: int, durable: bool
+) -> float:
     """Rows per second for plain multi-row inserts of the same mailbox rows."""
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, durable=durable)
     rows = [
         {
             "msg_id": secrets.token_hex(16),
@@ -310,10 +312,13 @@ def delivery(
     clients: int = 1000,
     messages: int = 10_000,
     ack_delay_s: float = ACK_DELAY_S,
+    durable: bool = True,
 ) -> dict[str, Any]:
     """One delivery measurement; ``ack_delay_s`` is the clients' (the real client's by
-    default; a test shortens it, and with it every wait that follows from it)."""
-    name = f"delivery_{backend}_{processes}p"
+    default; a test shortens it, and with it every wait that follows from it). ``durable``
+    (SQLite): every commit synced, the relay's default; false measures the trade-off
+    (``SEALPOST_RELAY_DURABLE_COMMITS=false``)."""
+    name = f"delivery_{backend}_{processes}p" + ("" if durable else "_not_durable")
     with tempfile.TemporaryDirectory(prefix="sealpost-bench-") as tmp:
         if backend == "sqlite":
             db_url, floor_url = f"sqlite:///{tmp}/relay.db", f"sqlite:///{tmp}/floor.db"
@@ -334,6 +339,7 @@ def delivery(
                     chat_burst="1000000",
                     chat_rate_per_s="1000000",
                     registrations_per_hour="0",
+                    durable_commits=str(durable).lower(),
                 )
                 for i in range(processes)
             ]
@@ -348,7 +354,7 @@ def delivery(
             finally:
                 for relay in relays:
                     relay.stop()
-            floor = _floor(floor_url, people, messages)
+            floor = _floor(floor_url, people, messages, durable)
         finally:
             if backend == "postgres":
                 _drop_pg(db_url)
@@ -357,7 +363,16 @@ def delivery(
     return {
         "name": name,
         "what": f"{messages} chat messages pushed to {clients} connected clients through "
-        f"{processes} relay process(es) on {backend}",
+        f"{processes} relay process(es) on {backend}"
+        + (
+            ""
+            if backend != "sqlite"
+            else ", every commit synced"
+            if durable
+            else ", commits "
+            "synced by checkpoints only (durable_commits off: a power cut may lose the last)"
+        ),
+        "durable": durable if backend == "sqlite" else True,
         "floor": "plain multi-row inserts of the same rows, rows per second",
         "clients": clients,
         "messages": messages,

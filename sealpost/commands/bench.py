@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
         "  sealpost bench --only delivery --clients 200\n"
         "  sealpost bench --only catchup   # a client opening to 10,000 waiting messages\n"
         "  sealpost bench --only tui   # first paint, chat switch: 50 chats, 10,000 messages\n\n"
-        "delivery runs on SQLite with 1 relay process and, when PostgreSQL answers on\n"
-        "127.0.0.1:5432 ($SEALPOST_TEST_PG), with 1 and 2 processes there too.",
+        "delivery runs on SQLite with 1 relay process, durable (every commit synced, the\n"
+        "default) and not, and, when PostgreSQL answers on 127.0.0.1:5432\n"
+        "($SEALPOST_TEST_PG), with 1 and 2 processes there too.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -42,10 +43,16 @@ def _campaign(args: Any) -> list[dict[str, Any]]:
 def _delivery(args: Any) -> list[dict[str, Any]]:
     from sealpost.benchmarks.delivery import delivery
 
-    setups = (("sqlite", 1), ("postgres", 1), ("postgres", 2))
+    # SQLite both ways: durable (the default) and not, so the price of durability is shown.
+    setups = (
+        ("sqlite", 1, True),
+        ("sqlite", 1, False),
+        ("postgres", 1, True),
+        ("postgres", 2, True),
+    )
     return [
-        delivery(backend, processes, clients=args.clients, messages=args.messages)
-        for backend, processes in setups
+        delivery(backend, processes, clients=args.clients, messages=args.messages, durable=durable)
+        for backend, processes, durable in setups
     ]
 
 
