@@ -3,27 +3,33 @@
 import contextlib
 import io
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlmodel import Session
 
 from client.business.audience import AudienceRow
 from client.business.sealing import seal_copy
+from client.ledger import PrivacyLedger
 from client.messenger import Messenger, now_ms
 from client.profile import ProfileInfo, create_profile
+from client.relay_api import RelayAPI
 from client.settings import ClientSettings
 from server.embedded import EmbeddedRelay
+from server.known_accounts import KnownAccounts
 from server.models import Account
 from shared.api import CampaignCreate, TemplateInfo
 from shared.auth import sign_request
 from shared.envelope import ChatContent, ChatPayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
-from shared.seal import seal_envelope
+from shared.seal import VerificationError, open_envelope, seal_envelope
 
 
 def signed(
@@ -143,3 +149,84 @@ def chat_envelopes(
         )
         out.append(envelope.model_dump_json())
     return out
+
+
+def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "sealpost", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def post_batch(relay: EmbeddedRelay, sender: Messenger, envelopes: list[str]) -> httpx.Response:
+    """``POST /v1/messages/batch`` of these envelope JSONs, signed by ``sender``."""
+    raw = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
+    return signed(
+        relay.url, sender.profile.keys, sender.profile.handle, "POST", "/v1/messages/batch", raw
+    )
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None, *says: str) -> str:
+    """The response is exactly ``{"error": {"code", "message"}}`` with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message, body
+    for fragment in says:
+        assert fragment in message, message
+    return message
+
+
+def swap_keys(relay: EmbeddedRelay, handle: str) -> AccountKeys:
+    """The attack: new keys for ``handle`` in the relay's database, served from now on."""
+    keys = AccountKeys.generate()
+    with relay.app.state.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE relay_account SET sign_key = :s, box_key = :b WHERE handle = :h"),
+            {"s": keys.public.sign_b64, "b": keys.public.box_b64, "h": handle},
+        )
+    relay.app.state.accounts = KnownAccounts()  # its cache held the real keys
+    return keys
+
+
+async def send_as(
+    relay: EmbeddedRelay, handle: str, keys: AccountKeys, to: Messenger, text_: str
+) -> str:
+    """A chat from ``handle`` to ``to``, signed with ``keys`` and sent as ``handle``."""
+    payload = ChatPayload(
+        id=new_message_id(),
+        sender=handle,
+        recipient=to.profile.handle,
+        sent_at=int(time.time() * 1000),
+        content=ChatContent(text=text_),
+    )
+    async with RelayAPI(relay.url, handle, keys, PrivacyLedger(None)) as api:
+        await api.send(seal_envelope(payload, keys, to.profile.keys.public.box))
+    return payload.id
+
+
+async def readable_by(
+    relay: EmbeddedRelay, handle: str, keys: AccountKeys, sender: Messenger
+) -> list[str]:
+    """The texts from ``sender`` waiting in ``handle``'s mailbox that ``keys`` can open."""
+    async with RelayAPI(relay.url, handle, keys, PrivacyLedger(None)) as api:
+        page = await api.mailbox_page()
+    texts = []
+    for item in page.items:
+        try:
+            payload = open_envelope(item.envelope, keys, sender.profile.keys.public)
+        except VerificationError as exc:
+            assert exc.reason == "cannot_decrypt"  # sealed to the real keys: fine
+            continue
+        texts.append(payload.content.text)  # type: ignore[union-attr]
+    return texts

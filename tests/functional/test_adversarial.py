@@ -29,25 +29,9 @@ from shared.keys import AccountKeys
 from shared.seal import SIGNING_CONTEXT, pad, seal_envelope, sign_payload
 from shared.version import MAX_CIPHERTEXT_BYTES, MIN_CIPHERTEXT_BYTES, SEAL_OVERHEAD_BYTES
 from tests.conftest import relay_settings
-from tests.functional.test_cli import sealpost
-from tests.helpers import legacy_account, signed
+from tests.helpers import assert_error, legacy_account, sealpost, signed
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None, *says: str) -> str:
-    """The response is exactly ``{"error": {"code", "message"}}`` with this status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    message = body["error"]["message"]
-    assert isinstance(message, str) and message, body
-    for fragment in says:
-        assert fragment in message, message
-    return message
 
 
 def chat(sender: str, recipient: str, text: str, **fields: Any) -> ChatPayload:

@@ -260,7 +260,7 @@ def test_the_console_writes_an_authentication_template_and_skips_mistyped_rows(
 ):
     # The reference console, for a business that plays fair: the platform's text, a declared
     # code, and rows whose values would be quarantined are skipped before they are paid for.
-    from tests.functional.test_business_cli import sealpost
+    from tests.helpers import run_cli as sealpost  # in this process
 
     url = sqlite_relay.url
     sealpost(home, "account", "create", "--profile", "shop", "--handle", "acme", "--relay", url,

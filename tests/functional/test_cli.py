@@ -1,25 +1,12 @@
 """The scriptable commands testers use, run as real processes against a real relay."""
 
 import json
-import os
 import re
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
-
-def sealpost(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "sealpost", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.helpers import sealpost
 
 
 def test_account_send_inbox_round_trip(sqlite_relay, home):

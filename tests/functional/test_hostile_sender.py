@@ -9,7 +9,6 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from client.messenger import Messenger
 from client.relay_api import RelayError
 from server import reserved_handles
 from server.embedded import EmbeddedRelay
@@ -19,7 +18,7 @@ from shared.encoding import b64decode
 from shared.keys import AccountKeys, key_fingerprint
 from shared.templates import Button, TemplateDraft
 from tests.conftest import relay_settings
-from tests.helpers import chat_envelopes, signed
+from tests.helpers import chat_envelopes, post_batch, signed
 
 
 def register(relay: EmbeddedRelay, handle: str, keys: AccountKeys | None = None) -> httpx.Response:
@@ -133,14 +132,6 @@ def test_an_unknown_account_and_a_bad_signature_answer_the_same(relay):
     ]
     assert [a.status_code for a in answers] == [401, 401]
     assert answers[0].json() == answers[1].json()
-
-
-def post_batch(relay: EmbeddedRelay, sender: Messenger, envelopes: list[str]) -> httpx.Response:
-    """``POST /v1/messages/batch`` of these envelope JSONs, signed by ``sender``."""
-    raw = ('{"envelopes":[' + ",".join(envelopes) + "]}").encode()
-    return signed(
-        relay.url, sender.profile.keys, sender.profile.handle, "POST", "/v1/messages/batch", raw
-    )
 
 
 async def test_a_batch_of_chats_costs_one_token_per_envelope_and_a_recipient_has_a_limit(

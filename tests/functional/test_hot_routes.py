@@ -16,7 +16,7 @@ from server.group_commit import MAX_GROUP
 from shared.auth import sign_request
 from shared.identifiers import new_message_id
 from tests.conftest import PersonFactory, relay_settings
-from tests.functional.test_adversarial import assert_error
+from tests.helpers import assert_error
 
 
 def _ack(

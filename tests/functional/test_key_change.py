@@ -17,66 +17,18 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from client.ledger import PrivacyLedger
 from client.messenger import KeyChangedError, Messenger
 from client.relay_api import RelayAPI
-from server.embedded import EmbeddedRelay
-from server.known_accounts import KnownAccounts
 from shared.api import CampaignCreate
 from shared.envelope import ChatContent, ChatPayload, TemplateContent, TemplatePayload
 from shared.identifiers import new_message_id
 from shared.keys import AccountKeys
 from shared.safety_numbers import Identity, safety_number
-from shared.seal import VerificationError, open_envelope, seal_envelope
+from shared.seal import seal_envelope
 from shared.templates import TemplateDraft
-from tests.helpers import run_cli
-
-
-def swap_keys(relay: EmbeddedRelay, handle: str) -> AccountKeys:
-    """The attack: new keys for ``handle`` in the relay's database, served from now on."""
-    keys = AccountKeys.generate()
-    with relay.app.state.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE relay_account SET sign_key = :s, box_key = :b WHERE handle = :h"),
-            {"s": keys.public.sign_b64, "b": keys.public.box_b64, "h": handle},
-        )
-    relay.app.state.accounts = KnownAccounts()  # its cache held the real keys
-    return keys
-
-
-async def send_as(
-    relay: EmbeddedRelay, handle: str, keys: AccountKeys, to: Messenger, text_: str
-) -> str:
-    """A chat from ``handle`` to ``to``, signed with ``keys`` and sent as ``handle``."""
-    payload = ChatPayload(
-        id=new_message_id(),
-        sender=handle,
-        recipient=to.profile.handle,
-        sent_at=int(time.time() * 1000),
-        content=ChatContent(text=text_),
-    )
-    async with RelayAPI(relay.url, handle, keys, PrivacyLedger(None)) as api:
-        await api.send(seal_envelope(payload, keys, to.profile.keys.public.box))
-    return payload.id
-
-
-async def readable_by(
-    relay: EmbeddedRelay, handle: str, keys: AccountKeys, sender: Messenger
-) -> list[str]:
-    """The texts from ``sender`` waiting in ``handle``'s mailbox that ``keys`` can open."""
-    async with RelayAPI(relay.url, handle, keys, PrivacyLedger(None)) as api:
-        page = await api.mailbox_page()
-    texts = []
-    for item in page.items:
-        try:
-            payload = open_envelope(item.envelope, keys, sender.profile.keys.public)
-        except VerificationError as exc:
-            assert exc.reason == "cannot_decrypt"  # sealed to the real keys: fine
-            continue
-        texts.append(payload.content.text)  # type: ignore[union-attr]
-    return texts
+from tests.helpers import readable_by, run_cli, send_as, swap_keys
 
 
 async def acquainted(alice: Messenger, bob: Messenger) -> None:

@@ -13,8 +13,7 @@ from server.settings import RelaySettings
 from shared.api import SetLevel, TemplateInfo
 from shared.templates import TemplateDraft, VariableSpec
 from tests.conftest import relay_settings
-from tests.functional.test_hostile_sender import _chat_envelopes, post_batch
-from tests.helpers import hostile_copy
+from tests.helpers import chat_envelopes, hostile_copy, post_batch
 
 HOLD, PER_DAY = RelaySettings().request_hold, 5
 
@@ -30,7 +29,7 @@ def outcomes(answer: httpx.Response) -> list[tuple[str, str | None]]:
 
 async def flood(relay: EmbeddedRelay, sender: Messenger, person: Messenger, n: int) -> list:
     """``n`` chats, one request each, as a hostile client would send them."""
-    envelopes = _chat_envelopes(sender, person.profile.keys, person.profile.handle, n)
+    envelopes = chat_envelopes(sender, person.profile.keys, person.profile.handle, n)
     return [outcomes(post_batch(relay, sender, [e]))[0] for e in envelopes]
 
 
@@ -45,7 +44,7 @@ async def test_a_stranger_gets_a_few_messages_through_until_the_person_accepts(
         assert set(answers[HOLD:]) == {("rejected", "request_pending")}
         # The refusal says what happened and what to do.
         refused = post_batch(
-            relay, mallory, _chat_envelopes(mallory, alice.profile.keys, "alice", 1)
+            relay, mallory, chat_envelopes(mallory, alice.profile.keys, "alice", 1)
         )
         message = refused.json()["results"][0]["error"]["message"]
         assert "alice" in message and "accept" in message and str(HOLD) in message

@@ -7,12 +7,12 @@ import pytest
 
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
-from tests.functional.test_hostile_sender import _chat_envelopes, post_batch
+from tests.helpers import chat_envelopes, post_batch
 
 
 async def business_writes(relay: EmbeddedRelay, shop: Messenger, person: Messenger) -> str:
     """The business's free-form message to ``person``: "accepted", or the refusal's code."""
-    [envelope] = _chat_envelopes(shop, person.profile.keys, person.profile.handle, 1)
+    [envelope] = chat_envelopes(shop, person.profile.keys, person.profile.handle, 1)
     [result] = post_batch(relay, shop, [envelope]).json()["results"]
     return result["status"] if result["status"] != "rejected" else result["error"]["code"]
 

@@ -8,7 +8,7 @@ from server import schema
 from server.app import create_app
 from server.db import make_engine
 from server.settings import RelaySettings
-from tests.functional.test_cli import sealpost
+from tests.helpers import sealpost
 
 
 def test_relay_refuses_unmigrated_then_newer_schema(db_url, home):

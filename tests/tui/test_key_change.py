@@ -10,7 +10,7 @@ from client.tui.screens.safety_number import SafetyNumberModal
 from server.embedded import EmbeddedRelay
 from shared.safety_numbers import format_safety_number
 from tests.conftest import PersonFactory
-from tests.functional.test_key_change import readable_by, send_as, swap_keys
+from tests.helpers import readable_by, send_as, swap_keys
 from tests.tui.conftest import SIZE, chat_list, conversation_text, make_app, toasts, wait_for
 
 WARNING = "alice's safety number changed — compare it before trusting new messages"

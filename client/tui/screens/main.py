@@ -7,6 +7,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label
 
@@ -184,7 +185,10 @@ class MainScreen(Screen[None]):
         self.refresh_chats()
 
     def show_connection(self, online: bool, detail: str = "") -> None:
-        label = self.query_one("#connection", Label)
+        try:
+            label = self.query_one("#connection", Label)
+        except NoMatches:  # not composed yet, or being torn down as the app exits
+            return
         if online:
             label.update(Text("● online", "bold green"))
         else:
