@@ -107,8 +107,8 @@ def register(sub: Any) -> None:
     create.add_argument("--budget", required=True, help="most this campaign may spend, e.g. 25")
     create.add_argument(
         "--at",
-        help="send time, ISO 8601 (e.g. 2026-12-01T09:00; local time "
-        "unless it has an offset); default now",
+        help="send time: now (the default), or ISO 8601 (e.g. 2026-12-01T09:00; local time "
+        "unless it has an offset)",
     )
     create.add_argument("--name", default="", help="a name for reports")
     create.add_argument(
@@ -247,15 +247,6 @@ def template_list(args: Any) -> int:
     return run_client(args, body)
 
 
-def _parse_at(text: str | None) -> int | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # a naive time means the user's local time
-    return int(moment.timestamp() * 1000)
-
-
 def _progress(done: int, total: int) -> None:
     if not sys.stderr.isatty():
         if done == total or done % 5000 == 0:
@@ -279,11 +270,12 @@ def campaign_create(args: Any) -> int:
     from client.business.audience import AudienceError, read_audience
     from client.business.campaigns import CampaignError, run_campaign
     from client.business.money import parse_amount
+    from client.business.send_time import parse_send_at
     from shared.templates import variable_names
 
     try:
         budget = parse_amount(args.budget)
-        send_at = _parse_at(args.at)
+        send_at = parse_send_at(args.at)
     except ValueError as exc:
         return fail(str(exc), 2)
 

@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--profile", required=True)
-    s.add_argument("--to", required=True, help="recipient handle")
+    s.add_argument("--to", required=True, help="recipient handle (bob or @bob)")
     s.add_argument("text", help="message text")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=send)
@@ -41,7 +41,12 @@ def register(sub: Any) -> None:
     )
     i.add_argument("--profile", required=True)
     i.add_argument("--peer", help="only this conversation")
-    i.add_argument("--no-sync", action="store_true", help="print the local store only")
+    i.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="print the local store only (also what happens, with a warning, when the relay "
+        "cannot be reached)",
+    )
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=inbox)
 
@@ -61,6 +66,10 @@ def register(sub: Any) -> None:
 
 
 def send(args: Any) -> int:
+    if not args.text.strip():
+        return fail("the message is empty: nothing to send", 2)
+    args.to = args.to.removeprefix("@")
+
     async def body(messenger: Any) -> int:
         from client.messenger import KeyChangedError
 
@@ -117,20 +126,32 @@ def message_json(m: Any) -> dict[str, Any]:
 
 
 def inbox(args: Any) -> int:
+    from client.relay_api import RelayUnavailable
+
     async def body(messenger: Any) -> int:
         synced = None
         signals = None
+        offline = None
         if not args.no_sync:
-            # Before the signed sync, never after it: a report must not follow the account's
-            # own requests within a minute (client/signals.py).
-            signals = await _send_due_report(messenger)
-            report = await messenger.sync()
-            await messenger.flush_outbox()
-            synced = {
-                "new": len(report.stored),
-                "duplicates": report.duplicates,
-                "quarantined": len(report.quarantined),
-            }
+            try:
+                # Before the signed sync, never after it: a report must not follow the
+                # account's own requests within a minute (client/signals.py).
+                signals = await _send_due_report(messenger)
+                report = await messenger.sync()
+                await messenger.flush_outbox()
+                synced = {
+                    "new": len(report.stored),
+                    "duplicates": report.duplicates,
+                    "quarantined": len(report.quarantined),
+                }
+            except RelayUnavailable as exc:
+                # What this device holds is still worth showing: say why it is all there is.
+                offline = str(exc)
+                print(
+                    f"warning: relay unreachable ({exc}); showing the local store, which may "
+                    "be missing newer messages",
+                    file=sys.stderr,
+                )
         store = messenger.store
         convos = [c for c in store.conversations() if args.peer in (None, c.peer)]
         # Reports withheld because their token's key failed its check: the relay misbehaved,
@@ -143,6 +164,7 @@ def inbox(args: Any) -> int:
             "profile": messenger.profile.info.name,
             "handle": messenger.profile.handle,
             "synced": synced,
+            "offline": offline,
             "signals": signals,
             "signal_problems": problems,
             "conversations": [

@@ -180,3 +180,37 @@ def test_demo_runs_end_to_end(tmp_path):
         assert re.search(rf"about -?[\d,]+ {what} \(± [\d,]+\)", result.stdout), what
     assert "privacy budget: 0.8 of 1.0 left this 30 days — 4 more campaign reports" in result.stdout
     assert "none found" in result.stdout
+
+
+def test_send_refuses_an_empty_message_takes_an_at_handle_and_inbox_works_offline(tmp_path):
+    from server.embedded import EmbeddedRelay
+    from tests.conftest import relay_settings
+
+    home = tmp_path / "home"
+    with EmbeddedRelay(relay_settings(f"sqlite:///{tmp_path}/relay.db")) as relay:
+        for handle in ("alice", "bob"):
+            sealpost(
+                home,
+                "account",
+                "create",
+                "--profile",
+                handle,
+                "--handle",
+                handle,
+                "--relay",
+                relay.url,
+                "--country",
+                "+39",
+            )
+        empty = sealpost(home, "send", "--profile", "alice", "--to", "bob", "  ", check=False)
+        assert empty.returncode == 2 and "empty" in empty.stderr
+        sent = sealpost(home, "send", "--profile", "alice", "--to", "@bob", "hi", "--json")
+        assert json.loads(sent.stdout)["to"] == "bob"  # "@bob" as people write it
+        sealpost(home, "inbox", "--profile", "bob")
+    # The relay is gone: the inbox still shows what this device holds, and says why no more.
+    offline = sealpost(home, "inbox", "--profile", "bob", check=False)
+    assert offline.returncode == 0
+    assert "hi" in offline.stdout
+    assert "relay unreachable" in offline.stderr and "local store" in offline.stderr
+    as_json = json.loads(sealpost(home, "inbox", "--profile", "bob", "--json").stdout)
+    assert as_json["synced"] is None and as_json["offline"]

@@ -8,7 +8,6 @@ worker; the audience is personalised and sealed on this machine (client.business
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -47,6 +46,7 @@ from client.business.figures import (
     whole,
 )
 from client.business.money import format_amount, parse_amount
+from client.business.send_time import parse_send_at
 from client.relay_api import RelayError, RelayUnavailable
 from client.tui.text import TimeFormat, follow_cursor_blink, one_line, safe
 from client.tui.widgets.bar_chart import Bar, BarChart
@@ -222,20 +222,6 @@ def preview_text(final: TemplateDraft, rendered: RenderedTemplate) -> Text:
             icon = {"url": "↗", "copy_code": "⧉"}.get(button.type, "↩")
             out.append(f"[ {safe(button.text, keep_newlines=False)} {icon} ] ", "bold")
     return out
-
-
-def parse_send_at(text: str) -> int | None:
-    """``2026-12-01T09:00`` (local time unless it says otherwise) as unix ms; blank is now."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"'{text}' is not a time; write e.g. 2026-12-01T09:00") from exc
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return int(moment.timestamp() * 1000)
 
 
 def figures_state(report: CampaignReport, time_format: TimeFormat) -> str:
