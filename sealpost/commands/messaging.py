@@ -72,7 +72,17 @@ def send(args: Any) -> int:
 
     async def body(messenger: Any) -> int:
         from client.messenger import KeyChangedError
+        from client.relay_api import RelayError, RelayUnavailable
 
+        try:
+            # Known before anything is queued: a typo must not leave a chat that never sends.
+            await messenger.contact(args.to)
+        except RelayUnavailable:
+            pass  # offline: queued as always, and sent with the next send or inbox
+        except RelayError as exc:
+            if exc.code != "unknown_handle":
+                raise
+            return fail(f"no account @{args.to} on this relay{_did_you_mean(messenger, args.to)}")
         try:
             message = await messenger.send_text(args.to, args.text)
         except KeyChangedError as exc:
@@ -102,6 +112,15 @@ def send(args: Any) -> int:
         return 0
 
     return run_client(args, body)
+
+
+def _did_you_mean(messenger: Any, handle: str) -> str:
+    """``; did you mean @alice?`` from this device's conversations, or nothing."""
+    import difflib
+
+    known = [c.peer for c in messenger.store.conversations()]
+    close = difflib.get_close_matches(handle, known, n=1, cutoff=0.75)
+    return f"; did you mean @{close[0]}?" if close else ""
 
 
 def _time(ms: int) -> str:

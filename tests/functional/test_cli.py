@@ -206,6 +206,11 @@ def test_send_refuses_an_empty_message_takes_an_at_handle_and_inbox_works_offlin
         assert empty.returncode == 2 and "empty" in empty.stderr
         sent = sealpost(home, "send", "--profile", "alice", "--to", "@bob", "hi", "--json")
         assert json.loads(sent.stdout)["to"] == "bob"  # "@bob" as people write it
+        typo = sealpost(home, "send", "--profile", "alice", "--to", "bobb", "hi", check=False)
+        assert typo.returncode == 1 and "no account @bobb" in typo.stderr
+        assert "did you mean @bob?" in typo.stderr
+        chats = json.loads(sealpost(home, "inbox", "--profile", "alice", "--json").stdout)
+        assert [c["peer"] for c in chats["conversations"]] == ["bob"]  # no "bobb" left behind
         sealpost(home, "inbox", "--profile", "bob")
     # The relay is gone: the inbox still shows what this device holds, and says why no more.
     offline = sealpost(home, "inbox", "--profile", "bob", check=False)
