@@ -62,6 +62,11 @@ def register(sub: Any) -> None:
     r.add_argument("--profile", required=True)
     r.add_argument("business", help="the business handle to report")
     r.add_argument("--yes", action="store_true", help="send without asking (for scripts)")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print what the report holds and whether it was sent, as JSON (needs --yes)",
+    )
     r.set_defaults(run=report)
 
 
@@ -293,6 +298,10 @@ def _signals_line(signals: dict[str, Any]) -> str:
 
 
 def report(args: Any) -> int:
+    args.business = args.business.removeprefix("@")
+    if args.json and not args.yes:
+        return fail("--json sends without a prompt: add --yes", 2)
+
     async def body(messenger: Any) -> int:
         from client.messenger import REPORT_MESSAGES
 
@@ -300,6 +309,17 @@ def report(args: Any) -> int:
         chosen = incoming[-REPORT_MESSAGES:]
         if not chosen:
             return fail(f"no messages from @{args.business} to report")
+        if args.json:
+            sent = await messenger.report(args.business, chosen)
+            print_json(
+                {
+                    "business": args.business,
+                    "desk": messenger.settings.moderation_handle,
+                    "status": sent.status,
+                    "messages": [message_json(m) for m in chosen],
+                }
+            )
+            return 0
         print(f"A report about @{args.business} would contain exactly these messages:")
         for m in chosen:
             label = f"[{m.label}] " if m.label else ""

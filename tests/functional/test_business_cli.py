@@ -145,6 +145,14 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, mo
     [sent] = desk["conversations"][0]["messages"]
     body = json.loads(sent["text"])["report"]
     assert body["business"] == "acme" and "ANA-7731" in body["messages"][0]["text"]
+    # Scripts get the same as JSON (and must say --yes: there is no prompt to answer).
+    refused = sealpost(home, "report", "--profile", "ana", "@acme", "--json", check=False)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    again = json.loads(
+        sealpost(home, "report", "--profile", "ana", "@acme", "--yes", "--json").stdout
+    )
+    assert again["business"] == "acme" and again["status"] == "sent"
+    assert "ANA-7731" in again["messages"][0]["text"]
     assert "no conversations" in sealpost(home, "inbox", "--profile", "ben").stdout
     sealpost(home, "inbox", "--profile", "cyd")
 
