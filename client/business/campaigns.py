@@ -1,8 +1,9 @@
 """Running a campaign: personalise and seal each copy locally, submit in batches."""
 
 import asyncio
+import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -10,9 +11,10 @@ from typing import TypeVar
 from nacl.public import PublicKey
 
 from client.business.audience import Audience, AudienceRow, BadRowPolicy, apply_policy
+from client.business.journal import CampaignJournal
 from client.business.sealing import Sealer
 from client.heap import settled_heap
-from client.relay_api import RelayAPI
+from client.relay_api import RelayAPI, RelayError, RelayUnavailable
 from shared.api import CampaignCreate, CampaignReport, TemplateInfo
 from shared.encoding import b64decode
 from shared.identifiers import new_campaign_id
@@ -24,11 +26,28 @@ T = TypeVar("T")
 SEAL_AHEAD_BATCHES = 4  # sealed batches waiting for the wire, at most (bounds memory)
 LOOKUPS_IN_FLIGHT = 4
 STOP_CODES = {"budget_exhausted", "campaign_stopped", "insufficient_balance"}
+# How long a run waits for a relay that went away, retrying with backoff, before it stops
+# (resumable) rather than give up on the first dropped connection.
+RELAY_WAIT_S = 120.0
 Progress = Callable[[int, int], None]  # (copies handled so far, total)
 
 
 class CampaignError(Exception):
     """The campaign cannot start; the message says why and what to do."""
+
+
+class CampaignInterrupted(Exception):
+    """The relay stayed away longer than the run would wait: the campaign is journalled
+    (client/business/journal.py) and resumes exactly once, without sending anyone a second
+    copy. ``run`` holds what was submitted before."""
+
+    def __init__(self, run: "CampaignRun", total: int, cause: Exception) -> None:
+        super().__init__(
+            f"campaign {run.campaign.id} interrupted after {run.submitted} of {total} copies: "
+            f"{cause}"
+        )
+        self.run = run
+        self.total = total
 
 
 @dataclass
@@ -194,23 +213,72 @@ async def _submit(
     run: CampaignRun,
     total: int,
     on_progress: Progress | None,
+    journal: CampaignJournal | None = None,
+    relay_wait_s: float = RELAY_WAIT_S,
 ) -> None:
-    """Submit the pipeline's batches one after another, stopping if the money runs out."""
+    """Submit the pipeline's batches one after another (each journalled first), stopping if
+    the money runs out."""
     while pipeline:
         envelopes = await pipeline.next()
-        response = await api.send_batch_json(envelopes)
-        run.submitted += len(envelopes)
-        run.accepted += response.accepted
-        run.duplicate += response.duplicate
-        for result in response.results:
-            if result.error:
-                run.rejected[result.error.code] += 1
-        if on_progress:
-            on_progress(run.submitted, total)
-        stopping = [r.error for r in response.results if r.error and r.error.code in STOP_CODES]
-        if stopping:
-            run.stopped = stopping[0].message
+        if journal is not None:  # on disk before it leaves; off the loop, which feeds sealing
+            await asyncio.to_thread(journal.record, run.campaign.id, envelopes)
+        if await _send(api, envelopes, run, total, on_progress, relay_wait_s):
             return
+
+
+async def _send(
+    api: RelayAPI,
+    envelopes: list[str],
+    run: CampaignRun,
+    total: int,
+    on_progress: Progress | None,
+    relay_wait_s: float,
+) -> bool:
+    """One batch, retried while the relay is away; True when the campaign must stop."""
+    try:
+        response = await _retrying(lambda: api.send_batch_json(envelopes), relay_wait_s)
+    except RelayUnavailable as exc:
+        raise CampaignInterrupted(run, total, exc) from exc
+    run.submitted += len(envelopes)
+    run.accepted += response.accepted
+    run.duplicate += response.duplicate
+    for result in response.results:
+        if result.error:
+            run.rejected[result.error.code] += 1
+    if on_progress:
+        on_progress(run.submitted, total)
+    stopping = [r.error for r in response.results if r.error and r.error.code in STOP_CODES]
+    if stopping:
+        run.stopped = stopping[0].message
+        return True
+    return False
+
+
+async def _create_once(api: RelayAPI, create: CampaignCreate, wait_s: float) -> CampaignReport:
+    """Create the campaign, retrying while the relay is away; a retry whose first attempt
+    did reach the relay finds the campaign there (its id is the business's own)."""
+    try:
+        return await _retrying(lambda: api.create_campaign(create), wait_s)
+    except RelayError as exc:
+        if exc.code != "campaign_exists" or create.id is None:
+            raise
+        return await api.campaign(create.id)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], wait_s: float) -> T:
+    """``call()``, again with backoff (1 s doubling to 15 s) while the relay cannot be reached,
+    for up to ``wait_s``; then the last RelayUnavailable. A resent batch is safe: the relay
+    answers copies it already holds ``duplicate``."""
+    deadline = time.monotonic() + wait_s
+    delay = 1.0
+    while True:
+        try:
+            return await call()
+        except RelayUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 async def _open(
@@ -221,19 +289,28 @@ async def _open(
     send_at: int | None,
     name: str,
     expires_in_days: int | None,
-    campaign_id: str | None = None,
 ) -> CampaignReport:
     """Create the campaign on the relay for the audience as it stands (resolved)."""
     return await api.create_campaign(
-        CampaignCreate(
-            id=campaign_id,
-            template_id=template.id,
-            name=name,
-            send_at=send_at,
-            budget=budget,
-            audience_size=len(audience.rows),
-            expires_in_days=expires_in_days,
-        )
+        _create_body(template, audience, budget, send_at, name, expires_in_days)
+    )
+
+
+def _create_body(
+    template: TemplateInfo,
+    audience: Audience,
+    budget: int,
+    send_at: int | None,
+    name: str,
+    expires_in_days: int | None,
+) -> CampaignCreate:
+    return CampaignCreate(
+        template_id=template.id,
+        name=name,
+        send_at=send_at,
+        budget=budget,
+        audience_size=len(audience.rows),
+        expires_in_days=expires_in_days,
     )
 
 
@@ -272,6 +349,8 @@ async def run_campaign(
     expires_in_days: int | None = None,
     on_progress: Progress | None = None,
     workers: int = 2,
+    journal: CampaignJournal | None = None,
+    relay_wait_s: float = RELAY_WAIT_S,
 ) -> CampaignRun:
     """Create the campaign on the relay and submit one sealed copy per audience row.
 
@@ -279,6 +358,10 @@ async def run_campaign(
     its keys are known, while the rest is still being looked up; the campaign is created on
     the relay once the whole audience is resolved (its size is then known), and only then
     does any copy leave. Nothing is sent if the audience turns out bad under ``stop``.
+
+    With a ``journal``, the campaign and every batch are journalled before they leave; if the
+    relay stays away longer than ``relay_wait_s``, :class:`CampaignInterrupted` is raised and
+    :func:`resume_campaign` finishes the run exactly once.
     """
     _check(business, template, audience, policy)
     campaign_id = new_campaign_id()
@@ -288,10 +371,60 @@ async def run_campaign(
     with _sealing(sealer) as pipeline:
         await resolve_audience(api, audience, on_chunk=pipeline.add, keys=sealer.box_keys)
         apply_policy(audience, policy)
-        report = await _open(
-            api, template, audience, budget, send_at, name, expires_in_days, campaign_id
-        )
+        create = _create_body(template, audience, budget, send_at, name, expires_in_days)
+        create.id = campaign_id
+        if journal is not None:
+            journal.begin(campaign_id, template.id, create, list(audience.rows))
+        report = await _create_once(api, create, relay_wait_s)
         run = CampaignRun(campaign=report, skipped_rows=list(audience.problems))
-        await _submit(api, pipeline, run, len(audience.rows), on_progress)
+        await _submit(api, pipeline, run, len(audience.rows), on_progress, journal, relay_wait_s)
+    if journal is not None:
+        journal.finish(campaign_id)
+    run.campaign = await api.campaign(campaign_id)
+    return run
+
+
+async def resume_campaign(
+    api: RelayAPI,
+    keys: AccountKeys,
+    business: str,
+    template: TemplateInfo,
+    journal: CampaignJournal,
+    campaign_id: str,
+    *,
+    on_progress: Progress | None = None,
+    workers: int = 2,
+    relay_wait_s: float = RELAY_WAIT_S,
+) -> CampaignRun:
+    """Finish a journalled campaign: create it if the relay never got it, send the journalled
+    copies again byte for byte (the relay answers those it holds ``duplicate``), then seal and
+    send the rows that never left."""
+    found = journal.load(campaign_id)
+    if found is None:
+        raise CampaignError(f"no journal of campaign {campaign_id} in this profile")
+    try:
+        report = await _retrying(lambda: api.campaign(campaign_id), relay_wait_s)
+    except RelayError as exc:
+        if exc.code != "unknown_campaign":
+            raise
+        report = await _create_once(api, found.create, relay_wait_s)
+    run = CampaignRun(campaign=report)
+    total = len(found.rows)
+    sent_before = found.sealed_for
+    for batch in _chunks(found.envelopes, MAX_BATCH_ENVELOPES):
+        if await _send(api, list(batch), run, total, on_progress, relay_wait_s):
+            journal.finish(campaign_id)
+            run.campaign = await api.campaign(campaign_id)
+            return run
+    rest = [row for row in found.rows if row.handle not in sent_before]
+    if rest:
+        sealer = Sealer(
+            keys, business, template, campaign_id, {}, copies=len(rest), workers=workers
+        )
+        with _sealing(sealer) as pipeline:
+            await resolve_audience(api, Audience(rows=rest), keys=sealer.box_keys)
+            pipeline.add([row for row in rest if row.handle in sealer.box_keys])
+            await _submit(api, pipeline, run, total, on_progress, journal, relay_wait_s)
+    journal.finish(campaign_id)
     run.campaign = await api.campaign(campaign_id)
     return run

@@ -15,6 +15,7 @@ from nacl.public import PublicKey
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import run_campaign
+from client.business.journal import CampaignJournal
 from client.messenger import Messenger
 from sealpost.benchmarks.seeding import seed_persons
 from sealpost.relay_process import RelayProcess
@@ -82,6 +83,8 @@ async def _measure(
                 for i, (h, _) in enumerate(persons)
             ]
         )
+        # As the console runs it: every batch journalled (on disk) before it leaves.
+        journal = CampaignJournal(shop.profile.dir / "campaigns.db")
         start = time.perf_counter()
         run = await run_campaign(
             shop.api,
@@ -91,8 +94,10 @@ async def _measure(
             audience,
             budget=10**12,
             workers=workers,
+            journal=journal,
         )
         wall_s = time.perf_counter() - start
+        journal.close()
     if run.accepted != len(persons):
         raise RuntimeError(f"only {run.accepted} of {len(persons)} copies accepted")
     return {"floor_s": floor_s, "wall_s": wall_s}

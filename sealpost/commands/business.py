@@ -124,6 +124,11 @@ def register(sub: Any) -> None:
     for name, help_, run in (
         ("status", "one campaign: what was sent and spent, and its figures", campaign_status),
         ("cancel", "cancel unsent copies and refund them", campaign_cancel),
+        (
+            "resume",
+            "finish a campaign cut short (the relay went away): nobody gets a second copy",
+            campaign_resume,
+        ),
     ):
         leaf(c, name, help_, run).add_argument("campaign", help="campaign id (cmp_...)")
 
@@ -268,7 +273,8 @@ def campaign_create(args: Any) -> int:
     if (code := _needs_profile(args)) is not None:
         return code
     from client.business.audience import AudienceError, read_audience
-    from client.business.campaigns import CampaignError, run_campaign
+    from client.business.campaigns import CampaignError, CampaignInterrupted, run_campaign
+    from client.business.journal import CampaignJournal
     from client.business.money import parse_amount
     from client.business.send_time import parse_send_at
     from shared.templates import variable_names
@@ -294,21 +300,28 @@ def campaign_create(args: Any) -> int:
                     f"note: columns not used by the template: {', '.join(audience.unused_columns)}",
                     file=sys.stderr,
                 )
-            run = await run_campaign(
-                m.api,
-                m.profile.keys,
-                m.profile.handle,
-                template,
-                audience,
-                budget=budget,
-                send_at=send_at,
-                name=args.name,
-                policy=args.on_bad_row,
-                expires_in_days=args.expires_days,
-                on_progress=_progress,
-            )
+            journal = CampaignJournal(m.profile.dir / "campaigns.db")
+            try:
+                run = await run_campaign(
+                    m.api,
+                    m.profile.keys,
+                    m.profile.handle,
+                    template,
+                    audience,
+                    budget=budget,
+                    send_at=send_at,
+                    name=args.name,
+                    policy=args.on_bad_row,
+                    expires_in_days=args.expires_days,
+                    on_progress=_progress,
+                    journal=journal,
+                )
+            finally:
+                journal.close()
         except (AudienceError, CampaignError) as exc:
             return fail(str(exc))
+        except CampaignInterrupted as exc:
+            return _interrupted(args, exc)
         if args.json:
             print_json(
                 {
@@ -329,6 +342,74 @@ def campaign_create(args: Any) -> int:
                 print(f"  {n} refused: {code_}")
             if run.skipped_rows:
                 print(f"  {len(run.skipped_rows)} audience rows skipped (listed above)")
+        if run.stopped:
+            print(f"stopped: {run.stopped}", file=sys.stderr)
+            return 3
+        return 0
+
+    return run_client(args, body)
+
+
+def _interrupted(args: Any, exc: Any) -> int:
+    """What a run cut short says: the campaign, the counts, and the command that finishes it."""
+    profile = getattr(args, "profile", "NAME")
+    return fail(
+        f"{exc}\n  the campaign is journalled on this device; nobody will get it twice. "
+        "When the relay is back, finish it with:\n"
+        f"  sealpost business --profile {profile} campaign resume {exc.run.campaign.id}",
+        4,
+    )
+
+
+def campaign_resume(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+    from client.business.campaigns import CampaignError, CampaignInterrupted, resume_campaign
+    from client.business.journal import CampaignJournal
+
+    async def body(m: Any) -> int:
+        journal = CampaignJournal(m.profile.dir / "campaigns.db")
+        try:
+            found = journal.load(args.campaign)
+            if found is None:
+                unfinished = ", ".join(journal.unfinished()) or "none"
+                return fail(
+                    f"no journal of campaign {args.campaign} in this profile "
+                    f"(campaigns cut short here: {unfinished})"
+                )
+            template = await m.api.template(found.template_id)
+            run = await resume_campaign(
+                m.api,
+                m.profile.keys,
+                m.profile.handle,
+                template,
+                journal,
+                args.campaign,
+                on_progress=_progress,
+            )
+        except CampaignError as exc:
+            return fail(str(exc))
+        except CampaignInterrupted as exc:
+            return _interrupted(args, exc)
+        finally:
+            journal.close()
+        if args.json:
+            print_json(
+                {
+                    "campaign": run.campaign.model_dump(),
+                    "submitted": run.submitted,
+                    "accepted": run.accepted,
+                    "duplicate": run.duplicate,
+                    "rejected": dict(run.rejected),
+                    "stopped": run.stopped,
+                }
+            )
+        else:
+            print(
+                f"campaign {run.campaign.id} resumed: {run.accepted} copies newly accepted, "
+                f"{run.duplicate} already held by the relay; {run.campaign.accepted} of "
+                f"{run.campaign.targeted} in all, {run.campaign.status}"
+            )
         if run.stopped:
             print(f"stopped: {run.stopped}", file=sys.stderr)
             return 3

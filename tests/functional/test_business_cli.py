@@ -130,6 +130,22 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, mo
     result = json.loads(created.stdout)
     assert result["accepted"] == 3 and result["skipped_rows"][0][0] == 4
     campaign_id = result["campaign"]["id"]
+    # Journalled as it went, and finished: there is nothing to resume.
+    resumed = sealpost(home, "business", "--profile", "shop", "campaign", "resume", campaign_id)
+    assert "0 copies newly accepted, 3 already held by the relay" in resumed.stdout
+    nothing = sealpost(
+        home,
+        "business",
+        "--profile",
+        "shop",
+        "campaign",
+        "resume",
+        "cmp_0000000000000000",
+        check=False,
+    )
+    assert (
+        nothing.returncode == 1 and "no journal of campaign cmp_0000000000000000" in nothing.stderr
+    )
 
     inbox = sealpost(home, "inbox", "--profile", "ana").stdout
     assert "[Marketing] Hi Ana Rossi, use ANA-7731 for 20% off!" in inbox

@@ -1,0 +1,110 @@
+"""A campaign whose relay is killed (-9) in the middle of its submission: the run stops,
+resumable, and resuming it after the relay is back gives every recipient exactly one copy,
+charged once. Before the journal, the only way on was a new campaign: thousands of people got
+it twice and the business paid twice."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from client.business.audience import Audience, AudienceRow
+from client.business.campaigns import CampaignInterrupted, resume_campaign, run_campaign
+from client.business.journal import CampaignJournal
+from client.messenger import Messenger
+from sealpost.benchmarks.seeding import seed_persons
+from sealpost.relay_process import RelayProcess
+from shared.templates import TemplateDraft
+
+PEOPLE = 2500
+OFFER = TemplateDraft(
+    name="offer", category="marketing", body="Hi {{name}}, 20% off today.", examples={"name": "Ana"}
+)
+
+
+def _copies(db: Path, campaign_id: str) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(
+            conn.execute(
+                "SELECT recipient, count(*) FROM relay_mailbox WHERE campaign_id = ? "
+                "GROUP BY recipient",
+                (campaign_id,),
+            ).fetchall()
+        )
+
+
+def _money(db: Path, business: str) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(
+            conn.execute(
+                "SELECT kind, sum(amount) FROM relay_ledger WHERE business = ? GROUP BY kind",
+                (business,),
+            ).fetchall()
+        )
+
+
+async def test_a_campaign_cut_by_a_relay_crash_resumes_exactly_once(tmp_path: Path) -> None:
+    db = tmp_path / "relay.db"
+    url = f"sqlite:///{db}"
+    options = {"auto_migrate": "true", "rate_burst": "100000", "rate_per_s": "100000"}
+    first = RelayProcess(url, tmp_path / "relay1.log", **options)
+    people = await asyncio.to_thread(seed_persons, url, PEOPLE)
+    shop = await Messenger.create_account(
+        tmp_path / "home", "shop", "acme", first.url, business=True
+    )
+    journal = CampaignJournal(shop.profile.dir / "campaigns.db")
+    try:
+        await shop.api.top_up(10**10)
+        template = await shop.api.register_template(OFFER)
+        price = (await shop.api.pricing()).countries["+39"].marketing
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=h, variables={"name": f"N{i}"})
+                for i, (h, _) in enumerate(people)
+            ]
+        )
+
+        def crash_midway(done: int, total: int) -> None:
+            if done == 1000:  # two of three batches stored: the relay dies, no goodbye
+                first.kill()
+
+        with pytest.raises(CampaignInterrupted) as cut:
+            await run_campaign(
+                shop.api,
+                shop.profile.keys,
+                "acme",
+                template,
+                audience,
+                budget=10**9,
+                on_progress=crash_midway,
+                journal=journal,
+                relay_wait_s=2,
+            )
+        campaign_id = cut.value.run.campaign.id
+        assert cut.value.run.submitted == 1000 and cut.value.total == PEOPLE
+        assert journal.unfinished() == [campaign_id]
+        stored_before = _copies(db, campaign_id)
+        assert 0 < len(stored_before) < PEOPLE
+
+        # The relay is back on the same address; the business resumes.
+        second = RelayProcess(url, tmp_path / "relay2.log", port=first.port, **options)
+        try:
+            run = await resume_campaign(
+                shop.api, shop.profile.keys, "acme", template, journal, campaign_id
+            )
+        finally:
+            second.stop()
+        assert run.duplicate >= 1000  # the journalled batches, answered as already held
+        copies = _copies(db, campaign_id)
+        assert len(copies) == PEOPLE and set(copies.values()) == {1}  # each person once
+        assert journal.unfinished() == []
+        status = run.campaign
+        assert status.accepted == PEOPLE and status.sent == PEOPLE
+        # Charged once per person, not per attempt.
+        assert _money(db, "acme")["charge"] == status.spend == PEOPLE * price
+    finally:
+        journal.close()
+        await shop.aclose()
+        if first._proc.poll() is None:
+            first.stop()
