@@ -33,6 +33,7 @@ from client.tui.messages import (
     TemplateButtonPressed,
 )
 from client.tui.screens.business import BusinessToolsScreen
+from client.tui.screens.confirm_block import ConfirmBlockModal
 from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.main import MainScreen
@@ -579,7 +580,7 @@ class SealpostApp(App[None]):
         if event.choice == "accept":
             self.accept_request(event.peer)
         elif event.choice == "block":
-            self.set_choice("blocked", event.peer, True)
+            self.ask_block(event.peer)
         else:
             self.action_report(event.peer)
 
@@ -708,8 +709,20 @@ class SealpostApp(App[None]):
 
     def action_block(self) -> None:
         if business := self._current_business():
-            blocked = bool(self.prefs and business in self.prefs.blocked)
-            self.set_choice("blocked", business, not blocked)
+            if self.prefs and business in self.prefs.blocked:
+                self.set_choice("blocked", business, False)  # unblocking needs no asking
+            else:
+                self.ask_block(business)
+
+    def ask_block(self, business: str) -> None:
+        """Block ``business`` once the person confirms (the dialog opens on Cancel)."""
+        name, _ = self.name_of(business)
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.set_choice("blocked", business, True)
+
+        self.push_screen(ConfirmBlockModal(business, name), confirmed)
 
     def action_toggle_promotions(self) -> None:
         if business := self._current_business():

@@ -9,6 +9,7 @@ from textual.widgets import Input
 from client.business.audience import Audience, AudienceRow, read_audience
 from client.business.campaigns import run_campaign
 from client.messenger import Messenger, now_ms
+from client.tui.screens.confirm_block import ConfirmBlockModal
 from client.tui.screens.main import MainScreen
 from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.widgets.request_bar import RequestBar
@@ -120,6 +121,8 @@ async def test_a_request_is_blocked_from_its_bar(
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: app.screen.query_one(RequestBar).display)
         await pilot.click("#request-block")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmBlockModal))
+        await pilot.click("#block")  # confirmed: blocking is never one stray click
         await wait_for(pilot, lambda: app.prefs and app.prefs.blocked == ["acme"])
         assert (await bob.api.preferences()).blocked == ["acme"]
         await wait_for(pilot, lambda: chat_list(app).rows[0].blocked)

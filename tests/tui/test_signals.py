@@ -11,6 +11,7 @@ from client.messenger import Messenger
 from client.signals import PendingSignal
 from client.store import LocalStore
 from client.tui.app import SealpostApp
+from client.tui.screens.confirm_block import ConfirmBlockModal
 from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
 from server import signals as relay_signals
@@ -72,7 +73,14 @@ async def test_reading_clicking_and_dismissing_are_noted_and_blocking_is_not(
 
         # Blocking is a choice the relay carries out by name: the anonymous report never
         # repeats it (it would spend budget telling the relay what it knows).
-        await pilot.press("ctrl+b")  # block, from anywhere
+        await pilot.press("ctrl+b")  # block, from anywhere: asked first, Cancel focused
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmBlockModal))
+        await pilot.press("enter")  # a stray Enter blocks nobody
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmBlockModal))
+        assert not (app.prefs and app.prefs.blocked)
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmBlockModal))
+        await pilot.click("#block")
         await wait_for(pilot, lambda: app.prefs and app.prefs.blocked == ["acme"])
         assert events(bob) == {"read", "clicked", "dismissed"}
         assert not pending(bob)[0].sent  # nothing left the device: the report is not due
