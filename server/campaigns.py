@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from server import accountant, rollout
+from server import accountant, quality, rollout
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
@@ -40,6 +40,7 @@ def create(
             f"No template '{body.template_id}' of {business.handle}; see "
             "`sealpost business template list`.",
         )
+    quality.require_usable(session, template.id, now_ms)
     draft = TemplateDraft.model_validate_json(template.definition)
     if priced_category(template.category, draft) == "marketing":
         rollout.require(session, "marketing", business.handle)

@@ -359,3 +359,21 @@ class RolloutBeta(SQLModel, table=True):
 
     feature: str = Field(primary_key=True, max_length=32)
     handle: str = Field(primary_key=True, max_length=32)
+
+
+class TemplateQuality(SQLModel, table=True):
+    """A template's quality rating, read off its recent published figures (server/quality.py),
+    and the pauses it brought."""
+
+    __tablename__ = "relay_template_quality"
+
+    template_id: str = Field(primary_key=True, max_length=64)
+    rating: str = Field(max_length=8)  # high, medium, low
+    share: float = 0.0  # unwelcome answers over people reached, and its interval
+    share_low: float = 0.0
+    share_high: float = 1.0
+    campaigns: int = 0  # how many campaigns' figures the rating stands on
+    lows: int = 0  # times it fell to low
+    paused_until: int | None = Field(default=None, sa_type=BigInteger)
+    disabled: bool = False
+    updated_at: int = Field(sa_type=BigInteger)

@@ -298,6 +298,22 @@ class LedgerLine(_Strict):
     note: str
 
 
+class TemplateQualityView(_Strict):
+    """A template's quality rating and what follows from it, from its published figures."""
+
+    template_id: str
+    name: str
+    rating: Literal["high", "medium", "low"]
+    share: float = Field(description="unwelcome answers over people reached (recent figures)")
+    share_low: float
+    share_high: float
+    campaigns: int = Field(description="campaigns whose figures the rating stands on")
+    lows: int = Field(description="times it fell to low; the third disables it")
+    paused_until: int | None
+    disabled: bool
+    note: str = Field(description="in words: the rating, why, and what follows")
+
+
 class FeatureAccess(_Strict):
     """Whether this account has one platform feature yet (a staged rollout), and why."""
 

@@ -141,6 +141,7 @@ def register(sub: Any) -> None:
     )
     leaf(groups, "pricing", "price per message sent, by country", pricing)
     leaf(groups, "features", "platform features open to this business yet", features)
+    leaf(groups, "quality", "each template's quality rating, and any pause", template_quality)
 
 
 def _needs_profile(args: Any) -> int | None:
@@ -617,6 +618,24 @@ def features(args: Any) -> int:
             return 0
         for feature, access in found.items():
             print(f"{feature}: {'open' if access.available else 'not yet'}. {access.note}")
+        return 0
+
+    return run_client(args, body)
+
+
+def template_quality(args: Any) -> int:
+    if (code := _needs_profile(args)) is not None:
+        return code
+
+    async def body(m: Any) -> int:
+        found = await m.api.request("GET", "/v1/quality")
+        if args.json:
+            print(json.dumps(found, indent=2))
+            return 0
+        if not found:
+            print("no templates yet")
+        for entry in found:
+            print(f"{entry['name']} ({entry['template_id']}): {entry['note']}")
         return 0
 
     return run_client(args, body)

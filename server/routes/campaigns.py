@@ -3,10 +3,10 @@
 from fastapi import APIRouter, Request
 from sqlmodel import col, select
 
-from server import accountant, billing, campaigns, rollout, signals
+from server import accountant, billing, campaigns, quality, rollout, signals
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
-from server.models import Balance, Campaign, LedgerEntry
+from server.models import Balance, Campaign, LedgerEntry, Template
 from server.transactions import TransactionalRoute
 from shared.api import (
     BudgetView,
@@ -15,6 +15,7 @@ from shared.api import (
     CampaignReport,
     FeatureAccess,
     LedgerLine,
+    TemplateQualityView,
     TopUp,
 )
 from shared.pricing import PriceTable
@@ -113,6 +114,24 @@ def top_up(
     billing.top_up(session, account.handle, body.amount, request.app.state.clock.now_ms())
     session.commit()
     return _budget(request, session, account.handle)
+
+
+@router.get("/quality")
+def template_quality(
+    account: CurrentAccount, session: DbSession, request: Request
+) -> list[TemplateQualityView]:
+    """Each of this business's templates: its quality rating from its published figures,
+    and any pause (server/quality.py)."""
+    _businesses_only(account.kind)
+    now = request.app.state.clock.now_ms()
+    return [
+        quality.view(session, template, now)
+        for template in session.exec(
+            select(Template)
+            .where(Template.business == account.handle)
+            .order_by(col(Template.created_at))
+        )
+    ]
 
 
 @router.get("/features")

@@ -1,0 +1,129 @@
+"""A template people turn away from is paused, then paused longer, then disabled: read off its
+campaigns' published figures only (no privacy spent beyond them), on a real relay."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from client.business.audience import Audience, AudienceRow
+from client.business.campaigns import run_campaign
+from client.relay_api import RelayError
+from server.clock import ManualClock
+from server.embedded import EmbeddedRelay
+from server.quality import next_rating, unwelcome_share
+from shared.api import CampaignFigures, Estimate, NoisyCount
+from shared.templates import TemplateDraft
+from tests.conftest import relay_settings
+from tests.helpers import run_cli
+
+HOUR_MS = 3_600_000
+OFFER = TemplateDraft(
+    name="offer", category="marketing", body="Hi {{name}}, 20% off today.", examples={"name": "Ana"}
+)
+
+
+def _figures(delivered: int, blocked: int, stopped: int, dismissed: float, margin: int):
+    noisy = NoisyCount(value=delivered, margin=margin)
+    return CampaignFigures(
+        published_at=0,
+        epsilon=0.2,
+        delivered=noisy,
+        refused=NoisyCount(value=blocked + stopped, margin=margin),
+        refused_by_reason={
+            "blocked": NoisyCount(value=blocked, margin=margin),
+            "stopped_promotions": NoisyCount(value=stopped, margin=margin),
+        },
+        not_delivered=NoisyCount(value=0, margin=margin),
+        signal_reports=NoisyCount(value=delivered, margin=margin),
+        interactions={
+            "dismissed": Estimate(value=dismissed, low=dismissed - 5, high=dismissed + 5)
+        },
+        rebate=0,
+    )
+
+
+def test_a_rating_moves_only_when_its_whole_interval_says_so():
+    # Small campaigns: the noise (± 75 on every count) could hide anything; nothing moves.
+    small = unwelcome_share([_figures(20, 10, 10, 5, margin=75)])
+    assert small is not None and small.low == 0 and small.high == 1
+    assert next_rating("medium", small) == "medium" and next_rating("high", small) == "high"
+    # Thousands reached, most turned away: low, whatever it was.
+    bad = unwelcome_share([_figures(2000, 900, 600, 300, margin=75)])
+    assert bad is not None and bad.low > 0.2
+    assert next_rating("high", bad) == "low"
+    # Thousands reached, hardly anyone turned away: high; and back from low it goes by medium.
+    good = unwelcome_share([_figures(5000, 10, 10, 20, margin=75)])
+    assert good is not None and good.high < 0.05 and next_rating("low", good) == "high"
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+async def test_a_template_people_turn_away_from_is_paused_then_disabled(
+    sqlite_url, clock, make_account, home: Path
+):
+    # Less noisy figures than the defaults (the largest ε the settings allow, for the test
+    # only), so sixty people are enough for the interval to speak; four campaigns fit.
+    settings = relay_settings(
+        sqlite_url,
+        figures_epsilon_counts=2.0,
+        figures_epsilon_interactions=0.5,
+        business_epsilon_30d=10.0,
+        dispatch_interval_s=3600,
+    )
+    with EmbeddedRelay(settings, clock=clock) as relay:
+        shop = await make_account("acme", relay, business=True)
+        await shop.api.top_up(10**9)
+        template = await shop.api.register_template(OFFER)
+        people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
+        for person in people[:50]:  # most of them stopped its promotions
+            await person.api.set_choice("promotions-stopped", "acme", True)
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+                for i, p in enumerate(people)
+            ]
+        )
+
+        async def campaign():  # type: ignore[no-untyped-def]
+            run = await run_campaign(
+                shop.api, shop.profile.keys, "acme", template, audience, budget=10**8
+            )
+            status = await shop.api.campaign(run.campaign.id)
+            clock.advance(max(0, status.figures_at - clock.now_ms()))
+            relay.app.state.dispatcher.run_once()
+            assert (await shop.api.campaign(run.campaign.id)).figures is not None
+
+        async def quality():  # type: ignore[no-untyped-def]
+            [found] = await shop.api.request("GET", "/v1/quality")
+            return found
+
+        assert (await quality())["note"].startswith("no published figures yet")
+        await campaign()
+        first = await quality()
+        assert first["rating"] == "low" and first["lows"] == 1
+        assert first["share_low"] > 0.2 and "stopped your promotions" in first["note"]
+        with pytest.raises(RelayError) as err:
+            await campaign()
+        assert err.value.code == "template_paused" and "180 more minute(s)" in err.value.message
+        said = await asyncio.to_thread(run_cli, home, "business", "--profile", "acme", "quality")
+        assert (
+            said.stdout.startswith("offer (tpl_") and "paused for 180 more minute(s)" in said.stdout
+        )
+
+        clock.advance(3 * HOUR_MS)  # the first pause is over; it does no better
+        await campaign()
+        second = await quality()
+        assert second["lows"] == 2 and second["paused_until"] == clock.now_ms() + 6 * HOUR_MS
+        clock.advance(6 * HOUR_MS)
+        await campaign()
+        third = await quality()
+        assert third["disabled"] and third["note"].startswith("disabled")
+        clock.advance(100 * HOUR_MS)
+        with pytest.raises(RelayError) as err:
+            await campaign()
+        assert err.value.code == "template_disabled"
+        assert "Register a new template" in err.value.message
