@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from server import accountant, quality, rollout
+from server import accountant, quality, rollout, tiers
 from server.billing import locked_balance, locked_campaign, movements_of, refund
 from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
@@ -29,6 +29,7 @@ def create(
     body: CampaignCreate,
     now_ms: int,
     default_expiry_days: int,
+    marketing_tiers: bool = False,
 ) -> Campaign:
     if business.kind != "business":
         raise ApiError(403, "businesses_only", "Only business accounts run campaigns.")
@@ -44,6 +45,8 @@ def create(
     draft = TemplateDraft.model_validate_json(template.definition)
     if priced_category(template.category, draft) == "marketing":
         rollout.require(session, "marketing", business.handle)
+        if marketing_tiers:
+            tiers.require_room(session, business.handle, body.audience_size, now_ms)
     if body.budget <= 0:
         raise ApiError(422, "invalid_budget", f"The budget must be positive, got {body.budget}.")
     send_at = now_ms if body.send_at is None else body.send_at

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 
-from server import accountant, noise, quality
+from server import accountant, noise, quality, tiers
 from server.billing import locked_balance, locked_campaign, rebate
 from server.models import Campaign, MailboxEntry, PublishedFigures
 from server.signals import tally_of
@@ -140,6 +140,7 @@ def publish(session: Session, campaign_id: str, policy: FiguresPolicy, now_ms: i
     session.flush()
     # Post-processing of published figures only: costs no privacy (server/quality.py).
     quality.rate_template(session, campaign.template_id, now_ms)
+    tiers.rate_business(session, campaign.business, now_ms)
     session.commit()
     return True
 

@@ -377,3 +377,16 @@ class TemplateQuality(SQLModel, table=True):
     paused_until: int | None = Field(default=None, sa_type=BigInteger)
     disabled: bool = False
     updated_at: int = Field(sa_type=BigInteger)
+
+
+class BusinessTier(SQLModel, table=True):
+    """A business's marketing tier: how many people its marketing may reach per 24 hours
+    (server/tiers.py), and the quality rating of all its campaigns that moves it."""
+
+    __tablename__ = "relay_business_tier"
+
+    business: str = Field(primary_key=True, max_length=32)
+    tier: int = 0
+    rating: str = Field(default="medium", max_length=8)
+    moved_at: int = Field(default=0, sa_type=BigInteger)
+    reason: str = ""

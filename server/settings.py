@@ -74,6 +74,12 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
+    marketing_tiers: bool = Field(
+        default=False,
+        description="limit the people a business's marketing reaches per 24 h by tier (250, "
+        "1,000, 10,000, 100,000, unlimited), moved by its campaigns' quality (server/tiers.py); "
+        "off, every business is unlimited",
+    )
     durable_commits: bool = Field(
         default=True,
         description="SQLite: sync the log at every commit, so that what the relay answered "

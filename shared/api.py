@@ -314,6 +314,25 @@ class TemplateQualityView(_Strict):
     note: str = Field(description="in words: the rating, why, and what follows")
 
 
+class BusinessQualityView(_Strict):
+    """The business's overall quality and its marketing tier (limits apply where the relay
+    turns tiers on)."""
+
+    rating: Literal["high", "medium", "low"]
+    tier: int = Field(description="1 to 5")
+    limit_24h: int | None = Field(
+        description="people its marketing may reach per 24 h; null: no limit"
+    )
+    used_24h: int = Field(description="copies of its marketing campaigns created in the last 24 h")
+    enforced: bool = Field(description="whether this relay applies the limit")
+    note: str
+
+
+class QualityView(_Strict):
+    business: BusinessQualityView
+    templates: list[TemplateQualityView]
+
+
 class FeatureAccess(_Strict):
     """Whether this account has one platform feature yet (a staged rollout), and why."""
 

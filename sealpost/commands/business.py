@@ -632,9 +632,11 @@ def template_quality(args: Any) -> int:
         if args.json:
             print(json.dumps(found, indent=2))
             return 0
-        if not found:
+        business = found["business"]
+        print(f"your business: {business['note']}; used {business['used_24h']:,} in 24 hours")
+        if not found["templates"]:
             print("no templates yet")
-        for entry in found:
+        for entry in found["templates"]:
             print(f"{entry['name']} ({entry['template_id']}): {entry['note']}")
         return 0
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlmodel import col, select
 
-from server import accountant, billing, campaigns, quality, rollout, signals
+from server import accountant, billing, campaigns, quality, rollout, signals, tiers
 from server.auth import CurrentAccount, DbSession
 from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry, Template
@@ -15,7 +15,7 @@ from shared.api import (
     CampaignReport,
     FeatureAccess,
     LedgerLine,
-    TemplateQualityView,
+    QualityView,
     TopUp,
 )
 from shared.pricing import PriceTable
@@ -36,7 +36,14 @@ def create_campaign(
     envelopes with this campaign id. Money is reserved per copy as it is submitted."""
     state = request.app.state
     now = state.clock.now_ms()
-    campaign = campaigns.create(session, account, body, now, state.settings.default_expiry_days)
+    campaign = campaigns.create(
+        session,
+        account,
+        body,
+        now,
+        state.settings.default_expiry_days,
+        marketing_tiers=state.settings.marketing_tiers,
+    )
     # Its token key is published before any copy can be released (so before any device asks
     # for a token): devices check the key they are given against this log.
     signals.publish_key(session, campaign.id, now)
@@ -117,21 +124,22 @@ def top_up(
 
 
 @router.get("/quality")
-def template_quality(
-    account: CurrentAccount, session: DbSession, request: Request
-) -> list[TemplateQualityView]:
-    """Each of this business's templates: its quality rating from its published figures,
-    and any pause (server/quality.py)."""
+def template_quality(account: CurrentAccount, session: DbSession, request: Request) -> QualityView:
+    """The business's quality and marketing tier, and each template's rating from its
+    published figures, with any pause (server/quality.py, server/tiers.py)."""
     _businesses_only(account.kind)
     now = request.app.state.clock.now_ms()
-    return [
-        quality.view(session, template, now)
-        for template in session.exec(
-            select(Template)
-            .where(Template.business == account.handle)
-            .order_by(col(Template.created_at))
-        )
-    ]
+    templates = session.exec(
+        select(Template)
+        .where(Template.business == account.handle)
+        .order_by(col(Template.created_at))
+    )
+    return QualityView(
+        business=tiers.view(
+            session, account.handle, now, enforced=request.app.state.settings.marketing_tiers
+        ),
+        templates=[quality.view(session, template, now) for template in templates],
+    )
 
 
 @router.get("/features")

@@ -12,7 +12,7 @@ from client.relay_api import RelayError
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from server.quality import next_rating, unwelcome_share
-from shared.api import CampaignFigures, Estimate, NoisyCount
+from shared.api import CampaignCreate, CampaignFigures, Estimate, NoisyCount
 from shared.templates import TemplateDraft
 from tests.conftest import relay_settings
 from tests.helpers import run_cli
@@ -65,12 +65,12 @@ def clock():
 async def test_a_template_people_turn_away_from_is_paused_then_disabled(
     sqlite_url, clock, make_account, home: Path
 ):
-    # Less noisy figures than the defaults (the largest ε the settings allow, for the test
+    # Less noisy figures than the defaults (a larger ε, for the test
     # only), so sixty people are enough for the interval to speak; four campaigns fit.
     settings = relay_settings(
         sqlite_url,
-        figures_epsilon_counts=2.0,
-        figures_epsilon_interactions=0.5,
+        figures_epsilon_counts=1.0,
+        figures_epsilon_interactions=2.3,
         business_epsilon_30d=10.0,
         dispatch_interval_s=3600,
     )
@@ -98,7 +98,7 @@ async def test_a_template_people_turn_away_from_is_paused_then_disabled(
             assert (await shop.api.campaign(run.campaign.id)).figures is not None
 
         async def quality():  # type: ignore[no-untyped-def]
-            [found] = await shop.api.request("GET", "/v1/quality")
+            [found] = (await shop.api.request("GET", "/v1/quality"))["templates"]
             return found
 
         assert (await quality())["note"].startswith("no published figures yet")
@@ -110,9 +110,8 @@ async def test_a_template_people_turn_away_from_is_paused_then_disabled(
             await campaign()
         assert err.value.code == "template_paused" and "180 more minute(s)" in err.value.message
         said = await asyncio.to_thread(run_cli, home, "business", "--profile", "acme", "quality")
-        assert (
-            said.stdout.startswith("offer (tpl_") and "paused for 180 more minute(s)" in said.stdout
-        )
+        assert said.stdout.startswith("your business: low; tier 1 of 5")
+        assert "offer (tpl_" in said.stdout and "paused for 180 more minute(s)" in said.stdout
 
         clock.advance(3 * HOUR_MS)  # the first pause is over; it does no better
         await campaign()
@@ -127,3 +126,65 @@ async def test_a_template_people_turn_away_from_is_paused_then_disabled(
             await campaign()
         assert err.value.code == "template_disabled"
         assert "Register a new template" in err.value.message
+
+
+async def test_a_business_moves_up_a_tier_and_down_after_a_bad_week(
+    sqlite_url, clock, make_account
+):
+    settings = relay_settings(
+        sqlite_url,
+        marketing_tiers=True,
+        figures_epsilon_counts=1.0,
+        figures_epsilon_interactions=2.3,
+        business_epsilon_30d=10.0,
+        dispatch_interval_s=3600,
+    )
+    with EmbeddedRelay(settings, clock=clock) as relay:
+        shop = await make_account("acme", relay, business=True)
+        await shop.api.top_up(10**9)
+        template = await shop.api.register_template(OFFER)
+
+        async def tier():  # type: ignore[no-untyped-def]
+            return (await shop.api.request("GET", "/v1/quality"))["business"]
+
+        async def publish(campaign_id: str) -> None:
+            status = await shop.api.campaign(campaign_id)
+            clock.advance(max(0, status.figures_at - clock.now_ms()))
+            relay.app.state.dispatcher.run_once()
+
+        start = await tier()
+        assert (start["tier"], start["limit_24h"], start["enforced"]) == (1, 250, True)
+        # A new business reaches 250 people a day at first: more is refused, and says why.
+        with pytest.raises(RelayError) as err:
+            await shop.api.create_campaign(
+                CampaignCreate(template_id=template.id, budget=10**6, audience_size=300)
+            )
+        assert err.value.code == "tier_limit" and "250 people in 24 hours" in err.value.message
+        # It uses more than half its limit and its figures show nothing wrong: a tier up.
+        used = await shop.api.create_campaign(
+            CampaignCreate(template_id=template.id, budget=10**6, audience_size=200)
+        )
+        await publish(used.id)
+        up = await tier()
+        assert (up["tier"], up["limit_24h"]) == (2, 1000) and "up:" in up["note"]
+
+        # A bad week: most of the people its next campaign reaches had stopped its promotions.
+        people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
+        for person in people[:50]:
+            await person.api.set_choice("promotions-stopped", "acme", True)
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+                for i, p in enumerate(people)
+            ]
+        )
+        run = await run_campaign(
+            shop.api, shop.profile.keys, "acme", template, audience, budget=10**8
+        )
+        await publish(run.campaign.id)
+        down = await tier()
+        assert (down["rating"], down["tier"], down["limit_24h"]) == ("low", 1, 250), (
+            await shop.api.request("GET", "/v1/quality"),
+            (await shop.api.campaign(run.campaign.id)).figures,
+        )
+        assert "down:" in down["note"]
