@@ -193,8 +193,10 @@ async def submit_campaign(
     *,
     on_progress: Progress | None = None,
     workers: int = 2,
+    relay_wait_s: float = RELAY_WAIT_S,
 ) -> CampaignRun:
-    """Seal one copy per row and submit them in batches, stopping if the money runs out."""
+    """Seal one copy per row and submit them in batches, stopping if the money runs out;
+    :class:`CampaignInterrupted` if the relay stays away longer than ``relay_wait_s``."""
     template, rows, report = prepared.template, prepared.rows, prepared.report
     run = CampaignRun(campaign=report, skipped_rows=prepared.skipped_rows)
     sealer = Sealer(
@@ -202,7 +204,7 @@ async def submit_campaign(
     )
     with _sealing(sealer) as pipeline:
         pipeline.add(rows)
-        await _submit(api, pipeline, run, len(rows), on_progress)
+        await _submit(api, pipeline, run, len(rows), on_progress, relay_wait_s=relay_wait_s)
     run.campaign = await api.campaign(report.id)
     return run
 
