@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 from rich.text import Text
@@ -255,6 +255,19 @@ def campaign_bars(report: CampaignReport) -> list[Bar]:
     return bars
 
 
+def quality_cell(found: dict[str, Any] | None) -> Text:
+    """A template's rating as the table shows it: ``low · paused``, in the rating's colour."""
+    if found is None:
+        return Text("—", "dim")
+    rating = found["rating"]
+    style = {"high": "green", "medium": "", "low": "bold red"}[rating]
+    if found["disabled"]:
+        return Text(f"{rating} · disabled", "bold red")
+    if found["paused_until"] is not None and "paused" in found["note"]:
+        return Text(f"{rating} · paused", "bold red")
+    return Text(rating, style)
+
+
 def interaction_bars(report: CampaignReport) -> list[Bar]:
     if report.figures is None:
         return []
@@ -380,7 +393,7 @@ class BusinessToolsScreen(Screen[None]):
         self.title = "Business tools"
         self.sub_title = f"@{self.app.messenger.profile.handle}"
         self.query_one("#cmp-availability", Static).display = False
-        self.query_one("#tpl-table", DataTable).add_columns("Name", "Category", "Id")
+        self.query_one("#tpl-table", DataTable).add_columns("Name", "Category", "Quality", "Id")
         self.query_one("#budget-ledger", DataTable).add_columns(
             "Time", "Kind", "Amount", "Messages", "Campaign", "Note"
         )
@@ -431,8 +444,10 @@ class BusinessToolsScreen(Screen[None]):
         api = self.app.messenger.api
         handle = self.app.messenger.profile.handle
         found = await self._request("Templates", lambda: api.templates_of(handle))
+        quality = await self._request("Quality", lambda: api.request("GET", "/v1/quality"))
         if found is not None:
-            self.show_templates(found.templates)
+            rated = {q["template_id"]: q for q in (quality or {}).get("templates", [])}
+            self.show_templates(found.templates, rated)
 
     @work(exit_on_error=False, group="business-budget", exclusive=True)
     async def load_budget(self) -> None:
@@ -458,7 +473,9 @@ class BusinessToolsScreen(Screen[None]):
 
     # --- templates ----------------------------------------------------------------------------
 
-    def show_templates(self, templates: list[TemplateInfo]) -> None:
+    def show_templates(
+        self, templates: list[TemplateInfo], quality: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.templates = templates
         table = self.query_one("#tpl-table", DataTable)
         table.clear()
@@ -466,6 +483,7 @@ class BusinessToolsScreen(Screen[None]):
             table.add_row(
                 Text(safe(t.template.name, keep_newlines=False)),
                 Text(t.category + (" *" if t.reclassified_reason else "")),
+                quality_cell((quality or {}).get(t.id)),
                 Text(t.id, "dim"),
                 key=t.id,
             )
@@ -579,6 +597,7 @@ class BusinessToolsScreen(Screen[None]):
             markup=False,
         )
         self.show_templates([*[t for t in self.templates if t.id != info.id], info])
+        self.load_templates()  # and its quality rating, from the relay
 
     # --- campaigns ----------------------------------------------------------------------------
 
