@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlmodel import select
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
@@ -38,6 +39,13 @@ from shared.signals import NO_SIGNAL, ReportValue
 REGISTER_CONCURRENCY = 10
 REQUEST_CONCURRENCY = 20  # choices and report flushes in flight at once, per slice
 SIM_ACK_DELAY_S = 0.2  # see PersonSlice.listen
+# Requests a slice's devices have in flight to the relay at once (RelayGate). Thousands of
+# devices that each got a copy in the same push all ack it, and then ask for its token, within
+# the same second: at 10,000 persons that was thousands of new connections at once, more than
+# the relay's listen queue holds (the kernel dropped them by the hundred thousand, devices
+# waited out connect timeouts and gave up, and a release stalled). The relay serves requests
+# one after another anyway, so a few dozen in flight per slice keep it just as busy.
+RELAY_REQUESTS_IN_FLIGHT = 24
 # Open files a connected device holds: its store's SQLite database, journal and shared
 # memory (for a connection or two) and its HTTP connections (measured: about 5.5). A process
 # may hold only so many (RLIMIT_NOFILE, often 20,000 or less), which caps its devices.
@@ -51,6 +59,25 @@ def most_devices_per_process() -> int:
     if soft == resource.RLIM_INFINITY:
         return 1_000_000
     return max(1, int(soft * (1 - FILES_KEPT_FREE)) // FILES_PER_DEVICE)
+
+
+class RelayGate(httpx.AsyncBaseTransport):
+    """A device's own transport to the relay (its own connections, as on a phone), entered
+    only while fewer than ``RELAY_REQUESTS_IN_FLIGHT`` requests of its slice are waiting for
+    their answer: simulated devices take turns as real ones, each on its own network, never
+    need to. Held until the answer's headers arrive: a delivery stream passes through once,
+    as it opens."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, turns: asyncio.Semaphore) -> None:
+        self.inner = inner
+        self.turns = turns
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self.turns:
+            return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass(frozen=True)
@@ -123,6 +150,7 @@ class PersonSlice:
         self._stop: Any = None
         self._listening: list[Any] = []
         self._registered = 0
+        self._turns: asyncio.Semaphore | None = None  # RelayGate's, made on the slice's loop
         # (person, campaign id) -> whether the device's report carried an outcome, as the
         # device decided when it drew the report's value (what only the simulation knows).
         self._signal: dict[tuple[str, str], bool] = {}
@@ -141,8 +169,12 @@ class PersonSlice:
             [register_person(self.home, p, self.relay_url) for p in chunk],
             REGISTER_CONCURRENCY,
         )
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(RELAY_REQUESTS_IN_FLIGHT)
         for person, messenger in zip(chunk, made, strict=True):
             self.people[person.handle] = messenger
+            http = messenger.api._http
+            http._transport = RelayGate(http._transport, self._turns)
             agent = messenger.signals
             # A seeded random source per device, so that a run can be repeated (production
             # uses SystemRandom), and the simulated clock for report days, delays and the
