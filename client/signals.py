@@ -548,7 +548,7 @@ class SignalAgent:
         )
         seen = self.key_log.seen()
         try:
-            view = self.key_log.check(log)
+            view = self.key_log.check(log, seen)
         except KeyLogInvalid as exc:
             evidence = {
                 "seen": seen.model_dump() if seen else None,
