@@ -31,7 +31,7 @@ from sealpost.sim.persons import (
 from sealpost.sim.population import SimPlan
 
 __all__ = ["DeliveryLog", "Fleet", "Stored"]
-REGISTER_STEP = 100  # accounts per slice between two progress updates
+REGISTER_STEP = 250  # accounts per slice between two progress updates (slices wait there)
 DRAIN_EVERY_S = 0.1  # how often the persons' events are fetched while waiting on them
 
 

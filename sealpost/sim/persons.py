@@ -172,7 +172,7 @@ class PersonSlice:
         """Create the next ``count`` accounts (keys, registration, profile on disk); returns
         how many this slice has registered so far."""
         chunk = self.persons[self._registered : self._registered + count]
-        made = await gather_chunks(
+        made = await gather_bounded(
             [register_person(self.home, p, self.relay_url) for p in chunk],
             REGISTER_CONCURRENCY,
         )
