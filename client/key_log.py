@@ -65,9 +65,10 @@ class KeyLogReader:
 
     def _remember(self, head: KeyLogHead) -> None:
         # Never backwards: another process (the app and `sealpost inbox`) may have seen a
-        # longer log meanwhile; the longer one is the stronger check next time.
+        # longer log meanwhile; the longer one is the stronger check next time. The same
+        # head again (every report while no campaign is added) needs no write.
         seen = self.seen()
-        if seen is not None and seen.size > head.size:
+        if seen is not None and (seen.size > head.size or seen == head):
             return
         temporary = self._head_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(head.model_dump(), indent=2))
@@ -98,12 +99,14 @@ class KeyLogReader:
         except ValidationError as exc:
             raise KeyLogUnavailable("the answer was not a token key log") from exc
 
-    def check(self, log: KeyLog) -> KeyLogView:
-        """Verify ``log`` against the pinned key and the head seen last, then remember its
-        head. Raises shared.token_log's ``KeyLogInvalid`` (the relay misbehaved: the head
-        seen last is kept) or :class:`KeyLogUnavailable` (an older copy: try later)."""
+    def check(self, log: KeyLog, seen: KeyLogHead | None = None) -> KeyLogView:
+        """Verify ``log`` against the pinned key and the head seen last (``seen``, if the
+        caller just read it), then remember its head. Raises shared.token_log's
+        ``KeyLogInvalid`` (the relay misbehaved: the head seen last is kept) or
+        :class:`KeyLogUnavailable` (an older copy: try later)."""
+        seen = self.seen() if seen is None else seen
         try:
-            view = verify_log(log, seen=self.seen(), pinned_fingerprint=self.pinned_fingerprint)
+            view = verify_log(log, seen=seen, pinned_fingerprint=self.pinned_fingerprint)
         except KeyLogBehind as exc:
             raise KeyLogUnavailable(f"the token key log served is out of date: {exc}") from exc
         self._remember(view.head)

@@ -243,7 +243,7 @@ class Messenger:
         if cached:
             return cached
         contact = _contact_of(await self.api.lookup(handle))
-        self.store.save_contact(contact)
+        self._remember(contact)
         return contact
 
     def _remember(self, contact: Contact) -> None:
@@ -924,19 +924,49 @@ class Messenger:
                     await ack_now()
 
         acker: asyncio.Task[None] | None = None
+        # Envelopes are read off the stream as they come and received in batches of whatever
+        # arrived meanwhile: one that needs the directory (a sender seen for the first time)
+        # costs a round trip, and a business that a hundred new customers write to at once
+        # would otherwise wait for a hundred lookups one after another instead of one.
+        arrived: asyncio.Queue[MailboxItem | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for item in self.api.stream():
+                    arrived.put_nowait(item)
+            finally:
+                arrived.put_nowait(None)  # the stream ended (or failed: see below)
+
+        reader = asyncio.create_task(read())
         try:
-            async for item in self.api.stream():
-                message = await self._receive(item)
+            ended = False
+            while not ended:
+                first = await arrived.get()
+                if first is None:
+                    break
+                batch = [first]
+                while not arrived.empty() and len(batch) < ACK_BATCH:
+                    item = arrived.get_nowait()
+                    if item is None:
+                        ended = True
+                        break
+                    batch.append(item)
+                rows, _ = await self._finish(await self._begin(batch))
                 progress.advanced = True
-                unacked.append(item)
-                if message is not None:
+                unacked.extend(batch)
+                for row in rows:
+                    message = stored_message(row)
                     stored.append(message)
                     on_event(MessageStored(message))
                 if len(unacked) >= ACK_BATCH:
                     await ack_now()
                 elif acker is None or acker.done():
                     acker = asyncio.create_task(ack_later())
+            await reader  # the stream's own end, or its error (RelayUnavailable, ...)
         finally:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             if acker is not None and not acker.done():
                 acker.cancel()
             if unacked:

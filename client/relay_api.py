@@ -84,6 +84,9 @@ class RelayAPI:
         # The person's choices as the relay last answered them, and when (time.monotonic()):
         # every call that reads or changes them refreshes it (client/local_choices.py).
         self.known_preferences: tuple[float, Preferences] | None = None
+        # Silence on the delivery stream for this long means a dead link (the relay sends a
+        # keepalive every 15 s by default; a simulation's relay, less often).
+        self.stream_silence_s = STREAM_SILENCE_S
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, verify=tls.account_channel()
         )
@@ -253,7 +256,7 @@ class RelayAPI:
         path = f"/v1/mailboxes/{self.handle}/stream"
         headers = self._signed("GET", path, b"")
         # The relay sends a keepalive every 15 s; silence for much longer means a dead link.
-        timeout = httpx.Timeout(10.0, read=STREAM_SILENCE_S)
+        timeout = httpx.Timeout(10.0, read=self.stream_silence_s)
         try:
             async with self._http.stream("GET", path, headers=headers, timeout=timeout) as resp:
                 if resp.status_code != 200:

@@ -13,6 +13,8 @@ from server.app import create_app
 from server.clock import Clock
 from server.settings import RelaySettings
 
+LISTEN_BACKLOG = 8192
+
 
 class EmbeddedRelay:
     """A relay served by uvicorn in a background thread; use as a context manager.
@@ -39,8 +41,14 @@ class EmbeddedRelay:
         self._sock.bind(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # A listen queue as long as the kernel allows (net.core.somaxconn caps it): a
+        # simulation's thousands of devices connect in bursts, and a full queue drops them.
         config = uvicorn.Config(
-            self.served, log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
+            self.served,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            lifespan="on",
+            backlog=LISTEN_BACKLOG,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -7,10 +7,13 @@ published with a proof on every evaluation, so it cannot tag one person with a k
 own. Only per-campaign sums are stored, never the reports.
 """
 
+import functools
 import hashlib
 import secrets
+import weakref
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -46,20 +49,54 @@ def master_secret(session: Session) -> bytes:
     return row.value
 
 
+# Per database (its engine), what never changes once found, so that issuing a token does not
+# read it again for every copy: each known campaign's key (campaigns are never deleted, and a
+# key is a function of the master secret and the campaign), and the campaigns whose key the
+# token key log holds (append-only: an entry once committed stays).
+_KNOWN_KEYS: "weakref.WeakKeyDictionary[object, dict[str, IssuerKey]]" = weakref.WeakKeyDictionary()
+_LOGGED: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _per_database(
+    cache: "weakref.WeakKeyDictionary[object, Any]", session: Session, new: Any
+) -> Any:
+    bind = session.get_bind()
+    found = cache.get(bind)
+    if found is None:
+        found = cache[bind] = new
+    return found
+
+
 def campaign_key(session: Session, campaign_id: str) -> IssuerKey:
-    if session.get(Campaign, campaign_id) is None:
-        raise ApiError(404, "unknown_campaign", f"No campaign '{campaign_id}'.")
-    return IssuerKey.derive(master_secret(session), f"campaign:{campaign_id}")
+    known: dict[str, IssuerKey] = _per_database(_KNOWN_KEYS, session, {})
+    key = known.get(campaign_id)
+    if key is None:
+        if session.get(Campaign, campaign_id) is None:
+            raise ApiError(404, "unknown_campaign", f"No campaign '{campaign_id}'.")
+        key = known[campaign_id] = _derived(master_secret(session), campaign_id)
+    return key
+
+
+@functools.lru_cache(maxsize=4096)
+def _derived(master: bytes, campaign_id: str) -> IssuerKey:
+    """The campaign's key pair: the same for the same secret and campaign, so derived once
+    (a hash to a scalar and a base-point multiplication, on every token it issued)."""
+    return IssuerKey.derive(master, f"campaign:{campaign_id}")
 
 
 def publish_key(session: Session, campaign_id: str, now_ms: int) -> None:
     """Put the campaign's key in the token key log (once), in the caller's transaction: the
     key everyone's token for this campaign is evaluated with, which devices check theirs
     against (server/token_log.py)."""
+    logged: set[str] = _per_database(_LOGGED, session, set())
+    if campaign_id in logged:
+        return
     if session.get(TokenLogEntry, campaign_id) is None:
         token_log.append_key(
             session, campaign_id, campaign_key(session, campaign_id).public_key, now_ms
         )
+    else:
+        logged.add(campaign_id)  # committed before this transaction: there for good
 
 
 def publish_missing_keys(engine: Engine, now_ms: int) -> int:
@@ -109,10 +146,18 @@ def issue_many(
     return issued
 
 
+# The copy a token is asked for: just the columns the checks need (loading the whole row into
+# the ORM, and building the statement, cost more than the rest of the request's reads).
+_MAILBOX = MailboxEntry.__table__  # type: ignore[attr-defined]
+_COPY = select(_MAILBOX.c.recipient, _MAILBOX.c.campaign_id, _MAILBOX.c.state).where(
+    _MAILBOX.c.msg_id == bindparam("which")
+)
+
+
 def _issue_one(
     session: Session, person: str, msg_id: str, blinded: bytes, now_ms: int
 ) -> tuple[str, bytes, bytes, bytes]:
-    row = session.exec(select(MailboxEntry).where(MailboxEntry.msg_id == msg_id)).first()
+    row = session.execute(_COPY, {"which": msg_id}).first()
     if row is None or row.recipient != person or row.campaign_id is None:
         raise ApiError(
             404, "unknown_message", "No campaign message with this id was delivered to you."
@@ -164,9 +209,7 @@ def redeem(session: Session, raw_reports: list[str]) -> list[str | None]:
         if report.campaign_id not in keys:
             exists = session.get(Campaign, report.campaign_id) is not None
             keys[report.campaign_id] = (
-                IssuerKey.derive(master_secret(session), f"campaign:{report.campaign_id}")
-                if exists
-                else None
+                _derived(master_secret(session), report.campaign_id) if exists else None
             )
         key = keys[report.campaign_id]
         if key is None:

@@ -15,6 +15,7 @@ from nacl.signing import SigningKey
 
 from shared.shuffled import MAX_SHUFFLED, SHUFFLED_PATH, ShuffledBatch, sign_batch
 from shared.signals import InvalidReport, decode_report
+from shuffler import tls
 from shuffler.store import ReportStore
 
 
@@ -97,7 +98,7 @@ class Forwarder:
         body = ShuffledBatch(reports=reports).model_dump_json().encode()
         headers = {"Content-Type": "application/json", **sign_batch(self.key, body)}
         try:
-            with httpx.Client(timeout=self.timeout_s) as http:
+            with httpx.Client(timeout=self.timeout_s, verify=tls.relay_channel()) as http:
                 answer = http.post(self.relay_url + SHUFFLED_PATH, content=body, headers=headers)
         except httpx.HTTPError as exc:
             self.totals.last_error = f"relay unreachable: {exc}"

@@ -24,6 +24,7 @@ import httpx
 from pydantic import ValidationError
 
 from shared.token_log import KEY_LOG_PATH, KeyLog
+from shuffler import tls
 
 
 class KeyLogUnavailable(Exception):
@@ -72,7 +73,9 @@ class KeyLogMirror:
         """Fetch the relay's log now. Raises :class:`KeyLogUnavailable`; the copy held
         stays as it was."""
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            async with httpx.AsyncClient(
+                timeout=self.timeout_s, verify=tls.relay_channel()
+            ) as http:
                 answer = await http.get(self.url)
         except httpx.HTTPError as exc:
             self.last_error = f"relay unreachable: {exc}"

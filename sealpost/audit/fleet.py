@@ -46,6 +46,19 @@ async def gather_chunks(coros: list[Any], size: int = CONCURRENCY) -> list[Any]:
     return results
 
 
+async def gather_bounded(coros: list[Any], limit: int = CONCURRENCY) -> list[Any]:
+    """Await ``coros`` with at most ``limit`` running at once, each started (in order) as
+    soon as another ends; results in order. Unlike :func:`gather_chunks`, no chunk waits for
+    its slowest member while the process has nothing else to do."""
+    turns = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with turns:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
 async def register_person(home: Path, person: Any, relay_url: str) -> Messenger:
     """A planned person (``handle``, ``country``, ``index``) as a new account and device."""
     return await Messenger.create_account(

@@ -20,11 +20,18 @@ from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
 from sealpost.audit.fleet import Fleet as Slice
 from sealpost.audit.fleet import LocalFleet, ProcessFleet
-from sealpost.sim.persons import SIM_ACK_DELAY_S, Connection, Event, PersonSlice, Stored
+from sealpost.sim.persons import (
+    SIM_ACK_DELAY_S,
+    SIM_STREAM_SILENCE_S,
+    Connection,
+    Event,
+    PersonSlice,
+    Stored,
+)
 from sealpost.sim.population import SimPlan
 
 __all__ = ["DeliveryLog", "Fleet", "Stored"]
-REGISTER_STEP = 100  # accounts per slice between two progress updates
+REGISTER_STEP = 250  # accounts per slice between two progress updates (slices wait there)
 DRAIN_EVERY_S = 0.1  # how often the persons' events are fetched while waiting on them
 
 
@@ -191,6 +198,7 @@ class Fleet:
         """Open every account's delivery stream (the client's own reconnecting loop)."""
         for handle, messenger in self.businesses.items():
             messenger.settings.ack_delay_s = SIM_ACK_DELAY_S  # see PersonSlice.listen
+            messenger.api.stream_silence_s = SIM_STREAM_SILENCE_S
             self._listening.append(
                 asyncio.create_task(messenger.listen(self.log.listener(handle), self._stop))
             )

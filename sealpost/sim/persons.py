@@ -26,9 +26,10 @@ from sqlmodel import select
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
 from client.messenger import Messenger
+from client.relay_api import RelayAPI
 from client.signals import PendingSignal, SignalAgent
 from client.store import StoredMessage
-from sealpost.audit.fleet import gather_chunks, register_person
+from sealpost.audit.fleet import gather_bounded, gather_chunks, register_person
 from sealpost.sim.population import SimPlan, events_of_actions
 from shared.api import SetLevel
 from shared.signals import NO_SIGNAL, ReportValue
@@ -38,6 +39,23 @@ from shared.signals import NO_SIGNAL, ReportValue
 REGISTER_CONCURRENCY = 10
 REQUEST_CONCURRENCY = 20  # choices and report flushes in flight at once, per slice
 SIM_ACK_DELAY_S = 0.2  # see PersonSlice.listen
+# The own relay's keepalive on delivery streams (sealpost/sim/relay.py), and the silence after
+# which the simulated devices call a stream dead (the client's default, 45 s, is three of the
+# relay's default keepalives of 15 s). Each keepalive re-reads the stream's mailbox: at
+# 10,000 streams every 15 s that was 667 reads and writes a second, a quarter of the relay's
+# CPU for a whole run. Nothing on loopback drops an idle connection, and every release
+# reaches the streams by push, so the simulation keeps them rarer.
+SIM_KEEPALIVE_S = 120.0
+SIM_STREAM_SILENCE_S = 150.0
+# Requests a slice's devices have in flight to the relay at once (gate_requests). Thousands
+# of devices that each got a copy in the same push all ack it, and then ask for its token,
+# within the same second: at 10,000 persons that was thousands of new connections at once,
+# more than the relay's listen queue holds (the kernel dropped them by the hundred thousand,
+# devices waited out connect timeouts and gave up, and a release stalled). A few hundred in
+# flight keep the relay as busy (a slot is held until the slice's own busy event loop has read
+# the answer). A turn is taken before the request is signed: taken after, with 24 a slice,
+# requests waited over a minute and the relay refused them as stale.
+RELAY_REQUESTS_IN_FLIGHT = 128
 # Open files a connected device holds: its store's SQLite database, journal and shared
 # memory (for a connection or two) and its HTTP connections (measured: about 5.5). A process
 # may hold only so many (RLIMIT_NOFILE, often 20,000 or less), which caps its devices.
@@ -51,6 +69,22 @@ def most_devices_per_process() -> int:
     if soft == resource.RLIM_INFINITY:
         return 1_000_000
     return max(1, int(soft * (1 - FILES_KEPT_FREE)) // FILES_PER_DEVICE)
+
+
+def gate_requests(api: RelayAPI, turns: asyncio.Semaphore) -> None:
+    """Let ``api`` (a simulated device's channel to the relay) send a request only while
+    fewer than ``RELAY_REQUESTS_IN_FLIGHT`` of its slice's are waiting for an answer. Taken
+    before the request is signed, so that a request that waited its turn is as fresh as any:
+    the relay refuses one signed more than a minute before it arrives. Simulated devices
+    take turns as real ones, each on its own network, never need to; each still sends the
+    same requests, on its own connections. Its delivery stream is opened apart, untouched."""
+    send = api._send
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        async with turns:
+            return await send(*args, **kwargs)
+
+    api._send = gated  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -123,6 +157,7 @@ class PersonSlice:
         self._stop: Any = None
         self._listening: list[Any] = []
         self._registered = 0
+        self._turns: asyncio.Semaphore | None = None  # RelayGate's, made on the slice's loop
         # (person, campaign id) -> whether the device's report carried an outcome, as the
         # device decided when it drew the report's value (what only the simulation knows).
         self._signal: dict[tuple[str, str], bool] = {}
@@ -137,12 +172,15 @@ class PersonSlice:
         """Create the next ``count`` accounts (keys, registration, profile on disk); returns
         how many this slice has registered so far."""
         chunk = self.persons[self._registered : self._registered + count]
-        made = await gather_chunks(
+        made = await gather_bounded(
             [register_person(self.home, p, self.relay_url) for p in chunk],
             REGISTER_CONCURRENCY,
         )
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(RELAY_REQUESTS_IN_FLIGHT)
         for person, messenger in zip(chunk, made, strict=True):
             self.people[person.handle] = messenger
+            gate_requests(messenger.api, self._turns)
             agent = messenger.signals
             # A seeded random source per device, so that a run can be repeated (production
             # uses SystemRandom), and the simulated clock for report days, delays and the
@@ -198,6 +236,7 @@ class PersonSlice:
             # The week waits for each release's acks before moving on; a device's usual
             # batching delay (seconds) would be most of a simulated day's wall time.
             messenger.settings.ack_delay_s = SIM_ACK_DELAY_S
+            messenger.api.stream_silence_s = SIM_STREAM_SILENCE_S
             self._listening.append(
                 asyncio.create_task(messenger.listen(self._listener(handle), self._stop))
             )
@@ -217,7 +256,7 @@ class PersonSlice:
             if person.level.level != "all":
                 level = SetLevel(level=person.level.level, weekly_limit=person.level.weekly_limit)  # type: ignore[arg-type]
                 calls.append(api.set_level(level))
-        await gather_chunks(calls, REQUEST_CONCURRENCY)
+        await gather_bounded(calls, REQUEST_CONCURRENCY)
 
     async def send_chats(self, chats: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
         """Send (sender, recipient, text) chats; each one's (status, msg id)."""
@@ -250,7 +289,7 @@ class PersonSlice:
                 choices.append(person.api.set_choice("blocked", business, True))
             elif "stopped_promotions" in done:
                 choices.append(person.api.set_choice("promotions-stopped", business, True))
-        await gather_chunks(choices, REQUEST_CONCURRENCY)
+        await gather_bounded(choices, REQUEST_CONCURRENCY)
 
     async def flush(self, handles: list[str], until_s: int) -> list[Flushed]:
         """Each device sends its reports due by ``until_s`` (each alone at its own moment:
@@ -267,7 +306,7 @@ class PersonSlice:
                 sent, refused = result.counted + len(result.refused), len(result.refused)
             return Flushed(handle, sent, refused, agent.next_send_at())
 
-        return await gather_chunks([one(h) for h in handles], REQUEST_CONCURRENCY)
+        return await gather_bounded([one(h) for h in handles], REQUEST_CONCURRENCY)
 
     async def signal_rows(self) -> dict[str, list[SignalRow]]:
         """Every person's reports as its store holds them."""

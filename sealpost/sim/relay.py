@@ -36,6 +36,7 @@ from sqlmodel import Session, col, select
 from sealpost.audit.recorder import Exchange, RelayProcess
 from sealpost.audit.runner import shuffler_exchanges, start_shuffler
 from sealpost.sim.config import SimOptions
+from sealpost.sim.persons import SIM_KEEPALIVE_S
 from sealpost.sim.population import EPOCH_MS, SimPlan
 from server.accountant import WINDOW_MS
 from server.app import figures_policy
@@ -125,6 +126,9 @@ class OwnRelay:
             # The simulation runs a dispatcher pass itself at every moment it moves the clock
             # to; the relay's own timer would only repeat it.
             dispatch_interval_s=3600.0,
+            # Every open stream re-reads its mailbox at each keepalive (sealpost/sim/persons.py
+            # SIM_KEEPALIVE_S; the devices wait longer before calling a stream dead).
+            keepalive_s=SIM_KEEPALIVE_S,
             shuffler_keys=[public_key_b64(load_or_create(self.shuffler_key))],
         )
         self.process = RelayProcess(self.settings, start_ms=EPOCH_MS)

@@ -20,3 +20,10 @@ def test_every_relay_client_reuses_the_account_channels_context():
     assert tls.anonymous_channel() is tls.anonymous_channel()
     assert tls.anonymous_channel() is not tls.account_channel()
     assert tls.account_channel().verify_mode == ssl.CERT_REQUIRED
+
+
+def test_the_shuffler_builds_its_context_for_the_relay_once():
+    from shuffler import tls as shuffler_tls
+
+    assert shuffler_tls.relay_channel() is shuffler_tls.relay_channel()
+    assert shuffler_tls.relay_channel().verify_mode == ssl.CERT_REQUIRED
