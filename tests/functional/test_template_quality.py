@@ -57,6 +57,19 @@ def test_a_rating_moves_only_when_its_whole_interval_says_so():
     assert good is not None and good.high < 0.05 and next_rating("low", good) == "high"
 
 
+def clearer_figures(db: str, **extra: object):  # type: ignore[no-untyped-def]
+    """Less noisy figures than the defaults (a larger ε, for tests only), so that sixty
+    people are enough for a rating's interval to speak; three publications fit the budget."""
+    return relay_settings(
+        db,
+        figures_epsilon_counts=1.0,
+        figures_epsilon_interactions=2.3,
+        business_epsilon_30d=10.0,
+        dispatch_interval_s=3600,
+        **extra,
+    )
+
+
 @pytest.fixture
 def clock():
     return ManualClock()
@@ -65,15 +78,7 @@ def clock():
 async def test_a_template_people_turn_away_from_is_paused_then_disabled(
     sqlite_url, clock, make_account, home: Path
 ):
-    # Less noisy figures than the defaults (a larger ε, for the test
-    # only), so sixty people are enough for the interval to speak; four campaigns fit.
-    settings = relay_settings(
-        sqlite_url,
-        figures_epsilon_counts=1.0,
-        figures_epsilon_interactions=2.3,
-        business_epsilon_30d=10.0,
-        dispatch_interval_s=3600,
-    )
+    settings = clearer_figures(sqlite_url)
     with EmbeddedRelay(settings, clock=clock) as relay:
         shop = await make_account("acme", relay, business=True)
         await shop.api.top_up(10**9)
@@ -131,14 +136,7 @@ async def test_a_template_people_turn_away_from_is_paused_then_disabled(
 async def test_a_business_moves_up_a_tier_and_down_after_a_bad_week(
     sqlite_url, clock, make_account
 ):
-    settings = relay_settings(
-        sqlite_url,
-        marketing_tiers=True,
-        figures_epsilon_counts=1.0,
-        figures_epsilon_interactions=2.3,
-        business_epsilon_30d=10.0,
-        dispatch_interval_s=3600,
-    )
+    settings = clearer_figures(sqlite_url, marketing_tiers=True)
     with EmbeddedRelay(settings, clock=clock) as relay:
         shop = await make_account("acme", relay, business=True)
         await shop.api.top_up(10**9)
