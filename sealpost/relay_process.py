@@ -22,25 +22,45 @@ class RelayProcess:
     """``sealpost relay`` as a child process; ``env`` sets SEALPOST_RELAY_<NAME> options."""
 
     def __init__(self, db_url: str, log: Path, port: int | None = None, **env: str) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("w")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "sealpost", "relay", "--db", db_url, "--port", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **{f"SEALPOST_RELAY_{k.upper()}": v for k, v in env.items()}},
-        )
+        environ = {**os.environ, **{f"SEALPOST_RELAY_{k.upper()}": v for k, v in env.items()}}
+        # A free port can be taken by another process between choosing it and binding it
+        # (tests run side by side): a port of our choosing is chosen again, a few times.
+        for attempt in range(3):
+            self.port = port or free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self._log = log.open("w" if attempt == 0 else "a")
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sealpost",
+                    "relay",
+                    "--db",
+                    db_url,
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=environ,
+            )
+            if self._started():
+                return
+            self.stop()
+            if port is not None or "address already in use" not in log.read_text():
+                break
+        raise RuntimeError(f"relay process did not start; see {log}")
+
+    def _started(self) -> bool:
         deadline = time.monotonic() + 30
         while True:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
+                    return True
             except httpx.TransportError:
                 pass
             if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"relay process did not start; see {log}")
+                return False
             time.sleep(0.1)
 
     def kill(self) -> None:
