@@ -7,11 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from server import accountant, quality, rollout, tiers
-from server.billing import locked_balance, locked_campaign, movements_of, refund
+from server.billing import locked_balance, locked_campaign
 from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
 from server.known_accounts import KnownAccount
-from server.models import SCHEDULED, Campaign, MailboxEntry, Template
+from server.models import Campaign, MailboxEntry, Template
+from server.withdrawal import withdraw_scheduled
 from shared.api import CampaignCreate, CampaignReport, CampaignStatus
 from shared.identifiers import new_campaign_id
 from shared.templates import TemplateDraft, priced_category
@@ -114,19 +115,8 @@ def cancel(session: Session, business: KnownAccount, campaign_id: str, now_ms: i
     owned(session, business, campaign_id)
     campaign = locked_campaign(session, campaign_id)
     assert campaign is not None
-    rows = list(
-        session.exec(
-            select(MailboxEntry)
-            .where(MailboxEntry.campaign_id == campaign_id, MailboxEntry.state == SCHEDULED)
-            .with_for_update()
-        )
-    )
-    for row in rows:
-        row.state, row.ciphertext = "cancelled", b""
     campaign.cancelled = True
-    refund(
-        session, movements_of((r.campaign_id, r.sender, r.price) for r in rows), now_ms, "cancelled"
-    )
+    withdraw_scheduled(session, [campaign_id], now_ms, "cancelled")
     session.commit()
     return campaign
 
@@ -152,6 +142,7 @@ def report(
     due_at = figures_at(campaign, policy)
     published = stored(session, campaign.id)
     status: CampaignStatus
+    held_until: dict[str, int] = {}
     if published is not None:
         status, note = ("cancelled" if campaign.cancelled else "done"), "published"
     elif campaign.cancelled and not sent:
@@ -162,6 +153,8 @@ def report(
         status, note = "open", f"due at {_when(due_at)}, once copies are sent"
     elif scheduled and now_ms < campaign.send_at:
         status, note = "scheduled", f"due at {_when(due_at)}"
+    elif scheduled and (held_until := quality.paused_campaigns(session, [campaign.id], now_ms)):
+        status, note = "held", f"due at {_when(due_at)}"
     elif scheduled:
         status, note = "sending", f"due at {_when(due_at)}"
     elif now_ms < due_at:
@@ -203,6 +196,7 @@ def report(
         figures_at=due_at,
         figures_note=note,
         figures=published,
+        held_until=held_until.get(campaign.id) if status == "held" else None,
     )
 
 

@@ -1,12 +1,15 @@
 """Releases scheduled template messages when due, applying each person's choices, expires
-what was never delivered, and publishes campaign figures when due (server/figures.py). Runs in
-a background thread; tests call ``run_once``."""
+what was never delivered, and publishes campaign figures when due (server/figures.py). Copies
+of a paused template wait for its pause to end; a disabled template's are withdrawn
+(server/quality.py, server/withdrawal.py). Runs in a background thread; tests call
+``run_once``."""
 
 import logging
 import threading
 from collections import defaultdict
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Row, select, update
 from sqlmodel import Session
 
 from server.billing import movements_of, refund, settle_release
@@ -15,8 +18,10 @@ from server.figures import FiguresPolicy, publish_due
 from server.message_requests import RequestRules
 from server.models import PENDING, SCHEDULED, MailboxEntry
 from server.notify import MailboxNotifier, announce
+from server.quality import paused_campaigns
 from server.release import Candidate, decide
 from server.sql_lists import one_of
+from server.withdrawal import withdraw_disabled
 
 log = logging.getLogger("sealpost.dispatcher")
 
@@ -74,6 +79,7 @@ class Dispatcher:
         now due; returns how many messages changed."""
         changed = 0
         with self._lock:
+            changed += self._withdraw_disabled()
             while True:
                 released, expired = self._release_batch(), self._expire_batch()
                 changed += released + expired
@@ -82,7 +88,13 @@ class Dispatcher:
             if self.figures is not None:
                 with Session(self.engine) as session:
                     publish_due(session, self.figures, self.clock.now_ms())
+                # A publication may just have disabled a template: stop its campaigns now.
+                changed += self._withdraw_disabled()
         return changed
+
+    def _withdraw_disabled(self) -> int:
+        with Session(self.engine) as session:
+            return withdraw_disabled(session, self.clock.now_ms())
 
     def _release_batch(self) -> int:
         now = self.clock.now_ms()
@@ -108,6 +120,11 @@ class Dispatcher:
             )
             if not due:
                 return 0
+            batch_size = len(due)
+            due = self._hold_paused(session, due, now)
+            if not due:
+                session.commit()
+                return batch_size
             outcomes = decide(
                 session,
                 [Candidate(r.recipient, r.sender, r.category, r.expires_at) for r in due],
@@ -148,7 +165,22 @@ class Dispatcher:
             announce(session, woken, self.notifier.origin)
             session.commit()
         self.notifier.publish(woken)
-        return len(due)
+        return batch_size
+
+    def _hold_paused(self, session: Session, due: list[Row[Any]], now: int) -> list[Row[Any]]:
+        """Move the send time of copies whose template is paused to the pause's end, and
+        return the others: a paused template sends nothing, scheduled or new."""
+        paused = paused_campaigns(session, {r.campaign_id for r in due if r.campaign_id}, now)
+        if not paused:
+            return due
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
+        held: dict[int, list[int]] = defaultdict(list)
+        for row in due:
+            if row.campaign_id in paused:
+                held[paused[row.campaign_id]].append(row.seq)
+        for until, seqs in held.items():
+            session.execute(update(table).where(one_of(table.c.seq, seqs)).values(not_before=until))
+        return [r for r in due if r.campaign_id not in paused]
 
     def _expire_batch(self) -> int:
         now = self.clock.now_ms()

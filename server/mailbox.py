@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from server import frames, message_requests
+from server import frames, message_requests, quality
 from server.billing import locked_campaign, reserve, settle_release
 from server.frames import Frame
 from server.known_accounts import KnownAccount, KnownAccounts
@@ -112,6 +112,8 @@ class _Batch:
                 )
             )
         }
+        # A paused or disabled template's copies are refused, as its new campaigns are.
+        self.unusable = quality.unusable(session, list(self.templates), now_ms)
         campaign_ids = sorted({e.campaign_id for e in envelopes if e.campaign_id})
         # Locked in a fixed order so two batches of overlapping campaigns cannot deadlock.
         self.campaigns: dict[str, Campaign] = {}
@@ -363,6 +365,8 @@ def _template_verdict(
         return "campaign_cancelled", f"Campaign '{campaign.id}' was cancelled."
     if campaign.stop_reason:
         return "campaign_stopped", f"Campaign '{campaign.id}' stopped: {campaign.stop_reason}."
+    if template.id in batch.unusable:
+        return batch.unusable[template.id]
     for name, value, want in (
         ("not_before", envelope.not_before, campaign.send_at),
         ("expires_at", envelope.expires_at, campaign.expires_at),

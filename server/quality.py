@@ -20,6 +20,7 @@ Business pauses a template whose quality falls for 3 hours, then 6, then disable
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from server.errors import ApiError
 from server.models import Campaign, PublishedFigures, Template, TemplateQuality
+from server.sql_lists import one_of
 from shared.api import CampaignFigures, TemplateQualityView
 
 Rating = Literal["high", "medium", "low"]
@@ -167,27 +169,63 @@ def view(session: Session, template: Template, now_ms: int) -> TemplateQualityVi
     )
 
 
-def require_usable(session: Session, template_id: str, now_ms: int) -> None:
-    """Refuse a new campaign with a paused or disabled template, saying why and until when."""
-    quality = session.get(TemplateQuality, template_id)
-    if quality is None:
-        return
+def unusable(
+    session: Session, template_ids: Collection[str], now_ms: int
+) -> dict[str, tuple[str, str]]:
+    """Per template among these that is paused or disabled now: its error code and a message
+    saying why and until when. New campaigns and new copies of one are refused."""
+    if not template_ids:
+        return {}
+    found = session.exec(
+        select(TemplateQuality).where(one_of(col(TemplateQuality.template_id), list(template_ids)))
+    )
+    return {q.template_id: why for q in found if (why := _unusable(q, now_ms)) is not None}
+
+
+def _unusable(quality: TemplateQuality, now_ms: int) -> tuple[str, str] | None:
+    template_id = quality.template_id
     why = (
         f"{quality.share_low:.0%} to {quality.share_high:.0%} of the people its recent campaigns "
         "reached blocked you, stopped your promotions or dismissed it"
     )
     if quality.disabled:
-        raise ApiError(
-            403,
+        return (
             "template_disabled",
             f"Template {template_id} is disabled: its quality fell to low {quality.lows} times "
             f"({why}). Register a new template people want to receive.",
         )
     if quality.paused_until is not None and now_ms < quality.paused_until:
         minutes = -(-(quality.paused_until - now_ms) // 60_000)
-        raise ApiError(
-            403,
+        return (
             "template_paused",
             f"Template {template_id} is paused for {minutes} more minute(s): its quality fell to "
             f"low ({why}). A third fall disables it.",
         )
+    return None
+
+
+def require_usable(session: Session, template_id: str, now_ms: int) -> None:
+    """Refuse a new campaign with a paused or disabled template, saying why and until when."""
+    if (why := unusable(session, [template_id], now_ms).get(template_id)) is not None:
+        raise ApiError(403, *why)
+
+
+def paused_campaigns(
+    session: Session, campaign_ids: Collection[str], now_ms: int
+) -> dict[str, int]:
+    """Per campaign among these whose template is paused now: when the pause ends. The
+    dispatcher holds their due copies until then."""
+    if not campaign_ids:
+        return {}
+    return {
+        campaign_id: until
+        for campaign_id, until in session.execute(
+            select(Campaign.id, TemplateQuality.paused_until)
+            .join(TemplateQuality, col(TemplateQuality.template_id) == col(Campaign.template_id))
+            .where(
+                one_of(col(Campaign.id), list(campaign_ids)),
+                col(TemplateQuality.paused_until) > now_ms,
+                col(TemplateQuality.disabled).is_(False),
+            )
+        )
+    }

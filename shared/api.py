@@ -250,7 +250,7 @@ class CampaignFigures(_Strict):
 
 
 CampaignStatus = Literal[
-    "open", "scheduled", "sending", "sent", "done", "withheld", "cancelled", "stopped"
+    "open", "scheduled", "sending", "held", "sent", "done", "withheld", "cancelled", "stopped"
 ]
 
 
@@ -279,6 +279,10 @@ class CampaignReport(_Strict):
     figures_at: int = Field(description="when the figures are (or were) due")
     figures_note: str = Field(description="where the figures stand, in words")
     figures: CampaignFigures | None = None
+    held_until: int | None = Field(
+        default=None,
+        description="while held: when its template's pause ends and its copies go out",
+    )
 
 
 class CampaignList(_Strict):

@@ -709,6 +709,7 @@ EXACT_REPORT_FIELDS = frozenset(
         "figures_at",
         "figures_note",
         "figures",
+        "held_until",  # from the template's rating: post-processing of published figures
     }
 )
 # In the figures, exact only: when, at what privacy cost, and the rebate (computed from the

@@ -431,6 +431,11 @@ def _print_report(r: Any, currency: str = "", explain: bool = False) -> None:
     print(
         f"{r.id}  {r.name}  [{r.status}]" + (f"  stopped: {r.stop_reason}" if r.stop_reason else "")
     )
+    if r.held_until is not None:
+        print(
+            f"  held until {_when(r.held_until)}: its template is paused because its quality "
+            "fell to low (`sealpost business quality` says why)"
+        )
     print(
         f"  targeted {r.targeted}  accepted {r.accepted}  sent {r.sent}  scheduled {r.scheduled}"
         f"  cancelled {r.cancelled}"

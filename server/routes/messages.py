@@ -23,6 +23,8 @@ _STATUS_OF = {
     "id_conflict": 409,
     "campaign_cancelled": 409,
     "campaign_stopped": 409,
+    "template_paused": 403,
+    "template_disabled": 403,
     "budget_exhausted": 402,
     "insufficient_balance": 402,
     "outside_service_window": 403,

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from client.business.audience import Audience, AudienceRow
-from client.business.campaigns import run_campaign
+from client.business.campaigns import (
+    PreparedCampaign,
+    prepare_campaign,
+    run_campaign,
+    submit_campaign,
+)
 from client.relay_api import RelayError
 from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
@@ -60,14 +65,13 @@ def test_a_rating_moves_only_when_its_whole_interval_says_so():
 def clearer_figures(db: str, **extra: object):  # type: ignore[no-untyped-def]
     """Less noisy figures than the defaults (a larger ε, for tests only), so that sixty
     people are enough for a rating's interval to speak; three publications fit the budget."""
-    return relay_settings(
-        db,
-        figures_epsilon_counts=1.0,
-        figures_epsilon_interactions=2.3,
-        business_epsilon_30d=10.0,
-        dispatch_interval_s=3600,
-        **extra,
-    )
+    defaults: dict[str, object] = {
+        "figures_epsilon_counts": 1.0,
+        "figures_epsilon_interactions": 2.3,
+        "business_epsilon_30d": 10.0,
+        "dispatch_interval_s": 3600,
+    }
+    return relay_settings(db, **(defaults | extra))
 
 
 @pytest.fixture
@@ -186,3 +190,97 @@ async def test_a_business_moves_up_a_tier_and_down_after_a_bad_week(
             (await shop.api.campaign(run.campaign.id)).figures,
         )
         assert "down:" in down["note"]
+
+
+async def test_a_paused_templates_scheduled_copies_wait_and_a_disabled_ones_are_refunded(
+    sqlite_url, clock, make_account
+):
+    """Copies scheduled before a template fell to low are held while it is paused (and
+    released after), never slipped out during the pause; copies offered to a campaign of a
+    paused template are refused; once the template is disabled, what is still scheduled is
+    withdrawn and its money given back."""
+    settings = clearer_figures(sqlite_url, figures_epsilon_interactions=1.0)  # five publications
+    with EmbeddedRelay(settings, clock=clock) as relay:
+        shop = await make_account("acme", relay, business=True)
+        await shop.api.top_up(10**9)
+        template = await shop.api.register_template(OFFER)
+        unhappy = [await make_account(f"p{i:02d}", relay) for i in range(60)]
+        for person in unhappy[:50]:
+            await person.api.set_choice("promotions-stopped", "acme", True)
+        fans = [await make_account(f"fan{i}", relay) for i in range(4)]
+
+        def audience_of(people) -> Audience:  # type: ignore[no-untyped-def]
+            return Audience(
+                rows=[
+                    AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+                    for i, p in enumerate(people)
+                ]
+            )
+
+        async def bad_campaign() -> int:
+            run = await run_campaign(
+                shop.api, shop.profile.keys, "acme", template, audience_of(unhappy), budget=10**8
+            )
+            return (await shop.api.campaign(run.campaign.id)).figures_at
+
+        async def later_campaign(send_at: int, people) -> PreparedCampaign:  # type: ignore[no-untyped-def]
+            return await prepare_campaign(
+                shop.api, "acme", template, audience_of(people), budget=10**8, send_at=send_at
+            )
+
+        async def submit(prepared: PreparedCampaign, rows: slice):  # type: ignore[no-untyped-def]
+            part = PreparedCampaign(
+                template=prepared.template,
+                rows=prepared.rows[rows],
+                box_keys=prepared.box_keys,
+                report=prepared.report,
+                skipped_rows=[],
+            )
+            return await submit_campaign(shop.api, shop.profile.keys, "acme", part)
+
+        figures_at = await bad_campaign()
+        # Scheduled an hour after the bad campaign's figures: it falls due during the pause.
+        held = await later_campaign(figures_at + HOUR_MS, fans)
+        assert (await submit(held, slice(0, 3))).accepted == 3
+        clock.advance(figures_at - clock.now_ms())
+        relay.app.state.dispatcher.run_once()
+        paused_until = (await shop.api.request("GET", "/v1/quality"))["templates"][0][
+            "paused_until"
+        ]
+        assert paused_until == clock.now_ms() + 3 * HOUR_MS
+
+        clock.advance(HOUR_MS)  # its send time: the template is paused
+        relay.app.state.dispatcher.run_once()
+        report = await shop.api.campaign(held.report.id)
+        assert (report.status, report.scheduled, report.sent) == ("held", 3, 0)
+        assert report.held_until == paused_until and report.spend == 0
+        assert [len((await fan.sync()).stored) for fan in fans] == [0, 0, 0, 0]
+        late = await submit(held, slice(3, 4))
+        assert late.accepted == 0 and late.rejected == {"template_paused": 1}
+
+        clock.advance(paused_until - clock.now_ms())  # the pause is over: out they go
+        relay.app.state.dispatcher.run_once()
+        report = await shop.api.campaign(held.report.id)
+        assert (report.status, report.scheduled, report.sent) == ("sent", 0, 3)
+        assert [len((await fan.sync()).stored) for fan in fans] == [1, 1, 1, 0]
+
+        # Two more falls: the second pauses it again, the third disables it; a campaign
+        # scheduled for next week is then withdrawn at once and refunded in full.
+        next_week = await later_campaign(clock.now_ms() + 7 * 24 * HOUR_MS, fans)
+        assert (await submit(next_week, slice(0, 4))).accepted == 4
+        reserved = (await shop.api.campaign(next_week.report.id)).reserved
+        assert reserved > 0
+        for pause in (6 * HOUR_MS, 0):
+            due = await bad_campaign()
+            clock.advance(due - clock.now_ms())
+            relay.app.state.dispatcher.run_once()
+            clock.advance(pause)
+        found = (await shop.api.request("GET", "/v1/quality"))["templates"][0]
+        assert found["disabled"], found
+        report = await shop.api.campaign(next_week.report.id)
+        assert (report.status, report.scheduled, report.cancelled) == ("stopped", 0, 4)
+        assert report.reserved == 0 and report.refunded == reserved
+        assert report.stop_reason is not None and "disabled" in report.stop_reason
+        clock.advance(8 * 24 * HOUR_MS)
+        relay.app.state.dispatcher.run_once()
+        assert [len((await fan.sync()).stored) for fan in fans] == [0, 0, 0, 0]

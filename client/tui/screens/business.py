@@ -845,6 +845,12 @@ def campaign_detail(
     text.append(f"  {report.id}  [{report.status}]", "dim")
     if report.stop_reason:
         text.append(f"  stopped: {safe(report.stop_reason)}", "red")
+    if report.held_until is not None:
+        text.append(
+            f"\nheld until {time_format(report.held_until)}: its template is paused because its "
+            "quality fell to low (its Quality column in Templates says why)",
+            "yellow",
+        )
     text.append(
         f"\nsend at {time_format(report.send_at)}  ·  template {report.template_id}  ·  "
         f"{report.category}"
