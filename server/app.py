@@ -150,6 +150,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         requests=requests,
         mailbox_envelopes=settings.mailbox_max_pending,
         mailbox_bytes=settings.mailbox_max_pending_bytes,
+        template_quality=settings.template_quality,
     )
     app.state.checkpointer = Checkpointer(engine)
     app.state.dispatcher = Dispatcher(
@@ -160,6 +161,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         interval_s=settings.dispatch_interval_s,
         figures=figures_policy(settings),
         requests=requests,
+        template_quality=settings.template_quality,
     )
 
     app.state.figures = app.state.dispatcher.figures
@@ -199,4 +201,5 @@ def figures_policy(settings: RelaySettings) -> FiguresPolicy:
         epsilon_counts=settings.figures_epsilon_counts,
         epsilon_interactions=settings.figures_epsilon_interactions,
         budget_30d=settings.business_epsilon_30d,
+        template_quality=settings.template_quality,
     )

@@ -31,6 +31,7 @@ def create(
     now_ms: int,
     default_expiry_days: int,
     marketing_tiers: bool = False,
+    template_quality: bool = True,
 ) -> Campaign:
     if business.kind != "business":
         raise ApiError(403, "businesses_only", "Only business accounts run campaigns.")
@@ -42,7 +43,8 @@ def create(
             f"No template '{body.template_id}' of {business.handle}; see "
             "`sealpost business template list`.",
         )
-    quality.require_usable(session, template.id, now_ms)
+    if template_quality:
+        quality.require_usable(session, template.id, now_ms)
     draft = TemplateDraft.model_validate_json(template.definition)
     if priced_category(template.category, draft) == "marketing":
         rollout.require(session, "marketing", business.handle)

@@ -40,6 +40,7 @@ class Dispatcher:
         interval_s: float,
         figures: FiguresPolicy | None = None,
         requests: RequestRules | None = None,
+        template_quality: bool = True,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -48,6 +49,8 @@ class Dispatcher:
         self.requests = requests or RequestRules()
         self.interval_s = interval_s
         self.figures = figures
+        # Hold a paused template's copies and withdraw a disabled one's (server/quality.py).
+        self.template_quality = template_quality
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,6 +96,8 @@ class Dispatcher:
         return changed
 
     def _withdraw_disabled(self) -> int:
+        if not self.template_quality:
+            return 0
         with Session(self.engine) as session:
             return withdraw_disabled(session, self.clock.now_ms())
 
@@ -170,6 +175,8 @@ class Dispatcher:
     def _hold_paused(self, session: Session, due: list[Row[Any]], now: int) -> list[Row[Any]]:
         """Move the send time of copies whose template is paused to the pause's end, and
         return the others: a paused template sends nothing, scheduled or new."""
+        if not self.template_quality:
+            return due
         paused = paused_campaigns(session, {r.campaign_id for r in due if r.campaign_id}, now)
         if not paused:
             return due

@@ -41,6 +41,8 @@ class FiguresPolicy:
     epsilon_counts: float
     epsilon_interactions: float
     budget_30d: float
+    # Pause and disable templates whose rating falls to low (server/quality.py).
+    template_quality: bool = True
 
     @property
     def per_campaign(self) -> float:
@@ -139,7 +141,7 @@ def publish(session: Session, campaign_id: str, policy: FiguresPolicy, now_ms: i
     )
     session.flush()
     # Post-processing of published figures only: costs no privacy (server/quality.py).
-    quality.rate_template(session, campaign.template_id, now_ms)
+    quality.rate_template(session, campaign.template_id, now_ms, act=policy.template_quality)
     tiers.rate_business(session, campaign.business, now_ms)
     session.commit()
     return True

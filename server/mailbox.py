@@ -58,6 +58,8 @@ class RoutingRules:
     # bound each sender, this bounds many senders (each one accepted) writing at once.
     mailbox_envelopes: int = 10_000
     mailbox_bytes: int = 256 * 1024 * 1024
+    # Refuse copies of a template paused or disabled for its quality (server/quality.py).
+    template_quality: bool = True
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Batch:
         directory: KnownAccounts,
         now_ms: int,
         mailbox_bytes: int,
+        template_quality: bool = True,
     ) -> None:
         # Accounts never change once registered: the process's directory answers most of a
         # campaign's recipients from memory (server/known_accounts.py).
@@ -113,7 +116,9 @@ class _Batch:
             )
         }
         # A paused or disabled template's copies are refused, as its new campaigns are.
-        self.unusable = quality.unusable(session, list(self.templates), now_ms)
+        self.unusable = (
+            quality.unusable(session, list(self.templates), now_ms) if template_quality else {}
+        )
         campaign_ids = sorted({e.campaign_id for e in envelopes if e.campaign_id})
         # Locked in a fixed order so two batches of overlapping campaigns cannot deadlock.
         self.campaigns: dict[str, Campaign] = {}
@@ -399,7 +404,15 @@ def store_envelopes(
     names this relay in its announcements to the others (server/notify.py); ``directory``,
     the process's cache of accounts, spares looking up known recipients.
     """
-    batch = _Batch(session, sender, envelopes, directory, now_ms, rules.mailbox_bytes)
+    batch = _Batch(
+        session,
+        sender,
+        envelopes,
+        directory,
+        now_ms,
+        rules.mailbox_bytes,
+        template_quality=rules.template_quality,
+    )
     existing = {
         row.msg_id: (row.sender, row.digest)
         for row in session.execute(

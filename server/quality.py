@@ -108,9 +108,12 @@ def _recent_figures(session: Session, template_id: str, now_ms: int) -> list[Cam
     return [CampaignFigures.model_validate(json.loads(body)) for body in rows]
 
 
-def rate_template(session: Session, template_id: str, now_ms: int) -> TemplateQuality:
+def rate_template(
+    session: Session, template_id: str, now_ms: int, act: bool = True
+) -> TemplateQuality:
     """Recompute ``template_id``'s rating from its recent figures, in the caller's
-    transaction, pausing or disabling it when it falls to low."""
+    transaction, pausing or disabling it when it falls to low (unless ``act`` is false:
+    the relay's operator turned the consequences off, and only the rating moves)."""
     quality = session.get(TemplateQuality, template_id)
     if quality is None:
         quality = TemplateQuality(template_id=template_id, rating="medium", updated_at=now_ms)
@@ -119,7 +122,8 @@ def rate_template(session: Session, template_id: str, now_ms: int) -> TemplateQu
     # A fall: to low from above, or still low once its pause is over (its next campaign did
     # no better), as WhatsApp pauses again rather than let a paused template simply resume.
     over = quality.paused_until is not None and quality.paused_until <= now_ms
-    if rating == "low" and not quality.disabled and (quality.rating != "low" or over):
+    fell = quality.rating != "low" or over
+    if act and rating == "low" and not quality.disabled and fell:
         quality.lows += 1
         if quality.lows > len(PAUSES):
             quality.disabled = True

@@ -74,6 +74,12 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
+    template_quality: bool = Field(
+        default=True,
+        description="act on templates' quality ratings: pause a template that falls to low "
+        "(3 h, then 6 h), then disable it (server/quality.py); off, ratings are still computed "
+        "and shown, and nothing is paused (`sealpost sim --no-quality` compares the two)",
+    )
     marketing_tiers: bool = Field(
         default=False,
         description="limit the people a business's marketing reaches per 24 h by tier (250, "

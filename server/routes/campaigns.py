@@ -43,6 +43,7 @@ def create_campaign(
         now,
         state.settings.default_expiry_days,
         marketing_tiers=state.settings.marketing_tiers,
+        template_quality=state.settings.template_quality,
     )
     # Its token key is published before any copy can be released (so before any device asks
     # for a token): devices check the key they are given against this log.

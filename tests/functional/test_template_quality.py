@@ -284,3 +284,33 @@ async def test_a_paused_templates_scheduled_copies_wait_and_a_disabled_ones_are_
         clock.advance(8 * 24 * HOUR_MS)
         relay.app.state.dispatcher.run_once()
         assert [len((await fan.sync()).stored) for fan in fans] == [0, 0, 0, 0]
+
+
+async def test_with_quality_off_a_low_template_is_rated_and_nothing_is_paused(
+    sqlite_url, clock, make_account
+):
+    """The operator's switch (and `sealpost sim --no-quality`): ratings still move, nothing
+    is paused, held or refused."""
+    settings = clearer_figures(sqlite_url, template_quality=False)
+    with EmbeddedRelay(settings, clock=clock) as relay:
+        shop = await make_account("acme", relay, business=True)
+        await shop.api.top_up(10**9)
+        template = await shop.api.register_template(OFFER)
+        people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
+        for person in people[:50]:
+            await person.api.set_choice("promotions-stopped", "acme", True)
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+                for i, p in enumerate(people)
+            ]
+        )
+        for _ in range(2):
+            run = await run_campaign(
+                shop.api, shop.profile.keys, "acme", template, audience, budget=10**8
+            )
+            assert run.accepted == 60
+            clock.advance((await shop.api.campaign(run.campaign.id)).figures_at - clock.now_ms())
+            relay.app.state.dispatcher.run_once()
+            [found] = (await shop.api.request("GET", "/v1/quality"))["templates"]
+            assert (found["rating"], found["lows"], found["paused_until"]) == ("low", 0, None)
