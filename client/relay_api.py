@@ -240,7 +240,7 @@ class RelayAPI:
         )
 
     async def set_choice(self, choice: str, business: str, on: bool) -> Preferences:
-        """``choice``: "blocked" or "promotions-stopped"."""
+        """``choice``: "blocked", "promotions-stopped" or "accepted" (a message request)."""
         method = "PUT" if on else "DELETE"
         return self._known(
             Preferences.model_validate(await self.request(method, f"/v1/prefs/{choice}/{business}"))

@@ -565,6 +565,7 @@ ROUTES = (
     Route("GET", rf"/v1/campaigns/{_ID}", None),
     Route("POST", rf"/v1/campaigns/{_ID}/cancel", None),
     Route("GET", r"/v1/budget", None),
+    Route("GET", r"/v1/quality", None),  # a business reads its own ratings and tier
     Route("POST", r"/v1/budget/top-up", api.TopUp),
     Route("GET", r"/v1/pricing", None),
     Route("GET", r"/v1/prefs", None),
@@ -572,7 +573,7 @@ ROUTES = (
     *(
         Route(m, rf"/v1/prefs/{c}/{_H}", None)
         for m in ("PUT", "DELETE")
-        for c in ("blocked", "promotions-stopped")
+        for c in ("blocked", "promotions-stopped", "accepted")
     ),
     Route("GET", rf"/v1/signals/keys/{_ID}", None, auth=False),
     Route("GET", KEY_LOG_PATH, None, auth=False),

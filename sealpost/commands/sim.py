@@ -54,6 +54,7 @@ examples:
   sealpost sim --persons 50 --seed 7 --signals-off 0.2 --cap 3
   sealpost sim --levels all=0.5,chatted=0.2,weekly1=0.2,none=0.1
   sealpost sim --relay http://127.0.0.1:8700 --persons 100
+  sealpost sim --persons 1000 --days 14 --campaigns 42 --compare-quality   # spam, curbed?
   sealpost sim sweep --epsilons 0.5,1,ln3,2 --sizes 100,1000,10000 --out results/
 """
 
@@ -139,6 +140,41 @@ def register(sub: Any) -> None:
         default=DEFAULT_LEVEL_MIX,
         help=f"marketing levels mix: all, chatted, none, weeklyN (default {DEFAULT_LEVEL_MIX})",
     )
+    knobs.add_argument(
+        "--spammy",
+        type=int,
+        metavar="N",
+        help="how many of the businesses are spammy: they write to nearly everyone, and people "
+        "dismiss, stop and block their marketing (default: 1 when there are two or more "
+        "businesses)",
+    )
+    knobs.add_argument(
+        "--no-quality",
+        dest="quality",
+        action="store_false",
+        help="the own relay computes templates' quality ratings but acts on none (no pause, "
+        "no disable): what spam would do without the quality system",
+    )
+    knobs.add_argument(
+        "--compare-quality",
+        action="store_true",
+        help="play the same seed twice, with the quality system and without, and set the "
+        "businesses' reach and unwanted marketing side by side (twice the time)",
+    )
+    knobs.add_argument(
+        "--figures-epsilon",
+        type=float,
+        metavar="EPS",
+        help="epsilon of each campaign's published figures on the own relay (default 0.2); "
+        "larger makes ratings move with fewer people, at a larger privacy cost",
+    )
+    knobs.add_argument(
+        "--figures-after-h",
+        type=int,
+        metavar="H",
+        help="hours after each send time that the own relay publishes its figures "
+        "(default 72): ratings follow the figures, so sooner means quality acts sooner",
+    )
     p.set_defaults(run=run)
 
     modes = p.add_subparsers(dest="sim_mode", metavar="[sweep]", title="mode (optional)")
@@ -195,19 +231,26 @@ def run(args: Any) -> int:
             relay=args.relay,
             keep=args.keep,
             workers=args.workers,
+            spammy=args.spammy,
+            quality=args.quality,
+            compare_quality=args.compare_quality,
+            figures_epsilon=args.figures_epsilon,
+            figures_after_h=args.figures_after_h,
         ).validate()
     except OptionError as exc:
         return fail(str(exc), 2)
     # The relay and client code load only once the knobs are good.
     from sealpost.sim.progress import Progress
-    from sealpost.sim.runner import run_sim
-    from sealpost.sim.summary import render, summarize
+    from sealpost.sim.runner import run_compared, run_sim
+    from sealpost.sim.summary import render, summarize, summarize_compared
 
     try:
-        result = run_sim(options, Progress())
+        if options.compare_quality:
+            data = summarize_compared(*run_compared(options, Progress()))
+        else:
+            data = summarize(run_sim(options, Progress()))
     except RuntimeError as exc:  # e.g. no relay at --relay
         return fail(str(exc))
-    data = summarize(result)
     if args.json:
         print_json(data)
     else:

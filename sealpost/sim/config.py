@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 DAYS_PER_WEEK = 7
+MAX_FIGURES_EPSILON = 10.0  # a business's 30-day budget may be at most this (RelaySettings)
 DEFAULT_LEVEL_MIX = "all=0.7,chatted=0.1,weekly2=0.1,none=0.1"
 _LEVEL = re.compile(r"^(all|chatted|none|weekly(\d{1,3}))$")
 
@@ -101,6 +102,15 @@ class SimOptions:
     relay: str | None = None  # URL of an existing relay; None: run one on loopback
     keep: Path | None = None  # copy the relay database and the profiles here
     workers: int | None = None  # processes playing the persons; None: by the persons' count
+    # Businesses whose marketing people do not want (broad audiences, who dismiss, stop and
+    # block it); None: one when there are at least two businesses, else none.
+    spammy: int | None = None
+    quality: bool = True  # the own relay acts on template quality (pauses, disables)
+    compare_quality: bool = False  # play the same seed again with quality off, side by side
+    # ε of one campaign's published figures on the own relay (None: the relay's default,
+    # 0.2); larger makes ratings move with fewer people, at a larger privacy cost.
+    figures_epsilon: float | None = None
+    figures_after_h: int | None = None  # own relay: figures this long after the send time
 
     def validate(self) -> "SimOptions":
         """Raise :class:`OptionError` naming the first knob out of range."""
@@ -118,12 +128,40 @@ class SimOptions:
             raise OptionError("--workers must be between 0 and 16")
         if self.cap is not None and self.cap < 0:
             raise OptionError("--cap must be zero or more")
+        if not 0 <= self.effective_spammy <= self.businesses:
+            raise OptionError("--spammy must be between 0 and --businesses")
+        if self.figures_epsilon is not None and not 0 < self.figures_epsilon <= MAX_FIGURES_EPSILON:
+            raise OptionError(
+                f"--figures-epsilon must be above 0 and at most {MAX_FIGURES_EPSILON:g} (the "
+                "most a business's 30-day budget may be)"
+            )
+        if self.figures_after_h is not None and not 1 <= self.figures_after_h <= 24 * 60:
+            raise OptionError("--figures-after-h must be between 1 and 1440 hours")
+        own_relay_only = {
+            "--no-quality": not self.quality,
+            "--compare-quality": self.compare_quality,
+            "--figures-epsilon": self.figures_epsilon is not None,
+            "--figures-after-h": self.figures_after_h is not None,
+        }
+        if self.relay is not None and (given := [k for k, v in own_relay_only.items() if v]):
+            raise OptionError(
+                f"{', '.join(given)} configure(s) the simulator's own relay; an existing relay "
+                "(--relay) has its own settings"
+            )
+        if self.compare_quality and not self.quality:
+            raise OptionError("--compare-quality plays with and without quality: drop --no-quality")
         if self.relay is not None and self.cap is not None:
             raise OptionError(
                 "--cap configures the simulator's own relay; an existing relay (--relay) has "
                 "its own (SEALPOST_RELAY_MARKETING_CAP_24H)"
             )
         return self
+
+    @property
+    def effective_spammy(self) -> int:
+        if self.spammy is not None:
+            return self.spammy
+        return 1 if self.businesses >= 2 else 0
 
     # Imported here: the CLI reads this module to build its parser, before any relay code.
     @property
@@ -153,4 +191,5 @@ class SimOptions:
         data["keep"] = str(self.keep) if self.keep else None
         data["cap"] = None if self.relay else self.effective_cap
         data["workers"] = self.effective_workers
+        data["spammy"] = self.effective_spammy
         return data

@@ -247,10 +247,12 @@ class PersonSlice:
         return events
 
     async def set_choices(self) -> None:
-        """Each person's choices before the week: stops, blocks, a marketing level."""
+        """Each person's choices before the week: businesses accepted, stops, blocks, a
+        marketing level."""
         calls = []
         for person in self.persons:
             api = self.people[person.handle].api
+            calls += [api.set_choice("accepted", b, True) for b in person.accepts]
             calls += [api.set_choice("promotions-stopped", b, True) for b in person.stops]
             calls += [api.set_choice("blocked", b, True) for b in person.blocks]
             if person.level.level != "all":

@@ -1,7 +1,8 @@
 """What one simulated run observed, before it is audited and summed up."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from client.business.campaigns import CampaignRun
 from sealpost.audit.world import Redemption
@@ -45,6 +46,10 @@ class Played:
     figures_published_ms: int | None = None  # own relay: virtual time the last were out
     anomalies: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # campaign label -> why the relay refused to open it (its template paused or disabled)
+    refused_campaigns: dict[str, str] = field(default_factory=dict)
+    # business label -> what it was told of its quality at the end of each simulated day
+    quality_days: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     week_wall_s: float = 0.0
 
     def label_of(self, campaign_id: str) -> str:

@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sealpost.audit.world import (
     COUNTRIES,
@@ -58,6 +58,28 @@ TEMPLATE_SHAPES = tuple(TEMPLATES.values())
 ACTIONS = ("read", "clicked", "dismissed", "stopped_promotions", "blocked", "reported")
 
 
+# How people take a business's marketing, on top of their own habits. A welcome business's
+# copies are dismissed, stopped and blocked far less than the person's profile alone says;
+# a spammy one's at least at these rates (and hardly ever clicked), whoever gets them.
+WELCOME_SCALE = {"dismissed": 0.3, "stopped_promotions": 0.2, "blocked": 0.2, "reported": 0.2}
+# Most people dismiss spam and move on; few take the trouble to stop or block it, so it
+# keeps reaching them unless the platform acts on what the dismissals say.
+SPAMMY_FLOOR = {"dismissed": 0.7, "stopped_promotions": 0.03, "blocked": 0.02, "reported": 0.02}
+# Customers who once accepted the business's messages (a chat, or accepting its message
+# request): its marketing reaches them beyond a stranger's first few (message requests).
+ACCEPTS_SHARE = 0.8
+SPAMMY_CLICKS = 0.05  # of the person's own click rate
+Kind = Literal["welcome", "spammy"]
+
+
+def reception(rates: dict[str, float], kind: Kind) -> dict[str, float]:
+    """A person's profile ``rates``, as they take one business's marketing."""
+    if kind == "welcome":
+        return {a: r * WELCOME_SCALE.get(a, 1.0) for a, r in rates.items()}
+    taken = {a: max(rates.get(a, 0.0), floor) for a, floor in SPAMMY_FLOOR.items()}
+    return rates | taken | {"clicked": rates.get("clicked", 0.0) * SPAMMY_CLICKS}
+
+
 def actions_drawn(rng: random.Random, rates: dict[str, float]) -> tuple[str, ...]:
     """What one person does with one copy, from their profile's ``rates``."""
     return tuple(a for a in ACTIONS if rng.random() < rates.get(a, 0.0))
@@ -85,6 +107,7 @@ class Business:
     label: str  # the handle without the run's prefix, for reports
     display_name: str
     template: TemplateDraft
+    kind: Kind = "welcome"
 
 
 @dataclass
@@ -97,6 +120,7 @@ class Person:
     stops: list[str] = field(default_factory=list)  # businesses whose promotions are stopped
     blocks: list[str] = field(default_factory=list)  # businesses blocked before the week
     writes_to: list[str] = field(default_factory=list)  # businesses written to before the week
+    accepts: list[str] = field(default_factory=list)  # businesses accepted before the week
     signals_off: bool = False  # interaction signals switched off: every report says no_signal
 
 
@@ -153,11 +177,13 @@ class SimPlan:
         return {
             "persons": len(self.persons),
             "businesses": [b.label for b in self.businesses],
+            "spammy": [b.label for b in self.businesses if b.kind == "spammy"],
             "profiles": dict(sorted(Counter(p.profile for p in self.persons).items())),
             "levels": dict(sorted(Counter(p.level.label for p in self.persons).items())),
             "promotions_stopped_before": sum(bool(p.stops) for p in self.persons),
             "blocked_before": sum(bool(p.blocks) for p in self.persons),
             "wrote_to_a_business": sum(bool(p.writes_to) for p in self.persons),
+            "accepted_a_business": sum(bool(p.accepts) for p in self.persons),
             "signals_off": sum(p.signals_off for p in self.persons),
             "campaigns": len(self.campaigns),
             "copies_planned": sum(len(c.audience) for c in self.campaigns),
@@ -171,7 +197,8 @@ def _variables(rng: random.Random, names: list[str]) -> dict[str, str]:
     }
 
 
-def _businesses(count: int, prefix: str) -> list[Business]:
+def _businesses(count: int, prefix: str, spammy: int = 0) -> list[Business]:
+    """``count`` businesses; the last ``spammy`` of them are spammy."""
     made = []
     for i in range(count):
         label, display = (
@@ -179,7 +206,8 @@ def _businesses(count: int, prefix: str) -> list[Business]:
         )
         shape = TEMPLATE_SHAPES[i % len(TEMPLATE_SHAPES)]
         template = shape.model_copy(update={"footer": display})
-        made.append(Business(f"{prefix}{label}", label, display, template))
+        kind: Kind = "spammy" if i >= count - spammy else "welcome"
+        made.append(Business(f"{prefix}{label}", label, display, template, kind))
     return made
 
 
@@ -187,7 +215,7 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
     """Everything the run will do, from ``options.seed``. ``prefix`` goes before every handle
     (a run against an existing relay must not collide with accounts already there)."""
     rng = random.Random(options.seed)
-    businesses = _businesses(options.businesses, prefix)
+    businesses = _businesses(options.businesses, prefix, options.effective_spammy)
     handles = [b.handle for b in businesses]
     profiles, profile_weights = zip(*PROFILE_WEIGHTS.items(), strict=True)
     levels, level_weights = zip(*options.levels.items(), strict=True)
@@ -217,9 +245,17 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
 
     # Customer lists: each business knows part of the population.
     customers = {}
+    # A generator of its own: who accepted whom changes no other draw.
+    accepts_rng = random.Random(f"{options.seed}:accepts")
+    by_handle = {p.handle: p for p in persons}
     for business in businesses:
-        share = rng.uniform(0.5, 0.9)
+        # A spammy business writes to nearly everyone (a bought list), a welcome one to
+        # the people who are its customers.
+        share = rng.uniform(0.9, 1.0) if business.kind == "spammy" else rng.uniform(0.5, 0.9)
         customers[business.handle] = [p.handle for p in persons if rng.random() < share]
+        for handle in customers[business.handle]:
+            if accepts_rng.random() < ACCEPTS_SHARE:
+                by_handle[handle].accepts.append(business.handle)
 
     campaigns: list[Campaign] = []
     behaviour: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -236,7 +272,7 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
             + rng.choice(BUSINESS_HOURS) * HOUR_MS
             + rng.choice((0, 15, 30, 45)) * 60_000
         )
-        reach = rng.uniform(0.6, 1.0)
+        reach = rng.uniform(0.9, 1.0) if business.kind == "spammy" else rng.uniform(0.6, 1.0)
         audience = [h for h in customers[business.handle] if rng.random() < reach]
         if not audience:  # a tiny population: a campaign needs at least one recipient
             audience = [rng.choice(persons).handle]
@@ -249,7 +285,8 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
             variables={h: _variables(rng, names[business.handle]) for h in audience},
         )
         for handle in audience:
-            behaviour[(handle, campaign.label)] = actions_drawn(rng, PROFILES[profile_of[handle]])
+            rates = reception(PROFILES[profile_of[handle]], business.kind)
+            behaviour[(handle, campaign.label)] = actions_drawn(rng, rates)
         campaigns.append(campaign)
     campaigns.sort(key=lambda c: (c.send_at_ms, c.label))
 

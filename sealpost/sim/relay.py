@@ -59,13 +59,24 @@ EPSILON_PER_CAMPAIGN: float = (
 )
 
 
+# How a campaign's --figures-epsilon is split, as the relay's defaults split theirs.
+COUNTS_SHARE = RelaySettings.model_fields["figures_epsilon_counts"].default / EPSILON_PER_CAMPAIGN
+
+
+def figures_epsilons(options: SimOptions) -> tuple[float, float]:
+    """(counts, interactions) ε of one campaign's figures on the own relay."""
+    total = options.figures_epsilon or EPSILON_PER_CAMPAIGN
+    counts = round(total * COUNTS_SHARE, 6)
+    return counts, round(total - counts, 6)
+
+
 def business_epsilon(sim_plan: SimPlan) -> float:
     """The own relay's privacy budget per business: the relay's default when it pays for
     every campaign's figures of the busiest business, else as much as that needs, up to the
     most the relay takes. Past that the last figures wait for the budget to renew, and
     :meth:`OwnRelay.publish_figures` moves the clock on until they are out."""
     busiest = max(Counter(c.business for c in sim_plan.campaigns).values(), default=0)
-    needed = round(busiest * EPSILON_PER_CAMPAIGN, 6)
+    needed = round(busiest * sum(figures_epsilons(sim_plan.options)), 6)
     return min(MAX_BUSINESS_EPSILON, max(DEFAULT_BUSINESS_EPSILON, needed))
 
 
@@ -115,9 +126,15 @@ class OwnRelay:
         self.db_path = workdir / "relay.db"
         self.db_url = f"sqlite:///{self.db_path}"
         self.shuffler_key = workdir / "shuffler.key"
+        counts, interactions = figures_epsilons(options)
+        after_h = options.figures_after_h or RelaySettings.model_fields["figures_after_h"].default
         self.settings = RelaySettings(
             db=self.db_url,
             business_epsilon_30d=epsilon_30d,
+            figures_epsilon_counts=counts,
+            figures_epsilon_interactions=interactions,
+            figures_after_h=after_h,
+            template_quality=options.quality,
             marketing_cap_24h=options.effective_cap,
             # Thousands of simulated people share one loopback address and burst at once.
             rate_per_s=1000.0,
@@ -215,6 +232,20 @@ class OwnRelay:
                 )
             )
             return Counter(r.campaign_id for r in rows)
+
+    def next_due(self, from_ms: int, before_ms: int) -> int | None:
+        """The first send time in [from_ms, before_ms) of a copy still scheduled: a
+        campaign's, or one held while its template was paused (server/quality.py)."""
+        table = MailboxEntry.__table__  # type: ignore[attr-defined]
+        with self._session() as session:
+            found = session.execute(
+                select(func.min(table.c.not_before)).where(
+                    table.c.state == "scheduled",
+                    table.c.not_before >= from_ms,
+                    table.c.not_before < before_ms,
+                )
+            ).scalar_one()
+            return None if found is None else int(found)
 
     def unacked(self) -> int:
         """Messages released into mailboxes and not yet acked by their clients."""

@@ -33,13 +33,14 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlmodel import select
 
 from client.business.audience import Audience, AudienceRow
 from client.business.campaigns import CampaignRun, run_campaign
+from client.relay_api import RelayError
 from client.store import StoredMessage
 from sealpost.audit.fleet import gather_chunks
 from sealpost.audit.recorder import Exchange
@@ -75,6 +76,12 @@ TOKEN_WAIT_S = 20.0
 TOKEN_WAIT_PER_COPY_S = 0.02
 QUIET_WAIT_S = 3.0  # with no ack for this long, the clients are done acking
 EXTERNAL_SETTLE_S = 1.5  # the clients batch their acks for about a second
+# What the relay may answer a business's new campaign with, from what it learned of its
+# marketing (server/quality.py, server/tiers.py, server/rollout.py): the simulated business
+# skips that campaign, as a real one would be told to wait.
+QUALITY_REFUSALS = frozenset(
+    {"template_paused", "template_disabled", "tier_limit", "not_available_yet"}
+)
 
 
 class Simulation:
@@ -248,15 +255,8 @@ class Simulation:
                         await self._submit(campaign, send_at=campaign.send_at_ms)
             for hour in range(24):
                 hour_start = day_start + hour * HOUR_MS
-                hour_end = hour_start + HOUR_MS
-                for moment in sorted(
-                    {c.send_at_ms for c in today if hour_start <= c.send_at_ms < hour_end}
-                ):
-                    await self._release(moment, [c for c in today if c.send_at_ms == moment])
-                await self._set_now(hour_end)
-                with self._step("reports"):
-                    await self._flush_reports(hour_end)
-                    await self.relay.forward_reports()
+                await self._hour(hour_start, hour_start + HOUR_MS, today)
+            await self._rate_businesses(day + 1)
             self._show(day + 1)
             self.progress.note(
                 f"day {day + 1}/{days}: {len(today)} campaign(s); "
@@ -264,6 +264,11 @@ class Simulation:
             )
         end = start + days * DAY_MS
         await self.relay.advance_to(end)
+        if self.relay.own:
+            # Copies held past the week while their template was paused go out in the
+            # next day (pauses are hours long); people act on them as on any other.
+            for hour in range(24):
+                await self._hour(end + hour * HOUR_MS, end + (hour + 1) * HOUR_MS, [])
         # Reports leave within a day of their copy: let one more virtual day pass.
         await self._set_now(end + DAY_MS)
         self.progress.phase("the last reports")
@@ -274,6 +279,56 @@ class Simulation:
         if below_b:
             self.played.timings["shuffler_last_batch_below_b"] = below_b
 
+    async def _hour(self, hour_start: int, hour_end: int, today: list[Campaign]) -> None:
+        """One virtual hour: what falls due goes out, then the reports due leave.
+
+        On the own relay the moments are read off the relay: the send times of the copies
+        still scheduled, which include copies held while their template was paused (their
+        send time moved to the pause's end, perhaps within this very hour). On an existing
+        relay they are the plan's send times, each campaign submitted then."""
+        if isinstance(self.relay, OwnRelay):
+            relay = self.relay
+            after = hour_start
+            while (moment := await asyncio.to_thread(relay.next_due, after, hour_end)) is not None:
+                await self._release(moment, [])
+                after = moment + 1
+        else:
+            for moment in sorted(
+                {c.send_at_ms for c in today if hour_start <= c.send_at_ms < hour_end}
+            ):
+                await self._release(moment, [c for c in today if c.send_at_ms == moment])
+        await self._set_now(hour_end)
+        with self._step("reports"):
+            await self._flush_reports(hour_end)
+            await self.relay.forward_reports()
+
+    async def _rate_businesses(self, day: int) -> None:
+        """At the end of each simulated day, what each business is told of its quality
+        (GET /v1/quality): its rating and tier, and its template's rating and any pause."""
+        for business in self.plan.businesses:
+            shop = self.fleet.businesses[business.handle]
+            try:
+                found = await shop.api.request("GET", "/v1/quality")
+            except RelayError as exc:  # e.g. an existing relay from before quality
+                self.played.anomalies.append(f"{business.label}: quality not read: {exc}")
+                return
+            template = next(iter(found.get("templates") or []), {})
+            self.played.quality_days[business.label].append(
+                {
+                    "day": day,
+                    "rating": found["business"]["rating"],
+                    "tier": found["business"]["tier"],
+                    "limit_24h": found["business"]["limit_24h"],
+                    "template_rating": template.get("rating"),
+                    "lows": template.get("lows", 0),
+                    "paused_until": template.get("paused_until"),
+                    "disabled": template.get("disabled", False),
+                    "share": template.get("share"),
+                    "share_low": template.get("share_low"),
+                    "share_high": template.get("share_high"),
+                }
+            )
+
     def _show(self, day: int) -> None:
         self.progress.update(
             day=f"{day}/{self.options.days}",
@@ -281,23 +336,31 @@ class Simulation:
             reports=self._reports_sent,
         )
 
-    async def _submit(self, campaign: Campaign, send_at: int | None) -> CampaignRun:
-        """The business personalises, seals and submits one copy per audience row."""
+    async def _submit(self, campaign: Campaign, send_at: int | None) -> CampaignRun | None:
+        """The business personalises, seals and submits one copy per audience row; None
+        when the relay refuses the campaign for what it learned of the business's
+        marketing (its template paused or disabled, its tier full)."""
         shop = self.fleet.businesses[campaign.business]
         rows = [
             AudienceRow(line=i + 2, handle=h, variables=campaign.variables[h])
             for i, h in enumerate(campaign.audience)
         ]
-        run = await run_campaign(
-            shop.api,
-            shop.profile.keys,
-            campaign.business,
-            self.templates[campaign.business],
-            Audience(rows=rows),
-            budget=CAMPAIGN_BUDGET,
-            send_at=send_at,
-            name=campaign.label,
-        )
+        try:
+            run = await run_campaign(
+                shop.api,
+                shop.profile.keys,
+                campaign.business,
+                self.templates[campaign.business],
+                Audience(rows=rows),
+                budget=CAMPAIGN_BUDGET,
+                send_at=send_at,
+                name=campaign.label,
+            )
+        except RelayError as exc:
+            if exc.code not in QUALITY_REFUSALS:
+                raise
+            self.played.refused_campaigns[campaign.label] = exc.code
+            return None
         self.played.runs[campaign.label] = run
         self.played.campaign_ids[campaign.label] = run.campaign.id
         return run
@@ -325,7 +388,9 @@ class Simulation:
             await asyncio.sleep(0.05)
 
     async def _release(self, moment: int, group: list[Campaign]) -> None:
-        """The campaigns due at ``moment`` go out; wait for them, then people act on them."""
+        """What is due at ``moment`` goes out; wait for it, then people act on it. On the
+        own relay the campaigns are those whose copies the relay released then (``group``
+        is not used); on an existing relay, ``group`` is submitted now."""
         await self._set_now(moment)
         if isinstance(self.relay, OwnRelay):
             with self._step("quiet"):
@@ -333,11 +398,16 @@ class Simulation:
             with self._step("release"):
                 began = await self.relay.advance_to(moment)
                 expected = dict(await asyncio.to_thread(self.relay.released_at, moment))
+            label_of = {cid: label for label, cid in self.played.campaign_ids.items()}
+            group = [self.plan.campaign(label_of[cid]) for cid in sorted(expected)]
         else:
             began = time.time()
             with self._step("submit"):
                 for campaign in group:
                     await self._submit(campaign, send_at=None)
+            group = [c for c in group if c.label in self.played.campaign_ids]
+        if not group:
+            return
         ids = [self.played.campaign_ids[c.label] for c in group]
         for campaign_id in ids:
             self.played.released_wall[campaign_id] = began
@@ -521,6 +591,17 @@ class Simulation:
         for part in await self.fleet.each("mailboxes"):
             found += part
         return found
+
+
+def run_compared(
+    options: SimOptions, progress: Progress | None = None
+) -> tuple["SimRun", "SimRun"]:
+    """The same seed played twice: with the quality system, then without it."""
+    with_quality = run_sim(replace(options, quality=True), progress)
+    if progress is not None:
+        progress.note("the same seed again, without the quality system")
+    without = run_sim(replace(options, quality=False, compare_quality=False), progress)
+    return with_quality, without
 
 
 @dataclass

@@ -23,6 +23,8 @@ from sealpost.audit.report import text_table
 from sealpost.audit.runner import SHUFFLER_BATCH
 from sealpost.sim.analytics import business_figures, estimate_overview, estimate_rows
 from sealpost.sim.played import Played
+from sealpost.sim.quality import compare, quality_summary, render_comparison
+from sealpost.sim.quality import render as render_quality
 from sealpost.sim.runner import SimRun
 from shared.api import REFUSAL_CLASSES
 from shared.shuffle_bound import amplify
@@ -70,6 +72,14 @@ def _copies(played: Played) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             "refused_by_reason": dict.fromkeys(REFUSAL_CLASSES, 0) if own else None,
             "expired": 0 if own else None,
             "lost": 0,
+            # Why the relay refused to open it (its template paused or disabled), if it did.
+            "campaign_refused": played.refused_campaigns.get(campaign.label),
+            # Filled in below for the campaigns the relay opened.
+            "spend": 0,
+            "charged": 0,
+            "reports": 0,
+            "status": "refused" if campaign.label in played.refused_campaigns else "-",
+            "figures": "-",
         }
     misdelivered = 0
     for (handle, _), copy in stored.items():
@@ -360,6 +370,7 @@ def summarize(run: SimRun) -> dict[str, Any]:
         "spend": spend,
         "privacy_budget": privacy["per_business"],
         "analytics": analytics,
+        "quality": quality_summary(played),
         "campaigns": [{"campaign": label, **row} for label, row in per_campaign.items()],
         "privacy_audit": audit,
         "anomalies": played.anomalies,
@@ -391,6 +402,24 @@ def summarize(run: SimRun) -> dict[str, Any]:
         },
         "timings_s": {**played.timings, "total": round(run.wall_s, 2)},
     }
+
+
+def summarize_compared(with_quality: SimRun, without: SimRun) -> dict[str, Any]:
+    """The run with the quality system, and beside it what the same seed did without it."""
+    data = summarize(with_quality)
+    other = summarize(without)
+    data["quality_comparison"] = compare(data["quality"], other["quality"])
+    data["without_quality"] = {
+        "passed": other["passed"],
+        "failures": other["failures"],
+        "messages": {k: other["messages"][k] for k in ("sent", "delivered", "lost", "duplicated")},
+        "quality": other["quality"],
+        "timings_s": other["timings_s"],
+    }
+    if not other["passed"]:
+        data["passed"] = False
+        data["failures"] += [f"without quality: {f}" for f in other["failures"]]
+    return data
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -585,6 +614,11 @@ def render(data: dict[str, Any]) -> str:
             f"(delta {shuffling['delta']:g})"
         )
     out += textwrap.wrap("; ".join(parts), 98, initial_indent="  ", subsequent_indent="    ")
+
+    out += ["", "Quality (what the relay did with what it learned)", ""]
+    out += ["  " + line for line in render_quality(data["quality"])]
+    if "quality_comparison" in data:
+        out += [""] + ["  " + line for line in render_comparison(data["quality_comparison"])]
 
     out += ["", "Privacy budget (what each business's figures cost it)", ""]
     when = data["virtual_time"]["figures_published"]

@@ -194,6 +194,10 @@ def test_an_existing_relay_is_used_and_the_audit_is_not_run(sqlite_relay, capsys
         (["--signals-off", "1.5"], "--signals-off"),
         (["--k", "10"], "--k is gone"),
         (["--relay", "http://127.0.0.1:9", "--cap", "3"], "--cap configures"),
+        (["--relay", "http://127.0.0.1:9", "--no-quality"], "--no-quality configure"),
+        (["--businesses", "2", "--spammy", "3"], "--spammy must be between 0 and --businesses"),
+        (["--figures-epsilon", "11"], "--figures-epsilon must be above 0 and at most 10"),
+        (["--compare-quality", "--no-quality"], "drop --no-quality"),
     ],
 )
 def test_bad_knobs_are_refused(args, complaint, capsys):
