@@ -47,20 +47,29 @@ def issue_token(profile: Profile, label: str = "") -> str:
 
 
 class TokenBook:
-    """The issued tokens' hashes, read once when the gateway starts and when asked again."""
+    """The issued tokens' hashes, read again whenever the file changes: a token issued while
+    the gateway runs works at once, without a restart."""
 
     def __init__(self, profile: Profile) -> None:
         self._path = _path(profile)
         self._digests: list[str] = []
+        self._read_at: int | None = None
         self.reload()
 
     def reload(self) -> None:
-        self._digests = [str(e["sha256"]) for e in _load(self._path)]
+        try:
+            changed = self._path.stat().st_mtime_ns
+        except FileNotFoundError:
+            changed = None
+        if changed != self._read_at or changed is None:
+            self._digests = [str(e["sha256"]) for e in _load(self._path)]
+            self._read_at = changed
 
     def __len__(self) -> int:
         return len(self._digests)
 
     def valid(self, token: str) -> bool:
+        self.reload()
         digest = _digest(token)
         # Compared in constant time, each one: how long a refusal takes says nothing.
         return any([hmac.compare_digest(digest, known) for known in self._digests])

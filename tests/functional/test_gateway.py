@@ -39,6 +39,7 @@ from client.gateway.app import Gateway
 from client.gateway.config import load_config, map_recipient, save_config
 from client.gateway.server import GatewayServer, listening_socket
 from client.gateway.tokens import issue_token
+from client.gateway.webhooks import WebhookError
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
 from tests.helpers import run_cli
@@ -516,3 +517,110 @@ async def test_the_cli_issues_tokens_maps_numbers_and_explains_itself(
     await make_account("frank", sqlite_relay)
     person = run_cli(home, "gateway", "token", "--profile", "frank", check=False)
     assert person.returncode == 1 and "runs on a business profile" in person.stderr
+
+
+async def test_analytics_after_publication_are_the_noisy_figures_and_nothing_per_person(
+    clocked_relay, clock, make_account, inbox
+):
+    shop = await make_account("acme", clocked_relay, business=True, display_name="ACME Shoes")
+    await shop.api.top_up(50_000_000)
+    for handle in ("gina", "hal"):
+        await make_account(handle, clocked_relay)
+    ivo = await make_account("ivo", clocked_relay)
+    await ivo.api.set_choice("promotions-stopped", "acme", True)
+    running = prepare_gateway(shop, clocked_relay, inbox[1])
+    await running.server.start()
+    try:
+        async with running.http() as http:
+            template = await http.post(f"/{running.waba_id}/message_templates", json=SPRING)
+            template_id = template.json()["id"]
+            for handle in ("gina", "hal", "ivo"):
+                sent = await http.post(f"/{running.phone_id}/messages", json=spring_to(handle, "X"))
+                assert sent.status_code == 200
+            [campaign] = (await shop.api.campaigns()).campaigns  # one for the day's sends
+            clock.advance(campaign.figures_at - clock.now_ms())
+            clocked_relay.app.state.dispatcher.run_once()
+            found = await http.get(
+                f"/{running.waba_id}/template_analytics", params={"template_ids": template_id}
+            )
+    finally:
+        await running.server.stop()
+    [point] = found.json()["data"][0]["data_points"]
+    assert point["sent"] == 3  # exact: what the business did and paid
+    figures = (await shop.api.campaign(campaign.id)).figures
+    assert figures is not None
+    # Every figure about people is the published, noisy one: the opt-out is in `refused`,
+    # give or take its margin, and in no per-message event.
+    assert point["delivered"] == figures.delivered.value
+    assert point["sealpost"]["refused"] == figures.refused.value
+    assert point["sealpost"]["refused_margin"] == figures.refused.margin > 0
+    assert point["sealpost"]["epsilon"] == figures.epsilon
+
+
+async def test_reply_buttons_inside_the_service_window_come_back_as_button_replies(
+    sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    joe = await make_account("joe", sqlite_relay)
+    await joe.send_text("acme", "do you have these in blue?")  # opens the service window
+    asked = await webhooks.next()
+    assert asked["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] == (
+        "do you have these in blue?"
+    )
+    buttons = {
+        "messaging_product": "whatsapp",
+        "to": "joe",
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": "In blue, size 38 or 39?"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "size_38", "title": "38"}},
+                    {"type": "reply", "reply": {"id": "size_39", "title": "Size 39"}},
+                ]
+            },
+        },
+    }
+    async with gateway.http() as http:
+        sent = await http.post(f"/{gateway.phone_id}/messages", json=buttons)
+    assert sent.status_code == 200, sent.text
+    wamid = sent.json()["messages"][0]["id"]
+    status = (await webhooks.next())["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert status["id"] == wamid and status["pricing"]["billable"] is False
+    [shown] = [m for m in (await joe.sync()).stored if m.sender == "acme"]
+    assert "1. 38" in (shown.text or "") and "2. Size 39" in (shown.text or "")
+    await joe.send_text("acme", "size 39")
+    value = (await webhooks.next())["entry"][0]["changes"][0]["value"]
+    [answer] = value["messages"]
+    assert answer["type"] == "interactive" and answer["context"]["id"] == wamid
+    assert answer["interactive"]["button_reply"] == {"id": "size_39", "title": "Size 39"}
+    assert value["contacts"] == [{"user_id": "joe", "profile": {"name": "joe"}}]
+
+
+async def test_a_deleted_template_cannot_be_sent_and_its_name_stays_taken(
+    gateway, make_account, sqlite_relay
+):
+    await make_account("kim", sqlite_relay)
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        gone = await http.delete(
+            f"/{gateway.waba_id}/message_templates", params={"name": "spring_offer"}
+        )
+        assert gone.json() == {"success": True}
+        refused = await http.post(f"/{gateway.phone_id}/messages", json=spring_to("kim", "Kim"))
+        again = await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        listed = (await http.get(f"/{gateway.waba_id}/message_templates")).json()
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == 132001
+    assert again.json()["error"]["error_subcode"] == 2388024
+    assert listed["data"] == []
+
+
+async def test_an_endpoint_that_fails_the_handshake_stops_the_gateway_before_it_serves(
+    sqlite_relay, shop, inbox
+):
+    running = prepare_gateway(shop, sqlite_relay, inbox[1])
+    running.gateway.config.verify_token = "not-the-one-it-expects"
+    with pytest.raises(WebhookError, match=r"did not echo hub\.challenge"):
+        await running.server.start()
+    running.server.sock.close()
