@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import re
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +44,7 @@ from client.gateway.tokens import issue_token
 from client.gateway.webhooks import WebhookError
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
-from tests.helpers import run_cli
+from tests.helpers import run_cli, sealpost
 
 APP_SECRET = "s3cret-app"
 VERIFY_TOKEN = "verify-me"
@@ -517,6 +519,11 @@ async def test_the_cli_issues_tokens_maps_numbers_and_explains_itself(
     await make_account("frank", sqlite_relay)
     person = run_cli(home, "gateway", "token", "--profile", "frank", check=False)
     assert person.returncode == 1 and "runs on a business profile" in person.stderr
+    # Nothing listens on port 9 (discard) here: the handshake fails before anything is served.
+    unreachable = "http://127.0.0.1:9/hook"
+    args = ("gateway", "--profile", "acme", "--port", "0", "--webhook-url", unreachable)
+    down = sealpost(home, *args, check=False)
+    assert down.returncode == 1 and "cannot be reached" in down.stderr, down.stderr
 
 
 async def test_analytics_after_publication_are_the_noisy_figures_and_nothing_per_person(
@@ -624,3 +631,44 @@ async def test_an_endpoint_that_fails_the_handshake_stops_the_gateway_before_it_
     with pytest.raises(WebhookError, match=r"did not echo hub\.challenge"):
         await running.server.start()
     running.server.sock.close()
+
+
+async def test_sealpost_gateway_serves_the_profile_until_interrupted(home, shop):
+    token = issue_token(shop.profile)
+    config = load_config(shop.profile)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sealpost",
+        "--home",
+        str(home),
+        "gateway",
+        "--profile",
+        "acme",
+        "--port",
+        "0",
+        "--webhook-url",
+        "none",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        # It says where it listens once the socket is open (requests made from then on wait
+        # in its queue), so reading that line is all the waiting there is.
+        line = (await asyncio.wait_for(process.stderr.readline(), EVENT_TIMEOUT_S)).decode()
+        found = re.search(r"gateway for @acme on (http://\S+)", line)
+        assert found, line
+        async with httpx.AsyncClient(base_url=found.group(1) + "/v23.0") as http:
+            listing = await http.get(
+                f"/{config.waba_id}/message_templates",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            refused = await http.get(f"/{config.waba_id}/message_templates")
+        assert listing.status_code == 200 and listing.json()["data"] == []
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == 190
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest = (await asyncio.wait_for(process.stderr.read(), EVENT_TIMEOUT_S)).decode()
+        # Ctrl+C ends it as it ends every sealpost command: 130, "interrupted", no traceback.
+        assert await process.wait() == 130 and "Traceback" not in rest, rest
+    assert load_config(shop.profile).webhook_url is None
