@@ -1,14 +1,16 @@
-"""``/{version}/{waba-id}/message_templates`` and ``/{version}/{waba-id}/template_analytics``."""
+"""``/{version}/{waba-id}/message_templates`` and ``/{version}/{waba-id}/template_analytics``.
+
+A relay refusal or absence raised below is answered in the Graph API's shape by the app's
+handlers (client/gateway/app.py)."""
 
 from typing import Any
 
 from fastapi import APIRouter
 
 from client.gateway.analytics import template_analytics
-from client.gateway.errors import MISSING_PARAMETER, GraphError, from_relay
+from client.gateway.errors import MISSING_PARAMETER, GraphError
 from client.gateway.routes.deps import GatewayDep, business_account
 from client.gateway.shapes import TemplateCreate
-from client.relay_api import RelayError
 
 router = APIRouter(tags=["templates"])
 
@@ -22,10 +24,7 @@ async def list_templates(
     status: str | None = None,
 ) -> dict[str, Any]:
     business_account(gateway, waba_id)
-    try:
-        return await gateway.catalog.listing(name=name, status=status)
-    except RelayError as exc:
-        raise from_relay(exc) from exc
+    return await gateway.catalog.listing(name=name, status=status)
 
 
 @router.post("/{version}/{waba_id}/message_templates")
@@ -47,10 +46,7 @@ async def delete_template(
     business_account(gateway, waba_id)
     if not name:
         raise GraphError(MISSING_PARAMETER, "Required parameter is missing", "give ?name=")
-    try:
-        await gateway.catalog.delete(name, hsm_id)
-    except RelayError as exc:
-        raise from_relay(exc) from exc
+    await gateway.catalog.delete(name, hsm_id)
     return {"success": True}
 
 
@@ -65,7 +61,4 @@ async def analytics(
     granularity: str = "DAILY",
 ) -> dict[str, Any]:
     business_account(gateway, waba_id)
-    try:
-        return await template_analytics(gateway.messenger.api, template_ids, start, end)
-    except RelayError as exc:
-        raise from_relay(exc) from exc
+    return await template_analytics(gateway.messenger.api, template_ids, start, end)
