@@ -93,6 +93,7 @@ class WebhookInbox:
 
     bodies: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     refused: int = 0
+    down: int = 0  # answer this many deliveries 503, as an endpoint being redeployed would
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -107,6 +108,9 @@ class WebhookInbox:
         @app.post("/hook")
         async def update(request: Request) -> Response:
             body = await request.body()
+            if self.down:
+                self.down -= 1
+                return Response("busy", status_code=503)
             mac = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
             if request.headers.get("x-hub-signature-256") != f"sha256={mac}":
                 self.refused += 1
@@ -672,3 +676,18 @@ async def test_sealpost_gateway_serves_the_profile_until_interrupted(home, shop)
         # Ctrl+C ends it as it ends every sealpost command: 130, "interrupted", no traceback.
         assert await process.wait() == 130 and "Traceback" not in rest, rest
     assert load_config(shop.profile).webhook_url is None
+
+
+async def test_an_event_the_endpoint_refused_comes_again_and_in_order(
+    sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    lee = await make_account("lee", sqlite_relay)
+    webhooks.down = 1
+    await lee.send_text("acme", "first")
+    await lee.send_text("acme", "second")
+    texts = []
+    for _ in range(2):
+        [message] = (await webhooks.next())["entry"][0]["changes"][0]["value"]["messages"]
+        texts.append(message["text"]["body"])
+    assert texts == ["first", "second"] and webhooks.down == 0
