@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from client.gateway.catalog import Catalog
 from client.gateway.config import GatewayConfig
@@ -21,6 +22,7 @@ from client.gateway.errors import (
     GraphError,
     from_relay,
     graph_error_handler,
+    http_error_handler,
     validation_error_handler,
 )
 from client.gateway.inbound import Inbound
@@ -109,6 +111,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     handlers: dict[Any, Any] = {
         GraphError: graph_error_handler,
         RequestValidationError: validation_error_handler,
+        HTTPException: http_error_handler,
         RelayError: _relay_error,
         RelayUnavailable: _relay_away,
     }

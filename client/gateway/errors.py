@@ -11,11 +11,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from client.relay_api import RelayError
 
 # Cloud API codes the gateway answers with (developers' error-code reference).
 INVALID_TOKEN = 190
+UNKNOWN_PATH = 2500
 INVALID_PARAMETER = 100
 UNKNOWN_OBJECT_SUBCODE = 33
 TEMPLATE_EXISTS_SUBCODE = 2388024
@@ -140,3 +142,21 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
     error = GraphError(INVALID_PARAMETER, "Invalid parameter", problems)
     return JSONResponse(error.body(), status_code=400)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A path or method the gateway does not serve, in the Graph API's words."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = GraphError(
+            UNKNOWN_PATH,
+            f"Unknown path components: {request.url.path}",
+            "the gateway serves /{version}/{phone-number-id}/messages and "
+            "/{version}/{waba-id}/message_templates and template_analytics (docs/gateway.md)",
+            status=404,
+        )
+    else:
+        error = GraphError(
+            INVALID_PARAMETER, "Unsupported request", str(exc.detail), status=exc.status_code
+        )
+    return JSONResponse(error.body(), status_code=error.status)

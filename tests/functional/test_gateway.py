@@ -481,6 +481,8 @@ async def test_positional_parameters_and_the_cloud_api_error_codes(
             ),
         }
         wrong_id = await http.post("/123/messages", json=send(body("Dave", "A-7")))
+        nowhere = await http.get(f"/{gateway.phone_id}/media")
+    assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == 2500
     for code, answer in errors.items():
         assert answer.status_code >= 400 and answer.json()["error"]["code"] == code, answer.text
     assert "sealpost gateway map" in errors[100].json()["error"]["error_data"]["details"]
