@@ -1,0 +1,75 @@
+"""Bearer tokens the gateway issues (``sealpost gateway token``) and checks on every request.
+
+Only each token's SHA-256 is kept (``<profile>/gateway-tokens.json``, 0600): the file can be
+read without handing out a working token. A token is random, so a plain hash is enough.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from client.profile import Profile
+
+TOKENS_FILE = "gateway-tokens.json"
+PREFIX = "SPGW"  # tells a Sealpost gateway token from a Meta one in a config file
+
+
+def _path(profile: Profile) -> Path:
+    return profile.dir / TOKENS_FILE
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _load(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text()))
+
+
+def issue_token(profile: Profile, label: str = "") -> str:
+    """A new token, valid until revoked; only its hash is written down."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    path = _path(profile)
+    entries = _load(path)
+    entries.append({"sha256": _digest(token), "label": label, "issued_at": int(time.time())})
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(entries, indent=2))
+    os.replace(tmp, path)
+    return token
+
+
+class TokenBook:
+    """The issued tokens' hashes, read again whenever the file changes: a token issued while
+    the gateway runs works at once, without a restart."""
+
+    def __init__(self, profile: Profile) -> None:
+        self._path = _path(profile)
+        self._digests: list[str] = []
+        self._read_at: int | None = None
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            changed = self._path.stat().st_mtime_ns
+        except FileNotFoundError:
+            changed = None
+        if changed != self._read_at or changed is None:
+            self._digests = [str(e["sha256"]) for e in _load(self._path)]
+            self._read_at = changed
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def valid(self, token: str) -> bool:
+        self.reload()
+        digest = _digest(token)
+        # Compared in constant time, each one: how long a refusal takes says nothing.
+        return any([hmac.compare_digest(digest, known) for known in self._digests])
