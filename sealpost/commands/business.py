@@ -527,9 +527,27 @@ def _one_campaign(args: Any, cancel: bool) -> int:
             print_json(report.model_dump())
         else:
             _print_report(report, (await m.api.budget()).currency, explain=True)
+            if not cancel:
+                _print_quality(await m.api.request("GET", "/v1/quality"), report.template_id)
         return 0
 
     return run_client(args, body)
+
+
+def _print_quality(found: dict[str, Any], template_id: str) -> None:
+    """The template's rating and the business's tier, with the limit left and why."""
+    business = found["business"]
+    limit = business["limit_24h"]
+    left = (
+        "no limit"
+        if limit is None
+        else f"{max(0, limit - business['used_24h']):,} of {limit:,} people left in 24 hours"
+        + ("" if business["enforced"] else " (not enforced by this relay)")
+    )
+    print(f"  quality: your business {business['note']}; {left}")
+    for entry in found["templates"]:
+        if entry["template_id"] == template_id:
+            print(f"  template {entry['name']}: {entry['note']}")
 
 
 def budget_show(args: Any) -> int:

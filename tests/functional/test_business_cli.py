@@ -187,6 +187,10 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, mo
     assert not {"delivered", "refused", "refused_by_reason", "interactions"} & set(sent)
     human = sealpost(home, "business", "--profile", "shop", "campaign", "status", campaign_id)
     assert "sent 3" in human.stdout and "figures: due at" in human.stdout
+    # Its quality and tier beside it, with the room left (tiers are off on this relay).
+    assert "quality: your business medium; tier 1 of 5" in human.stdout
+    assert "247 of 250 people left in 24 hours (not enforced by this relay)" in human.stdout
+    assert "no published figures yet: rated medium" in human.stdout
     budget = sealpost(home, "business", "--profile", "shop", "budget", "show").stdout
     assert "charge" in budget and "reserve" in budget and "charged when it is sent" in budget
     assert "privacy budget: 1.0 of 1.0 left this 30 days — 5 more campaign reports" in budget
