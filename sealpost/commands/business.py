@@ -536,18 +536,11 @@ def _one_campaign(args: Any, cancel: bool) -> int:
 
 def _print_quality(found: dict[str, Any], template_id: str) -> None:
     """The template's rating and the business's tier, with the limit left and why."""
-    business = found["business"]
-    limit = business["limit_24h"]
-    left = (
-        "no limit"
-        if limit is None
-        else f"{max(0, limit - business['used_24h']):,} of {limit:,} people left in 24 hours"
-        + ("" if business["enforced"] else " (not enforced by this relay)")
-    )
-    print(f"  quality: your business {business['note']}; {left}")
-    for entry in found["templates"]:
-        if entry["template_id"] == template_id:
-            print(f"  template {entry['name']}: {entry['note']}")
+    from client.business.quality import business_line, template_line
+
+    print(f"  quality: {business_line(found)}")
+    if (line := template_line(found, template_id)) is not None:
+        print(f"  {line}")
 
 
 def budget_show(args: Any) -> int:

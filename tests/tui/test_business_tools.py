@@ -84,6 +84,9 @@ async def test_business_tools_template_campaign_budget_and_analytics(
         assert table.row_count == 1
         # Its quality: medium until published figures say otherwise (server/quality.py).
         await wait_for(pilot, lambda: str(table.get_row_at(0)[2]) == "medium")
+        # Where the business stands, on the campaign form: its rating, tier and room left.
+        await wait_for(pilot, lambda: "tier 1 of 5" in text_of(screen, "#cmp-quality"))
+        assert "250 of 250 people left in 24 hours" in text_of(screen, "#cmp-quality")
 
         # Money first: a top-up from the budget tab.
         await pilot.click("#--content-tab-tab-budget")

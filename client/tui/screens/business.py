@@ -46,6 +46,7 @@ from client.business.figures import (
     whole,
 )
 from client.business.money import format_amount, parse_amount
+from client.business.quality import business_line
 from client.business.send_time import parse_send_at
 from client.relay_api import RelayError, RelayUnavailable
 from client.tui.text import TimeFormat, follow_cursor_blink, one_line, safe
@@ -358,6 +359,8 @@ class BusinessToolsScreen(Screen[None]):
             yield Label("New campaign", classes="section")
             # Shown while marketing messages are not open to this business yet (a rollout).
             yield Static("", id="cmp-availability", classes="setting-note")
+            # The business's rating and tier, and the people its marketing may still reach.
+            yield Static("", id="cmp-quality", classes="setting-note")
             yield Select([], prompt="Template…", id="cmp-template")
             yield Static("", id="cmp-columns", classes="setting-note")
             yield Input(placeholder="Audience CSV file (handle, name, …)", id="cmp-audience")
@@ -448,6 +451,9 @@ class BusinessToolsScreen(Screen[None]):
         if found is not None:
             rated = {q["template_id"]: q for q in (quality or {}).get("templates", [])}
             self.show_templates(found.templates, rated)
+        if quality is not None:
+            note = Text(safe(business_line(quality), keep_newlines=False))
+            self.query_one("#cmp-quality", Static).update(note)
 
     @work(exit_on_error=False, group="business-budget", exclusive=True)
     async def load_budget(self) -> None:
