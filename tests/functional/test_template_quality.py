@@ -193,13 +193,13 @@ async def test_a_business_moves_up_a_tier_and_down_after_a_bad_week(
 
 
 async def test_a_paused_templates_scheduled_copies_wait_and_a_disabled_ones_are_refunded(
-    sqlite_url, clock, make_account
+    db_url, clock, make_account
 ):
     """Copies scheduled before a template fell to low are held while it is paused (and
     released after), never slipped out during the pause; copies offered to a campaign of a
     paused template are refused; once the template is disabled, what is still scheduled is
     withdrawn and its money given back."""
-    settings = clearer_figures(sqlite_url, figures_epsilon_interactions=1.0)  # five publications
+    settings = clearer_figures(db_url, figures_epsilon_interactions=1.0)  # five publications
     with EmbeddedRelay(settings, clock=clock) as relay:
         shop = await make_account("acme", relay, business=True)
         await shop.api.top_up(10**9)
