@@ -152,6 +152,7 @@ class Messenger:
             self.ledger,
             timeout_s=self.settings.request_timeout_s,
             max_retries=self.settings.max_retries,
+            other_urls=profile.info.other_relays,
         )
         self.signals = SignalAgent(
             self.api,
@@ -183,8 +184,10 @@ class Messenger:
         country: str | None = None,
         business: bool = False,
         display_name: str | None = None,
+        other_relays: list[str] | None = None,
     ) -> "Messenger":
         """Generate keys, register them with the relay, then write the profile.
+        ``other_relays``: the deployment's other relays, tried when ``relay_url`` is away.
 
         Nothing is written unless the relay accepted the account, so a failed attempt can
         simply be repeated.
@@ -211,6 +214,7 @@ class Messenger:
             kind=request.kind,
             display_name=request.display_name,
             country=country,
+            other_relays=[u.rstrip("/") for u in other_relays or []],
         )
         profile = create_profile(home, info, keys)
         ledger.attach(profile.ledger_path)

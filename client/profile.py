@@ -20,6 +20,9 @@ class ProfileInfo(BaseModel):
     name: str
     handle: str
     relay_url: str
+    # Other relays of the same deployment (sharing its database), tried in turn when the
+    # one in use cannot be reached.
+    other_relays: list[str] = []
     kind: str = "person"
     display_name: str
     country: str | None = None
@@ -99,6 +102,15 @@ def set_shuffler_url(home: Path, name: str, url: str | None) -> ProfileInfo:
     """Record in the profile where its anonymous reports go."""
     profile = load_profile(home, name)
     info = profile.info.model_copy(update={"shuffler_url": url})
+    _write_private(profile.dir / "profile.json", info.model_dump_json(indent=2))
+    return info
+
+
+def set_other_relays(home: Path, name: str, urls: list[str]) -> ProfileInfo:
+    """Record the deployment's other relays, tried in turn when the profile's is away."""
+    profile = load_profile(home, name)
+    cleaned = [u.rstrip("/") for u in urls if u.rstrip("/") != profile.info.relay_url]
+    info = profile.info.model_copy(update={"other_relays": list(dict.fromkeys(cleaned))})
     _write_private(profile.dir / "profile.json", info.model_dump_json(indent=2))
     return info
 

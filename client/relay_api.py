@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -71,8 +71,12 @@ class RelayAPI:
         ledger: PrivacyLedger | None = None,
         timeout_s: float = 15.0,
         max_retries: int = 5,
+        other_urls: Sequence[str] = (),
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        # The relay in use first, then the others of the same deployment, tried in turn
+        # when the one in use cannot be reached (a relay that answers is never left).
+        self.urls = list(dict.fromkeys(u.rstrip("/") for u in (base_url, *other_urls)))
+        self.base_url = self.urls[0]
         self.handle = handle
         self.keys = keys
         self.ledger = ledger
@@ -87,12 +91,28 @@ class RelayAPI:
         # Silence on the delivery stream for this long means a dead link (the relay sends a
         # keepalive every 15 s by default; a simulation's relay, less often).
         self.stream_silence_s = STREAM_SILENCE_S
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout_s, verify=tls.account_channel()
-        )
+        self._timeout_s = timeout_s
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._http = self._client(self.base_url)
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        if url not in self._clients:
+            self._clients[url] = httpx.AsyncClient(
+                base_url=url, timeout=self._timeout_s, verify=tls.account_channel()
+            )
+        return self._clients[url]
+
+    def _next_relay(self) -> bool:
+        """Move on to the next relay of the deployment; False when there is only one."""
+        if len(self.urls) == 1:
+            return False
+        self.base_url = self.urls[(self.urls.index(self.base_url) + 1) % len(self.urls)]
+        self._http = self._client(self.base_url)
+        return True
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._clients.values():
+            await client.aclose()
 
     async def __aenter__(self) -> "RelayAPI":
         return self
@@ -117,11 +137,20 @@ class RelayAPI:
     async def _send(
         self, method: str, path: str, body: BaseModel | bytes | None = None
     ) -> httpx.Response:
-        """Send one signed request, retrying 429 and dropped connections; the last response."""
+        """Send one signed request, retrying 429 and dropped connections, and on the other
+        relays of the deployment if this one cannot be reached; the last response."""
         if isinstance(body, BaseModel):
             raw = body.model_dump_json().encode()
         else:
             raw = body or b""
+        for _ in range(len(self.urls) - 1):
+            try:
+                return await self._send_here(method, path, raw)
+            except RelayUnavailable:
+                self._next_relay()
+        return await self._send_here(method, path, raw)
+
+    async def _send_here(self, method: str, path: str, raw: bytes) -> httpx.Response:
         delay = 0.5
         for attempt in range(self.max_retries + 1):
             # A fresh signature (new nonce, new timestamp) each try: a resend is not a replay.
@@ -275,7 +304,9 @@ class RelayAPI:
                     elif line.startswith("data:"):
                         data.append(line[5:].lstrip())
         except (httpx.TransportError, httpx.TimeoutException) as exc:
-            raise RelayUnavailable(f"Stream from {self.base_url} dropped: {exc}") from exc
+            dropped = self.base_url
+            self._next_relay()  # the caller's reconnect tries the next relay, if any
+            raise RelayUnavailable(f"Stream from {dropped} dropped: {exc}") from exc
 
 
 def _json_or_raise(response: httpx.Response) -> Any:

@@ -35,6 +35,14 @@ def register(sub: Any) -> None:
         "$SEALPOST_SHUFFLER_URL; with neither they go straight to the relay, which sees when "
         "and from where each came)",
     )
+    c.add_argument(
+        "--other-relay",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another relay of the same deployment (sharing its PostgreSQL), tried in turn "
+        "when --relay cannot be reached; repeat for more",
+    )
     c.add_argument("--country", help="country calling code, e.g. +39 (required for persons)")
     c.add_argument("--business", action="store_true", help="register a business account")
     c.add_argument("--name", help="display name (default: the handle)")
@@ -45,6 +53,23 @@ def register(sub: Any) -> None:
     s.add_argument("--profile", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=show)
+
+    r = actions.add_parser(
+        "relays",
+        help="the other relays a profile falls back to",
+        description="A deployment may run several relays over one PostgreSQL (docs/deploy.md). "
+        "A profile uses its own relay first and, when that cannot be reached, the others in "
+        "turn: a campaign's submission, for one, carries on through them.",
+        epilog="examples:\n  sealpost account relays --profile shop\n"
+        "  sealpost account relays --profile shop --add http://10.0.0.2:8700\n"
+        "  sealpost account relays --profile shop --remove http://10.0.0.2:8700",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--profile", required=True)
+    r.add_argument("--add", action="append", default=[], metavar="URL")
+    r.add_argument("--remove", action="append", default=[], metavar="URL")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=relays)
 
     ls = actions.add_parser("list", help="list profiles in --home")
     ls.add_argument("--json", action="store_true")
@@ -91,6 +116,7 @@ def create(args: Any) -> int:
             country=args.country,
             business=args.business,
             display_name=args.name,
+            other_relays=args.other_relay,
         )
         if args.shuffler:
             from client.profile import set_shuffler_url
@@ -124,6 +150,27 @@ def show(args: Any) -> int:
         return 0
 
     return run_client(args, body)
+
+
+def relays(args: Any) -> int:
+    from client.profile import ProfileError, load_profile, set_other_relays
+    from sealpost.commands.output import fail
+
+    try:
+        info = load_profile(home_of(args), args.profile).info
+        if args.add or args.remove:
+            gone = {u.rstrip("/") for u in args.remove}
+            wanted = [u for u in info.other_relays + args.add if u.rstrip("/") not in gone]
+            info = set_other_relays(home_of(args), args.profile, wanted)
+    except ProfileError as exc:
+        return fail(str(exc), 2)
+    if args.json:
+        print_json({"relay_url": info.relay_url, "other_relays": info.other_relays})
+    else:
+        print(f"{info.relay_url}  (first)")
+        for url in info.other_relays:
+            print(f"{url}  (when the ones above cannot be reached)")
+    return 0
 
 
 def list_(args: Any) -> int:

@@ -108,3 +108,67 @@ async def test_a_campaign_cut_by_a_relay_crash_resumes_exactly_once(tmp_path: Pa
         await shop.aclose()
         if first._proc.poll() is None:
             first.stop()
+
+
+def _pg_copies(url: str, campaign_id: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return dict(
+            conn.execute(
+                "SELECT recipient, count(*) FROM relay_mailbox WHERE campaign_id = %s "
+                "GROUP BY recipient",
+                (campaign_id,),
+            ).fetchall()
+        )
+
+
+async def test_with_two_relays_the_console_goes_on_through_the_other_when_one_dies(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two relays over one PostgreSQL; the business's profile knows both. The one taking the
+    submission is killed (-9) midway: the console carries on through the other, with no
+    resume needed, and every person holds one copy, charged once."""
+    options = {"rate_burst": "100000", "rate_per_s": "100000"}
+    first = RelayProcess(pg_url, tmp_path / "relay1.log", **options)
+    second = RelayProcess(pg_url, tmp_path / "relay2.log", **options)
+    people = await asyncio.to_thread(seed_persons, pg_url, 1500)
+    shop = await Messenger.create_account(
+        tmp_path / "home", "shop", "acme", first.url, business=True, other_relays=[second.url]
+    )
+    try:
+        await shop.api.top_up(10**10)
+        template = await shop.api.register_template(OFFER)
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=h, variables={"name": f"N{i}"})
+                for i, (h, _) in enumerate(people)
+            ]
+        )
+
+        def crash_midway(done: int, total: int) -> None:
+            if done < total and first._proc.poll() is None:  # after the first batch
+                first.kill()
+
+        run = await run_campaign(
+            shop.api,
+            shop.profile.keys,
+            "acme",
+            template,
+            audience,
+            budget=10**9,
+            on_progress=crash_midway,
+            relay_wait_s=5,
+        )
+        assert first._proc.poll() is not None  # it did die midway
+        assert shop.api.base_url == second.url  # and the console moved to the other
+        assert (run.submitted, run.accepted + run.duplicate) == (1500, 1500)
+        copies = await asyncio.to_thread(_pg_copies, pg_url, run.campaign.id)
+        assert len(copies) == 1500 and set(copies.values()) == {1}
+        price = (await shop.api.pricing()).countries["+39"].marketing
+        assert run.campaign.accepted == 1500 and run.campaign.spend == 1500 * price
+    finally:
+        await shop.aclose()
+        second.stop()
+        if first._proc.poll() is None:
+            first.stop()

@@ -219,3 +219,25 @@ def test_send_refuses_an_empty_message_takes_an_at_handle_and_inbox_works_offlin
     assert "relay unreachable" in offline.stderr and "local store" in offline.stderr
     as_json = json.loads(sealpost(home, "inbox", "--profile", "bob", "--json").stdout)
     assert as_json["synced"] is None and as_json["offline"]
+
+
+def test_a_profile_knows_the_deployments_other_relays(sqlite_relay, home):
+    from tests.helpers import run_cli
+
+    other = "http://10.9.9.9:8700/"
+    run_cli(
+        home,
+        *("account", "create", "--profile", "shop", "--handle", "acme", "--business"),
+        *("--relay", sqlite_relay.url, "--other-relay", other),
+    )
+    shown = json.loads(run_cli(home, "account", "relays", "--profile", "shop", "--json").stdout)
+    assert shown == {"relay_url": sqlite_relay.url, "other_relays": ["http://10.9.9.9:8700"]}
+    run_cli(home, "account", "relays", "--profile", "shop", "--add", "http://10.9.9.8:8700")
+    run_cli(home, "account", "relays", "--profile", "shop", "--remove", other)
+    listed = run_cli(home, "account", "relays", "--profile", "shop").stdout.splitlines()
+    assert listed == [
+        f"{sqlite_relay.url}  (first)",
+        "http://10.9.9.8:8700  (when the ones above cannot be reached)",
+    ]
+    missing = run_cli(home, "account", "relays", "--profile", "nobody", check=False)
+    assert missing.returncode == 2 and "nobody" in missing.stderr
