@@ -22,6 +22,9 @@ DAY_MS = 86_400_000
 PAST_TOLERANCE_MS = 60_000
 # Far enough for any real schedule, near enough that send time plus expiry fits in 64 bits.
 MAX_AHEAD_MS = 366 * DAY_MS
+# A campaign short of its audience with no copy for this long is called interrupted: the
+# console sends its batches seconds apart, and waits less than this for a relay that is away.
+IDLE_MS = 60_000
 
 
 def create(
@@ -90,6 +93,7 @@ def create(
         expires_at=send_at + days * DAY_MS,
         budget=body.budget,
         targeted=body.audience_size,
+        open_ended=body.open_ended,
         created_at=now_ms,
     )
     session.add(campaign)
@@ -176,6 +180,15 @@ def report(
         )
     if campaign.stop_reason and status in ("sending", "sent"):
         status = "stopped"
+    elif status in ("open", "scheduled", "held", "sending", "sent") and _cut_short(
+        campaign, now_ms
+    ):
+        status = "interrupted"
+        note = (
+            f"interrupted: {campaign.accepted} of {campaign.targeted} copies accepted, none for "
+            f"a minute; finish it with `sealpost business campaign resume {campaign.id}` (or "
+            "cancel it)"
+        )
     return CampaignReport(
         id=campaign.id,
         name=campaign.name,
@@ -200,6 +213,16 @@ def report(
         figures=published,
         held_until=held_until.get(campaign.id) if status == "held" else None,
     )
+
+
+def _cut_short(campaign: Campaign, now_ms: int) -> bool:
+    """Short of its declared audience, and no copy for ``IDLE_MS``: its console stopped
+    part way (killed, or the relay was away longer than it waited)."""
+    if campaign.open_ended:
+        return False
+    answered = campaign.accepted + campaign.rejected_budget + campaign.rejected
+    last = campaign.last_copy_at if campaign.last_copy_at is not None else campaign.created_at
+    return answered < campaign.targeted and now_ms - last > IDLE_MS
 
 
 def _when(ms: int) -> str:

@@ -463,6 +463,7 @@ def store_envelopes(
         results.append(SendResult(id=envelope.id, status="accepted"))
         rows.append(row)
     _reserve_campaign_money(session, batch, envelopes, rows, results, now_ms)
+    _note_campaign_progress(batch, envelopes, results, now_ms)
     new_rows = [r for r in rows if r is not None]
     _release_due(session, new_rows, rules, now_ms)
     _record_chat_contacts(session, sender, batch, new_rows, now_ms)
@@ -620,6 +621,24 @@ def _reserve_campaign_money(
             )
             results[i] = _reject(envelopes[i], why, message)
             rows[i] = None
+
+
+def _note_campaign_progress(
+    batch: _Batch,
+    envelopes: Sequence[Envelope],
+    results: Sequence[SendResult | None],
+    now_ms: int,
+) -> None:
+    """When each campaign's copies last came, and how many were refused (other than for
+    money, counted apart): what says a campaign's submission was cut short."""
+    for envelope, result in zip(envelopes, results, strict=True):
+        campaign = batch.campaigns.get(envelope.campaign_id or "")
+        if campaign is None or campaign.business != envelope.sender:
+            continue
+        campaign.last_copy_at = now_ms
+        if result is not None and result.error is not None:
+            if result.error.code != "budget_exhausted":
+                campaign.rejected += 1
 
 
 def _release_due(

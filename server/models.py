@@ -150,6 +150,12 @@ class Campaign(SQLModel, table=True):
     targeted: int = 0
     accepted: int = 0
     rejected_budget: int = 0
+    # Copies refused at submission for any other reason (duplicate recipient, unknown
+    # recipient, ...), and when a copy last came: a campaign short of its audience whose
+    # copies stopped coming is interrupted (server/campaigns.py).
+    rejected: int = 0
+    open_ended: bool = False  # copies come as they come (a gateway): never "interrupted"
+    last_copy_at: int | None = Field(default=None, sa_type=BigInteger)
     delivered: int = 0
     cancelled: bool = False
     stop_reason: str | None = None

@@ -208,6 +208,12 @@ class CampaignCreate(_Strict):
     )
     audience_size: int = Field(ge=1, le=10_000_000, description="Copies the business will send")
     expires_in_days: int | None = Field(default=None, ge=1, le=365)
+    open_ended: bool = Field(
+        default=False,
+        description="copies come as the business's own sends happen (a gateway's day of "
+        "template messages): audience_size is a most, and falling short of it is not an "
+        "interruption",
+    )
 
 
 class NoisyCount(_Strict):
@@ -250,7 +256,16 @@ class CampaignFigures(_Strict):
 
 
 CampaignStatus = Literal[
-    "open", "scheduled", "sending", "held", "sent", "done", "withheld", "cancelled", "stopped"
+    "open",
+    "scheduled",
+    "sending",
+    "held",
+    "interrupted",
+    "sent",
+    "done",
+    "withheld",
+    "cancelled",
+    "stopped",
 ]
 
 

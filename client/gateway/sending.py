@@ -218,6 +218,8 @@ class Outbound:
             name=f"gateway {template.template.name} {day}",
             budget=budget,
             audience_size=self.config.campaign_size,
+            # Filled as the business's integration sends, all day: never "interrupted".
+            open_ended=True,
         )
         try:
             report = await self.api.create_campaign(create)

@@ -172,3 +172,51 @@ async def test_with_two_relays_the_console_goes_on_through_the_other_when_one_di
         second.stop()
         if first._proc.poll() is None:
             first.stop()
+
+
+async def test_a_campaign_short_of_its_audience_and_idle_says_interrupted(
+    sqlite_url: str, make_account
+) -> None:
+    """What the relay says of a campaign whose submission stopped part way (its console
+    killed, its machine gone): `interrupted`, with the counts and the command that finishes
+    it; not while copies are still coming, and not once they have all come."""
+    from client.business.campaigns import PreparedCampaign, prepare_campaign, submit_campaign
+    from server.clock import ManualClock
+    from server.embedded import EmbeddedRelay
+    from tests.conftest import relay_settings
+
+    clock = ManualClock()
+    with EmbeddedRelay(relay_settings(sqlite_url), clock=clock) as relay:
+        shop = await make_account("acme", relay, business=True)
+        await shop.api.top_up(10**9)
+        template = await shop.api.register_template(OFFER)
+        people = [await make_account(f"person{i}", relay) for i in range(5)]
+        audience = Audience(
+            rows=[
+                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+                for i, p in enumerate(people)
+            ]
+        )
+        prepared = await prepare_campaign(
+            shop.api, "acme", template, audience, budget=10**8, send_at=clock.now_ms() + 3_600_000
+        )
+
+        async def submit(rows: slice):  # type: ignore[no-untyped-def]
+            part = PreparedCampaign(
+                template, prepared.rows[rows], prepared.box_keys, prepared.report, []
+            )
+            return await submit_campaign(shop.api, shop.profile.keys, "acme", part)
+
+        await submit(slice(0, 2))
+        cid = prepared.report.id
+        assert (await shop.api.campaign(cid)).status == "scheduled"  # copies may still come
+        clock.advance(61_000)
+        cut = await shop.api.campaign(cid)
+        assert cut.status == "interrupted"
+        assert cut.figures_note == (
+            f"interrupted: 2 of 5 copies accepted, none for a minute; finish it with "
+            f"`sealpost business campaign resume {cid}` (or cancel it)"
+        )
+        await submit(slice(2, 5))
+        clock.advance(61_000)
+        assert (await shop.api.campaign(cid)).status == "scheduled"
