@@ -14,6 +14,7 @@ count among the same campaigns' reports that carried an outcome.
 half, and welcome businesses should keep at least 95 % of theirs.
 """
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -90,9 +91,10 @@ def quality_summary(played: Played) -> dict[str, Any]:
 
 
 def _published_dismissed(played: Played, planned: list[Any]) -> dict[str, Any]:
-    """The published ``dismissed`` estimates of these campaigns, summed with their bounds,
-    and the true count among the same campaigns' reports that carried an outcome."""
-    estimate = low = high = 0.0
+    """The published ``dismissed`` estimates of these campaigns, summed, with a 95 % interval
+    (the campaigns' noise is independent: their half-widths add in quadrature), and the true
+    count among the same campaigns' reports that carried an outcome."""
+    estimate = variance = 0.0
     true = published = 0
     for campaign in planned:
         cid = played.campaign_ids.get(campaign.label)
@@ -104,9 +106,10 @@ def _published_dismissed(played: Played, planned: list[Any]) -> dict[str, Any]:
             continue
         published += 1
         estimate += found.value
-        low += found.low
-        high += found.high
+        variance += ((found.high - found.low) / 2) ** 2
         true += played.true_counts.get(cid or "", {}).get("dismissed", 0)
+    half = math.sqrt(variance)
+    low, high = estimate - half, estimate + half
     return {
         "campaigns": published,
         "estimate": round(estimate, 1),
