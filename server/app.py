@@ -108,7 +108,9 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         description="Routes sealed envelopes. See docs/protocol.md for the wire format.",
         **_no_telemetry(),
     )
-    engine = make_engine(settings.db, durable=settings.durable_commits)
+    engine = make_engine(
+        settings.db, durable=settings.durable_commits, wal_limit_bytes=settings.wal_limit_bytes
+    )
     if settings.auto_migrate:
         schema.upgrade(engine)
     schema.require_current(engine, settings.db)

@@ -20,13 +20,19 @@ def sqlite_write_lock(engine: Engine) -> LockType | None:
     return _WRITE_LOCKS.get(engine)
 
 
-def make_engine(url: str, *, durable: bool = True) -> Engine:
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def make_engine(
+    url: str, *, durable: bool = True, wal_limit_bytes: int = WAL_LIMIT_BYTES
+) -> Engine:
     """An engine tuned for the relay's access pattern (many short writes, concurrent readers).
 
     ``durable`` (SQLite): every commit the relay has answered for is on disk, power cut
     included (``synchronous=FULL``: the log is synced at each commit, one per group commit,
     not per row). Off, a process crash still loses nothing, but an OS crash or power cut can
-    lose the last commits (``NORMAL``). PostgreSQL commits are durable by its own default."""
+    lose the last commits (``NORMAL``). PostgreSQL commits are durable by its own default.
+    ``wal_limit_bytes`` (SQLite): what the log file is cut back to once checkpointed."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -51,6 +57,10 @@ def make_engine(url: str, *, durable: bool = True) -> Engine:
             # Checkpoints run in the background (server/checkpoints.py); a commit does one
             # itself only past ~40 MB of log.
             cur.execute("PRAGMA wal_autocheckpoint=10000")
+            # A checkpoint copies the log into the database but leaves the file as large as
+            # the biggest burst made it (4.3 MB of log beside 1.9 MB of data was seen): cut it
+            # back when the log restarts after a checkpoint, so it stays bounded.
+            cur.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
             # A ciphertext the relay drops (delivered, refused, expired) is overwritten with
             # zeros in the file, not left in free space. Many SQLite builds (Debian's) do this
             # by default; say so, so that every platform keeps the promise (docs/protocol.md §8.1).

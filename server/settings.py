@@ -86,6 +86,13 @@ class RelaySettings(BaseSettings):
         "1,000, 10,000, 100,000, unlimited), moved by its campaigns' quality (server/tiers.py); "
         "off, every business is unlimited",
     )
+    wal_limit_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1 << 40,
+        description="SQLite: the write-ahead log is cut back to this size once checkpointed "
+        "(a burst may grow it past that in between)",
+    )
     durable_commits: bool = Field(
         default=True,
         description="SQLite: sync the log at every commit, so that what the relay answered "
