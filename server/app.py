@@ -27,6 +27,7 @@ from server.known_accounts import KnownAccounts
 from server.mailbox import HOUR_MS, RoutingRules, pending_frames
 from server.message_requests import RequestRules
 from server.metrics import MetricsLayer, RelayMetrics, RouteNames, route_templates
+from server.nonce_memory import NoncesInMemory
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
@@ -134,6 +135,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         else None
     )
     app.state.nonce_inserts = 0
+    app.state.nonces_in_memory = NoncesInMemory()
     app.state.accounts = KnownAccounts()
     app.state.served_templates = {}  # template id -> its TemplateInfo JSON (never changes)
     app.state.shutting_down = False

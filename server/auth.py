@@ -15,11 +15,11 @@ from fastapi import Depends, Request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from sqlalchemy import delete, event, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from server.db import get_session
-from server.errors import ApiError
+from server.errors import ApiError, is_storage_full
 from server.known_accounts import KnownAccount
 from server.models import RequestNonce
 from server.ratelimit import retry_after_header
@@ -136,6 +136,9 @@ def verify_signed(
             f"The request timestamp is {skew / 1000:+.0f} s from the relay's clock; "
             f"allowed is ±{state.settings.auth_window_s} s. Check the device clock.",
         )
+    kept = state.nonces_in_memory  # only while the disk was full (server/nonce_memory.py)
+    if kept and kept.seen(signed.handle, signed.nonce, now, window_ms):
+        raise _replayed()
     # Core, not the ORM: this runs on every request and the unit of work costs more than it.
     nonce_row = {"handle": signed.handle, "nonce": signed.nonce, "seen_at": now}
     try:
@@ -144,11 +147,15 @@ def verify_signed(
             session.commit()
     except IntegrityError as exc:
         session.rollback()
-        raise ApiError(
-            401,
-            "replayed_request",
-            "This nonce was already used; send a fresh nonce with every request.",
-        ) from exc
+        raise _replayed() from exc
+    except DBAPIError as exc:
+        if not is_storage_full(exc):
+            raise
+        # The disk is full: hold the nonce here for its window and let the request go on,
+        # so that mail already stored can still be read; whatever it writes is refused.
+        session.rollback()
+        kept.keep(signed.handle, signed.nonce, now)
+        return
     if not commit:
         session.info[PENDING_NONCE] = nonce_row
     state.nonce_inserts += 1
@@ -160,6 +167,14 @@ def verify_signed(
 
 
 PENDING_NONCE = "sealpost_pending_nonce"
+
+
+def _replayed() -> ApiError:
+    return ApiError(
+        401,
+        "replayed_request",
+        "This nonce was already used; send a fresh nonce with every request.",
+    )
 
 
 @event.listens_for(Session, "after_soft_rollback")

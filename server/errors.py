@@ -52,7 +52,7 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
 STORAGE_FULL_MESSAGE = (
     "The relay's storage is full: nothing new can be stored until its operator frees space. "
     "What this request would have stored was not; send it again later (mail already stored "
-    "can still be read and acknowledged)."
+    "can still be read; acknowledging it waits for space too)."
 )
 
 
