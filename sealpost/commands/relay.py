@@ -97,10 +97,9 @@ def _settings(args: Any, **extra: Any) -> Any:
 def run(args: Any) -> int:
     import gc
 
-    import uvicorn
-
     from server.app import create_app
     from server.schema import SchemaMismatch
+    from server.serving import serve
 
     settings = _settings(
         args, host=args.host, port=args.port, request_log=True if args.access_log else None
@@ -133,7 +132,7 @@ def run(args: Any) -> int:
     # tenth of the CPU, and the stalls behind most of the p99 latency. The relay makes few
     # reference cycles; young passes every 20,000 still collect those promptly.
     gc.set_threshold(20_000, 20, 50)
-    uvicorn.run(
+    serve(
         app,
         host=settings.host,
         port=settings.port,
@@ -141,7 +140,6 @@ def run(args: Any) -> int:
         access_log=False,  # the relay's own JSON line instead (server/metrics.py)
         # Clients and balancers reuse connections; 5 s (uvicorn's default) drops them under load.
         timeout_keep_alive=30,
-        timeout_graceful_shutdown=2,
     )
     return 0
 
