@@ -7,6 +7,7 @@ client and relay packages are imported only by the commands that need them.
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sealpost.commands import (
     account,
@@ -55,11 +56,31 @@ quick tour:
   sealpost inbox --profile bob --json
 
 Profiles live in --home (default: the user data dir, or $SEALPOST_HOME).
+
+exit status: 0 done; 1 the relay refused it, or something named does not exist; 2 a value
+of the wrong shape on the command line; 3 the relay cannot be reached (nothing is lost: try
+again later). With --json, an error is JSON on stdout: {"error": {"code", "message"}}.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are JSON on stdout when the command line asks for
+    --json (as every other error is then)."""
+
+    def error(self, message: str) -> NoReturn:
+        if "--json" in sys.argv[1:] or _JSON_ARGV[0]:
+            from sealpost.commands.output import print_json
+
+            print_json({"error": {"code": "bad_input", "message": f"{self.prog}: {message}"}})
+            sys.exit(2)
+        super().error(message)
+
+
+_JSON_ARGV = [False]  # main(argv) given --json (tests call main with their own argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sealpost",
         description="Sealpost: end-to-end encrypted business messaging, simulated.",
         epilog=EPILOG,
@@ -73,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _JSON_ARGV[0] = argv is not None and "--json" in argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    from sealpost.commands import output
+
+    output.json_errors = bool(getattr(args, "json", False))
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

@@ -98,6 +98,15 @@ def create(args: Any) -> int:
             "letters, digits, _ . - (starting with a letter or digit).",
             2,
         )
+    for url in (args.relay, *args.other_relay):
+        if not re.match(r"^https?://[^\s/]+", url):
+            from sealpost.commands.output import fail
+
+            return fail(
+                f"'{url}' is not a relay URL: write http:// or https://, the host and the port, "
+                "e.g. http://127.0.0.1:8700",
+                2,
+            )
     if not args.business and not args.country:
         from sealpost.commands.output import fail
 

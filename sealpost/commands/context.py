@@ -11,7 +11,12 @@ from client.messenger import Messenger
 from client.profile import ProfileError
 from client.relay_api import RelayError, RelayUnavailable
 from client.settings import ClientSettings
-from sealpost.commands.output import fail
+from sealpost.commands.output import (
+    EXIT_BAD_INPUT,
+    EXIT_UNREACHABLE,
+    describe_invalid,
+    fail,
+)
 from shared.seal import PayloadTooLarge
 
 
@@ -33,13 +38,16 @@ def guarded(make: Callable[[], Awaitable[int]]) -> int:
     try:
         return asyncio.run(make())  # type: ignore[arg-type]
     except ProfileError as exc:
-        return fail(str(exc))
+        return fail(str(exc), error="no_profile")
     except RelayUnavailable as exc:
-        return fail(f"{exc}. Is the relay running? Check the URL in the profile.")
+        return fail(
+            f"{exc}. Is the relay running? Check the URL in the profile; what you asked is "
+            "kept where it can be (an unsent message waits in the outbox).",
+            EXIT_UNREACHABLE,
+        )
     except RelayError as exc:
-        return fail(exc.message + f" [{exc.code}]")
+        return fail(exc.message + f" [{exc.code}]", error=exc.code)
     except PayloadTooLarge as exc:
         return fail(f"message too long to seal ({exc}); split it into several messages.")
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return fail(f"invalid input: {problems}")
+        return fail(describe_invalid(exc), EXIT_BAD_INPUT)

@@ -163,7 +163,8 @@ def test_campaign_from_the_command_line(clocked_relay, clock, home, tmp_path, mo
     assert body["business"] == "acme" and "ANA-7731" in body["messages"][0]["text"]
     # Scripts get the same as JSON (and must say --yes: there is no prompt to answer).
     refused = sealpost(home, "report", "--profile", "ana", "@acme", "--json", check=False)
-    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert refused.returncode == 2
+    assert "--yes" in json.loads(refused.stdout)["error"]["message"]  # as JSON: it asked for it
     again = json.loads(
         sealpost(home, "report", "--profile", "ana", "@acme", "--yes", "--json").stdout
     )

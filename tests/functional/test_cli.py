@@ -6,6 +6,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import sealpost
 
 
@@ -151,7 +153,7 @@ def test_clear_errors(sqlite_relay, home):
         "+1",
         check=False,
     )
-    assert down.returncode == 1 and "Is the relay running?" in down.stderr
+    assert down.returncode == 3 and "Is the relay running?" in down.stderr
 
 
 def test_help_teaches(home):
@@ -241,3 +243,93 @@ def test_a_profile_knows_the_deployments_other_relays(sqlite_relay, home):
     ]
     missing = run_cli(home, "account", "relays", "--profile", "nobody", check=False)
     assert missing.returncode == 2 and "nobody" in missing.stderr
+
+
+# Each bad input: its arguments, the exit status, and what the error says. Run as people
+# run it and with --json, where the same error is JSON on stdout.
+BAD_INPUTS = [
+    (
+        ["account", "create", "--profile", "c", "--handle", "carol", "--country", "39"],
+        2,
+        "country '39' is not valid: a country calling code is + and 1 to 4 digits",
+    ),
+    (
+        [
+            "account",
+            "create",
+            "--profile",
+            "c",
+            "--handle",
+            "carol",
+            "--country",
+            "+39",
+            "--relay",
+            "notaurl",
+        ],
+        2,
+        "'notaurl' is not a relay URL",
+    ),
+    (
+        ["account", "create", "--profile", "c", "--handle", "Carol!", "--country", "+39"],
+        2,
+        "'Carol!' is not a valid handle",
+    ),
+    (
+        [
+            "account",
+            "create",
+            "--profile",
+            "c",
+            "--handle",
+            "carol",
+            "--country",
+            "+39",
+            "--relay",
+            "http://127.0.0.1:9",
+        ],
+        3,
+        "Is the relay running?",
+    ),
+    (["send", "--profile", "ghost", "--to", "bob", "hi"], 1, "No profile 'ghost'"),
+    (["send", "--profile", "alice", "--to", "bob", "   "], 2, "empty"),
+    (["send", "--profile", "alice", "--to", "bobb", "hi"], 1, "did you mean @bob?"),
+    (["send", "--profile", "alice", "--to", "@bob"], 2, "the following arguments are required"),
+]
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from server.embedded import EmbeddedRelay
+    from tests.conftest import relay_settings
+    from tests.helpers import run_cli
+
+    root = tmp_path_factory.mktemp("cli-table")
+    with EmbeddedRelay(relay_settings(f"sqlite:///{root}/relay.db")) as relay:
+        for handle in ("alice", "bob"):
+            run_cli(
+                root / "home",
+                *("account", "create", "--profile", handle, "--handle", handle),
+                *("--relay", relay.url, "--country", "+39"),
+            )
+        run_cli(root / "home", "send", "--profile", "alice", "--to", "bob", "hello")  # a contact
+        yield root / "home", relay.url
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize(("args", "status", "says"), BAD_INPUTS, ids=lambda v: None)
+def test_each_bad_input_has_its_human_error_and_exit_status(
+    two_people, args, status, says, as_json
+):  # type: ignore[no-untyped-def]
+    from tests.helpers import run_cli
+
+    home, relay_url = two_people
+    if "--relay" not in args and args[:2] == ["account", "create"]:
+        args = [*args, "--relay", relay_url]
+    result = run_cli(home, *args, *(["--json"] if as_json else []), check=False)
+    assert result.returncode == status, (result.stdout, result.stderr)
+    if as_json:
+        error = json.loads(result.stdout)["error"]
+        assert says in error["message"] and error["code"]
+        assert "error:" not in result.stderr
+    else:
+        assert says in result.stderr and result.stdout == ""
