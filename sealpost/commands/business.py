@@ -16,7 +16,7 @@ examples:
   sealpost business --profile shop budget top-up 50
   sealpost business --profile shop template add --name spring_offer --category marketing \\
       --body 'Hi {{name}}, use {{code}} for 20% off' --example name=Ana --example code=SPRING20 \\
-      --button 'url:Shop now:https://acme.example' --button 'copy_code:Copy code'
+      --button 'url: Shop now | https://acme.example' --button 'code: Copy code'
   sealpost business --profile shop campaign create --template spring_offer \\
       --audience customers.csv --budget 10 --at 2026-12-01T09:00
   sealpost business --profile shop campaign status cmp_...
@@ -71,8 +71,9 @@ def register(sub: Any) -> None:
         "--button",
         action="append",
         default=[],
-        metavar="TYPE:TEXT[:URL]",
-        help="quick_reply:TEXT, url:TEXT:URL or copy_code:TEXT (repeatable)",
+        metavar="KIND:TEXT[|EXTRA]",
+        help="'url: Shop now | https://…', 'code: Copy code | SPRING20' or 'reply: Yes please' "
+        "(repeatable; the app's syntax; url:TEXT:URL also works)",
     )
     add.add_argument(
         "--example",
@@ -157,19 +158,19 @@ def _money(micro: int, currency: str = "") -> str:
 
 
 def _draft_from_args(args: Any) -> Any:
-    from shared.templates import Button, TemplateDraft
+    from client.business.drafts import parse_buttons, parse_examples
+    from shared.templates import TemplateDraft
 
     if args.file:
         return TemplateDraft.model_validate_json(args.file.read_text())
     body = args.body if args.body is not None else ""
     if not (args.name and args.category and (body or args.category == "authentication")):
         raise ValueError("give --file, or --name, --category and --body")
-    buttons = []
-    for spec in args.button:
-        kind, _, rest = spec.partition(":")
-        text, _, url = rest.partition(":") if kind != "url" else _split_url(rest)
-        buttons.append(Button(type=kind, text=text, url=url or None))
-    examples = dict(e.split("=", 1) for e in args.example if "=" in e)
+    # The app's parser: the same syntax and the same errors (client/business/drafts.py).
+    buttons, problems = parse_buttons(args.button, "--button")
+    examples, more = parse_examples(args.example, "--example")
+    if problems or more:
+        raise ValueError("; ".join(problems + more))
     return TemplateDraft(
         name=args.name,
         category=args.category,
@@ -203,18 +204,18 @@ def _variable(text: str) -> tuple[str, Any]:
     return name, VariableSpec.model_validate(bounds)
 
 
-def _split_url(rest: str) -> tuple[str, str, str]:
-    text, sep, url = rest.partition(":http")
-    return text, sep, "http" + url if sep else ""
-
-
 def template_add(args: Any) -> int:
     if (code := _needs_profile(args)) is not None:
         return code
+    from pydantic import ValidationError
+
+    from client.business.drafts import pydantic_problems
     from shared.templates import finalize, validate_draft
 
     try:
         draft = _draft_from_args(args)
+    except ValidationError as exc:
+        return fail(f"template: {'; '.join(pydantic_problems(exc))}", 2)
     except (ValueError, OSError) as exc:
         return fail(f"template: {exc}", 2)
     problems = validate_draft(finalize(draft)[0])

@@ -294,6 +294,31 @@ BAD_INPUTS = [
     (["send", "--profile", "alice", "--to", "bob", "   "], 2, "empty"),
     (["send", "--profile", "alice", "--to", "bobb", "hi"], 1, "did you mean @bob?"),
     (["send", "--profile", "alice", "--to", "@bob"], 2, "the following arguments are required"),
+    # Templates: the app's parser and its errors (client/business/drafts.py).
+    (
+        [
+            *("business", "--profile", "alice", "template", "add", "--name", "offer"),
+            *("--category", "marketing", "--body", "Hi {{name}}", "--example", "name"),
+        ],
+        2,
+        "--example 1: write name=value, e.g. name=Ana",
+    ),
+    (
+        [
+            *("business", "--profile", "alice", "template", "add", "--name", "offer"),
+            *("--category", "marketing", "--body", "Hi", "--button", "call: Ring us"),
+        ],
+        2,
+        "--button 1: start with url:, code: or reply:",
+    ),
+    (
+        [
+            *("business", "--profile", "alice", "template", "add", "--name", "Spring Offer"),
+            *("--category", "marketing", "--body", "Hi"),
+        ],
+        2,
+        "name: use 1 to 64 lowercase letters, digits and underscores",
+    ),
 ]
 
 

@@ -35,6 +35,7 @@ from textual.widgets import (
 
 from client.business.audience import AudienceError, read_audience
 from client.business.campaigns import CampaignError, CampaignRun, run_campaign
+from client.business.drafts import parse_buttons, parse_examples, pydantic_problems
 from client.business.figures import (
     FIGURES_NOTE,
     MONEY_NOTE,
@@ -64,22 +65,12 @@ from shared.templates import (
     validate_draft,
     variable_names,
 )
-from shared.templates import (
-    Button as TemplateButton,
-)
 
 if TYPE_CHECKING:
     from client.tui.app import SealpostApp
 
 T = TypeVar("T")
 CATEGORIES = ("marketing", "utility", "authentication")
-BUTTON_KINDS = {
-    "url": "url",
-    "code": "copy_code",
-    "copy_code": "copy_code",
-    "reply": "quick_reply",
-    "quick_reply": "quick_reply",
-}
 BUTTONS_HELP = (
     "Buttons, one per line:  url: Shop now | https://…   code: Copy code | EXAMPLE   "
     "reply: Yes please"
@@ -113,63 +104,6 @@ class DraftCheck:
     preview: RenderedTemplate | None = None
 
 
-def _pydantic_problems(exc: ValidationError, where: str = "") -> list[str]:
-    out = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if field == "name" and error["type"] == "string_pattern_mismatch":
-            message = "use 1 to 64 lowercase letters, digits and underscores"
-        out.append(f"{where}{field + ': ' if field else ''}{message}")
-    return out
-
-
-def parse_buttons(text: str) -> tuple[list[TemplateButton], list[str]]:
-    """``url: Shop now | https://…``, ``code: Copy code | SPRING20``, ``reply: Yes``."""
-    buttons: list[TemplateButton] = []
-    problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        kind, sep, rest = line.partition(":")
-        kind = BUTTON_KINDS.get(kind.strip().lower(), "")
-        if not (sep and kind):
-            problems.append(
-                f"button line {number}: start with url:, code: or reply: (e.g. 'reply: Yes please')"
-            )
-            continue
-        label, _, extra = (part.strip() for part in rest.partition("|"))
-        fields: dict[str, object] = {"type": kind, "text": label}
-        if kind == "url":
-            fields["url"] = extra or None
-        elif kind == "copy_code" and extra:
-            fields["example"] = extra
-        elif extra:
-            problems.append(f"button line {number}: reply buttons take only a text")
-            continue
-        try:
-            buttons.append(TemplateButton.model_validate(fields))
-        except ValidationError as exc:
-            problems += _pydantic_problems(exc, f"button line {number}: ")
-    return buttons, problems
-
-
-def parse_examples(text: str) -> tuple[dict[str, str], list[str]]:
-    examples: dict[str, str] = {}
-    problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            problems.append(f"example line {number}: write name=value, e.g. name=Ana")
-            continue
-        examples[name.strip()] = value.strip()
-    return examples, problems
-
-
 def check_draft(
     name: str,
     category: str,
@@ -180,8 +114,8 @@ def check_draft(
     examples_text: str,
 ) -> DraftCheck:
     """The live validation behind the form: the relay's own rules, run locally."""
-    buttons, problems = parse_buttons(buttons_text)
-    examples, example_problems = parse_examples(examples_text)
+    buttons, problems = parse_buttons(buttons_text.splitlines())
+    examples, example_problems = parse_examples(examples_text.splitlines())
     problems += example_problems
     try:
         draft = TemplateDraft(
@@ -194,7 +128,7 @@ def check_draft(
             examples=examples,
         )
     except ValidationError as exc:
-        return DraftCheck(None, _pydantic_problems(exc) + problems)
+        return DraftCheck(None, pydantic_problems(exc) + problems)
     problems += [p.message for p in validate_draft(draft)]
     final, reclassified = finalize(draft)
     check = DraftCheck(draft, problems, final, reclassified)
