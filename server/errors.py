@@ -79,13 +79,26 @@ def unexpected_response(exc: Exception) -> JSONResponse:
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+JSON_TYPE = "application/json"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        sent = request.headers.get("content-type", "")
+        if request.method in ("POST", "PUT") and sent.split(";")[0].strip() != JSON_TYPE:
+            # FastAPI does not read a body of another type as JSON, and pydantic then says
+            # the body is "not a valid dictionary": say what to send instead.
+            return error_response(
+                422,
+                "invalid_request",
+                f"Send the body as JSON, with Content-Type: {JSON_TYPE} (it came "
+                f"{'as ' + repr(sent) if sent else 'without one'}).",
+            )
         return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

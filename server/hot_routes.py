@@ -54,7 +54,7 @@ class HotRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             for route in self.routes:
-                if scope["method"] == route.method and _json_or_unset(scope):
+                if scope["method"] == route.method and _is_json(scope):
                     match = route.path.fullmatch(scope["path"])
                     if match:
                         await _serve(route, match.groupdict(), scope, receive, send)
@@ -62,11 +62,13 @@ class HotRoutes:
         await self.app(scope, receive, send)
 
 
-def _json_or_unset(scope: Scope) -> bool:
+def _is_json(scope: Scope) -> bool:
+    """Only a JSON body takes the lean path; anything else gets the routes' own answer (422,
+    saying to send JSON), as every other endpoint gives it."""
     for name, value in scope["headers"]:
         if name == b"content-type":
             return value.split(b";")[0].strip().lower() == b"application/json"
-    return True
+    return False
 
 
 async def _serve(

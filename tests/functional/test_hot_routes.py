@@ -81,12 +81,29 @@ async def test_a_refused_ack_cannot_be_replayed(
     assert_error(_post(relay.url + path, body, headers), 401, "replayed_request")
 
 
-async def test_another_content_type_is_answered_by_fastapi(
+async def test_a_body_not_sent_as_json_is_refused_alike_everywhere(
     sqlite_relay: EmbeddedRelay, make_account: PersonFactory
 ) -> None:
+    """Another content type, or none, gets the same answer on the ack's lean path as on any
+    route (an ack without one was parsed as JSON, a message without one refused), and the
+    answer says what to send rather than pydantic's words."""
     bob = await make_account("bob", sqlite_relay)
-    answer = _ack(sqlite_relay, bob, [new_message_id()], content_type="text/plain")
-    assert_error(answer, 422, "invalid_request")
+    for content_type in ("text/plain", ""):
+        answers = [
+            _ack(sqlite_relay, bob, [new_message_id()], content_type=content_type),
+            await asyncio.to_thread(
+                httpx.post,
+                sqlite_relay.url + "/v1/messages",
+                content=b"{}",
+                headers={
+                    **sign_request(bob.profile.keys.signing, "bob", "POST", "/v1/messages", b"{}"),
+                    "Content-Type": content_type,
+                },
+                timeout=10,
+            ),
+        ]
+        for answer in answers:
+            assert_error(answer, 422, "invalid_request", "Content-Type: application/json")
 
 
 async def test_rate_limited_acks_say_when_to_retry(tmp_path, make_account: PersonFactory) -> None:
