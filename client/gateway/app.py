@@ -25,6 +25,7 @@ from client.gateway.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from client.gateway.guard import Guard
 from client.gateway.inbound import Inbound
 from client.gateway.routes import messages, templates
 from client.gateway.sending import Outbound
@@ -119,4 +120,6 @@ def create_app(gateway: Gateway) -> FastAPI:
         app.add_exception_handler(kind, handler)
     app.include_router(messages.router)
     app.include_router(templates.router)
+    # Outermost: the token and the body's size are checked before FastAPI reads the body.
+    app.add_middleware(Guard, tokens=gateway.tokens)
     return app

@@ -72,6 +72,16 @@ class GraphError(Exception):
         return {"error": error}
 
 
+def invalid_token() -> GraphError:
+    return GraphError(
+        INVALID_TOKEN,
+        "Invalid OAuth access token - Cannot parse access token",
+        "send a token issued by `sealpost gateway token --profile PROFILE` as "
+        "'Authorization: Bearer TOKEN'",
+        status=401,
+    )
+
+
 def bad_parameter(details: str) -> GraphError:
     return GraphError(INVALID_PARAMETER, "Invalid parameter", details)
 

@@ -10,12 +10,23 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from client.profile import Profile
 
 TOKENS_FILE = "gateway-tokens.json"
 PREFIX = "SPGW"  # tells a Sealpost gateway token from a Meta one in a config file
+
+
+def presented(headers: Mapping[str, str], query_string: str) -> str:
+    """The token a request presents: ``Authorization: Bearer``, else ``?access_token=`` (both
+    are the Graph API's); empty if neither."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        token = parse_qs(query_string).get("access_token", [""])[0]
+    return token.strip()
 
 
 def _path(profile: Profile) -> Path:

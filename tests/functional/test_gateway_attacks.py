@@ -1,0 +1,161 @@
+"""Attacks on the business gateway (client/gateway/, issue 20), against a real relay.
+
+The attacker is the business itself, with its own gateway, tokens and accounts (DESIGN: "hostile
+business"), and anyone else who can reach the gateway's port. Each test states what must hold:
+that nothing the gateway answers or posts tells the business which person chose what, or is
+offline, or has not accepted it; that an unauthenticated client gets nothing but the Cloud API's
+authentication error, before the gateway reads what it sent; and that a recipient is the person
+the business named, never one whose number or handle merely looks like it.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from client.messenger import Messenger
+from server.embedded import EmbeddedRelay
+from tests.helpers import (
+    EVENT_TIMEOUT_S,
+    Running,
+    Served,
+    WebhookInbox,
+    prepare_gateway,
+)
+
+
+@pytest.fixture
+async def shop(sqlite_relay: EmbeddedRelay, make_account: Any) -> Messenger:
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    await shop.api.top_up(50_000_000)
+    return shop
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[tuple[WebhookInbox, str]]:
+    inbox = WebhookInbox()
+    served = Served(inbox.app())
+    yield inbox, served.url + "/hook"
+    await served.stop()
+
+
+@pytest.fixture
+async def gateway(
+    sqlite_relay: EmbeddedRelay, shop: Messenger, inbox: tuple[WebhookInbox, str]
+) -> AsyncIterator[Running]:
+    running = prepare_gateway(shop, sqlite_relay, inbox[1])
+    await running.server.start()
+    yield running
+    await running.server.stop()
+
+
+def _change(webhook: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = webhook["entry"][0]["changes"][0]["value"]
+    return value
+
+
+async def _raw_status(url: str, head: str) -> tuple[int, dict[str, Any]]:
+    """Send only ``head`` (request line and headers, no body) and read the answer: a gateway
+    that waited for the body it was promised would never answer, and this fails on the bound."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head.encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), EVENT_TIMEOUT_S)
+        length = 0
+        while (line := await asyncio.wait_for(reader.readline(), EVENT_TIMEOUT_S)) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        body = await asyncio.wait_for(reader.readexactly(length), EVENT_TIMEOUT_S)
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), json.loads(body)
+
+
+# --- who the gateway talks to before it has a token ------------------------------------------
+
+
+async def test_an_unauthenticated_request_is_refused_before_its_body_is_read(gateway):
+    # A gigabyte promised and never sent: only a gateway that checks the token first answers.
+    promised = (
+        f"POST /v23.0/{gateway.phone_id}/messages HTTP/1.1\r\nHost: gateway\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    status, answer = await _raw_status(gateway.url, promised)
+    assert status == 401 and answer["error"]["code"] == 190
+    async with httpx.AsyncClient(base_url=gateway.url + "/v23.0") as anonymous:
+        # Nor does a body that does not parse, or a path it does not serve, teach anything
+        # to a client without a token: the same authentication error for all.
+        garbled = await anonymous.post(
+            f"/{gateway.phone_id}/messages",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        unknown = await anonymous.get(f"/{gateway.phone_id}/media")
+    for refused in (garbled, unknown):
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == 190
+
+
+async def test_a_body_over_the_limit_is_refused_in_the_graph_shape_without_being_read(gateway):
+    promised = (
+        f"POST /v23.0/{gateway.phone_id}/messages HTTP/1.1\r\nHost: gateway\r\n"
+        f"Authorization: Bearer {gateway.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    status, answer = await _raw_status(gateway.url, promised)
+    assert status == 413 and answer["error"]["code"] == 100
+    assert "bytes" in answer["error"]["error_data"]["details"]
+    # Sent in chunks, without a length: counted as it comes, refused alike.
+    chunks = [b'{"messaging_product":"whatsapp","pad":"'] + [b"x" * 65536] * 40 + [b'"}']
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async with gateway.http() as http:
+        chunked = await http.post(
+            f"/{gateway.phone_id}/messages",
+            content=stream(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == 100
+
+
+async def test_a_huge_parameter_list_gets_a_short_answer(sqlite_relay, make_account, gateway):
+    await make_account("dora", sqlite_relay)
+    many = [{"type": "text", "text": "x"} for _ in range(3000)]
+    shipped = {
+        "name": "shipped",
+        "language": "en_US",
+        "category": "UTILITY",
+        "components": [
+            {"type": "BODY", "text": "Order {{1}} shipped.", "example": {"body_text": [["A-1"]]}}
+        ],
+    }
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=shipped)
+        answer = await http.post(
+            f"/{gateway.phone_id}/messages",
+            json={
+                "messaging_product": "whatsapp",
+                "to": "dora",
+                "type": "template",
+                "template": {
+                    "name": "shipped",
+                    "language": {"code": "en_US"},
+                    "components": [{"type": "body", "parameters": many}],
+                },
+            },
+        )
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["code"] == 132000
+    # It names the first few it did not expect and counts the rest: an answer as long as
+    # the request would be the request echoed back, thousands of names long.
+    details = error["error_data"]["details"]
+    assert "body {{2}}" in details and "2,999 unexpected" in details and len(details) < 500
