@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from client.profile import Profile
+from shared.identifiers import HANDLE_PATTERN
 
 CONFIG_FILE = "gateway.json"
 PHONE_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
@@ -84,7 +85,12 @@ def map_recipient(profile: Profile, number: str, handle: str) -> GatewayConfig:
     """Record that the business writes to ``handle`` as ``number``."""
     if not PHONE_NUMBER.match(number.replace(" ", "").replace("-", "")):
         raise ValueError(f"'{number}' is not a phone-number-like id (6 to 15 digits, + allowed)")
+    name = handle.removeprefix("@")
+    # Checked as written (lower() makes the Kelvin sign an ASCII k), and whole: the handle
+    # becomes a path of the relay's API when the gateway looks its keys up.
+    if not name.isascii() or not re.fullmatch(HANDLE_PATTERN, name.lower()):
+        raise ValueError(f"'{handle}' is not a Sealpost handle (3 to 32 of a-z, 0-9, _ . -)")
     config = load_config(profile)
-    config.recipients[normalise_number(number)] = handle.lstrip("@").lower()
+    config.recipients[normalise_number(number)] = name.lower()
     save_config(profile, config)
     return config

@@ -16,14 +16,17 @@ from typing import Any
 import httpx
 import pytest
 
+from client.gateway.config import load_config, map_recipient, save_config
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
 from tests.helpers import (
     EVENT_TIMEOUT_S,
+    SPRING,
     Running,
     Served,
     WebhookInbox,
     prepare_gateway,
+    spring_to,
 )
 
 
@@ -159,3 +162,51 @@ async def test_a_huge_parameter_list_gets_a_short_answer(sqlite_relay, make_acco
     # the request would be the request echoed back, thousands of names long.
     details = error["error_data"]["details"]
     assert "body {{2}}" in details and "2,999 unexpected" in details and len(details) < 500
+
+
+# --- who a recipient is -------------------------------------------------------------------
+
+
+async def test_a_number_or_handle_that_only_looks_like_a_mapped_one_reaches_nobody(
+    sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    kim = await make_account("kim", sqlite_relay)
+    map_recipient(gateway.shop.profile, "39333123456", "kim")
+    gateway.gateway.config.recipients = load_config(gateway.shop.profile).recipients
+    lookalikes = [
+        "39333123456\u0667",  # an Arabic-Indic 7 after the digits of Kim's number
+        "\uff13\uff19\uff13\uff13\uff13\uff11\uff12\uff13\uff14\uff15\uff16",  # fullwidth
+        "\u212aim",  # KELVIN SIGN, which lower() turns into an ASCII k
+    ]
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        for to in lookalikes:
+            answer = await http.post(f"/{gateway.phone_id}/messages", json=spring_to(to, "Kim"))
+            assert answer.status_code == 400, (to, answer.text)
+            assert answer.json()["error"]["code"] == 100
+        sent = await http.post(
+            f"/{gateway.phone_id}/messages", json=spring_to("+39 333 123456", "K")
+        )
+    assert sent.status_code == 200, sent.text
+    await webhooks.next()  # the one `sent` status, for the one send that was Kim's number
+    assert len((await kim.sync()).stored) == 1
+
+
+async def test_a_mapping_names_a_handle_and_nothing_else(gateway, sqlite_relay, make_account):
+    profile = gateway.shop.profile
+    for bad in ("../accounts/lookup", "al/ice", "a", "\u212aim"):
+        with pytest.raises(ValueError, match="handle"):
+            map_recipient(profile, "393330000001", bad)
+    # A mapping written into gateway.json by hand is checked when it is used, as a handle
+    # in `to` is: the relay is never asked for a path the business made up.
+    config = load_config(profile)
+    config.recipients["393330000002"] = "../../v1/prefs"
+    save_config(profile, config)
+    gateway.gateway.config.recipients = config.recipients
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        answer = await http.post(
+            f"/{gateway.phone_id}/messages", json=spring_to("393330000002", "X")
+        )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == 100, answer.text
