@@ -15,17 +15,23 @@ from typing import Any
 
 import httpx
 import pytest
+from pywa_async import WhatsApp
+from pywa_async.errors import WhatsAppError
 
 from client.gateway.config import load_config, map_recipient, save_config
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
+from shared.api import SetLevel
+from tests.conftest import relay_settings
 from tests.helpers import (
     EVENT_TIMEOUT_S,
     SPRING,
     Running,
     Served,
+    ToGateway,
     WebhookInbox,
     prepare_gateway,
+    same_shape,
     spring_to,
 )
 
@@ -210,3 +216,153 @@ async def test_a_mapping_names_a_handle_and_nothing_else(gateway, sqlite_relay, 
             f"/{gateway.phone_id}/messages", json=spring_to("393330000002", "X")
         )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == 100, answer.text
+
+
+# --- what the business learns about people -------------------------------------------------
+
+
+@pytest.fixture
+def strict_relay(sqlite_url: str) -> AsyncIterator[EmbeddedRelay]:
+    """A relay with the shipped message-request rule tightened to one message: a stranger's
+    second copy waits for the person to accept it (server/message_requests.py)."""
+    with EmbeddedRelay(relay_settings(sqlite_url, request_hold=1)) as running:
+        yield running
+
+
+WARMUP = {
+    "name": "welcome",
+    "language": "en_US",
+    "category": "UTILITY",
+    "components": [{"type": "BODY", "text": "Welcome to ACME Shoes: your account is ready."}],
+}
+
+
+async def test_no_answer_or_webhook_tells_a_persons_choices_presence_or_acceptance(
+    strict_relay, make_account, inbox
+):
+    webhooks, hook_url = inbox
+    shop = await make_account("acme", strict_relay, business=True, display_name="ACME Shoes")
+    await shop.api.top_up(50_000_000)
+    states = ["plain", "online", "stopped", "blocked", "level_none", "stranger"]
+    people = {s: await make_account(f"p_{s}", strict_relay) for s in states}
+    for state, person in people.items():
+        if state != "stranger":  # the one who never accepted the business's messages
+            await person.api.set_choice("accepted", "acme", True)
+    await people["stopped"].api.set_choice("promotions-stopped", "acme", True)
+    await people["blocked"].api.set_choice("blocked", "acme", True)
+    await people["level_none"].api.set_level(SetLevel(level="none"))
+    listening = asyncio.Event()
+    stop = asyncio.Event()
+
+    def heard(event: Any) -> None:
+        if getattr(event, "online", False):
+            listening.set()
+
+    stream = asyncio.create_task(people["online"].listen(heard, stop))
+    await asyncio.wait_for(listening.wait(), EVENT_TIMEOUT_S)
+    running = prepare_gateway(shop, strict_relay, hook_url)
+    await running.server.start()
+    seen: dict[str, Any] = {}
+    try:
+        async with running.http() as http:
+            for template in (WARMUP, SPRING):
+                made = await http.post(f"/{running.waba_id}/message_templates", json=template)
+                assert made.json()["status"] == "APPROVED", made.text
+            for state in states:
+                # The stranger's first message passes the request rule; the second waits.
+                first = await http.post(
+                    f"/{running.phone_id}/messages",
+                    json={
+                        "messaging_product": "whatsapp",
+                        "to": f"p_{state}",
+                        "type": "template",
+                        "template": {"name": "welcome", "language": {"code": "en_US"}},
+                    },
+                )
+                assert first.status_code == 200, first.text
+                await webhooks.next()
+            for state in states:
+                answer = await http.post(
+                    f"/{running.phone_id}/messages", json=spring_to(f"p_{state}", "Pat")
+                )
+                seen[state] = (answer.status_code, answer.json(), await webhooks.next())
+    finally:
+        await running.server.stop()
+        stop.set()
+        await stream
+    shapes = {s: same_shape(seen[s], {f"p_{s}": "<person>"}) for s in states}
+    for state in states:
+        assert shapes[state] == shapes["plain"], state
+    [status] = _change(seen["plain"][2])["statuses"]
+    assert status["status"] == "sent"
+    got = {}
+    for state, person in people.items():
+        await person.sync()  # the online one's copy came on its stream, into its store
+        got[state] = any("20% off" in (m.text or "") for m in person.store.messages("acme"))
+    assert got == {
+        "plain": True,
+        "online": True,
+        "stopped": False,
+        "blocked": False,
+        "level_none": False,
+        "stranger": False,
+    }
+
+
+async def test_a_text_to_a_person_who_blocked_the_business_is_answered_as_any_other(
+    sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    tim = await make_account("tim", sqlite_relay)
+    tom = await make_account("tom", sqlite_relay)
+    for person in (tim, tom):  # each opens the service window, then one of them blocks
+        await person.send_text("acme", "is the shop open on Sunday?")
+        await webhooks.next()
+    await tom.api.set_choice("blocked", "acme", True)
+    seen = {}
+    async with gateway.http() as http:
+        for handle in ("tim", "tom"):
+            answer = await http.post(
+                f"/{gateway.phone_id}/messages",
+                json={
+                    "messaging_product": "whatsapp",
+                    "to": handle,
+                    "type": "text",
+                    "text": {"body": "Yes, 10 to 18."},
+                },
+            )
+            seen[handle] = same_shape(
+                (answer.status_code, answer.json(), await webhooks.next()), {handle: "<p>"}
+            )
+    assert seen["tim"] == seen["tom"] and seen["tim"][0] == 200
+    assert [m.text for m in (await tim.sync()).stored if m.sender == "acme"] == ["Yes, 10 to 18."]
+    assert [m for m in (await tom.sync()).stored if m.sender == "acme"] == []
+
+
+# --- what an integration does besides sending ---------------------------------------------
+
+
+async def test_pywa_marks_a_message_read_and_shows_typing(
+    sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    uma = await make_account("uma", sqlite_relay)
+    await uma.send_text("acme", "hello?")
+    [message] = _change(await webhooks.next())["messages"]
+    conversation = gateway.shop.store.conversation("uma")
+    assert conversation is not None and conversation.unread == 1
+    session = httpx.AsyncClient(transport=ToGateway(gateway.url), timeout=EVENT_TIMEOUT_S)
+    wa = WhatsApp(phone_id=gateway.phone_id, token=gateway.token, session=session)
+    try:
+        read = await wa.mark_message_as_read(message["id"])
+        typing = await wa.indicate_typing(message["id"])
+        with pytest.raises(WhatsAppError) as caught:  # not a message the business received
+            await wa.mark_message_as_read("wamid." + "0" * 32)
+    finally:
+        await session.aclose()
+    assert read.success and typing.success
+    assert caught.value.code == 131009
+    # Read here means read by the business, in its own store; nothing goes to Uma.
+    conversation = gateway.shop.store.conversation("uma")
+    assert conversation is not None and conversation.unread == 0
+    assert [m for m in (await uma.sync()).stored if m.sender == "acme"] == []
