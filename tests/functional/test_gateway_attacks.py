@@ -19,6 +19,7 @@ from pywa_async import WhatsApp
 from pywa_async.errors import WhatsAppError
 
 from client.gateway.config import load_config, map_recipient, save_config
+from client.gateway.tokens import issue_token
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
 from shared.api import SetLevel
@@ -31,6 +32,7 @@ from tests.helpers import (
     ToGateway,
     WebhookInbox,
     prepare_gateway,
+    run_cli,
     same_shape,
     spring_to,
 )
@@ -86,7 +88,7 @@ async def _raw_status(url: str, head: str) -> tuple[int, dict[str, Any]]:
     return int(status_line.split()[1]), json.loads(body)
 
 
-# --- who the gateway talks to before it has a token ------------------------------------------
+# --- who the gateway talks to: tokens ------------------------------------------
 
 
 async def test_an_unauthenticated_request_is_refused_before_its_body_is_read(gateway):
@@ -168,6 +170,37 @@ async def test_a_huge_parameter_list_gets_a_short_answer(sqlite_relay, make_acco
     # the request would be the request echoed back, thousands of names long.
     details = error["error_data"]["details"]
     assert "body {{2}}" in details and "2,999 unexpected" in details and len(details) < 500
+
+
+async def test_a_revoked_token_or_another_businesss_is_refused_at_once(
+    home, gateway, sqlite_relay, make_account
+):
+    listing = f"/{gateway.waba_id}/message_templates"
+    crm = json.loads(
+        run_cli(home, "gateway", "token", "--profile", "acme", "--label", "crm", "--json").stdout
+    )["token"]
+    other = await make_account("zeta", sqlite_relay, business=True, display_name="Zeta")
+    zeta = issue_token(other.profile, "zeta's own")
+    async with gateway.http(token=crm) as http:
+        assert (await http.get(listing)).status_code == 200
+    assert (
+        "revoked 1 token"
+        in run_cli(home, "gateway", "token", "--profile", "acme", "--revoke", "crm").stdout
+    )
+    listed = run_cli(home, "gateway", "token", "--profile", "acme", "--list").stdout
+    assert "crm" not in listed and "test" in listed and gateway.token not in listed
+    # The running gateway refuses it from the next request on, as it refuses another
+    # business's token; its own still works, until it is revoked by its value.
+    for refused in (crm, zeta):
+        async with gateway.http(token=refused) as http:
+            answer = await http.get(listing)
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == 190
+    async with gateway.http() as http:
+        assert (await http.get(listing)).status_code == 200
+        run_cli(home, "gateway", "token", "--profile", "acme", "--revoke", gateway.token)
+        assert (await http.get(listing)).status_code == 401
+    unknown = run_cli(home, "gateway", "token", "--profile", "acme", "--revoke", "crm", check=False)
+    assert unknown.returncode == 1 and "--list" in unknown.stderr
 
 
 # --- who a recipient is -------------------------------------------------------------------
