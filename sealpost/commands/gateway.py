@@ -191,11 +191,9 @@ def serve(args: Any) -> int:
         "app_secret": args.app_secret,
     }
     updated = {k: v for k, v in changes.items() if v is not None}
-    if updated:
-        if updated.get("webhook_url") == "none":
-            updated["webhook_url"] = None
-        config = config.model_copy(update=updated)
-        save_config(profile, config)
+    if updated.get("webhook_url") == "none":
+        updated["webhook_url"] = None
+    config = config.model_copy(update=updated)
 
     async def go() -> int:
         from client.gateway.app import Gateway
@@ -221,6 +219,10 @@ def serve(args: Any) -> int:
             except WebhookError as exc:
                 sock.close()
                 return fail(str(exc))
+            if updated:
+                # Saved once the endpoint answered the handshake: a URL that failed it would
+                # otherwise stop every later start that does not name another.
+                save_config(profile, config)
             print(
                 f"gateway for @{profile.handle} on {server.url}  (phone number id "
                 f"{config.phone_number_id}, WABA id {config.waba_id}); webhooks to "

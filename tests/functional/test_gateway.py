@@ -361,6 +361,7 @@ async def test_the_cli_issues_tokens_maps_numbers_and_explains_itself(
     args = ("gateway", "--profile", "acme", "--port", "0", "--webhook-url", unreachable)
     down = sealpost(home, *args, check=False)
     assert down.returncode == 1 and "cannot be reached" in down.stderr, down.stderr
+    assert load_config(shop.profile).webhook_url is None  # kept only once it answered
 
 
 async def test_analytics_after_publication_are_the_noisy_figures_and_nothing_per_person(
