@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from client.gateway.catalog import Catalog
-from client.gateway.config import GatewayConfig
+from client.gateway.config import GatewayConfig, MappingWatch
 from client.gateway.errors import (
     SOMETHING_WENT_WRONG,
     GraphError,
@@ -50,7 +50,10 @@ class Gateway:
         self.webhooks = Webhooks(config, self.state)
         self.catalog = Catalog(messenger.api, profile.handle, self.state)
         self.outbound = Outbound(messenger, config, self.state, self.webhooks)
-        self.inbound = Inbound(config, self.state, self.webhooks, name_of=self._name_of)
+        self.mapping = MappingWatch(profile, config)
+        self.inbound = Inbound(
+            config, self.state, self.webhooks, name_of=self._name_of, refresh=self.mapping.refresh
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -94,3 +94,29 @@ def map_recipient(profile: Profile, number: str, handle: str) -> GatewayConfig:
     config.recipients[normalise_number(number)] = name.lower()
     save_config(profile, config)
     return config
+
+
+class MappingWatch:
+    """Keeps a running gateway's ``config.recipients`` as ``gateway.json`` has them, so a
+    number mapped while it runs (``sealpost gateway map``) works from its next request on, as
+    a token issued meanwhile does; the other settings take effect at the next start."""
+
+    def __init__(self, profile: Profile, config: GatewayConfig) -> None:
+        self._profile = profile
+        self._config = config
+        self._seen = self._stat()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            found = config_path(self._profile).stat()
+        except FileNotFoundError:
+            return None
+        # Replaced whole on each save: a new inode even within one tick of the clock.
+        return (found.st_mtime_ns, found.st_ino, found.st_size)
+
+    def refresh(self) -> None:
+        seen = self._stat()
+        if seen == self._seen or seen is None:
+            return
+        self._seen = seen
+        self._config.recipients = load_config(self._profile).recipients

@@ -232,6 +232,27 @@ async def test_a_number_or_handle_that_only_looks_like_a_mapped_one_reaches_nobo
     assert len((await kim.sync()).stored) == 1
 
 
+async def test_a_number_mapped_while_the_gateway_runs_works_at_once(
+    home, sqlite_relay, make_account, gateway, inbox
+):
+    webhooks, _ = inbox
+    nia = await make_account("nia", sqlite_relay)
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        before = await http.post(f"/{gateway.phone_id}/messages", json=spring_to("393330009", "N"))
+        # The answer tells the integration to map it; once it has, the number works.
+        assert before.status_code == 400 and "gateway map" in before.text
+        run_cli(home, "gateway", "map", "--profile", "acme", "393330009", "nia")
+        after = await http.post(f"/{gateway.phone_id}/messages", json=spring_to("393330009", "N"))
+    assert after.status_code == 200, after.text
+    assert after.json()["contacts"][0]["wa_id"] == "393330009"
+    await webhooks.next()
+    await nia.send_text("acme", "thanks")
+    [message] = _change(await webhooks.next())["messages"]
+    assert message["from"] == "393330009"  # named by the number, as the integration knows her
+    assert len((await nia.sync()).stored) == 1
+
+
 async def test_a_mapping_names_a_handle_and_nothing_else(gateway, sqlite_relay, make_account):
     profile = gateway.shop.profile
     for bad in ("../accounts/lookup", "al/ice", "a", "\u212aim"):

@@ -58,6 +58,7 @@ async def send_message(
     phone_number(gateway, phone_number_id)
     if body.status is not None:
         return mark_read(gateway, body)
+    gateway.mapping.refresh()  # numbers mapped since the gateway started
     recipient = resolve(gateway.config, body)
     tracker = body.biz_opaque_callback_data
     outbound = gateway.outbound
