@@ -20,9 +20,12 @@ from pywa_async.errors import WhatsAppError
 
 from client.gateway.config import load_config, map_recipient, save_config
 from client.gateway.tokens import issue_token
+from client.ledger import PrivacyLedger
 from client.messenger import Messenger
+from client.relay_api import RelayAPI
 from server.embedded import EmbeddedRelay
 from shared.api import SetLevel
+from shared.seal import VerificationError, open_envelope
 from tests.conftest import relay_settings
 from tests.helpers import (
     EVENT_TIMEOUT_S,
@@ -35,6 +38,7 @@ from tests.helpers import (
     run_cli,
     same_shape,
     spring_to,
+    swap_keys,
 )
 
 
@@ -340,6 +344,15 @@ async def test_no_answer_or_webhook_tells_a_persons_choices_presence_or_acceptan
                     f"/{running.phone_id}/messages", json=spring_to(f"p_{state}", "Pat")
                 )
                 seen[state] = (answer.status_code, answer.json(), await webhooks.next())
+        got = {}
+        for state, person in people.items():
+            await person.sync()  # the online one's copy came on its stream, into its store
+            got[state] = any("20% off" in (m.text or "") for m in person.store.messages("acme"))
+        # Every copy that could be delivered was, and acked: nothing more comes for anyone
+        # (no delivered, read or failed event). The next webhook is the one caused now.
+        await people["plain"].send_text("acme", "see you Saturday")
+        [after] = _change(await webhooks.next())["messages"]
+        assert after["text"]["body"] == "see you Saturday"
     finally:
         await running.server.stop()
         stop.set()
@@ -349,10 +362,6 @@ async def test_no_answer_or_webhook_tells_a_persons_choices_presence_or_acceptan
         assert shapes[state] == shapes["plain"], state
     [status] = _change(seen["plain"][2])["statuses"]
     assert status["status"] == "sent"
-    got = {}
-    for state, person in people.items():
-        await person.sync()  # the online one's copy came on its stream, into its store
-        got[state] = any("20% off" in (m.text or "") for m in person.store.messages("acme"))
     assert got == {
         "plain": True,
         "online": True,
@@ -391,6 +400,29 @@ async def test_a_text_to_a_person_who_blocked_the_business_is_answered_as_any_ot
     assert seen["tim"] == seen["tom"] and seen["tim"][0] == 200
     assert [m.text for m in (await tim.sync()).stored if m.sender == "acme"] == ["Yes, 10 to 18."]
     assert [m for m in (await tom.sync()).stored if m.sender == "acme"] == []
+
+
+async def test_keys_the_relay_swaps_for_a_known_person_are_never_sealed_to(
+    sqlite_relay, make_account, gateway, inbox
+):
+    """The relay is active on keys (DESIGN): the gateway seals to the keys it pinned when it
+    first wrote to a person, never to the ones the directory hands out afterwards."""
+    webhooks, _ = inbox
+    vic = await make_account("vic", sqlite_relay)
+    async with gateway.http() as http:
+        await http.post(f"/{gateway.waba_id}/message_templates", json=SPRING)
+        first = await http.post(f"/{gateway.phone_id}/messages", json=spring_to("vic", "Vic"))
+        assert first.status_code == 200
+        await webhooks.next()
+        assert len((await vic.sync()).stored) == 1  # pinned, and acked: out of the mailbox
+        forged = swap_keys(sqlite_relay, "vic")
+        again = await http.post(f"/{gateway.phone_id}/messages", json=spring_to("vic", "Vic"))
+    assert again.status_code == 200, again.text
+    async with RelayAPI(sqlite_relay.url, "vic", forged, PrivacyLedger(None)) as as_relay:
+        [waiting] = (await as_relay.mailbox_page()).items
+    with pytest.raises(VerificationError) as caught:
+        open_envelope(waiting.envelope, forged, gateway.shop.profile.keys.public)
+    assert caught.value.reason == "cannot_decrypt"
 
 
 # --- what an integration does besides sending ---------------------------------------------
