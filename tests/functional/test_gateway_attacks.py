@@ -142,6 +142,25 @@ async def test_a_body_over_the_limit_is_refused_in_the_graph_shape_without_being
     assert chunked.status_code == 413 and chunked.json()["error"]["code"] == 100
 
 
+async def test_a_body_that_is_not_json_is_told_so(gateway):
+    async with gateway.http() as http:
+        garbled = await http.post(
+            f"/{gateway.phone_id}/messages",
+            content=b'{"messaging_product": "whatsapp", to: "alice"}',
+            headers={"Content-Type": "application/json"},
+        )
+        form = await http.post(
+            f"/{gateway.phone_id}/messages",
+            data={"messaging_product": "whatsapp", "to": "alice", "type": "text"},
+        )
+    for answer in (garbled, form):
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == 100
+    # Where it broke, and how to send it: not pydantic's "Input should be a valid dictionary".
+    assert "not valid JSON" in garbled.json()["error"]["error_data"]["details"]
+    assert "at character 34" in garbled.json()["error"]["error_data"]["details"]
+    assert "Content-Type: application/json" in form.json()["error"]["error_data"]["details"]
+
+
 async def test_a_huge_parameter_list_gets_a_short_answer(sqlite_relay, make_account, gateway):
     await make_account("dora", sqlite_relay)
     many = [{"type": "text", "text": "x"} for _ in range(3000)]
