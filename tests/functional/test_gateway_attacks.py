@@ -141,6 +141,17 @@ async def test_a_body_over_the_limit_is_refused_in_the_graph_shape_without_being
         )
     assert chunked.status_code == 413 and chunked.json()["error"]["code"] == 100
 
+    async def small() -> AsyncIterator[bytes]:  # under the limit, chunked: read and served
+        yield json.dumps(SPRING).encode()
+
+    async with gateway.http() as http:
+        created = await http.post(
+            f"/{gateway.waba_id}/message_templates",
+            content=small(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert created.status_code == 200 and created.json()["status"] == "APPROVED", created.text
+
 
 async def test_a_body_that_is_not_json_is_told_so(gateway):
     async with gateway.http() as http:
