@@ -123,13 +123,13 @@ def token(args: Any) -> int:
         print(f"revoked {revoked} token{'s' if revoked > 1 else ''}")
         return 0
     if args.list:
-        found = issued_tokens(profile)
+        tokens = issued_tokens(profile)
         if args.json:
-            print_json(found)
+            print_json(tokens)
             return 0
-        if not found:
+        if not tokens:
             print("no tokens issued yet")
-        for entry in found:
+        for entry in tokens:
             at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(str(entry["issued_at"]))))
             print(f"{at} UTC  sha256 {str(entry['sha256'])[:12]}...  {entry['label'] or '-'}")
         return 0
