@@ -114,6 +114,9 @@ def token(args: Any) -> int:
     if isinstance(profile, int):
         return profile
     if args.revoke is not None:
+        if not args.revoke.strip():
+            # An empty label would name every token issued without one: say which.
+            return fail("--revoke takes a label or a token; `--list` shows the labels", 2)
         revoked = revoke_tokens(profile, args.revoke)
         if not revoked:
             return fail(

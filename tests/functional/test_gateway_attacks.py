@@ -235,6 +235,11 @@ async def test_a_revoked_token_or_another_businesss_is_refused_at_once(
         assert (await http.get(listing)).status_code == 401
     unknown = run_cli(home, "gateway", "token", "--profile", "acme", "--revoke", "crm", check=False)
     assert unknown.returncode == 1 and "--list" in unknown.stderr
+    unlabelled = issue_token(gateway.shop.profile)
+    empty = run_cli(home, "gateway", "token", "--profile", "acme", "--revoke", "", check=False)
+    assert empty.returncode == 2
+    async with gateway.http(token=unlabelled) as http:
+        assert (await http.get(listing)).status_code == 200
 
 
 # --- who a recipient is -------------------------------------------------------------------
