@@ -9,6 +9,7 @@ the numbers are the business's own customer list, mapped to handles here, on its
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from client.profile import Profile
 from shared.identifiers import HANDLE_PATTERN
 
+log = logging.getLogger(__name__)
 CONFIG_FILE = "gateway.json"
 PHONE_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
 
@@ -119,4 +121,8 @@ class MappingWatch:
         if seen == self._seen or seen is None:
             return
         self._seen = seen
-        self._config.recipients = load_config(self._profile).recipients
+        try:
+            self._config.recipients = load_config(self._profile).recipients
+        except (OSError, ValueError) as exc:  # a hand edit that does not parse
+            # The mapping in use stays: a broken file must not stop every send.
+            log.warning("gateway.json could not be read again (%s); the mapping in use stays", exc)

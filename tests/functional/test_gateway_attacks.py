@@ -18,7 +18,7 @@ import pytest
 from pywa_async import WhatsApp
 from pywa_async.errors import WhatsAppError
 
-from client.gateway.config import load_config, map_recipient, save_config
+from client.gateway.config import config_path, load_config, map_recipient, save_config
 from client.gateway.tokens import issue_token
 from client.ledger import PrivacyLedger
 from client.messenger import Messenger
@@ -290,6 +290,19 @@ async def test_a_number_mapped_while_the_gateway_runs_works_at_once(
     [message] = _change(await webhooks.next())["messages"]
     assert message["from"] == "393330009"  # named by the number, as the integration knows her
     assert len((await nia.sync()).stored) == 1
+    # A hand edit that breaks the file leaves the mapping in use as it was.
+    config_path(gateway.shop.profile).write_text("{ not json")
+    async with gateway.http() as http:
+        kept = await http.post(
+            f"/{gateway.phone_id}/messages",
+            json={
+                "messaging_product": "whatsapp",
+                "to": "393330009",
+                "type": "text",
+                "text": {"body": "see you"},
+            },
+        )
+    assert kept.status_code == 200, kept.text
 
 
 async def test_a_mapping_names_a_handle_and_nothing_else(gateway, sqlite_relay, make_account):
