@@ -7,6 +7,7 @@ read without handing out a working token. A token is random, so a plain hash is 
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs
 
 from client.profile import Profile
 
+log = logging.getLogger(__name__)
 TOKENS_FILE = "gateway-tokens.json"
 PREFIX = "SPGW"  # tells a Sealpost gateway token from a Meta one in a config file
 
@@ -102,7 +104,13 @@ class TokenBook:
         # clock tick as it was issued, and a revoked token must not go on working.
         changed = (found.st_mtime_ns, found.st_ino, found.st_size)
         if changed != self._read_at:
-            self._digests = [str(e["sha256"]) for e in _load(self._path)]
+            try:
+                self._digests = [str(e["sha256"]) for e in _load(self._path)]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # Broken by hand: no token is known to be valid, so none is taken (190 to
+                # every request, not a 500) until the file is fixed or a token is issued.
+                log.warning("%s cannot be read (%s): every token is refused", self._path, exc)
+                self._digests = []
             self._read_at = changed
 
     def __len__(self) -> int:

@@ -240,6 +240,10 @@ async def test_a_revoked_token_or_another_businesss_is_refused_at_once(
     assert empty.returncode == 2
     async with gateway.http(token=unlabelled) as http:
         assert (await http.get(listing)).status_code == 200
+        # A tokens file broken by hand: every token refused, in the Graph API's shape.
+        (gateway.shop.profile.dir / "gateway-tokens.json").write_text("[{")
+        broken = await http.get(listing)
+    assert broken.status_code == 401 and broken.json()["error"]["code"] == 190
 
 
 # --- who a recipient is -------------------------------------------------------------------
