@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from client.gateway.catalog import Catalog
-from client.gateway.config import GatewayConfig
+from client.gateway.config import GatewayConfig, MappingWatch
 from client.gateway.errors import (
     SOMETHING_WENT_WRONG,
     GraphError,
@@ -25,6 +25,7 @@ from client.gateway.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from client.gateway.guard import Guard
 from client.gateway.inbound import Inbound
 from client.gateway.routes import messages, templates
 from client.gateway.sending import Outbound
@@ -49,7 +50,10 @@ class Gateway:
         self.webhooks = Webhooks(config, self.state)
         self.catalog = Catalog(messenger.api, profile.handle, self.state)
         self.outbound = Outbound(messenger, config, self.state, self.webhooks)
-        self.inbound = Inbound(config, self.state, self.webhooks, name_of=self._name_of)
+        self.mapping = MappingWatch(profile, config)
+        self.inbound = Inbound(
+            config, self.state, self.webhooks, name_of=self._name_of, refresh=self.mapping.refresh
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -119,4 +123,6 @@ def create_app(gateway: Gateway) -> FastAPI:
         app.add_exception_handler(kind, handler)
     app.include_router(messages.router)
     app.include_router(templates.router)
+    # Outermost: the token and the body's size are checked before FastAPI reads the body.
+    app.add_middleware(Guard, tokens=gateway.tokens)
     return app

@@ -9,6 +9,7 @@ the numbers are the business's own customer list, mapped to handles here, on its
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -17,7 +18,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from client.profile import Profile
+from shared.identifiers import HANDLE_PATTERN
 
+log = logging.getLogger(__name__)
 CONFIG_FILE = "gateway.json"
 PHONE_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
 
@@ -84,7 +87,42 @@ def map_recipient(profile: Profile, number: str, handle: str) -> GatewayConfig:
     """Record that the business writes to ``handle`` as ``number``."""
     if not PHONE_NUMBER.match(number.replace(" ", "").replace("-", "")):
         raise ValueError(f"'{number}' is not a phone-number-like id (6 to 15 digits, + allowed)")
+    name = handle.removeprefix("@")
+    # Checked as written (lower() makes the Kelvin sign an ASCII k), and whole: the handle
+    # becomes a path of the relay's API when the gateway looks its keys up.
+    if not name.isascii() or not re.fullmatch(HANDLE_PATTERN, name.lower()):
+        raise ValueError(f"'{handle}' is not a Sealpost handle (3 to 32 of a-z, 0-9, _ . -)")
     config = load_config(profile)
-    config.recipients[normalise_number(number)] = handle.lstrip("@").lower()
+    config.recipients[normalise_number(number)] = name.lower()
     save_config(profile, config)
     return config
+
+
+class MappingWatch:
+    """Keeps a running gateway's ``config.recipients`` as ``gateway.json`` has them, so a
+    number mapped while it runs (``sealpost gateway map``) works from its next request on, as
+    a token issued meanwhile does; the other settings take effect at the next start."""
+
+    def __init__(self, profile: Profile, config: GatewayConfig) -> None:
+        self._profile = profile
+        self._config = config
+        self._seen = self._stat()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            found = config_path(self._profile).stat()
+        except FileNotFoundError:
+            return None
+        # Replaced whole on each save: a new inode even within one tick of the clock.
+        return (found.st_mtime_ns, found.st_ino, found.st_size)
+
+    def refresh(self) -> None:
+        seen = self._stat()
+        if seen == self._seen or seen is None:
+            return
+        self._seen = seen
+        try:
+            self._config.recipients = load_config(self._profile).recipients
+        except (OSError, ValueError) as exc:  # a hand edit that does not parse
+            # The mapping in use stays: a broken file must not stop every send.
+            log.warning("gateway.json could not be read again (%s); the mapping in use stays", exc)

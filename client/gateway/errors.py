@@ -72,6 +72,16 @@ class GraphError(Exception):
         return {"error": error}
 
 
+def invalid_token() -> GraphError:
+    return GraphError(
+        INVALID_TOKEN,
+        "Invalid OAuth access token - Cannot parse access token",
+        "send a token issued by `sealpost gateway token --profile PROFILE` as "
+        "'Authorization: Bearer TOKEN'",
+        status=401,
+    )
+
+
 def bad_parameter(details: str) -> GraphError:
     return GraphError(INVALID_PARAMETER, "Invalid parameter", details)
 
@@ -134,14 +144,30 @@ async def graph_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A body that does not parse: the Cloud API's invalid-parameter error, naming the field."""
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-    )
-    error = GraphError(INVALID_PARAMETER, "Invalid parameter", problems)
-    return JSONResponse(error.body(), status_code=400)
+    errors = exc.errors()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if errors and errors[0]["type"] == "json_invalid":
+        # FastAPI's loc for a parse error is the character where it broke.
+        error = errors[0]
+        where = error["loc"][-1]
+        why = (error.get("ctx") or {}).get("error", error["msg"])
+        problems = f"the body is not valid JSON: {why}, at character {where}"
+    elif content_type not in ("application/json", "") and any(
+        e["loc"] == ("body",) for e in errors
+    ):
+        problems = (
+            f"the body is {content_type or 'not JSON'}: send it as JSON, with "
+            "Content-Type: application/json"
+        )
+    else:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors
+        )
+    graph = GraphError(INVALID_PARAMETER, "Invalid parameter", problems)
+    return JSONResponse(graph.body(), status_code=400)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

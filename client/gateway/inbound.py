@@ -30,6 +30,7 @@ class Inbound:
         state: GatewayState,
         webhooks: Webhooks,
         name_of: Callable[[str], str | None] = lambda handle: None,
+        refresh: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.state = state
@@ -37,6 +38,9 @@ class Inbound:
         # The sender's display name from the key directory (pinned when the message was
         # verified), which the Cloud API gives as contacts[].profile.name.
         self.name_of = name_of
+        # Rereads the number mapping if it changed, so a person is named by the number the
+        # business mapped to them meanwhile.
+        self.refresh = refresh
         self.online = False
 
     def on_event(self, event: ClientEvent) -> None:
@@ -48,6 +52,7 @@ class Inbound:
     def received(self, message: StoredMessage) -> None:
         if message.direction != "in" or message.status != "verified" or message.kind != "chat":
             return
+        self.refresh()
         text = message.text or ""
         entry: dict[str, object] = {
             "from": self._from(message.sender),

@@ -20,12 +20,23 @@ class Recipient:
     wa_id: str | None  # the mapped number, when the business has one for this handle
 
 
+# A phone-number-like id as integrations write one: ASCII digits, with an optional leading +
+# and the usual separators. ASCII only: str.isdigit() also takes other scripts' digits, which
+# the number's normalised form would drop, leaving a shorter number that may be someone else's.
+_NUMBER_AS_WRITTEN = re.compile(r"\+?[0-9][0-9 ().-]*")
+
+
+def valid_handle(handle: str) -> bool:
+    """A Sealpost handle exactly: ASCII, whole (no trailing newline), 3 to 32 characters."""
+    return handle.isascii() and re.fullmatch(HANDLE_PATTERN, handle) is not None
+
+
 def resolve(config: GatewayConfig, message: SendMessage) -> Recipient:
     given = (message.to or message.recipient or "").strip()
     if not given:
         raise GraphError(131008, "Required parameter is missing", "'to' names no recipient")
-    digits = normalise_number(given)
-    if given.lstrip("+").replace(" ", "").replace("-", "").isdigit():
+    if _NUMBER_AS_WRITTEN.fullmatch(given):
+        digits = normalise_number(given)
         handle = config.recipients.get(digits)
         if handle is None:
             raise bad_parameter(
@@ -33,15 +44,23 @@ def resolve(config: GatewayConfig, message: SendMessage) -> Recipient:
                 f"`sealpost gateway map --profile PROFILE {digits} HANDLE`, or send to the "
                 "handle itself"
             )
+        if not valid_handle(handle):
+            # gateway.json edited by hand: the relay is never asked for a made-up path.
+            raise bad_parameter(
+                f"{digits} is mapped to '{handle}', which is not a Sealpost handle; map it "
+                "again with `sealpost gateway map`"
+            )
         return Recipient(handle, given, digits)
     # pywa, and other libraries, take anything that is not a number for a group id: Sealpost
-    # has no groups, so a handle is a person whatever recipient_type says.
-    handle = given.lstrip("@").lower()
-    if not re.match(HANDLE_PATTERN, handle):
+    # has no groups, so a handle is a person whatever recipient_type says. Checked before it
+    # is lowered: lower() turns some non-ASCII letters (the Kelvin sign) into ASCII ones.
+    handle = given.removeprefix("@")
+    if not handle.isascii() or not valid_handle(handle.lower()):
         raise bad_parameter(
-            f"'{given}' is neither a mapped phone number nor a Sealpost handle (3 to 32 of "
-            "a-z, 0-9, _ . -)"
+            f"'{given}' is neither a mapped phone number (ASCII digits, + allowed) nor a "
+            "Sealpost handle (3 to 32 of a-z, 0-9, _ . -)"
         )
+    handle = handle.lower()
     return Recipient(handle, given, number_of(config, handle))
 
 

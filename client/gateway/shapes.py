@@ -122,6 +122,11 @@ class SendMessage(_Lenient):
     text: TextMessage | None = None
     interactive: Interactive | None = None
     biz_opaque_callback_data: str | None = Field(default=None, max_length=512)
+    # Marking a received message read (and the typing indicator that comes with it): the
+    # same endpoint, with status "read" and the message's id instead of a message.
+    status: str | None = None
+    message_id: str | None = Field(default=None, max_length=256)
+    typing_indicator: dict[str, Any] | None = None
 
 
 class SentContact(BaseModel):

@@ -307,9 +307,9 @@ def fill(draft: TemplateDraft, components: list[SendComponent]) -> Filled:
     if missing or unexpected:
         said = []
         if missing:
-            said.append("missing " + ", ".join(_shown(n) for n in missing))
+            said.append(_listed("missing", missing))
         if unexpected:
-            said.append("unexpected " + ", ".join(_shown(n) for n in unexpected))
+            said.append(_listed("unexpected", unexpected))
         raise GraphError(
             PARAMETER_COUNT,
             "Number of parameters does not match the expected number of params",
@@ -347,6 +347,19 @@ def _format_mismatch(given: str, registered: str) -> GraphError:
         "Parameter format does not match format in the created template",
         f"{given} parameters for a template created with parameter_format {registered}",
     )
+
+
+# Names listed in an answer at most: a request with thousands of parameters would otherwise get
+# them all back, an answer as long as the request.
+_NAMES_LISTED = 5
+
+
+def _listed(what: str, names: list[str]) -> str:
+    """``unexpected body {{2}}, body {{3}}``; past a few, how many and the first few."""
+    shown = ", ".join(_shown(n) for n in names[:_NAMES_LISTED])
+    if len(names) <= _NAMES_LISTED:
+        return f"{what} {shown}"
+    return f"{len(names):,} {what}: {shown}, ..."
 
 
 def _shown(name: str) -> str:

@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from sealpost.commands.context import guarded, home_of
@@ -49,15 +50,25 @@ def register(sub: Any) -> None:
     actions = g.add_subparsers(dest="gateway_action", metavar="{token,map}")
     t = actions.add_parser(
         "token",
-        help="issue a bearer token and print the ids and secrets to configure",
+        help="issue a bearer token and print the ids and secrets to configure; list or "
+        "revoke tokens",
         description="Issue a bearer token for the gateway (kept only as a hash in the profile) "
         "and print the phone number id, business account id, app secret and verify token "
-        "your integration needs.",
-        epilog="example:\n  sealpost gateway token --profile shop --label crm",
+        "your integration needs. Tokens do not expire: revoke one when it may have leaked "
+        "(a running gateway refuses it from its next request on).",
+        epilog="examples:\n"
+        "  sealpost gateway token --profile shop --label crm\n"
+        "  sealpost gateway token --profile shop --list\n"
+        "  sealpost gateway token --profile shop --revoke crm     # every token labelled crm\n"
+        "  sealpost gateway token --profile shop --revoke SPGW... # that token",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("--profile", default=argparse.SUPPRESS, help="the business profile")
     t.add_argument("--label", default="", help="a note on what the token is for")
+    t.add_argument("--list", action="store_true", help="list the tokens issued (labels, dates)")
+    t.add_argument(
+        "--revoke", metavar="LABEL_OR_TOKEN", help="revoke a token, or every token with a label"
+    )
     t.add_argument("--json", action="store_true", help="print as JSON")
     t.set_defaults(run=token)
     m = actions.add_parser(
@@ -97,11 +108,34 @@ def _business(args: Any) -> Any:
 
 def token(args: Any) -> int:
     from client.gateway.config import load_config
-    from client.gateway.tokens import issue_token
+    from client.gateway.tokens import issue_token, issued_tokens, revoke_tokens
 
     profile = _business(args)
     if isinstance(profile, int):
         return profile
+    if args.revoke is not None:
+        if not args.revoke.strip():
+            # An empty label would name every token issued without one: say which.
+            return fail("--revoke takes a label or a token; `--list` shows the labels", 2)
+        revoked = revoke_tokens(profile, args.revoke)
+        if not revoked:
+            return fail(
+                f"no token is labelled '{args.revoke}' or is that token; "
+                f"`sealpost gateway token --profile {args.profile} --list` lists them"
+            )
+        print(f"revoked {revoked} token{'s' if revoked > 1 else ''}")
+        return 0
+    if args.list:
+        tokens = issued_tokens(profile)
+        if args.json:
+            print_json(tokens)
+            return 0
+        if not tokens:
+            print("no tokens issued yet")
+        for entry in tokens:
+            at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(str(entry["issued_at"]))))
+            print(f"{at} UTC  sha256 {str(entry['sha256'])[:12]}...  {entry['label'] or '-'}")
+        return 0
     config = load_config(profile)
     issued = issue_token(profile, args.label)
     found = {
@@ -160,11 +194,9 @@ def serve(args: Any) -> int:
         "app_secret": args.app_secret,
     }
     updated = {k: v for k, v in changes.items() if v is not None}
-    if updated:
-        if updated.get("webhook_url") == "none":
-            updated["webhook_url"] = None
-        config = config.model_copy(update=updated)
-        save_config(profile, config)
+    if updated.get("webhook_url") == "none":
+        updated["webhook_url"] = None
+    config = config.model_copy(update=updated)
 
     async def go() -> int:
         from client.gateway.app import Gateway
@@ -190,6 +222,10 @@ def serve(args: Any) -> int:
             except WebhookError as exc:
                 sock.close()
                 return fail(str(exc))
+            if updated:
+                # Saved once the endpoint answered the handshake: a URL that failed it would
+                # otherwise stop every later start that does not name another.
+                save_config(profile, config)
             print(
                 f"gateway for @{profile.handle} on {server.url}  (phone number id "
                 f"{config.phone_number_id}, WABA id {config.waba_id}); webhooks to "

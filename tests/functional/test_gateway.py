@@ -8,20 +8,16 @@ stopped promotions are those about a person who received the message.
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pywa_async import WhatsApp
 from pywa_async import types as pywa_types
 from pywa_async.errors import AuthorizationError
@@ -37,132 +33,27 @@ from pywa_async.types.templates import (
     TemplateStatus,
 )
 
-from client.gateway.app import Gateway
-from client.gateway.config import load_config, map_recipient, save_config
-from client.gateway.server import GatewayServer, listening_socket
+from client.gateway.config import load_config, map_recipient
 from client.gateway.tokens import issue_token
 from client.gateway.webhooks import WebhookError
 from client.messenger import Messenger
 from server.embedded import EmbeddedRelay
-from tests.helpers import run_cli, sealpost
-
-APP_SECRET = "s3cret-app"
-VERIFY_TOKEN = "verify-me"
-ALICE_NUMBER = "393331234567"
-# Bounds on waiting for something that is awaited, never a delay: a webhook arrives as soon
-# as the gateway has it, and a test that waits longer than this has found a lost event.
-EVENT_TIMEOUT_S = 20
-
-
-class ToGateway(httpx.AsyncBaseTransport):
-    """pywa's httpx transport, pointed at the gateway instead of graph.facebook.com."""
-
-    def __init__(self, url: str) -> None:
-        self.target = httpx.URL(url)
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self.target.scheme, host=self.target.host, port=self.target.port
-        )
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class Served:
-    """An ASGI app on a loopback socket, in this test's event loop."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = listening_socket()
-        host, port = self.sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await self.task
-        self.sock.close()
-
-
-@dataclass
-class WebhookInbox:
-    """A bare webhook endpoint: answers the handshake, checks each signature, keeps bodies."""
-
-    bodies: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    refused: int = 0
-    down: int = 0  # answer this many deliveries 503, as an endpoint being redeployed would
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/hook")
-        async def challenge(request: Request) -> Response:
-            params = request.query_params
-            if params.get("hub.verify_token") != VERIFY_TOKEN:
-                return Response("Forbidden", status_code=403)
-            return Response(params.get("hub.challenge", ""), media_type="text/plain")
-
-        @app.post("/hook")
-        async def update(request: Request) -> Response:
-            body = await request.body()
-            if self.down:
-                self.down -= 1
-                return Response("busy", status_code=503)
-            mac = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-            if request.headers.get("x-hub-signature-256") != f"sha256={mac}":
-                self.refused += 1
-                return Response("Forbidden", status_code=403)
-            self.bodies.put_nowait(json.loads(body))
-            return Response("ok")
-
-        return app
-
-    async def next(self) -> dict[str, Any]:
-        return await asyncio.wait_for(self.bodies.get(), EVENT_TIMEOUT_S)
-
-
-@dataclass
-class Running:
-    relay: EmbeddedRelay
-    shop: Messenger
-    gateway: Gateway
-    server: GatewayServer
-    token: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def phone_id(self) -> str:
-        return self.gateway.config.phone_number_id
-
-    @property
-    def waba_id(self) -> str:
-        return self.gateway.config.waba_id
-
-    def http(self, token: str | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.url + "/v23.0",
-            headers={"Authorization": f"Bearer {token or self.token}"},
-            timeout=EVENT_TIMEOUT_S,
-        )
-
-
-def prepare_gateway(shop: Messenger, relay: EmbeddedRelay, webhook_url: str) -> Running:
-    """A gateway for ``shop`` whose port is known (and already listening) but not served
-    until ``running.server.start()``: its webhook endpoint must be up by then."""
-    config = load_config(shop.profile).model_copy(
-        update={"webhook_url": webhook_url, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}
-    )
-    save_config(shop.profile, config)
-    token = issue_token(shop.profile, "test")
-    gateway = Gateway(shop, load_config(shop.profile))
-    server = GatewayServer(gateway, listening_socket())
-    return Running(relay, shop, gateway, server, token)
+from tests.helpers import (
+    ALICE_NUMBER,
+    APP_SECRET,
+    EVENT_TIMEOUT_S,
+    SPRING,
+    VERIFY_TOKEN,
+    Running,
+    Served,
+    ToGateway,
+    WebhookInbox,
+    prepare_gateway,
+    run_cli,
+    same_shape,
+    sealpost,
+    spring_to,
+)
 
 
 @pytest.fixture
@@ -188,49 +79,6 @@ async def gateway(
     await running.server.start()
     yield running
     await running.server.stop()
-
-
-SPRING = {
-    "name": "spring_offer",
-    "language": "en_US",
-    "category": "MARKETING",
-    "parameter_format": "NAMED",
-    "components": [
-        {
-            "type": "BODY",
-            "text": "Hi {{name}}, {{code}} takes 20% off your next pair",
-            "example": {
-                "body_text_named_params": [
-                    {"param_name": "name", "example": "Ana"},
-                    {"param_name": "code", "example": "SPRING20"},
-                ]
-            },
-        },
-        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Yes please"}]},
-    ],
-}
-
-
-def spring_to(to: str, name: str) -> dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "template",
-        "template": {
-            "name": "spring_offer",
-            "language": {"code": "en_US"},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": "name", "text": name},
-                        {"type": "text", "parameter_name": "code", "text": "SPRING20"},
-                    ],
-                }
-            ],
-        },
-    }
 
 
 # --- pywa, as published -------------------------------------------------------------------
@@ -342,23 +190,6 @@ async def test_a_token_the_gateway_did_not_issue_gets_the_cloud_api_auth_error(g
 # --- the privacy boundary ------------------------------------------------------------------
 
 
-def _same_shape(value: Any, handles: dict[str, str]) -> Any:
-    """``value`` with what differs between any two sends made the same: ids, times, and
-    the recipient's own handle and number (which the business gave), as placeholders."""
-    if isinstance(value, dict):
-        return {k: _same_shape(v, handles) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_same_shape(v, handles) for v in value]
-    if isinstance(value, str):
-        if value in handles:
-            return handles[value]
-        if value.startswith("wamid."):
-            return "<wamid>"
-        if re.fullmatch(r"[0-9]{10}", value):
-            return "<timestamp>"
-    return value
-
-
 async def test_an_opted_out_person_never_gets_it_and_the_business_cannot_tell_who(
     sqlite_relay, make_account, gateway, inbox
 ):
@@ -375,7 +206,7 @@ async def test_an_opted_out_person_never_gets_it_and_the_business_cannot_tell_wh
             webhook = await webhooks.next()
             seen[person] = (answer.status_code, answer.json(), webhook)
     assert seen["carol"][0] == seen["bob"][0] == 200
-    assert _same_shape(seen["bob"], {"bob": "<person>"}) == _same_shape(
+    assert same_shape(seen["bob"], {"bob": "<person>"}) == same_shape(
         seen["carol"], {"carol": "<person>"}
     )
     [status] = seen["bob"][2]["entry"][0]["changes"][0]["value"]["statuses"]
@@ -530,6 +361,7 @@ async def test_the_cli_issues_tokens_maps_numbers_and_explains_itself(
     args = ("gateway", "--profile", "acme", "--port", "0", "--webhook-url", unreachable)
     down = sealpost(home, *args, check=False)
     assert down.returncode == 1 and "cannot be reached" in down.stderr, down.stderr
+    assert load_config(shop.profile).webhook_url is None  # kept only once it answered
 
 
 async def test_analytics_after_publication_are_the_noisy_figures_and_nothing_per_person(

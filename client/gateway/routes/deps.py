@@ -4,7 +4,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from client.gateway.errors import INVALID_TOKEN, GraphError, unknown_object
+from client.gateway.errors import invalid_token, unknown_object
+from client.gateway.tokens import presented
 
 if TYPE_CHECKING:
     from client.gateway.app import Gateway
@@ -15,20 +16,14 @@ def _gateway(request: Request) -> "Gateway":
 
 
 def authorised(request: Request) -> "Gateway":
-    """The gateway, once the request's bearer token (or ``access_token``) is one it issued."""
+    """The gateway, once the request's bearer token (or ``access_token``) is one it issued.
+
+    client/gateway/guard.py has checked it already, before the body was read; checked again
+    here so that no route can be served without it, whatever wraps the app."""
     gateway = _gateway(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        token = request.query_params.get("access_token", "")
-    if not token or not gateway.tokens.valid(token.strip()):
-        raise GraphError(
-            INVALID_TOKEN,
-            "Invalid OAuth access token - Cannot parse access token",
-            "send a token issued by `sealpost gateway token --profile PROFILE` as "
-            "'Authorization: Bearer TOKEN'",
-            status=401,
-        )
+    token = presented(request.headers, request.url.query)
+    if not token or not gateway.tokens.valid(token):
+        raise invalid_token()
     return gateway
 
 
