@@ -180,7 +180,7 @@ def report(
         )
     if campaign.stop_reason and status in ("sending", "sent"):
         status = "stopped"
-    elif status in ("open", "scheduled", "held", "sending", "sent") and _cut_short(
+    elif status in ("open", "scheduled", "sending", "sent") and _cut_short(
         campaign, now_ms
     ):
         status = "interrupted"
