@@ -11,6 +11,7 @@ registry keeps every template, since copies already sent are checked against it.
 """
 
 import secrets
+import time
 from typing import Any
 
 from client.gateway.errors import (
@@ -22,7 +23,7 @@ from client.gateway.errors import (
 )
 from client.gateway.shapes import TemplateCreate, TemplateCreated
 from client.gateway.state import GatewayState
-from client.gateway.templates import cloud_template, draft_from_cloud
+from client.gateway.templates import cloud_status, cloud_template, draft_from_cloud
 from client.relay_api import RelayAPI, RelayError
 from shared.api import TemplateInfo
 from shared.templates import finalize, validate_draft
@@ -52,7 +53,17 @@ class Catalog:
         )
 
     async def listing(self, name: str | None = None, status: str | None = None) -> dict[str, Any]:
-        items = [cloud_template(t) for t in await self.templates()]
+        try:  # their ratings, pauses and disables (server/quality.py), as Meta lists them
+            rated = {
+                q["template_id"]: q
+                for q in (await self.api.request("GET", "/v1/quality"))["templates"]
+            }
+        except RelayError:
+            rated = {}
+        now = int(time.time() * 1000)
+        items = [
+            cloud_template(t, *cloud_status(rated.get(t.id), now)) for t in await self.templates()
+        ]
         for rejected in self.state.rejected_templates():
             items.append(
                 {

@@ -175,7 +175,28 @@ def _button(kind: str, text: str | None, url: str | None, example: Any) -> Butto
     )
 
 
-def cloud_template(info: TemplateInfo, status: str = "APPROVED") -> dict[str, Any]:
+# Sealpost's ratings (server/quality.py) as Meta names a template's quality.
+QUALITY_SCORES = {"high": "GREEN", "medium": "YELLOW", "low": "RED"}
+
+
+def cloud_status(quality: dict[str, Any] | None, now_ms: int) -> tuple[str, dict[str, Any]]:
+    """A template's status and ``quality_score`` from what the relay says of its quality
+    (``GET /v1/quality``): PAUSED while paused, DISABLED once disabled, as Meta's; UNKNOWN
+    until its campaigns published figures."""
+    if quality is None or not quality.get("campaigns"):
+        return "APPROVED", {"score": "UNKNOWN"}
+    score = {"score": QUALITY_SCORES.get(quality["rating"], "UNKNOWN")}
+    if quality.get("disabled"):
+        return "DISABLED", score
+    paused_until = quality.get("paused_until")
+    if paused_until is not None and paused_until > now_ms:
+        return "PAUSED", score
+    return "APPROVED", score
+
+
+def cloud_template(
+    info: TemplateInfo, status: str = "APPROVED", quality_score: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A registered template as ``GET /{waba-id}/message_templates`` lists it."""
     draft = info.template
     positional = is_positional(draft)
@@ -203,6 +224,7 @@ def cloud_template(info: TemplateInfo, status: str = "APPROVED") -> dict[str, An
         "category": info.category.upper(),
         "parameter_format": "POSITIONAL" if positional else "NAMED",
         "components": components,
+        "quality_score": quality_score or {"score": "UNKNOWN"},
     }
     if info.category != info.requested_category:
         # As Meta reports a recategorised template; the reason is Sealpost's own sentence.

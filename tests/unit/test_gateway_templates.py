@@ -132,3 +132,18 @@ def test_a_promotional_utility_template_comes_back_marketing():
     found = cloud_template(registered(create))
     assert (found["category"], found["previous_category"]) == ("MARKETING", "UTILITY")
     assert found["parameter_format"] == "NAMED"
+
+
+def test_a_templates_quality_is_listed_as_meta_lists_it():
+    from client.gateway.templates import cloud_status
+
+    assert cloud_status(None, 0) == ("APPROVED", {"score": "UNKNOWN"})
+    unrated = {"rating": "medium", "campaigns": 0, "paused_until": None, "disabled": False}
+    assert cloud_status(unrated, 0) == ("APPROVED", {"score": "UNKNOWN"})
+    paused = {"rating": "low", "campaigns": 2, "paused_until": 5_000, "disabled": False}
+    assert cloud_status(paused, 1_000) == ("PAUSED", {"score": "RED"})
+    assert cloud_status(paused, 6_000) == ("APPROVED", {"score": "RED"})
+    disabled = {**paused, "disabled": True}
+    assert cloud_status(disabled, 6_000) == ("DISABLED", {"score": "RED"})
+    good = {"rating": "high", "campaigns": 3, "paused_until": None, "disabled": False}
+    assert cloud_status(good, 0) == ("APPROVED", {"score": "GREEN"})
