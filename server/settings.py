@@ -73,6 +73,32 @@ class RelaySettings(BaseSettings):
         default=20, ge=1, description="New accounts at once from one client address"
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # What a client may hold before any signature is checked (server/http_protocol.py,
+    # server/request_guard.py; `sealpost relay` only, not relays embedded in tests and tools).
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Request line and headers together; more is refused with 431",
+    )
+    header_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request's headers must arrive within this long of the connection's "
+        "start (or of the request's first byte on a kept-alive connection); then 408 and close",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request's body must arrive within this long of its headers; then 408 "
+        "and close (a 16 MiB body needs about 2.2 Mbit/s)",
+    )
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open connections (delivery streams included); beyond, a new one gets "
+        "503 and is closed. Keep below the process's open-file limit",
+    )
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
     marketing_tiers: bool = Field(
         default=False,

@@ -100,6 +100,7 @@ def run(args: Any) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.http_protocol import guarded_protocol
     from server.schema import SchemaMismatch
 
     settings = _settings(
@@ -142,6 +143,13 @@ def run(args: Any) -> int:
         # Clients and balancers reuse connections; 5 s (uvicorn's default) drops them under load.
         timeout_keep_alive=30,
         timeout_graceful_shutdown=2,
+        # httptools, with limits on request heads, slow clients and connections.
+        http=guarded_protocol(
+            max_head_bytes=settings.max_header_bytes,
+            head_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            max_connections=settings.max_connections,
+        ),
     )
     return 0
 
