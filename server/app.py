@@ -30,6 +30,7 @@ from server.metrics import MetricsLayer, RelayMetrics, RouteNames, route_templat
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
+from server.request_guard import RequestGuard
 from server.routes import (
     accounts,
     campaigns,
@@ -42,7 +43,7 @@ from server.routes import (
 )
 from server.settings import RelaySettings
 from server.signals import publish_missing_keys
-from server.transactions import unverified_routes
+from server.transactions import caller_routes, unverified_routes
 from shared.version import PROTOCOL_VERSION
 
 
@@ -179,7 +180,10 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         raise RuntimeError(f"routes that take a caller but do not verify it: {unverified}")
     _describe_raw_bodies(app)
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes
+    # Outside HotRoutes, so that acks too are verified before their bodies are parsed.
+    signed = [(route.methods or (), route.path_regex) for route in caller_routes(app.routes)]
+    app.add_middleware(RequestGuard, settings=settings, signed_routes=signed)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside the guard
     # Outermost: every request is counted and timed, hot routes and refusals included.
     app.state.metrics = RelayMetrics(app.state.engine, app.state.notifier.open_streams)
     if settings.metrics or settings.request_log:

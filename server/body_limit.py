@@ -5,12 +5,16 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def _too_large(limit: int) -> bytes:
-    error = {
+def too_large_response(limit: int) -> dict[str, str]:
+    """The error (code and message) for a body over ``limit`` bytes."""
+    return {
         "code": "payload_too_large",
         "message": f"The request body exceeds {limit} bytes; send fewer envelopes per request.",
     }
-    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+def _too_large(limit: int) -> bytes:
+    return json.dumps({"error": too_large_response(limit)}, separators=(",", ":")).encode()
 
 
 class BodySizeLimit:

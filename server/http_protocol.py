@@ -131,6 +131,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_received = 0
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        # Answered before its body arrived (a refusal from the headers alone: 401, 413,
+        # 429): close rather than read and discard a body of any size, at any pace.
+        if self.cycle is not None and self.cycle.more_body:
+            self._close()
+        super().on_response_complete()
+
     # Limits ----------------------------------------------------------------------------------
 
     def _count(self, size: int) -> None:

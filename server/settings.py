@@ -99,6 +99,34 @@ class RelaySettings(BaseSettings):
         description="Open connections (delivery streams included); beyond, a new one gets "
         "503 and is closed. Keep below the process's open-file limit",
     )
+    max_requests_in_flight: int = Field(
+        default=1024,
+        ge=1,
+        description="Requests being served at once, delivery streams not counted; beyond, "
+        "503 server_busy with Retry-After. Bounds the memory of bodies being read",
+    )
+    max_streams_per_account: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Delivery streams one account may hold open at once; one more gets "
+        "429 too_many_streams",
+    )
+    anonymous_per_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Requests per second one client address may make to the endpoints that "
+        "take no account signature (registration, direct signals, campaign keys, the key "
+        "log, /readyz); 0: no limit, for simulations that run thousands from one address",
+    )
+    anonymous_burst: int = Field(
+        default=100, ge=1, description="The same, at once from one address"
+    )
+    anonymous_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Body size on those endpoints (a registration or 100 reports is far less)",
+    )
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
     marketing_tiers: bool = Field(
         default=False,

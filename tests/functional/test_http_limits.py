@@ -15,6 +15,9 @@ import httpx
 import pytest
 
 from sealpost.relay_process import RelayProcess
+from shared.auth import sign_request
+from shared.keys import AccountKeys
+from tests.helpers import assert_error
 
 HANG_GUARD_S = 60
 HEAD_LIMIT = 16 * 1024  # the shipped default
@@ -142,12 +145,19 @@ def test_a_connection_that_never_speaks_is_closed(quick: RelayProcess) -> None:
     connection.close()
 
 
-def test_a_body_sent_in_part_is_answered_408_and_closed(quick: RelayProcess) -> None:
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_body_sent_in_part_is_answered_408_and_closed(quick: RelayProcess, signed: bool) -> None:
+    """Signed (headers that pass every check made before the body) or anonymous."""
+    if signed:
+        keys = _register(quick, "slowpoke")
+        path = "/v1/messages/batch"
+        headers = _signed_headers(keys, "slowpoke", "POST", path, b"never all of it")
+    else:
+        path, headers = "/v1/signals", {"Content-Type": "application/json"}
+    head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Length: 1000"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
     connection = _connect(quick)
-    connection.sendall(
-        b"POST /v1/messages HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100000\r\n\r\n" + b'{"envelopes": ['
-    )
+    connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b'{"envelopes": [')
     status, body = _status_and_body(_until_eof(connection))
     connection.close()
     assert status == 408
@@ -176,3 +186,172 @@ def test_connections_beyond_the_cap_get_503(capped: RelayProcess) -> None:
     deadline = time.monotonic() + HANG_GUARD_S
     while httpx.get(capped.url + "/healthz", timeout=10).status_code != 200:
         assert time.monotonic() < deadline
+
+
+def _register(relay: RelayProcess, handle: str, business: bool = False) -> AccountKeys:
+    keys = AccountKeys.generate()
+    kind = {"kind": "business"} if business else {"country": "+39"}
+    body = json.dumps(
+        {
+            "handle": handle,
+            "display_name": handle,
+            "sign_key": keys.public.sign_b64,
+            "box_key": keys.public.box_b64,
+            **kind,
+        }
+    ).encode()
+    headers = sign_request(keys.signing, handle, "POST", "/v1/accounts", body)
+    answer = httpx.post(
+        relay.url + "/v1/accounts",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    return keys
+
+
+def _signed_headers(
+    keys: AccountKeys, handle: str, method: str, path: str, body: bytes = b"", **kw: int
+) -> dict[str, str]:
+    return {
+        **sign_request(keys.signing, handle, method, path, body, **kw),
+        "Content-Type": "application/json",
+    }
+
+
+def test_an_account_holds_a_few_streams_not_hundreds(capped: RelayProcess) -> None:
+    """The finding: one account held 571 live streams."""
+    keys = _register(capped, "streamer")
+    path = "/v1/mailboxes/streamer/stream"
+    with httpx.Client(base_url=capped.url, timeout=10) as http:
+        first = http.stream("GET", path, headers=_signed_headers(keys, "streamer", "GET", path))
+        second = http.stream("GET", path, headers=_signed_headers(keys, "streamer", "GET", path))
+        with first as one, second as two:
+            assert one.status_code == two.status_code == 200
+            third = http.get(path, headers=_signed_headers(keys, "streamer", "GET", path))
+            assert_error(third, 429, "too_many_streams", "2")
+        # Closed: a new one is served once the relay noticed (on its own time).
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            again = http.stream("GET", path, headers=_signed_headers(keys, "streamer", "GET", path))
+            with again as stream:
+                if stream.status_code == 200:
+                    break
+            assert time.monotonic() < deadline
+
+
+# --- signatures before bodies -------------------------------------------------------------
+
+
+def test_a_garbage_signature_is_refused_before_the_body_is_parsed(capped: RelayProcess) -> None:
+    """The finding: a 14 MiB batch with a garbage signature was parsed and base64-checked
+    first. Now the signature is checked first: a body that is not even JSON is refused for
+    its signature (401), not for its JSON (400)."""
+    keys = _register(capped, "batcher")
+    body = b'{"envelopes": [' + b"x" * (14 * 1024 * 1024)
+    headers = _signed_headers(keys, "batcher", "POST", "/v1/messages/batch", b"other bytes")
+    answer = httpx.post(
+        capped.url + "/v1/messages/batch", content=body, headers=headers, timeout=HANG_GUARD_S
+    )
+    assert_error(answer, 401, "bad_signature")
+    # Signed properly, the same bytes are refused for what they are.
+    headers = _signed_headers(keys, "batcher", "POST", "/v1/messages/batch", body)
+    answer = httpx.post(
+        capped.url + "/v1/messages/batch", content=body, headers=headers, timeout=HANG_GUARD_S
+    )
+    assert_error(answer, 400, "malformed_json")
+
+
+def test_a_stale_request_is_refused_before_its_body_is_sent(capped: RelayProcess) -> None:
+    """Everything that can be checked without the body is: the relay answers a stale
+    request while its 14 MiB body has not even been sent (it is never sent here)."""
+    keys = _register(capped, "stale")
+    stale_ms = int(time.time() * 1000) - 3_600_000
+    for handle in ("stale", "nobody"):  # known or not, the same answer, the same moment
+        headers = _signed_headers(
+            keys, handle, "POST", "/v1/messages/batch", b"", timestamp_ms=stale_ms
+        )
+        head = ["POST /v1/messages/batch HTTP/1.1", "Host: relay", "Content-Length: 14680064"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        connection = _connect(capped)
+        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        answer = _until_eof(connection)
+        connection.close()
+        status, body = _status_and_body(answer)
+        assert status == 401, answer[:300]
+        assert body["error"]["code"] == "stale_request"
+
+
+def test_an_unknown_handle_fails_as_a_wrong_key_does(capped: RelayProcess) -> None:
+    keys = _register(capped, "known")
+    body = json.dumps({"ids": ["0" * 32]}).encode()
+    answers = []
+    for handle in ("known", "unknown"):
+        path = f"/v1/mailboxes/{handle}/ack"
+        wrong = AccountKeys.generate()
+        headers = _signed_headers(wrong, handle, "POST", path, body)
+        answers.append(httpx.post(capped.url + path, content=body, headers=headers, timeout=10))
+    assert [a.status_code for a in answers] == [401, 401]
+    assert answers[0].json() == answers[1].json()
+    assert keys  # registered, so "known" is
+
+
+# --- anonymous endpoints ------------------------------------------------------------------
+
+
+def test_anonymous_endpoints_are_limited_per_address(capped: RelayProcess) -> None:
+    """The finding: anonymous POST /v1/signals (and the other unsigned endpoints) had no
+    limit. From one address, a burst is served, then 429 with Retry-After."""
+    answers = []
+    with httpx.Client(base_url=capped.url, timeout=10) as http:
+        for _ in range(8):
+            answers.append(http.post("/v1/signals", json={"reports": ["x"]}))
+            answers.append(http.get("/v1/signals/key-log"))
+        limited = [a for a in answers if a.status_code == 429]
+        assert limited, [a.status_code for a in answers]
+        assert len(answers) - len(limited) <= 6
+        assert_error(limited[0], 429, "rate_limited", "address")
+        assert int(limited[0].headers["Retry-After"]) >= 1
+        # Liveness stays open to balancers.
+        assert http.get("/healthz").status_code == 200
+
+
+def test_an_anonymous_body_is_small(quick: RelayProcess) -> None:
+    answer = httpx.post(
+        quick.url + "/v1/signals",
+        content=b'{"reports": ["' + b"r" * 200_000 + b'"]}',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert_error(answer, 413, "payload_too_large")
+
+
+# --- integers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30])
+def test_huge_integers_are_refused_422_never_500(quick: RelayProcess, value: int) -> None:
+    """The finding: send_at 2^63-1 gave a 500."""
+    handle = f"biz{abs(hash(value)) % 10**8}"
+    keys = _register(quick, handle, business=True)
+    beyond = not -(2**63) <= value <= 2**63 - 1
+    cases = [
+        ("POST", "/v1/campaigns", {"template_id": "t", "budget": value, "audience_size": 1}),
+        (
+            "POST",
+            "/v1/campaigns",
+            {"template_id": "t", "budget": 1, "audience_size": 1, "send_at": value},
+        ),
+        ("POST", "/v1/budget/top-up", {"amount": value}),
+        ("PUT", "/v1/prefs/level", {"level": "weekly", "weekly_limit": value}),
+        ("GET", f"/v1/mailboxes/{handle}?after={value}", None),
+        ("GET", f"/v1/mailboxes/{handle}?limit={value}", None),
+    ]
+    for method, path, payload in cases:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        headers = _signed_headers(keys, handle, method, path, body)
+        answer = httpx.request(method, quick.url + path, content=body, headers=headers, timeout=10)
+        assert answer.status_code < 500, (method, path, value, answer.text)
+        if beyond:
+            assert_error(answer, 422, "invalid_request")
