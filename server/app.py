@@ -12,7 +12,6 @@ from sqlmodel import Session
 from starlette.requests import Request
 
 from server import schema
-from server.body_limit import BodySizeLimit
 from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
@@ -132,6 +131,12 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         if settings.registrations_per_hour
         else None
     )
+    # Unsigned requests, per client address (server/request_guard.py; /metrics too).
+    app.state.anonymous_limits = (
+        TokenBuckets(settings.anonymous_per_s, settings.anonymous_burst)
+        if settings.anonymous_per_s
+        else None
+    )
     app.state.nonce_inserts = 0
     app.state.accounts = KnownAccounts()
     app.state.served_templates = {}  # template id -> its TemplateInfo JSON (never changes)
@@ -182,8 +187,12 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
     # Outside HotRoutes, so that acks too are verified before their bodies are parsed.
     signed = [(route.methods or (), route.path_regex) for route in caller_routes(app.routes)]
-    app.add_middleware(RequestGuard, settings=settings, signed_routes=signed)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside the guard
+    app.add_middleware(
+        RequestGuard,
+        settings=settings,
+        signed_routes=signed,
+        anonymous=app.state.anonymous_limits,
+    )
     # Outermost: every request is counted and timed, hot routes and refusals included.
     app.state.metrics = RelayMetrics(app.state.engine, app.state.notifier.open_streams)
     if settings.metrics or settings.request_log:
@@ -193,6 +202,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
             routes=RouteNames(route_templates(app.routes)),
             log_requests=settings.request_log,
             serve=settings.metrics,
+            limits=app.state.anonymous_limits,
         )
     return app
 

@@ -12,6 +12,8 @@
   batches): a token bucket per client address and a small body.
 - **Requests in flight**, delivery streams not counted: beyond the cap, ``503 server_busy``
   at once, which bounds the memory of bodies being read.
+- **Body size**: a declared ``Content-Length`` over the limit gets ``413`` before anything
+  else; a chunked body is read up to the limit and refused with the same ``413`` beyond it.
 
 An ASGI layer outside :mod:`server.hot_routes`, so the lean ack path gets the same checks; the
 signature it verified is not verified again (``PRECHECKED`` / ``VERIFIED_WITH``).
@@ -36,7 +38,6 @@ from server.auth import (
     signed_path,
     verify_signature,
 )
-from server.body_limit import too_large_response
 from server.errors import ApiError, error_response
 from server.known_accounts import KnownAccount
 from server.ratelimit import TokenBuckets, retry_after_header
@@ -64,15 +65,13 @@ class RequestGuard:
         app: ASGIApp,
         settings: RelaySettings,
         signed_routes: Iterable[tuple[Iterable[str], re.Pattern[str]]],
+        anonymous: TokenBuckets | None,
     ) -> None:
         self.app = app
         self.max_in_flight = settings.max_requests_in_flight
+        self.max_body = settings.max_body_bytes
         self.anonymous_body = settings.anonymous_max_body_bytes
-        self.anonymous = (
-            TokenBuckets(settings.anonymous_per_s, settings.anonymous_burst)
-            if settings.anonymous_per_s
-            else None
-        )
+        self.anonymous = anonymous  # per client address; None: no limit
         self.in_flight = 0
         # One regex per method, all of its signed paths as alternatives: one match a request.
         by_method: dict[str, list[str]] = {}
@@ -112,10 +111,16 @@ class RequestGuard:
     ) -> None:
         signed = self._signed.get(method)
         try:
+            declared = _declared_length(scope)
+            if declared is not None and declared > self.max_body:
+                raise _TooLarge(self.max_body)
             if signed is not None and signed.fullmatch(path):
                 receive = await self._verified(scope, receive)
-            elif (method, path) not in _UNLIMITED:
-                receive = await self._anonymous(scope, receive, send)
+            elif (method, path) in _UNLIMITED:
+                if declared is None:  # chunked: read here, up to the limit
+                    receive = _replay(await _body(receive, self.max_body), receive)
+            else:
+                receive = await self._anonymous(scope, receive, declared)
         except ApiError as exc:
             answer = error_response(exc.status, exc.code, exc.message, exc.headers)
             await answer(scope, receive, send)
@@ -136,11 +141,15 @@ class RequestGuard:
         # An unknown handle's body is hashed, not kept, and fails as a wrong key does.
         chunks: list[bytes] | None = [] if account is not None else None
         digest = hashlib.sha256()
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 raise _Disconnected
             chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:  # chunked (a declared length was checked already)
+                raise _TooLarge(self.max_body)
             digest.update(chunk)
             if chunks is not None:
                 chunks.append(chunk)
@@ -161,7 +170,7 @@ class RequestGuard:
         scope[VERIFIED_WITH] = key
         return _replay(b"".join(chunks or ()), receive)
 
-    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> Receive:
+    async def _anonymous(self, scope: Scope, receive: Receive, declared: int | None) -> Receive:
         """A request to an endpoint that takes no account signature: per-address bucket,
         small body."""
         if self.anonymous is not None:
@@ -174,25 +183,44 @@ class RequestGuard:
                     f"Too many unsigned requests from this address; retry after {wait:.0f} s.",
                     headers=retry_after_header(wait),
                 )
-        declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if int(declared) > self.anonymous_body:
+            if declared > self.anonymous_body:
                 raise _TooLarge(self.anonymous_body)
             return receive
-        # Chunked: the body size guard outside has read it whole (up to max_body_bytes).
+        return _replay(await _body(receive, self.anonymous_body), receive)
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value)  # the HTTP layer refused a malformed one
+    return None
+
+
+async def _body(receive: Receive, limit: int) -> bytes:
+    """A body without a declared length, read whole; 413 once it passes ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
         if message["type"] != "http.request":
             raise _Disconnected
-        body = message.get("body", b"")
-        if len(body) > self.anonymous_body:
-            raise _TooLarge(self.anonymous_body)
-        return _replay(body, receive)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def too_large_message(limit: int) -> str:
+    return f"The request body exceeds {limit} bytes; send fewer envelopes per request."
 
 
 class _TooLarge(ApiError):
     def __init__(self, limit: int) -> None:
-        answer = too_large_response(limit)
-        super().__init__(413, answer["code"], answer["message"])
+        super().__init__(413, "payload_too_large", too_large_message(limit))
 
 
 def _load_account(state: Any, handle: str) -> KnownAccount | None:

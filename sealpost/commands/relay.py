@@ -113,6 +113,7 @@ def run(args: Any) -> int:
     except SchemaMismatch as exc:
         return fail(str(exc))
     print(f"sealpost relay on http://{settings.host}:{settings.port}  (db: {settings.db})")
+    _open_files_for(settings.max_connections)
     if settings.request_log:
         import logging
         import sys
@@ -152,6 +153,26 @@ def run(args: Any) -> int:
         ),
     )
     return 0
+
+
+def _open_files_for(connections: int) -> None:
+    """Raise the process's open-file limit to fit ``connections`` (a distribution's soft
+    default is often 1,024, below which accepting fails with EMFILE long before the relay's
+    own cap answers 503), as far as the hard limit allows; say so when it does not."""
+    import resource
+
+    want = connections + 256  # the database, the log, the listening socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < want:
+        print(
+            f"warning: the open-file limit ({hard}) is below max_connections ({connections}) "
+            "plus room for the database; lower SEALPOST_RELAY_MAX_CONNECTIONS or raise the "
+            "limit (ulimit -n, LimitNOFILE=)"
+        )
 
 
 def _print_token_log_key(settings: Any) -> int:
