@@ -47,6 +47,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
         tmp / "relay.log",
         auto_migrate="true",
         max_connections="12",
+        max_requests_in_flight="3",
         max_streams_per_account="2",
         anonymous_per_s="0.001",
         anonymous_burst="6",
@@ -239,6 +240,34 @@ def test_an_account_holds_a_few_streams_not_hundreds(capped: RelayProcess) -> No
                 if stream.status_code == 200:
                     break
             assert time.monotonic() < deadline
+
+
+def test_requests_in_flight_beyond_the_cap_get_503(capped: RelayProcess) -> None:
+    """Three requests whose bodies are still coming hold the three places; a fourth request
+    is refused at once, and served again once they are gone."""
+    keys = _register(capped, "holder")
+    path = "/v1/messages/batch"
+    held = []
+    for _ in range(3):
+        headers = _signed_headers(keys, "holder", "POST", path, b"the whole body")
+        head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Length: 1000"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        connection = _connect(capped)
+        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"{")
+        held.append(connection)
+    try:
+        with httpx.Client(base_url=capped.url, timeout=10) as http:
+            deadline = time.monotonic() + HANG_GUARD_S
+            while (busy := http.get("/healthz")).status_code == 200:  # until all three are in
+                assert time.monotonic() < deadline
+            assert_error(busy, 503, "server_busy")
+            assert busy.headers["Retry-After"] == "1"
+    finally:
+        for connection in held:
+            connection.close()
+    deadline = time.monotonic() + HANG_GUARD_S
+    while httpx.get(capped.url + "/healthz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline
 
 
 # --- signatures before bodies -------------------------------------------------------------
