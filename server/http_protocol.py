@@ -10,7 +10,10 @@ memory for free, before any signature could be checked. This subclass adds:
   is buffered;
 - a deadline for the head, from the connection's start or the next request's first byte;
 - a deadline for the body, from the end of the head;
-- a cap on open connections, answered ``503`` at once.
+- a cap on open connections, answered ``503`` at once;
+- a deadline for a client that reads nothing of what it asked for: a response (a mailbox
+  page of 1,000 envelopes is megabytes) that waits in the relay's memory, the socket's
+  buffers full, for ``send_timeout_s`` is dropped with the connection.
 
 Answers are written here, in the relay's error shape, and the connection is closed.
 """
@@ -50,6 +53,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     head_timeout_s = 20.0
     body_timeout_s = 60.0
     max_connections = 10_000
+    send_timeout_s = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +61,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_received = 0  # bytes received while reading this head (an upper bound)
         self._head_parsed = 0  # bytes of request line and headers parsed (exact)
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._rejected = False
 
     # Connection events ---------------------------------------------------------------------
@@ -78,7 +83,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._writable()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The transport holds more than its high-water mark for the client: it has not read
+        # for a while. Paused this long without a break, it is not going to.
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.send_timeout_s, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._writable()
+        super().resume_writing()
+
+    def _writable(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._write_timer = None
+        # abort, not close: close would keep the unsent megabytes until they are sent.
+        if not self.transport.is_closing():
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._rejected:
@@ -212,6 +240,7 @@ def guarded_protocol(
     head_timeout_s: float,
     body_timeout_s: float,
     max_connections: int,
+    send_timeout_s: float,
 ) -> type[GuardedHttpProtocol]:
     """The protocol class to give uvicorn (``http=``), with these limits."""
     return type(
@@ -222,5 +251,6 @@ def guarded_protocol(
             "head_timeout_s": head_timeout_s,
             "body_timeout_s": body_timeout_s,
             "max_connections": max_connections,
+            "send_timeout_s": send_timeout_s,
         },
     )

@@ -93,6 +93,12 @@ class RelaySettings(BaseSettings):
         description="A request's body must arrive within this long of its headers; then 408 "
         "and close (a 16 MiB body needs about 2.2 Mbit/s)",
     )
+    send_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A client that reads nothing of a response for this long, while the "
+        "relay holds more of it than the socket takes, is dropped (and the response with it)",
+    )
     max_connections: int = Field(
         default=10_000,
         ge=1,

@@ -144,12 +144,13 @@ def run(args: Any) -> int:
         # Clients and balancers reuse connections; 5 s (uvicorn's default) drops them under load.
         timeout_keep_alive=30,
         timeout_graceful_shutdown=2,
-        # httptools, with limits on request heads, slow clients and connections.
+        # httptools, with limits on request heads, slow clients (both ways) and connections.
         http=guarded_protocol(
             max_head_bytes=settings.max_header_bytes,
             head_timeout_s=settings.header_timeout_s,
             body_timeout_s=settings.body_timeout_s,
             max_connections=settings.max_connections,
+            send_timeout_s=settings.send_timeout_s,
         ),
     )
     return 0
