@@ -16,6 +16,10 @@ memory for free, before any signature could be checked. This subclass adds:
   buffers full, for ``send_timeout_s`` is dropped with the connection.
 
 Answers are written here, in the relay's error shape, and the connection is closed.
+
+It leans on uvicorn's protocol internals (its parser callbacks, ``cycle``, ``flow``), so
+uvicorn is pinned (constraints.txt); tests/unit/test_http_protocol.py exercises each hook and
+fails first if an upgrade moves them.
 """
 
 import asyncio
