@@ -11,7 +11,8 @@
 - **Anonymous routes** (everything unsigned but ``/healthz`` and the shufflers' signed
   batches): a token bucket per client address and a small body.
 - **Requests in flight**, delivery streams not counted: beyond the cap, ``503 server_busy``
-  at once, which bounds the memory of bodies being read.
+  at once, which bounds the memory of bodies being read; and per client address, so that
+  one address cannot take every place (``429 rate_limited``).
 - **Body size**: a declared ``Content-Length`` over the limit gets ``413`` before anything
   else; a chunked body is read up to the limit and refused with the same ``413`` beyond it.
 
@@ -73,6 +74,8 @@ class RequestGuard:
         self.anonymous_body = settings.anonymous_max_body_bytes
         self.anonymous = anonymous  # per client address; None: no limit
         self.in_flight = 0
+        self.per_address = settings.max_requests_in_flight_per_address  # 0: no limit
+        self._by_address: dict[str, int] = {}  # only addresses with a request in flight
         # One regex per method, all of its signed paths as alternatives: one match a request.
         by_method: dict[str, list[str]] = {}
         for methods, pattern in signed_routes:
@@ -100,11 +103,30 @@ class RequestGuard:
             )
             await busy(scope, receive, send)
             return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        held = self._by_address.get(address, 0)
+        if self.per_address and held >= self.per_address:
+            crowded = error_response(
+                429,
+                "rate_limited",
+                f"This address has {held} requests in flight, as many as one address may; "
+                "retry once they are answered.",
+                {"Retry-After": "1"},
+            )
+            await crowded(scope, receive, send)
+            return
         self.in_flight += 1
+        self._by_address[address] = held + 1
         try:
             await self._checked(scope, receive, send, method, path)
         finally:
             self.in_flight -= 1
+            left = self._by_address[address] - 1
+            if left:
+                self._by_address[address] = left
+            else:
+                del self._by_address[address]
 
     async def _checked(
         self, scope: Scope, receive: Receive, send: Send, method: str, path: str

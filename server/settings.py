@@ -111,6 +111,13 @@ class RelaySettings(BaseSettings):
         description="Requests being served at once, delivery streams not counted; beyond, "
         "503 server_busy with Retry-After. Bounds the memory of bodies being read",
     )
+    max_requests_in_flight_per_address: int = Field(
+        default=64,
+        ge=0,
+        description="The same, from one client address, so that one address cannot take "
+        "every place (with bodies it sends slowly, say); beyond, 429 rate_limited. 0: no "
+        "limit, for simulations that run thousands from one address",
+    )
     max_streams_per_account: int = Field(
         default=8,
         ge=1,

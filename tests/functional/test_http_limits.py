@@ -48,6 +48,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
         auto_migrate="true",
         max_connections="12",
         max_requests_in_flight="3",
+        max_requests_in_flight_per_address="2",
         max_streams_per_account="2",
         anonymous_per_s="0.001",
         anonymous_burst="6",
@@ -57,9 +58,19 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
         yield relay
 
 
-def _connect(relay: RelayProcess) -> socket.socket:
-    connection = socket.create_connection(("127.0.0.1", relay.port), timeout=HANG_GUARD_S)
-    return connection
+def _connect(relay: RelayProcess, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from ``source``: any 127.x.y.z is a client address of its own."""
+    return socket.create_connection(
+        ("127.0.0.1", relay.port), timeout=HANG_GUARD_S, source_address=(source, 0)
+    )
+
+
+def _health_from(relay: RelayProcess, source: str) -> tuple[int, dict]:
+    connection = _connect(relay, source)
+    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+    answer = _until_eof(connection)
+    connection.close()
+    return _status_and_body(answer)
 
 
 def _until_eof(connection: socket.socket) -> bytes:
@@ -242,32 +253,59 @@ def test_an_account_holds_a_few_streams_not_hundreds(capped: RelayProcess) -> No
             assert time.monotonic() < deadline
 
 
-def test_requests_in_flight_beyond_the_cap_get_503(capped: RelayProcess) -> None:
-    """Three requests whose bodies are still coming hold the three places; a fourth request
-    is refused at once, and served again once they are gone."""
-    keys = _register(capped, "holder")
+def _hold(relay: RelayProcess, keys: AccountKeys, handle: str, source: str) -> socket.socket:
+    """A signed batch whose body never comes: a request in flight until the connection ends."""
     path = "/v1/messages/batch"
-    held = []
-    for _ in range(3):
-        headers = _signed_headers(keys, "holder", "POST", path, b"the whole body")
-        head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Length: 1000"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        connection = _connect(capped)
-        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"{")
-        held.append(connection)
+    headers = _signed_headers(keys, handle, "POST", path, b"the whole body")
+    head = [f"POST {path} HTTP/1.1", "Host: relay", "Content-Length: 1000"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    connection = _connect(relay, source)
+    connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"{")
+    return connection
+
+
+def _until_served(relay: RelayProcess, source: str) -> None:
+    """Until a request from ``source`` is served again (the relay notices closed
+    connections on its own time)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while _health_from(relay, source)[0] != 200:
+        assert time.monotonic() < deadline
+
+
+def test_requests_in_flight_beyond_the_cap_get_503(capped: RelayProcess) -> None:
+    """Three requests whose bodies are still coming, from two addresses, hold the three
+    places; a request from a third address is refused at once, and served again once they
+    are gone."""
+    keys = _register(capped, "holder")
+    held = [_hold(capped, keys, "holder", "127.0.0.2") for _ in range(2)]
+    held.append(_hold(capped, keys, "holder", "127.0.0.3"))
     try:
-        with httpx.Client(base_url=capped.url, timeout=10) as http:
-            deadline = time.monotonic() + HANG_GUARD_S
-            while (busy := http.get("/healthz")).status_code == 200:  # until all three are in
-                assert time.monotonic() < deadline
-            assert_error(busy, 503, "server_busy")
-            assert busy.headers["Retry-After"] == "1"
+        deadline = time.monotonic() + HANG_GUARD_S
+        while (busy := _health_from(capped, "127.0.0.1"))[0] == 200:  # until all are in
+            assert time.monotonic() < deadline
+        assert busy[0] == 503
+        assert busy[1]["error"]["code"] == "server_busy"
     finally:
         for connection in held:
             connection.close()
-    deadline = time.monotonic() + HANG_GUARD_S
-    while httpx.get(capped.url + "/healthz", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline
+    _until_served(capped, "127.0.0.1")
+
+
+def test_one_address_cannot_take_every_place(capped: RelayProcess) -> None:
+    keys = _register(capped, "greedy")
+    held = [_hold(capped, keys, "greedy", "127.0.0.4") for _ in range(2)]
+    try:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while (crowded := _health_from(capped, "127.0.0.4"))[0] == 200:  # until both are in
+            assert time.monotonic() < deadline
+        assert crowded[0] == 429
+        assert crowded[1]["error"]["code"] == "rate_limited"
+        assert "in flight" in crowded[1]["error"]["message"]
+        assert _health_from(capped, "127.0.0.1")[0] == 200  # everyone else is served
+    finally:
+        for connection in held:
+            connection.close()
+    _until_served(capped, "127.0.0.4")
 
 
 # --- signatures before bodies -------------------------------------------------------------
