@@ -51,7 +51,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
         max_requests_in_flight_per_address="2",
         max_streams_per_account="2",
         anonymous_per_s="0.001",
-        anonymous_burst="6",
+        anonymous_burst="12",  # the registrations of the tests here, and room to spare
         header_timeout_s="600",
         body_timeout_s="600",
     ) as relay:
@@ -377,7 +377,7 @@ def test_anonymous_endpoints_are_limited_per_address(capped: RelayProcess) -> No
             answers.append(http.get("/v1/signals/key-log"))
         limited = [a for a in answers if a.status_code == 429]
         assert limited, [a.status_code for a in answers]
-        assert len(answers) - len(limited) <= 6
+        assert len(answers) - len(limited) <= 12
         assert_error(limited[0], 429, "rate_limited", "address")
         assert int(limited[0].headers["Retry-After"]) >= 1
         # Liveness stays open to balancers.
