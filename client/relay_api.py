@@ -137,8 +137,8 @@ class RelayAPI:
     async def _send(
         self, method: str, path: str, body: BaseModel | bytes | None = None
     ) -> httpx.Response:
-        """Send one signed request, retrying 429 and dropped connections, and on the other
-        relays of the deployment if this one cannot be reached; the last response."""
+        """Send one signed request, retrying 429, a busy 503 and dropped connections, and on
+        the other relays of the deployment if this one cannot be reached; the last response."""
         if isinstance(body, BaseModel):
             raw = body.model_dump_json().encode()
         else:
@@ -166,7 +166,10 @@ class RelayAPI:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            if response.status_code == 429 and attempt < self.max_retries:
+            # 429, and 503 with a Retry-After (the relay is serving as many requests or
+            # connections as it takes): nothing was done, so the same request is sent again.
+            busy = response.status_code == 503 and "Retry-After" in response.headers
+            if (response.status_code == 429 or busy) and attempt < self.max_retries:
                 retry_after = float(response.headers.get("Retry-After", "1"))
                 await asyncio.sleep(min(retry_after, MAX_RETRY_AFTER_S))
                 continue

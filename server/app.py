@@ -12,7 +12,6 @@ from sqlmodel import Session
 from starlette.requests import Request
 
 from server import schema
-from server.body_limit import BodySizeLimit
 from server.checkpoints import Checkpointer
 from server.clock import Clock, SystemClock
 from server.db import make_engine, read_engine, sqlite_write_lock
@@ -31,6 +30,7 @@ from server.nonce_memory import NoncesInMemory
 from server.notify import MailboxNotifier, PostgresWakeups
 from server.pricing import load_price_table
 from server.ratelimit import TokenBuckets
+from server.request_guard import RequestGuard
 from server.routes import (
     accounts,
     campaigns,
@@ -43,7 +43,7 @@ from server.routes import (
 )
 from server.settings import RelaySettings
 from server.signals import publish_missing_keys
-from server.transactions import unverified_routes
+from server.transactions import caller_routes, unverified_routes
 from shared.version import PROTOCOL_VERSION
 
 
@@ -134,6 +134,12 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         if settings.registrations_per_hour
         else None
     )
+    # Unsigned requests, per client address (server/request_guard.py; /metrics too).
+    app.state.anonymous_limits = (
+        TokenBuckets(settings.anonymous_per_s, settings.anonymous_burst)
+        if settings.anonymous_per_s
+        else None
+    )
     app.state.nonce_inserts = 0
     app.state.nonces_in_memory = NoncesInMemory()
     app.state.accounts = KnownAccounts()
@@ -185,7 +191,14 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
         raise RuntimeError(f"routes that take a caller but do not verify it: {unverified}")
     _describe_raw_bodies(app)
     app.add_middleware(HotRoutes, routes=mailbox.HOT_ROUTES)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outside HotRoutes
+    # Outside HotRoutes, so that acks too are verified before their bodies are parsed.
+    signed = [(route.methods or (), route.path_regex) for route in caller_routes(app.routes)]
+    app.add_middleware(
+        RequestGuard,
+        settings=settings,
+        signed_routes=signed,
+        anonymous=app.state.anonymous_limits,
+    )
     # Outermost: every request is counted and timed, hot routes and refusals included.
     app.state.metrics = RelayMetrics(app.state.engine, app.state.notifier.open_streams)
     if settings.metrics or settings.request_log:
@@ -195,6 +208,7 @@ def create_app(settings: RelaySettings | None = None, clock: Clock | None = None
             routes=RouteNames(route_templates(app.routes)),
             log_requests=settings.request_log,
             serve=settings.metrics,
+            limits=app.state.anonymous_limits,
         )
     return app
 

@@ -8,8 +8,9 @@ requests a second those hops, not the work, were most of the relay's CPU.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from nacl.exceptions import BadSignatureError
@@ -17,6 +18,7 @@ from nacl.signing import SigningKey, VerifyKey
 from sqlalchemy import delete, event, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
+from starlette.types import Scope
 
 from server.db import get_session
 from server.errors import ApiError, is_storage_full
@@ -40,7 +42,7 @@ _NONCES = RequestNonce.__table__  # type: ignore[attr-defined]
 _INSERT_NONCE = insert(_NONCES)
 
 # A valid Ed25519 public key whose private key was thrown away at import.
-_NOBODY_KEY = b64encode(bytes(SigningKey.generate().verify_key))
+NOBODY_KEY = b64encode(bytes(SigningKey.generate().verify_key))
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,22 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-async def signed_request(
-    request: Request, body: Annotated[bytes, Depends(raw_body)]
-) -> SignedRequest:
+@dataclass(frozen=True)
+class AuthHeaders:
+    """The four Sealpost-* headers in their checked form (checks 1-5 of protocol §4.5)."""
+
+    handle: str
+    timestamp: str  # the header's own text, as signed
+    nonce: str
+    signature: bytes
+
+    @property
+    def timestamp_ms(self) -> int:
+        return int(self.timestamp)
+
+
+def auth_headers(headers: Mapping[str, str]) -> AuthHeaders:
     """Parse the four Sealpost-* headers; 401 with what is missing or malformed."""
-    headers = request.headers
     missing = [
         h
         for h in (HANDLE_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
@@ -83,19 +96,61 @@ async def signed_request(
         signature = b""
     if len(signature) != 64:
         raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 64 bytes in base64.")
-    # Sign over the path and query exactly as sent (not percent-decoded), and the timestamp
-    # header's own text, so a client never has to guess a normalisation.
-    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    if query:
-        path += f"?{query}"
+    return AuthHeaders(handle, ts, nonce, signature)
+
+
+def signed_path(scope: Scope) -> str:
+    """The path and query exactly as sent (not percent-decoded): what a signature covers, so
+    that a client never has to guess a normalisation."""
+    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def check_window(state: Any, timestamp_ms: int) -> None:
+    """Check 8 of protocol §4.5: 401 ``stale_request`` outside the clock window."""
+    # Wall time, not state.clock: the injectable clock moves scheduling and caps (tests,
+    # simulations), while signatures are made on real device clocks.
+    skew = timestamp_ms - state.wall_clock.now_ms()
+    if abs(skew) > state.settings.auth_window_s * 1000:
+        raise ApiError(
+            401,
+            "stale_request",
+            f"The request timestamp is {skew / 1000:+.0f} s from the relay's clock; "
+            f"allowed is ±{state.settings.auth_window_s} s. Check the device clock.",
+        )
+
+
+# The scope keys server/request_guard.py leaves for a request whose signature it verified
+# before the body was parsed: the SignedRequest, and the key it verified against.
+PRECHECKED = "sealpost.signed"
+VERIFIED_WITH = "sealpost.verified_with"
+
+
+async def signed_request(
+    request: Request, body: Annotated[bytes, Depends(raw_body)]
+) -> SignedRequest:
+    """Parse the four Sealpost-* headers; 401 with what is missing or malformed."""
+    checked = request.scope.get(PRECHECKED)
+    if checked is not None:  # parsed, and its body hashed, by the request guard
+        return checked
+    found = auth_headers(request.headers)
     return SignedRequest(
-        handle=handle,
-        timestamp_ms=int(ts),
-        nonce=nonce,
-        signature=signature,
-        message=signing_string(request.method, path, ts, nonce, body),
+        handle=found.handle,
+        timestamp_ms=found.timestamp_ms,
+        nonce=found.nonce,
+        signature=found.signature,
+        message=signing_string(
+            request.method, signed_path(request.scope), found.timestamp, found.nonce, body
+        ),
     )
+
+
+BAD_SIGNATURE = (
+    "The signature does not match this request and the account's key (or there is "
+    "no such account). Sign method, path with query, timestamp, nonce and the body's "
+    "sha256 exactly, with the key registered for this handle."
+)
 
 
 def verify_signed(
@@ -114,28 +169,13 @@ def verify_signed(
     cannot be replayed.
     """
     state = request.app.state
-    try:
-        VerifyKey(b64decode(key_b64)).verify(signed.message, signed.signature)
-    except (BadSignatureError, ValueError) as exc:
-        raise ApiError(
-            401,
-            "bad_signature",
-            "The signature does not match this request and the account's key (or there is "
-            "no such account). Sign method, path with query, timestamp, nonce and the body's "
-            "sha256 exactly, with the key registered for this handle.",
-        ) from exc
-    # Wall time, not state.clock: the injectable clock moves scheduling and caps (tests,
-    # simulations), while signatures are made on real device clocks.
+    scope = request.scope
+    # Verified already, before its body was parsed (server/request_guard.py): not again.
+    if scope.get(PRECHECKED) is not signed or scope.get(VERIFIED_WITH) != key_b64:
+        verify_signature(signed.message, signed.signature, key_b64)
+    check_window(state, signed.timestamp_ms)
     now = state.wall_clock.now_ms()
     window_ms = state.settings.auth_window_s * 1000
-    skew = signed.timestamp_ms - now
-    if abs(skew) > window_ms:
-        raise ApiError(
-            401,
-            "stale_request",
-            f"The request timestamp is {skew / 1000:+.0f} s from the relay's clock; "
-            f"allowed is ±{state.settings.auth_window_s} s. Check the device clock.",
-        )
     kept = state.nonces_in_memory  # only while the disk was full (server/nonce_memory.py)
     if kept and kept.seen(signed.handle, signed.nonce, now, window_ms):
         raise _replayed()
@@ -164,6 +204,14 @@ def verify_signed(
         session.exec(delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * window_ms))
         if commit:
             session.commit()
+
+
+def verify_signature(message: bytes, signature: bytes, key_b64: str) -> None:
+    """Checks 6-7 of protocol §4.5: 401 ``bad_signature`` unless ``signature`` is the key's."""
+    try:
+        VerifyKey(b64decode(key_b64)).verify(message, signature)
+    except (BadSignatureError, ValueError) as exc:
+        raise ApiError(401, "bad_signature", BAD_SIGNATURE) from exc
 
 
 PENDING_NONCE = "sealpost_pending_nonce"
@@ -207,7 +255,7 @@ class Caller:
             if account is None:
                 # Checked against a key nobody holds, so an unknown handle fails exactly as a
                 # wrong key does: a probe learns nothing about which handles exist.
-                verify_signed(self.request, signed, _NOBODY_KEY, session, commit=False)
+                verify_signed(self.request, signed, NOBODY_KEY, session, commit=False)
                 raise AssertionError("a signature verified against a key nobody holds")
             verify_signed(self.request, signed, account.sign_key, session, commit=False)
         except BaseException:

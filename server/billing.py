@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from server.errors import ApiError
 from server.models import Balance, Campaign, LedgerEntry
 
 
@@ -70,8 +71,20 @@ def _log(
     )
 
 
+# What a business may have topped up in all. Every other sum of money (available, reserved,
+# spent, refunded) is part of it, so each stays within a 64-bit column with room to spare.
+MAX_TOPPED_UP = 10**18
+
+
 def top_up(session: Session, business: str, amount: int, now_ms: int) -> Balance:
     balance = locked_balance(session, business)
+    if balance.topped_up + amount > MAX_TOPPED_UP:
+        raise ApiError(
+            422,
+            "balance_limit",
+            f"A business may top up at most {MAX_TOPPED_UP:,} micro-units in all; this one "
+            f"has {balance.topped_up:,}, so at most {MAX_TOPPED_UP - balance.topped_up:,} more.",
+        )
     balance.available += amount
     balance.topped_up += amount
     _log(session, business, "topup", amount, now_ms)

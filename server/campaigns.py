@@ -180,9 +180,7 @@ def report(
         )
     if campaign.stop_reason and status in ("sending", "sent"):
         status = "stopped"
-    elif status in ("open", "scheduled", "sending", "sent") and _cut_short(
-        campaign, now_ms
-    ):
+    elif status in ("open", "scheduled", "sending", "sent") and _cut_short(campaign, now_ms):
         status = "interrupted"
         note = (
             f"interrupted: {campaign.accepted} of {campaign.targeted} copies accepted, none for "

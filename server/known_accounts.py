@@ -61,6 +61,10 @@ class KnownAccounts:
             found.update(loaded)
         return found
 
+    def cached(self, handle: str) -> KnownAccount | None:
+        """The account if this process has it in memory (no database work)."""
+        return self._accounts.get(handle)
+
     def get(self, session: Session, handle: str) -> KnownAccount | None:
         """The account, from memory or (once) from the database; None if not registered."""
         account = self._accounts.get(handle)

@@ -24,7 +24,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.errors import error_response
 from server.models import MailboxEntry
+from server.ratelimit import TokenBuckets, retry_after_header
 
 METRICS_PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -133,19 +135,34 @@ class MetricsLayer:
         routes: RouteNames,
         log_requests: bool,
         serve: bool = True,
+        limits: TokenBuckets | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
         self.log_requests = log_requests
         self.serve = serve
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self.serve and scope["path"] == METRICS_PATH and scope["method"] == "GET":
-            await _send_metrics(self.metrics, send)
+            # Unsigned, and each scrape counts the mailbox table: an address pays for it as
+            # for any unsigned request (server/request_guard.py).
+            client = scope.get("client")
+            wait = self.limits.take(client[0] if client else "unknown") if self.limits else 0
+            if wait:
+                refusal = error_response(
+                    429,
+                    "rate_limited",
+                    f"Too many unsigned requests from this address; retry after {wait:.0f} s.",
+                    retry_after_header(wait),
+                )
+                await refusal(scope, receive, send)
+            else:
+                await _send_metrics(self.metrics, send)
             return
         started = time.perf_counter()
         status = 500

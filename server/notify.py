@@ -102,12 +102,20 @@ class MailboxNotifier:
         # already handed the envelopes, and re-reading every woken mailbox doubled the work.
         self.origin = secrets.token_hex(4)
 
-    def subscribe(self, handle: str, keepalive_s: float | None = None) -> Subscription:
+    def subscribe(
+        self, handle: str, keepalive_s: float | None = None, limit: int | None = None
+    ) -> Subscription | None:
         """Watch ``handle``'s mailbox; the watch's keepalive falls due about every
-        ``keepalive_s`` seconds (never, if None). Call from the stream's event loop."""
+        ``keepalive_s`` seconds (never, if None). None if ``handle`` already has ``limit``
+        watches in this process (checked and added at once, so concurrent streams cannot
+        all slip under it). Call from the stream's event loop."""
         sub = Subscription(keepalive_s)
         with self._lock:
-            self._subs[handle].add(sub)
+            subs = self._subs[handle]
+            if limit is not None and len(subs) >= limit:
+                sub.close()
+                return None
+            subs.add(sub)
         return sub
 
     def unsubscribe(self, handle: str, sub: Subscription) -> None:

@@ -73,6 +73,73 @@ class RelaySettings(BaseSettings):
         default=20, ge=1, description="New accounts at once from one client address"
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # What a client may hold before any signature is checked (server/http_protocol.py,
+    # server/request_guard.py; `sealpost relay` only, not relays embedded in tests and tools).
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Request line and headers together; more is refused with 431",
+    )
+    header_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request's headers must arrive within this long of the connection's "
+        "start (or of the request's first byte on a kept-alive connection); then 408 and close",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request's body must arrive within this long of its headers; then 408 "
+        "and close (a 16 MiB body needs about 2.2 Mbit/s)",
+    )
+    send_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A client that reads nothing of a response for this long, while the "
+        "relay holds more of it than the socket takes, is dropped (and the response with it)",
+    )
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open connections (delivery streams included); beyond, a new one gets "
+        "503 and is closed. Keep below the process's open-file limit",
+    )
+    max_requests_in_flight: int = Field(
+        default=1024,
+        ge=1,
+        description="Requests being served at once, delivery streams not counted; beyond, "
+        "503 server_busy with Retry-After. Bounds the memory of bodies being read",
+    )
+    max_requests_in_flight_per_address: int = Field(
+        default=64,
+        ge=0,
+        description="The same, from one client address, so that one address cannot take "
+        "every place (with bodies it sends slowly, say); beyond, 429 rate_limited. 0: no "
+        "limit, for simulations that run thousands from one address",
+    )
+    max_streams_per_account: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Delivery streams one account may hold open at once; one more gets "
+        "429 too_many_streams",
+    )
+    anonymous_per_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Requests per second one client address may make to the endpoints that "
+        "take no account signature (registration, direct signals, campaign keys, the key "
+        "log, /readyz); 0: no limit, for simulations that run thousands from one address",
+    )
+    anonymous_burst: int = Field(
+        default=100, ge=1, description="The same, at once from one address"
+    )
+    anonymous_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Body size on those endpoints (a registration or 100 reports is far less)",
+    )
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment interval")
     template_quality: bool = Field(
         default=True,

@@ -31,9 +31,17 @@ def signing_string(
     method: str, path: str, timestamp_ms: int | str, nonce: str, body: bytes
 ) -> bytes:
     """The exact bytes a request signature covers."""
-    digest = hashlib.sha256(body).hexdigest()
+    return signing_string_of_digest(
+        method, path, timestamp_ms, nonce, hashlib.sha256(body).hexdigest()
+    )
+
+
+def signing_string_of_digest(
+    method: str, path: str, timestamp_ms: int | str, nonce: str, body_sha256_hex: str
+) -> bytes:
+    """The same, from the body's digest (for a body hashed as it arrives)."""
     return "\n".join(
-        ["SEALPOST-REQ-V1", method.upper(), path, str(timestamp_ms), nonce, digest]
+        ["SEALPOST-REQ-V1", method.upper(), path, str(timestamp_ms), nonce, body_sha256_hex]
     ).encode()
 
 

@@ -98,6 +98,9 @@ def sqlite_url(tmp_path: Path) -> str:
 def relay_settings(db: str, **overrides: object) -> RelaySettings:
     # Suites register many accounts from loopback; the registration limit has its own test.
     overrides.setdefault("registrations_per_hour", 0)
+    # And make every unsigned request from there too; the per-address limit has its own test.
+    overrides.setdefault("anonymous_per_s", 0)
+    overrides.setdefault("max_requests_in_flight_per_address", 0)
     # Most suites have strangers write to each other freely; message requests have their own
     # tests (tests/functional/test_message_requests.py), with the shipped limits.
     overrides.setdefault("request_hold", 1_000_000)

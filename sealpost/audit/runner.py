@@ -252,6 +252,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
         rate_per_s=1000.0,
         rate_burst=5000,
         registrations_per_hour=0,  # every simulated person registers from loopback
+        anonymous_per_s=0,  # and asks for keys and the key log from there
+        max_requests_in_flight_per_address=0,
         shuffler_keys=[public_key_b64(load_or_create(shuffler_key))],
     )
     storage = StorageDump()

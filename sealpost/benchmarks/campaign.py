@@ -108,7 +108,11 @@ def campaign_send(messages: int = 10_000, workers: int = 2) -> dict[str, Any]:
         db_url = f"sqlite:///{tmp}/relay.db"
         persons = _seed_persons(db_url, messages)
         with RelayProcess(
-            db_url, Path(tmp) / "relay.log", rate_burst="100000", registrations_per_hour="0"
+            db_url,
+            Path(tmp) / "relay.log",
+            rate_burst="100000",
+            registrations_per_hour="0",
+            anonymous_per_s="0",
         ) as relay:
             timing = asyncio.run(_measure(relay.url, Path(tmp) / "home", persons, workers))
     ratio = timing["wall_s"] / timing["floor_s"]

@@ -305,6 +305,8 @@ def catchup(messages: int = 10_000, repeat: int = 3) -> dict[str, Any]:
             marketing_cap_24h="10000000",
             request_hold="10000000",  # the one sender stands for the person's contacts
             registrations_per_hour="0",
+            anonymous_per_s="0",
+            max_requests_in_flight_per_address="0",
             auto_migrate="true",
         ) as relay:
 

@@ -339,6 +339,8 @@ def delivery(
                     chat_burst="1000000",
                     chat_rate_per_s="1000000",
                     registrations_per_hour="0",
+                    anonymous_per_s="0",
+                    max_requests_in_flight_per_address="0",
                     durable_commits=str(durable).lower(),
                 )
                 for i in range(processes)

@@ -98,6 +98,7 @@ def run(args: Any) -> int:
     import gc
 
     from server.app import create_app
+    from server.http_protocol import guarded_protocol
     from server.schema import SchemaMismatch
     from server.serving import serve
 
@@ -111,6 +112,7 @@ def run(args: Any) -> int:
     except SchemaMismatch as exc:
         return fail(str(exc))
     print(f"sealpost relay on http://{settings.host}:{settings.port}  (db: {settings.db})")
+    _open_files_for(settings.max_connections)
     if settings.request_log:
         import logging
         import sys
@@ -140,8 +142,36 @@ def run(args: Any) -> int:
         access_log=False,  # the relay's own JSON line instead (server/metrics.py)
         # Clients and balancers reuse connections; 5 s (uvicorn's default) drops them under load.
         timeout_keep_alive=30,
+        # httptools, with limits on request heads, slow clients (both ways) and connections.
+        http=guarded_protocol(
+            max_head_bytes=settings.max_header_bytes,
+            head_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            max_connections=settings.max_connections,
+            send_timeout_s=settings.send_timeout_s,
+        ),
     )
     return 0
+
+
+def _open_files_for(connections: int) -> None:
+    """Raise the process's open-file limit to fit ``connections`` (a distribution's soft
+    default is often 1,024, below which accepting fails with EMFILE long before the relay's
+    own cap answers 503), as far as the hard limit allows; say so when it does not."""
+    import resource
+
+    want = connections + 256  # the database, the log, the listening socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < want:
+        print(
+            f"warning: the open-file limit ({hard}) is below max_connections ({connections}) "
+            "plus room for the database; lower SEALPOST_RELAY_MAX_CONNECTIONS or raise the "
+            "limit (ulimit -n, LimitNOFILE=)"
+        )
 
 
 def _print_token_log_key(settings: Any) -> int:

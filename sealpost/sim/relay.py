@@ -140,6 +140,8 @@ class OwnRelay:
             rate_per_s=1000.0,
             rate_burst=5000,
             registrations_per_hour=0,
+            anonymous_per_s=0,
+            max_requests_in_flight_per_address=0,
             # The simulation runs a dispatcher pass itself at every moment it moves the clock
             # to; the relay's own timer would only repeat it.
             dispatch_interval_s=3600.0,

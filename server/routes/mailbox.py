@@ -1,12 +1,13 @@
 """A person's own mailbox: page through it, stream it (SSE), acknowledge what was stored."""
 
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
+from starlette.types import Receive, Scope, Send
 
 from server import frames
 from server.auth import CurrentAccount, DbSession
@@ -15,6 +16,7 @@ from server.frames import Frame
 from server.hot_routes import HotRoute
 from server.known_accounts import KnownAccount
 from server.mailbox import acknowledge, pending, to_envelope
+from server.ratelimit import retry_after_header
 from server.transactions import TransactionalRoute, run_read
 from shared.api import AckRequest, AckResponse, MailboxItem, MailboxPage
 from shared.identifiers import HANDLE_PATTERN
@@ -94,6 +96,18 @@ async def stream(
     _own(account, handle)
     state = request.app.state
     page = state.settings.page_limit
+    # Taken here, before the answer starts, so that one over the cap is a clear 429.
+    cap = state.settings.max_streams_per_account
+    sub = state.notifier.subscribe(handle, state.settings.keepalive_s, limit=cap)
+    if sub is None:
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"{handle} already has {cap} delivery streams open on this relay, as many as one "
+            "account may; close one (a stream the client dropped is noticed at its next "
+            "keepalive) and retry.",
+            headers=retry_after_header(state.settings.keepalive_s),
+        )
 
     def fetch(exclude: set[int]) -> tuple[set[int], list[Frame]]:
         """The numbers of everything pending, and frames of those not in ``exclude``."""
@@ -105,7 +119,6 @@ async def stream(
 
     async def events() -> AsyncIterator[bytes]:
         sent: set[int] = set()  # sent on this connection and not yet acked
-        sub = state.notifier.subscribe(handle, state.settings.keepalive_s)
         must_read = True  # the database, not pushes, decides what is pending
         try:
             yield b"retry: 2000\nevent: ready\ndata: {}\n\n"
@@ -146,8 +159,24 @@ async def stream(
         finally:
             state.notifier.unsubscribe(handle, sub)
 
-    return StreamingResponse(
+    return _Stream(
         events(),
+        closed=lambda: state.notifier.unsubscribe(handle, sub),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class _Stream(StreamingResponse):
+    """A stream whose watch is given back however the response ends: an events generator
+    that never started (the client left first) runs no ``finally`` of its own."""
+
+    def __init__(self, content: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._closed = closed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._closed()
