@@ -12,7 +12,7 @@ from server.errors import ApiError
 from server.figures import FiguresPolicy, figures_at, stored
 from server.known_accounts import KnownAccount
 from server.models import Campaign, MailboxEntry, Template
-from server.withdrawal import withdraw_scheduled
+from server.withdrawal import withdraw_pending, withdraw_scheduled
 from shared.api import CampaignCreate, CampaignReport, CampaignStatus
 from shared.identifiers import new_campaign_id
 from shared.templates import TemplateDraft, priced_category
@@ -117,12 +117,14 @@ def owned(session: Session, business: KnownAccount, campaign_id: str) -> Campaig
 
 
 def cancel(session: Session, business: KnownAccount, campaign_id: str, now_ms: int) -> Campaign:
-    """Cancel what has not been released yet and refund it; released messages still count."""
+    """Cancel what has not been released yet and refund it; take back what was released and
+    not yet delivered (charged, as any released copy: see withdraw_pending)."""
     owned(session, business, campaign_id)
     campaign = locked_campaign(session, campaign_id)
     assert campaign is not None
     campaign.cancelled = True
     withdraw_scheduled(session, [campaign_id], now_ms, "cancelled")
+    withdraw_pending(session, campaign_id)
     session.commit()
     return campaign
 

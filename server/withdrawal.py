@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from server.billing import locked_campaign, movements_of, refund
-from server.models import SCHEDULED, Campaign, MailboxEntry, TemplateQuality
+from server.models import PENDING, SCHEDULED, Campaign, MailboxEntry, TemplateQuality
 from server.sql_lists import one_of
 
 DISABLED_NOTE = (
@@ -43,6 +43,21 @@ def withdraw_scheduled(
         )
         refund(session, movements_of((r.campaign_id, r.sender, r.price) for r in rows), now_ms, why)
     return len(rows)
+
+
+def withdraw_pending(session: Session, campaign_id: str) -> int:
+    """Take back this campaign's copies released but not yet delivered (their people were
+    away), in the caller's transaction; returns how many. They were charged at release and
+    are not refunded here: a refund now would tell the business how many of its people had
+    not yet come online. They count as undelivered, as an expired copy does, in the noisy
+    figures, whose rebate returns what they cost."""
+    table = MailboxEntry.__table__  # type: ignore[attr-defined]
+    done = session.execute(
+        update(table)
+        .where(table.c.campaign_id == campaign_id, table.c.state == PENDING)
+        .values(state="expired", ciphertext=b"")
+    )
+    return int(getattr(done, "rowcount", 0) or 0)  # a CursorResult for an UPDATE
 
 
 def withdraw_disabled(session: Session, now_ms: int) -> int:

@@ -373,3 +373,39 @@ async def test_an_unknown_handle_under_stop_sends_nothing(sqlite_relay, make_acc
     run = await launch(shop, offer, csv, budget=1_000_000, policy="skip")
     assert run.accepted == 1 and run.campaign.targeted == 1
     assert [why for _, why in run.skipped_rows] == ["ghost00: no such account on the relay"]
+
+
+async def test_cancel_withdraws_copies_not_yet_delivered_and_the_business_cannot_tell(
+    mrelay, make_account, clock, tmp_path
+):
+    """A cancelled campaign's copies still waiting in an offline person's mailbox are taken
+    back: she never receives it. The business is told nothing it could tell her absence by:
+    a campaign to a person who had read it and one to a person who was away read the same,
+    and no money comes back for either at cancel (the rebate with the noisy figures covers
+    undelivered copies, whoever they were)."""
+    shop = await make_account("acme", mrelay, business=True)
+    await shop.api.top_up(10_000_000)
+    offer = await shop.api.register_template(OFFER)
+    here, away = await people(make_account, mrelay, 2)
+    runs = {}
+    for person in (here, away):
+        csv = write_csv(
+            tmp_path / f"{person.profile.handle}.csv", [(person.profile.handle, "N", "C")]
+        )
+        runs[person.profile.handle] = await launch(shop, offer, csv, budget=1_000_000)
+    assert len((await here.sync()).stored) == 1  # read, acked; `away` is offline
+    seen = {}
+    for handle, run in runs.items():
+        before = await shop.api.budget()
+        report = await shop.api.cancel_campaign(run.campaign.id)
+        after = await shop.api.budget()
+        seen[handle] = (
+            report.model_dump(exclude={"id", "name"}),
+            after.available - before.available,
+            after.spent - before.spent,
+        )
+    assert seen[here.profile.handle] == seen[away.profile.handle]
+    assert seen[away.profile.handle][1:] == (0, 0)
+    clock.advance(HOUR)
+    mrelay.app.state.dispatcher.run_once()
+    assert (await away.sync()).stored == []  # withdrawn before she came back
