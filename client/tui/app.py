@@ -14,6 +14,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 from textual.screen import Screen
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
@@ -44,7 +45,7 @@ from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, Sa
 from client.tui.screens.search import SearchHit, SearchScreen
 from client.tui.screens.settings import SettingsScreen
 from client.tui.signals import campaign_of
-from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
+from client.tui.state import NOTIFY_MODES, Connection, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line, safe
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
@@ -103,6 +104,9 @@ class SealpostApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
     ]
 
+    # The push stream as last heard (see on_connection_state_changed); screens watch it.
+    connection: reactive[Connection] = reactive(Connection(), init=False)
+
     def __init__(
         self,
         home: Path,
@@ -128,23 +132,22 @@ class SealpostApp(App[None]):
         self.signal_flush_s = signal_flush_s
         self._flushing_signals = False
         self.prefs: Preferences | None = None
-        self.online = False
         self._stop = asyncio.Event()
         self._contacts: dict[str, Contact | None] = {}
         self._lookalikes: LookalikeIndex | None = None  # built on first use, see lookalike_of
-        self.connection_text = "connecting…"
         self.unread_total = 0
         self.requests_total = 0
         self.update_sub_title()
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         if self.state.theme in THEMES:
             self.theme = self.state.theme
         if self.state.keymap:
             self.set_keymap(self.state.keymap)
-        self.push_screen(MainScreen())
+        # Mounted before the stream starts: what the stream brings always finds the chats.
+        await self.push_screen(MainScreen())
         self.listen()
         self.fetch_preferences()
         self.set_interval(self.signal_flush_s, self.flush_signals)
@@ -152,6 +155,10 @@ class SealpostApp(App[None]):
     async def on_unmount(self) -> None:
         self._stop.set()
         await self.messenger.aclose()
+
+    @property
+    def online(self) -> bool:
+        return self.connection.online
 
     @property
     def is_business_profile(self) -> bool:
@@ -282,18 +289,16 @@ class SealpostApp(App[None]):
             self.post_message(ConnectionStateChanged(event.online, event.detail))
 
     def on_connection_state_changed(self, event: ConnectionStateChanged) -> None:
-        came_back = event.online and not self.online
-        self.online = event.online
-        self.connection_text = "online" if event.online else "offline, retrying"
+        # Only state is set here; each screen draws it from watch_connection's watchers,
+        # whenever it is mounted (screens/main.py).
+        self.connection = (
+            Connection("online") if event.online else Connection("offline", event.detail)
+        )
+
+    def watch_connection(self, old: Connection, new: Connection) -> None:
         self.update_sub_title()
-        if not self.has_main:
-            return  # shutting down: the main screen is gone already
-        self.main.show_connection(event.online, event.detail)
-        if came_back:
-            # The reconnect flushed the outbox: statuses may have changed from queued to sent.
-            current = self.main.current_peer
-            if current:
-                self.main.conversation_changed(current)
+        if new.online and not old.online:
+            # Choices may have changed on another device meanwhile; due reports can leave.
             self.fetch_preferences()
             self.flush_signals()
 
@@ -306,7 +311,7 @@ class SealpostApp(App[None]):
             self.unread_total = unread
         if requests is not None:
             self.requests_total = requests
-        parts = [f"@{self.messenger.profile.handle}", self.connection_text]
+        parts = [f"@{self.messenger.profile.handle}", self.connection.text]
         if self.unread_total:
             parts.append(f"{self.unread_total} unread")
         if self.requests_total:

@@ -22,7 +22,7 @@ from shared.tokens import IssuerKey
 from shuffler.embedded import EmbeddedShuffler
 from shuffler.settings import ShufflerSettings
 from tests.conftest import PersonFactory
-from tests.tui.conftest import SIZE, make_app, toasts, wait_for
+from tests.tui.conftest import SIZE, make_app, toasts, until_online, wait_for
 from tests.tui.test_business_messages import send_offer
 
 
@@ -53,7 +53,8 @@ async def test_reading_clicking_and_dismissing_are_noted_and_blocking_is_not(
     async with app.run_test(size=SIZE) as pilot:
         # A message request: the app does not open it; once the person does, it is shown,
         # so it counts as read.
-        await wait_for(pilot, lambda: app.online and "1 request" in app.sub_title)
+        await until_online(app)
+        await wait_for(pilot, lambda: "1 request" in app.sub_title)
         assert events(bob) == set()
         await pilot.click("#chat-options")
         await pilot.press("down", "enter")

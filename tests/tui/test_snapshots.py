@@ -13,7 +13,7 @@ from client.tui.app import SealpostApp
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.search import SearchScreen
 from server.embedded import EmbeddedRelay
-from tests.tui.conftest import SIZE, make_app, utc_time, wait_for
+from tests.tui.conftest import SIZE, make_app, until_online, utc_time, wait_for
 from tests.tui.seed import T0, seed_demo
 
 SnapCompare = Callable[..., bool]
@@ -134,7 +134,8 @@ def test_screen_snapshot(
     app = make_app(home, "bob")
 
     async def ready(pilot: Pilot) -> None:
-        await wait_for(pilot, lambda: app.online and app.prefs is not None)
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
         await pilot.pause()
         await step(app, pilot)
         await pilot.pause()
