@@ -27,11 +27,12 @@ from client.signals import KeyCheckFailed
 from client.store import HIDDEN_BY_CHOICE, Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
-    MarketingDismissed,
+    MarketingAnswered,
     MessageArrived,
     ReplySubmitted,
     RequestAnswered,
     TemplateButtonPressed,
+    WhyMarketingAsked,
 )
 from client.tui.screens.business import BusinessToolsScreen
 from client.tui.screens.confirm_block import ConfirmBlockModal
@@ -43,9 +44,10 @@ from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
 from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, SafetyView
 from client.tui.screens.search import SearchHit, SearchScreen
-from client.tui.screens.settings import SettingsScreen
+from client.tui.screens.settings import LEVELS, SettingsScreen
+from client.tui.screens.why_marketing import WhyMarketing, WhyMarketingScreen
 from client.tui.signals import campaign_of
-from client.tui.state import NOTIFY_MODES, Connection, NotifyMode, TuiState
+from client.tui.state import NOTIFY_MODES, Answer, Connection, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line, safe
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
@@ -83,6 +85,9 @@ class SealpostApp(App[None]):
     CSS_PATH = "sealpost.tcss"
     TITLE = "Sealpost"
     ENABLE_COMMAND_PALETTE = True
+    # Screens narrower than 100 cells get the class "-narrow" (sealpost.tcss): a slimmer
+    # chat list, so the chat and its buttons keep their room at 80x24.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     # Binding ids let a keymap in the profile's tui.json rebind any of these.
     BINDINGS = [
@@ -97,7 +102,7 @@ class SealpostApp(App[None]):
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
         Binding("ctrl+y", "accept_request", "Accept request", id="sealpost.accept"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
-        Binding("f6", "dismiss_marketing", "Dismiss promo", id="sealpost.dismiss"),
+        Binding("f6", "dismiss_marketing", "Not interested", id="sealpost.dismiss"),
         Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
         Binding("f8", "safety_number", "Safety number", id="sealpost.safety"),
         Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
@@ -432,9 +437,10 @@ class SealpostApp(App[None]):
             self.copy_to_clipboard(button.copy_value or "")
             self.notify(f"Code copied: {button.copy_value}", markup=False)
         elif button.text == STOP_PROMOTIONS:
-            # The platform's own control, added by the app to marketing (a business cannot
-            # register a button that reads like it).
-            self.set_choice("promotions-stopped", business, True)
+            # The platform's own control, on every marketing template (a business cannot
+            # register a button that reads like it); it reads "Resume promotions" once used.
+            stopped = bool(self.prefs and business in self.prefs.promotions_stopped)
+            self.set_choice("promotions-stopped", business, not stopped)
         else:
             self.ask_quick_reply(business, button.text)
 
@@ -497,7 +503,7 @@ class SealpostApp(App[None]):
         )
 
     def action_dismiss_marketing(self) -> None:
-        """Dismiss the selected marketing message (or the newest one in the open chat)."""
+        """ "Not interested" in the selected marketing message (or the newest in the chat)."""
         if not self.has_main or self.main.current_peer is None:
             self.notify("Open a conversation with a business first.", severity="warning")
             return
@@ -510,15 +516,42 @@ class SealpostApp(App[None]):
         if message is None:
             self.notify("No marketing message to dismiss here.", severity="warning")
             return
-        self.dismiss_marketing(message)
+        self.answer_marketing(message, "not_interested")
 
-    def on_marketing_dismissed(self, event: MarketingDismissed) -> None:
-        self.dismiss_marketing(event.message)
+    def on_marketing_answered(self, event: MarketingAnswered) -> None:
+        self.answer_marketing(event.message, event.answer)
 
-    def dismiss_marketing(self, message: StoredMessage) -> None:
-        self.record_signal([campaign_of(message)], "dismissed")
+    def answer_marketing(self, message: StoredMessage, answer: Answer) -> None:
+        """Note the answer on the campaign's pending report (interested counts as a click,
+        not interested as a dismissal) and leave it under the message, on this device."""
+        self.record_signal(
+            [campaign_of(message)], "clicked" if answer == "interested" else "dismissed"
+        )
+        self.state.answers[message.msg_id] = answer
+        self.save_state()
+        if self.has_main:
+            self.main.conversation_changed(message.peer)
         name, _ = self.name_of(message.peer)
-        self.notify(f"Dismissed the promotion from {name}.", markup=False)
+        said = "Interested in" if answer == "interested" else "Not interested in"
+        self.notify(f"{said} the promotion from {name}.", markup=False)
+
+    def on_why_marketing_asked(self, event: WhyMarketingAsked) -> None:
+        business = event.message.peer
+        name, verified = self.name_of(business)
+        prefs = self.prefs
+        self.push_screen(
+            WhyMarketingScreen(
+                WhyMarketing(
+                    business=business,
+                    name=name,
+                    verified=verified,
+                    level=dict(LEVELS).get(prefs.level, prefs.level) if prefs else None,
+                    weekly_limit=prefs.weekly_limit if prefs else None,
+                    accepted=not self.is_request(business),
+                    stop_key=self._key_of("toggle_promotions"),
+                )
+            )
+        )
 
     # --- the relay's copy of the person's choices -------------------------------------------
 
@@ -897,8 +930,8 @@ class SealpostApp(App[None]):
             self.action_safety_number,
         )
         yield SystemCommand(
-            "Dismiss this promotion",
-            "Not interested (counted only in the campaign's noised, anonymous report)",
+            "Not interested in this promotion",
+            "A dismissal, counted only in the campaign's noised, anonymous report",
             self.action_dismiss_marketing,
         )
         if self.is_business_profile:

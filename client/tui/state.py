@@ -18,6 +18,8 @@ NotifyMode = Literal["toast", "bell", "off"]
 NOTIFY_MODES: tuple[NotifyMode, ...] = get_args(NotifyMode)
 DEFAULT_NOTIFY: NotifyMode = "toast"
 ConnectionPhase = Literal["connecting", "online", "offline"]
+# What the person said of a marketing message with the chat's own buttons.
+Answer = Literal["interested", "not_interested"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class TuiState(BaseModel):
     notify: dict[str, NotifyMode] = Field(
         default_factory=dict,
         description="conversation -> toast | bell | off; a conversation not listed gets a toast",
+    )
+    answers: dict[str, Answer] = Field(
+        default_factory=dict,
+        description="marketing message id -> the person's answer, shown under the message",
     )
 
     def notify_mode(self, peer: str) -> NotifyMode:

@@ -46,6 +46,7 @@ class MainScreen(Screen[None]):
                     time_format=app.time_format,
                     names=app.name_of,
                     notice=app.key_notice,
+                    answers=lambda msg_id: app.state.answers.get(msg_id),
                     id="conversation",
                 )
                 yield RequestBar(id="request-bar")
@@ -142,6 +143,9 @@ class MainScreen(Screen[None]):
             looks_like=lookalike.warning() if lookalike else "",
         )
         self.query_one(RequestBar).show(peer if self.app.is_request(peer) else None, name)
+        self.query_one(ActionBar).promotions_stopped = bool(
+            prefs and peer in prefs.promotions_stopped
+        )
         self.app.refresh_bindings()  # "Accept request" shows in the footer only for requests
 
     def open_conversation(self, peer: str, at: str | None = None) -> None:
