@@ -89,23 +89,25 @@ class SealpostApp(App[None]):
     # chat list, so the chat and its buttons keep their room at 80x24.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
-    # Binding ids let a keymap in the profile's tui.json rebind any of these.
+    # Binding ids let a keymap in the profile's tui.json rebind any of these. Those with
+    # show=False still work and are in the help (?) and the command palette: the footer
+    # keeps to what fits, the open chat's actions first.
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="sealpost.help"),
         Binding("f2", "settings", "Settings", id="sealpost.settings"),
         Binding("f3", "privacy", "What's shared", id="sealpost.privacy"),
         Binding("f4", "search", "Search", id="sealpost.search"),
         Binding("f5", "ledger", "Ledger", id="sealpost.ledger"),
-        Binding("ctrl+f", "filter", "Filter", id="sealpost.filter"),
-        Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify"),
+        Binding("ctrl+f", "filter", "Filter", id="sealpost.filter", show=False),
+        Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify", show=False),
         Binding("ctrl+b", "block", "Block", id="sealpost.block"),
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
         Binding("ctrl+y", "accept_request", "Accept request", id="sealpost.accept"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
         Binding("f6", "dismiss_marketing", "Not interested", id="sealpost.dismiss"),
         Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
-        Binding("f8", "safety_number", "Safety number", id="sealpost.safety"),
-        Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
+        Binding("f8", "safety_number", "Safety number", id="sealpost.safety", show=False),
+        Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme", show=False),
         Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
     ]
 
@@ -768,21 +770,23 @@ class SealpostApp(App[None]):
             self.set_choice("promotions-stopped", business, not stopped)
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.key_help()))
+        screen = self.screen
+        if not isinstance(screen, HelpScreen):
+            on_main = isinstance(screen, MainScreen)
+            title = getattr(screen, "HELP_TITLE", None) or screen.title or "Sealpost"
+            self.push_screen(HelpScreen(self.key_help(screen), title=title, general=on_main))
 
-    def key_help(self) -> list[tuple[str, str]]:
-        keys = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            if binding.action == "business_tools" and not self.is_business_profile:
+    def key_help(self, screen: Screen[object]) -> list[tuple[str, str]]:
+        """The keys that work on ``screen`` now (its own, its focused widgets', the app's
+        that apply there), as the person's keymap has them; hidden ones too."""
+        keys: dict[tuple[str, str], list[str]] = {}
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not active.enabled or not binding.description:
                 continue
-            key = self.state.keymap.get(binding.id or "", binding.key)
-            shown = ", ".join(
-                self.get_key_display(Binding(k, binding.action)) for k in key.split(",")
-            )
-            keys.append((shown, binding.description))
-        return keys
+            shown = self.get_key_display(Binding(key, binding.action))
+            keys.setdefault((binding.action, binding.description), []).append(shown)
+        return [(", ".join(shown), description) for (_, description), shown in keys.items()]
 
     def action_settings(self) -> None:
         if isinstance(self.screen, SettingsScreen):
@@ -820,8 +824,10 @@ class SealpostApp(App[None]):
         if action == "business_tools":
             # Not in the footer of a person's app, nor twice on the tools themselves.
             return self.is_business_profile and not on_tools
-        if action in CHAT_ACTIONS and on_tools:
-            return False  # about the open chat, which the business tools cover
+        if action in CHAT_ACTIONS and not isinstance(self.screen, MainScreen):
+            # About the open chat: not in the footer (nor working) on the ledger, the
+            # business tools or a dialog, where there is no chat to act on.
+            return False
         if action == "accept_request":  # in the footer only while a request is open
             peer = self.main.current_peer if self.has_main else None
             return peer is not None and self.is_request(peer)

@@ -153,9 +153,15 @@ async def why_marketing(app: SealpostApp, pilot: Pilot) -> None:
     await pilot.click("#why-marketing")
 
 
+async def report_dialog(app: SealpostApp, pilot: Pilot) -> None:
+    await pilot.press("ctrl+r")
+
+
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
 @pytest.mark.parametrize(
-    "step", [marketing_chat, why_marketing], ids=["marketing_chat", "why_marketing"]
+    "step",
+    [marketing_chat, why_marketing, report_dialog],
+    ids=["marketing_chat", "why_marketing", "report"],
 )
 def test_marketing_snapshot_at_small_and_wide_sizes(
     step: Step,

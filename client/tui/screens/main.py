@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 class MainScreen(Screen[None]):
+    HELP_TITLE = "Chats"
     app: "SealpostApp"
 
     def compose(self) -> ComposeResult:
