@@ -782,7 +782,9 @@ class SealpostApp(App[None]):
         keys: dict[tuple[str, str], list[str]] = {}
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if not active.enabled or not binding.description:
+            if not (
+                active.enabled and binding.description and _declared_here(active.node, binding)
+            ):
                 continue
             shown = self.get_key_display(Binding(key, binding.action))
             keys.setdefault((binding.action, binding.description), []).append(shown)
@@ -947,3 +949,16 @@ class SealpostApp(App[None]):
                 self.action_business_tools,
             )
         yield SystemCommand("Toggle dark / light theme", "", self.action_toggle_theme)
+
+
+def _declared_here(node: object, binding: Binding) -> bool:
+    """``binding`` is one of this package's, not a built-in widget's (scroll left, focus
+    next...): the help lists what Sealpost does, and the footer shows the rest."""
+    return any(
+        cls.__module__.startswith("client.")
+        and any(
+            isinstance(b, Binding) and b.action == binding.action
+            for b in vars(cls).get("BINDINGS", ())
+        )
+        for cls in type(node).__mro__
+    )
