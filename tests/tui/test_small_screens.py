@@ -4,7 +4,7 @@ keys; ``?`` opens the help of the screen it is pressed on."""
 from pathlib import Path
 
 from textual.widget import Widget
-from textual.widgets import DataTable
+from textual.widgets import Button, DataTable, Label
 from textual.widgets._footer import FooterKey
 
 from client.messenger import Messenger
@@ -12,6 +12,7 @@ from client.tui.app import SealpostApp
 from client.tui.screens.help import HelpScreen
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.report import ReportModal
+from client.tui.widgets.conversation_header import PRIVACY_MARKER
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory
 from tests.tui.conftest import make_app, wait_for
@@ -72,3 +73,19 @@ async def test_footers_and_help_follow_the_screen(
         assert "Export JSON lines" in actions
         assert "Block" not in actions
         assert "Privacy ledger" in str(app.screen.query_one(".modal-title").content)
+
+
+async def test_the_chat_header_keeps_the_name_and_the_privacy_marker_at_80x24(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path
+) -> None:
+    bob: Messenger = await make_account("bob", sqlite_relay)
+    seed_demo(bob.store, "bob")
+    app = make_app(home, "bob")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        assert app.main.current_peer == "acme"
+        header = app.main.query_one("#conversation-header")
+        marker = app.main.query_one("#privacy-marker", Button)
+        assert inside(marker, header) and inside(app.main.query_one("#peer-name"), header)
+        assert marker.region.width >= len(PRIVACY_MARKER)  # the whole sentence, not cut
+        assert "ACME Shoes" in str(app.main.query_one("#peer-name", Label).content)
