@@ -820,13 +820,12 @@ class SealpostApp(App[None]):
         self.push_screen("business-tools")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        on_tools = bool(self.screen_stack) and isinstance(
-            self.screen_stack[-1], BusinessToolsScreen
-        )
+        top = self.screen_stack[-1] if self.screen_stack else None  # none while starting
+        on_tools = isinstance(top, BusinessToolsScreen)
         if action == "business_tools":
             # Not in the footer of a person's app, nor twice on the tools themselves.
             return self.is_business_profile and not on_tools
-        if action in CHAT_ACTIONS and not isinstance(self.screen, MainScreen):
+        if action in CHAT_ACTIONS and not isinstance(top, MainScreen):
             # About the open chat: not in the footer (nor working) on the ledger, the
             # business tools or a dialog, where there is no chat to act on.
             return False
