@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -905,7 +906,10 @@ class Messenger:
         self, on_event: Callable[[ClientEvent], None], progress: "_StreamProgress"
     ) -> None:
         await self.flush_outbox()
-        on_event(ConnectionChanged(online=True))
+        # Online only once the relay says the stream is open (its ``event: ready``): before
+        # that, a message sent to this account would not arrive live, and a UI told "online"
+        # too early showed a state that was not yet true.
+        announce = functools.partial(on_event, ConnectionChanged(online=True))
         # Each envelope is stored and shown at once; acks go out in batches (ack_delay_s after
         # the first unacked one, or every ACK_BATCH), never one request per message. Late
         # acks cost nothing but a redelivery after a reconnect, which the store ignores;
@@ -936,7 +940,7 @@ class Messenger:
 
         async def read() -> None:
             try:
-                async for item in self.api.stream():
+                async for item in self.api.stream(on_ready=announce):
                     arrived.put_nowait(item)
             finally:
                 arrived.put_nowait(None)  # the stream ended (or failed: see below)

@@ -278,10 +278,14 @@ class RelayAPI:
             Preferences.model_validate(await self.request(method, f"/v1/prefs/{choice}/{business}"))
         )
 
-    async def stream(self) -> AsyncIterator[MailboxItem]:
+    async def stream(
+        self, on_ready: Callable[[], None] | None = None
+    ) -> AsyncIterator[MailboxItem]:
         """Yield envelopes from the SSE stream until the connection ends.
 
-        Every (re)connection starts with all envelopes still unacked.
+        Every (re)connection starts with all envelopes still unacked. ``on_ready`` is called
+        when the relay's ``event: ready`` arrives (before any envelope): from then on the
+        stream is open and anything sent to this account reaches it live.
 
         Raises :class:`RelayUnavailable` when the connection cannot be made or drops.
         """
@@ -299,6 +303,8 @@ class RelayAPI:
                     if line == "":
                         if event == "envelope" and data:
                             yield MailboxItem.model_validate_json("\n".join(data))
+                        elif event == "ready" and on_ready is not None:
+                            on_ready()
                         event, data = "message", []
                     elif line.startswith(":"):
                         continue

@@ -14,6 +14,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 from textual.screen import Screen
 
 from client.events import ClientEvent, ConnectionChanged, MessageStored
@@ -26,11 +27,12 @@ from client.signals import KeyCheckFailed
 from client.store import HIDDEN_BY_CHOICE, Contact, LocalStore, StoredMessage
 from client.tui.messages import (
     ConnectionStateChanged,
-    MarketingDismissed,
+    MarketingAnswered,
     MessageArrived,
     ReplySubmitted,
     RequestAnswered,
     TemplateButtonPressed,
+    WhyMarketingAsked,
 )
 from client.tui.screens.business import BusinessToolsScreen
 from client.tui.screens.confirm_block import ConfirmBlockModal
@@ -42,9 +44,10 @@ from client.tui.screens.quick_reply import QuickReplyModal
 from client.tui.screens.report import REPORT_LIMIT, ReportModal
 from client.tui.screens.safety_number import SafetyChoice, SafetyNumberModal, SafetyView
 from client.tui.screens.search import SearchHit, SearchScreen
-from client.tui.screens.settings import SettingsScreen
+from client.tui.screens.settings import LEVELS, SettingsScreen
+from client.tui.screens.why_marketing import WhyMarketing, WhyMarketingScreen
 from client.tui.signals import campaign_of
-from client.tui.state import NOTIFY_MODES, NotifyMode, TuiState
+from client.tui.state import NOTIFY_MODES, Answer, Connection, NotifyMode, TuiState
 from client.tui.text import TimeFormat, local_time, one_line, safe
 from client.tui.widgets.composer import Composer
 from client.tui.widgets.conversation import ConversationView
@@ -82,26 +85,34 @@ class SealpostApp(App[None]):
     CSS_PATH = "sealpost.tcss"
     TITLE = "Sealpost"
     ENABLE_COMMAND_PALETTE = True
+    # Screens narrower than 100 cells get the class "-narrow" (sealpost.tcss): a slimmer
+    # chat list, so the chat and its buttons keep their room at 80x24.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
-    # Binding ids let a keymap in the profile's tui.json rebind any of these.
+    # Binding ids let a keymap in the profile's tui.json rebind any of these. Those with
+    # show=False still work and are in the help (?) and the command palette: the footer
+    # keeps to what fits, the open chat's actions first.
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", id="sealpost.help"),
         Binding("f2", "settings", "Settings", id="sealpost.settings"),
         Binding("f3", "privacy", "What's shared", id="sealpost.privacy"),
         Binding("f4", "search", "Search", id="sealpost.search"),
         Binding("f5", "ledger", "Ledger", id="sealpost.ledger"),
-        Binding("ctrl+f", "filter", "Filter", id="sealpost.filter"),
-        Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify"),
+        Binding("ctrl+f", "filter", "Filter", id="sealpost.filter", show=False),
+        Binding("ctrl+n", "cycle_notify", "Notify", id="sealpost.notify", show=False),
         Binding("ctrl+b", "block", "Block", id="sealpost.block"),
         Binding("ctrl+r", "report", "Report", id="sealpost.report"),
         Binding("ctrl+y", "accept_request", "Accept request", id="sealpost.accept"),
         Binding("ctrl+o", "toggle_promotions", "Promos on/off", id="sealpost.promotions"),
-        Binding("f6", "dismiss_marketing", "Dismiss promo", id="sealpost.dismiss"),
+        Binding("f6", "dismiss_marketing", "Not interested", id="sealpost.dismiss"),
         Binding("f7", "business_tools", "Business tools", id="sealpost.business"),
-        Binding("f8", "safety_number", "Safety number", id="sealpost.safety"),
-        Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme"),
+        Binding("f8", "safety_number", "Safety number", id="sealpost.safety", show=False),
+        Binding("ctrl+t", "toggle_theme", "Theme", id="sealpost.theme", show=False),
         Binding("ctrl+q", "quit", "Quit", id="sealpost.quit", priority=True),
     ]
+
+    # The push stream as last heard (see on_connection_state_changed); screens watch it.
+    connection: reactive[Connection] = reactive(Connection(), init=False)
 
     def __init__(
         self,
@@ -128,23 +139,22 @@ class SealpostApp(App[None]):
         self.signal_flush_s = signal_flush_s
         self._flushing_signals = False
         self.prefs: Preferences | None = None
-        self.online = False
         self._stop = asyncio.Event()
         self._contacts: dict[str, Contact | None] = {}
         self._lookalikes: LookalikeIndex | None = None  # built on first use, see lookalike_of
-        self.connection_text = "connecting…"
         self.unread_total = 0
         self.requests_total = 0
         self.update_sub_title()
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         if self.state.theme in THEMES:
             self.theme = self.state.theme
         if self.state.keymap:
             self.set_keymap(self.state.keymap)
-        self.push_screen(MainScreen())
+        # Mounted before the stream starts: what the stream brings always finds the chats.
+        await self.push_screen(MainScreen())
         self.listen()
         self.fetch_preferences()
         self.set_interval(self.signal_flush_s, self.flush_signals)
@@ -152,6 +162,10 @@ class SealpostApp(App[None]):
     async def on_unmount(self) -> None:
         self._stop.set()
         await self.messenger.aclose()
+
+    @property
+    def online(self) -> bool:
+        return self.connection.online
 
     @property
     def is_business_profile(self) -> bool:
@@ -282,18 +296,16 @@ class SealpostApp(App[None]):
             self.post_message(ConnectionStateChanged(event.online, event.detail))
 
     def on_connection_state_changed(self, event: ConnectionStateChanged) -> None:
-        came_back = event.online and not self.online
-        self.online = event.online
-        self.connection_text = "online" if event.online else "offline, retrying"
+        # Only state is set here; each screen draws it from watch_connection's watchers,
+        # whenever it is mounted (screens/main.py).
+        self.connection = (
+            Connection("online") if event.online else Connection("offline", event.detail)
+        )
+
+    def watch_connection(self, old: Connection, new: Connection) -> None:
         self.update_sub_title()
-        if not self.has_main:
-            return  # shutting down: the main screen is gone already
-        self.main.show_connection(event.online, event.detail)
-        if came_back:
-            # The reconnect flushed the outbox: statuses may have changed from queued to sent.
-            current = self.main.current_peer
-            if current:
-                self.main.conversation_changed(current)
+        if new.online and not old.online:
+            # Choices may have changed on another device meanwhile; due reports can leave.
             self.fetch_preferences()
             self.flush_signals()
 
@@ -306,7 +318,7 @@ class SealpostApp(App[None]):
             self.unread_total = unread
         if requests is not None:
             self.requests_total = requests
-        parts = [f"@{self.messenger.profile.handle}", self.connection_text]
+        parts = [f"@{self.messenger.profile.handle}", self.connection.text]
         if self.unread_total:
             parts.append(f"{self.unread_total} unread")
         if self.requests_total:
@@ -427,9 +439,10 @@ class SealpostApp(App[None]):
             self.copy_to_clipboard(button.copy_value or "")
             self.notify(f"Code copied: {button.copy_value}", markup=False)
         elif button.text == STOP_PROMOTIONS:
-            # The platform's own control, added by the app to marketing (a business cannot
-            # register a button that reads like it).
-            self.set_choice("promotions-stopped", business, True)
+            # The platform's own control, on every marketing template (a business cannot
+            # register a button that reads like it); it reads "Resume promotions" once used.
+            stopped = bool(self.prefs and business in self.prefs.promotions_stopped)
+            self.set_choice("promotions-stopped", business, not stopped)
         else:
             self.ask_quick_reply(business, button.text)
 
@@ -492,7 +505,7 @@ class SealpostApp(App[None]):
         )
 
     def action_dismiss_marketing(self) -> None:
-        """Dismiss the selected marketing message (or the newest one in the open chat)."""
+        """ "Not interested" in the selected marketing message (or the newest in the chat)."""
         if not self.has_main or self.main.current_peer is None:
             self.notify("Open a conversation with a business first.", severity="warning")
             return
@@ -505,15 +518,42 @@ class SealpostApp(App[None]):
         if message is None:
             self.notify("No marketing message to dismiss here.", severity="warning")
             return
-        self.dismiss_marketing(message)
+        self.answer_marketing(message, "not_interested")
 
-    def on_marketing_dismissed(self, event: MarketingDismissed) -> None:
-        self.dismiss_marketing(event.message)
+    def on_marketing_answered(self, event: MarketingAnswered) -> None:
+        self.answer_marketing(event.message, event.answer)
 
-    def dismiss_marketing(self, message: StoredMessage) -> None:
-        self.record_signal([campaign_of(message)], "dismissed")
+    def answer_marketing(self, message: StoredMessage, answer: Answer) -> None:
+        """Note the answer on the campaign's pending report (interested counts as a click,
+        not interested as a dismissal) and leave it under the message, on this device."""
+        self.record_signal(
+            [campaign_of(message)], "clicked" if answer == "interested" else "dismissed"
+        )
+        self.state.answers[message.msg_id] = answer
+        self.save_state()
+        if self.has_main:
+            self.main.conversation_changed(message.peer)
         name, _ = self.name_of(message.peer)
-        self.notify(f"Dismissed the promotion from {name}.", markup=False)
+        said = "Interested in" if answer == "interested" else "Not interested in"
+        self.notify(f"{said} the promotion from {name}.", markup=False)
+
+    def on_why_marketing_asked(self, event: WhyMarketingAsked) -> None:
+        business = event.message.peer
+        name, verified = self.name_of(business)
+        prefs = self.prefs
+        self.push_screen(
+            WhyMarketingScreen(
+                WhyMarketing(
+                    business=business,
+                    name=name,
+                    verified=verified,
+                    level=dict(LEVELS).get(prefs.level, prefs.level) if prefs else None,
+                    weekly_limit=prefs.weekly_limit if prefs else None,
+                    accepted=not self.is_request(business),
+                    stop_key=self._key_of("toggle_promotions"),
+                )
+            )
+        )
 
     # --- the relay's copy of the person's choices -------------------------------------------
 
@@ -730,21 +770,25 @@ class SealpostApp(App[None]):
             self.set_choice("promotions-stopped", business, not stopped)
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.key_help()))
+        screen = self.screen
+        if not isinstance(screen, HelpScreen):
+            on_main = isinstance(screen, MainScreen)
+            title = getattr(screen, "HELP_TITLE", None) or screen.title or "Sealpost"
+            self.push_screen(HelpScreen(self.key_help(screen), title=title, general=on_main))
 
-    def key_help(self) -> list[tuple[str, str]]:
-        keys = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            if binding.action == "business_tools" and not self.is_business_profile:
+    def key_help(self, screen: Screen[object]) -> list[tuple[str, str]]:
+        """The keys that work on ``screen`` now (its own, its focused widgets', the app's
+        that apply there), as the person's keymap has them; hidden ones too."""
+        keys: dict[tuple[str, str], list[str]] = {}
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not (
+                active.enabled and binding.description and _declared_here(active.node, binding)
+            ):
                 continue
-            key = self.state.keymap.get(binding.id or "", binding.key)
-            shown = ", ".join(
-                self.get_key_display(Binding(k, binding.action)) for k in key.split(",")
-            )
-            keys.append((shown, binding.description))
-        return keys
+            shown = self.get_key_display(Binding(key, binding.action))
+            keys.setdefault((binding.action, binding.description), []).append(shown)
+        return [(", ".join(shown), description) for (_, description), shown in keys.items()]
 
     def action_settings(self) -> None:
         if isinstance(self.screen, SettingsScreen):
@@ -776,14 +820,15 @@ class SealpostApp(App[None]):
         self.push_screen("business-tools")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        on_tools = bool(self.screen_stack) and isinstance(
-            self.screen_stack[-1], BusinessToolsScreen
-        )
+        top = self.screen_stack[-1] if self.screen_stack else None  # none while starting
+        on_tools = isinstance(top, BusinessToolsScreen)
         if action == "business_tools":
             # Not in the footer of a person's app, nor twice on the tools themselves.
             return self.is_business_profile and not on_tools
-        if action in CHAT_ACTIONS and on_tools:
-            return False  # about the open chat, which the business tools cover
+        if action in CHAT_ACTIONS and not isinstance(top, MainScreen):
+            # About the open chat: not in the footer (nor working) on the ledger, the
+            # business tools or a dialog, where there is no chat to act on.
+            return False
         if action == "accept_request":  # in the footer only while a request is open
             peer = self.main.current_peer if self.has_main else None
             return peer is not None and self.is_request(peer)
@@ -892,8 +937,8 @@ class SealpostApp(App[None]):
             self.action_safety_number,
         )
         yield SystemCommand(
-            "Dismiss this promotion",
-            "Not interested (counted only in the campaign's noised, anonymous report)",
+            "Not interested in this promotion",
+            "A dismissal, counted only in the campaign's noised, anonymous report",
             self.action_dismiss_marketing,
         )
         if self.is_business_profile:
@@ -903,3 +948,16 @@ class SealpostApp(App[None]):
                 self.action_business_tools,
             )
         yield SystemCommand("Toggle dark / light theme", "", self.action_toggle_theme)
+
+
+def _declared_here(node: object, binding: Binding) -> bool:
+    """``binding`` is one of this package's, not a built-in widget's (scroll left, focus
+    next...): the help lists what Sealpost does, and the footer shows the rest."""
+    return any(
+        cls.__module__.startswith("client.")
+        and any(
+            isinstance(b, Binding) and b.action == binding.action
+            for b in vars(cls).get("BINDINGS", ())
+        )
+        for cls in type(node).__mro__
+    )

@@ -6,6 +6,7 @@ from typing import Literal
 from textual.message import Message
 
 from client.store import StoredMessage
+from client.tui.state import Answer
 from shared.api import Preferences
 from shared.templates import RenderedButton
 
@@ -60,8 +61,17 @@ class RequestAnswered(Message):
 
 
 @dataclass
-class MarketingDismissed(Message):
-    """The person dismissed a marketing message ("not interested"); nothing is deleted."""
+class MarketingAnswered(Message):
+    """The person said they are (not) interested in a marketing message; nothing is deleted.
+    "Not interested" is the dismissal the campaign's anonymous report may count."""
+
+    message: StoredMessage
+    answer: Answer
+
+
+@dataclass
+class WhyMarketingAsked(Message):
+    """The person asked why they see this marketing message."""
 
     message: StoredMessage
 

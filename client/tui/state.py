@@ -1,4 +1,6 @@
-"""What the TUI remembers on this device, beside the store: ``<profile>/tui.json``.
+"""What the TUI holds beside the store: the connection as the app last heard it
+(:class:`Connection`, never saved), and what it remembers on this device,
+``<profile>/tui.json`` (:class:`TuiState`).
 
 Settings (bell, theme, keymap, notifications per conversation) and reports recorded locally
 until the moderation channel exists. Nothing here is sent anywhere.
@@ -6,6 +8,7 @@ until the moderation channel exists. Nothing here is sent anywhere.
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -14,6 +17,32 @@ from pydantic import BaseModel, Field
 NotifyMode = Literal["toast", "bell", "off"]
 NOTIFY_MODES: tuple[NotifyMode, ...] = get_args(NotifyMode)
 DEFAULT_NOTIFY: NotifyMode = "toast"
+ConnectionPhase = Literal["connecting", "online", "offline"]
+# What the person said of a marketing message with the chat's own buttons.
+Answer = Literal["interested", "not_interested"]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The push stream's state: ``online`` from the relay's ``event: ready`` until it drops.
+
+    The app holds one (a reactive) and screens watch it, so a screen mounted at any moment
+    draws the state as it is, rather than waiting to be told of the next change.
+    """
+
+    phase: ConnectionPhase = "connecting"
+    detail: str = ""  # why it is offline, in the relay's or the client's words
+
+    @property
+    def online(self) -> bool:
+        return self.phase == "online"
+
+    @property
+    def text(self) -> str:
+        """As the header and the sidebar say it."""
+        return {"connecting": "connecting…", "online": "online"}.get(
+            self.phase, "offline, retrying"
+        )
 
 
 class LocalReport(BaseModel):
@@ -33,6 +62,10 @@ class TuiState(BaseModel):
     notify: dict[str, NotifyMode] = Field(
         default_factory=dict,
         description="conversation -> toast | bell | off; a conversation not listed gets a toast",
+    )
+    answers: dict[str, Answer] = Field(
+        default_factory=dict,
+        description="marketing message id -> the person's answer, shown under the message",
     )
 
     def notify_mode(self, peer: str) -> NotifyMode:

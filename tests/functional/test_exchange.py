@@ -1,10 +1,13 @@
 """Two people exchanging sealed messages through a real relay, on SQLite and PostgreSQL."""
 
 import asyncio
+from collections.abc import AsyncIterator
 
-from client.events import ConnectionChanged, MessageStored
+import httpx
+
+from client.events import ClientEvent, ConnectionChanged, MessageStored
 from server.embedded import EmbeddedRelay
-from tests.conftest import relay_settings
+from tests.conftest import PersonFactory, relay_settings
 from tests.helpers import relay_storage_bytes
 
 
@@ -253,3 +256,46 @@ async def test_a_full_first_page_is_followed_by_the_next(sqlite_relay, make_acco
     pages = [r for r in _requests_since(bob, start) if r.startswith("GET mailboxes")]
     assert len(pages) == 3  # two full pages, then the empty one that says it is over
     assert (await bob.api.mailbox_page()).items == []
+
+
+async def test_online_means_the_relay_said_the_stream_is_ready(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory
+) -> None:
+    """``ConnectionChanged(online=True)`` comes from the relay's ``event: ready`` on the stream,
+    not from sending the request: a relay that has not answered yet is not online."""
+    bob = await make_account("bob", sqlite_relay)
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        asked.set()  # the client is reading the stream's answer
+        await answer.wait()  # the relay has the request and has not answered yet
+        yield b"retry: 2000\nevent: ready\ndata: {}\n\n"
+        await asyncio.Event().wait()  # then quiet, as a stream with nothing pending is
+
+    def relay(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/mailboxes/bob/stream"
+        return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+    await bob.api._http.aclose()
+    bob.api._http = httpx.AsyncClient(
+        transport=httpx.MockTransport(relay), base_url=bob.api.base_url
+    )
+    states: list[bool] = []
+    came = asyncio.Event()
+
+    def on_event(event: ClientEvent) -> None:
+        if isinstance(event, ConnectionChanged):
+            states.append(event.online)
+            came.set()
+
+    stop = asyncio.Event()
+    listener = asyncio.create_task(bob.listen(on_event, stop))
+    try:
+        await asyncio.wait_for(asked.wait(), timeout=10)
+        assert states == []  # asked, not answered: neither online nor offline yet
+        answer.set()
+        await asyncio.wait_for(came.wait(), timeout=10)
+        assert states == [True]
+    finally:
+        stop.set()
+        await asyncio.wait_for(listener, timeout=10)

@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from client.tui.app import SealpostApp
+from client.tui.state import Connection, ConnectionPhase
 from client.tui.widgets.chat_list import ChatList
 from client.tui.widgets.conversation import ConversationView
 
@@ -51,3 +52,25 @@ def chat_list(app: SealpostApp) -> ChatList:
 def toasts(app: SealpostApp) -> list[str]:
     """Title and text of every notification raised so far."""
     return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+async def until_connection(
+    app: SealpostApp, phase: ConnectionPhase = "online", within: float = 30.0
+) -> None:
+    """Await the app's connection state (a reactive it sets from the stream) reaching
+    ``phase``; nothing is polled: a watcher wakes the test when the state changes."""
+    reached = asyncio.Event()
+
+    def check(connection: Connection) -> None:
+        if connection.phase == phase:
+            reached.set()
+
+    app.watch(app, "connection", check)  # called at once with the state as it is now
+    try:
+        await asyncio.wait_for(reached.wait(), within)
+    except TimeoutError:
+        raise AssertionError(f"still {app.connection} after {within} s, not {phase}") from None
+
+
+async def until_online(app: SealpostApp) -> None:
+    await until_connection(app, "online")

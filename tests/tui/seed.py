@@ -110,6 +110,7 @@ def seed_demo(store: LocalStore, me: str) -> None:
                 category="marketing",
                 label="Marketing",
                 rendered_json=OFFER.model_dump_json(),
+                campaign_id="cmp_0123456789abcdef",  # a campaign copy: Interested etc. shown
             ),
         ],
     )

@@ -27,6 +27,7 @@ from tests.tui.conftest import (
     conversation_text,
     make_app,
     toasts,
+    until_online,
     wait_for,
 )
 
@@ -63,7 +64,7 @@ async def test_marketing_message_is_labelled_and_its_buttons_work(
     bob = await make_account("bob", sqlite_relay)
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         await send_offer(shop, "bob", tmp_path)
         # A business bob never wrote to: a message request, listed apart and quiet.
         await wait_for(pilot, lambda: "1 request" in app.sub_title)
@@ -115,7 +116,8 @@ async def test_a_request_is_blocked_from_its_bar(
 
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online and "1 request" in app.sub_title)
+        await until_online(app)
+        await wait_for(pilot, lambda: "1 request" in app.sub_title)
         assert conversation(app).peer is None  # a request is not opened for the person
         await pilot.click("#chat-options")
         await pilot.press("down", "enter")
@@ -137,7 +139,8 @@ async def test_a_message_request_never_steals_focus(
     await bob.send_text("carol", "hi carol")
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online and conversation(app).peer == "carol")
+        await until_online(app)
+        await wait_for(pilot, lambda: conversation(app).peer == "carol")
         await pilot.click("#composer")
         await pilot.press(*"half a sent")
         composer = app.screen.query_one("#composer", Input)
@@ -181,7 +184,7 @@ async def test_quarantined_message_is_shown_as_could_not_verify(
     await bob.send_text("alice", "hi alice")  # a contact: her messages are not a request
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         await alice.api.send(swapped)
         await wait_for(pilot, lambda: "could not verify" in conversation_text(app))
         text = conversation_text(app)

@@ -19,7 +19,7 @@ from server.clock import ManualClock
 from server.embedded import EmbeddedRelay
 from shared.api import CampaignFigures, CampaignReport, Estimate, NoisyCount
 from tests.conftest import PersonFactory
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import make_app, until_online, wait_for
 from tests.tui.seed import T0
 
 SIZE = (130, 44)
@@ -265,7 +265,7 @@ def test_analytics_snapshot(
     app = make_app(home, "acme")
 
     async def ready(pilot: Pilot) -> None:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         await pilot.press("f7")
         await wait_for(pilot, lambda: isinstance(app.screen, BusinessToolsScreen))
         screen = app.screen

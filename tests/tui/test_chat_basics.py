@@ -12,6 +12,7 @@ from tests.tui.conftest import (
     conversation_text,
     make_app,
     toasts,
+    until_online,
     wait_for,
 )
 
@@ -29,7 +30,7 @@ async def test_starts_with_stored_conversations_then_shows_a_live_message(
 
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         assert chat_list(app).visible_peers() == ["alice"]
         assert "hello from alice" in conversation_text(app)
         assert "online" in app.sub_title

@@ -4,7 +4,14 @@ from pathlib import Path
 
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory, relay_settings
-from tests.tui.conftest import SIZE, conversation_text, make_app, wait_for
+from tests.tui.conftest import (
+    SIZE,
+    conversation_text,
+    make_app,
+    until_connection,
+    until_online,
+    wait_for,
+)
 
 
 async def test_reply_reaches_the_other_side(
@@ -40,13 +47,13 @@ async def test_relay_loss_queues_then_recovers(
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: "are you there?" in conversation_text(app))
             relay.stop()
-            await wait_for(pilot, lambda: not app.online)
+            await until_connection(app, "offline")
             assert "offline, retrying" in app.sub_title
             await pilot.click("#composer")
             await pilot.press(*"typed while offline", "enter")
             await wait_for(pilot, lambda: "◷ queued" in conversation_text(app))
             relay = EmbeddedRelay(relay_settings(sqlite_url), port=port).start()
-            await wait_for(pilot, lambda: app.online)
+            await until_online(app)
             await wait_for(pilot, lambda: "✓ sent" in conversation_text(app))
             assert "◷ queued" not in conversation_text(app)
         [got] = (await alice.sync()).stored

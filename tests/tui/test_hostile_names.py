@@ -17,7 +17,7 @@ from sealpost.commands.output import terminal_safe
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory
 from tests.helpers import legacy_account
-from tests.tui.conftest import SIZE, chat_list, make_app, toasts, wait_for
+from tests.tui.conftest import SIZE, chat_list, make_app, toasts, until_online, wait_for
 
 # What must never reach the terminal raw: it is obeyed (C0, C1), reorders text (bidi), hides
 # text (zero-width, format) or breaks a line where the app did not (U+2028/9).
@@ -139,7 +139,7 @@ async def test_a_hostile_directory_name_never_reaches_the_screen(
     try:
         app = make_app(home, "bob")
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.online)
+            await until_online(app)
             await trudy.send_text("bob", f"pay here{C1_CSI}2J \u202etxet\u2028next [b]x[/b]")
             await wait_for(pilot, lambda: "trudy" in chat_list(app).visible_peers())
             await wait_for(pilot, lambda: any("trudy" in t for t in toasts(app)))
@@ -195,7 +195,7 @@ async def test_the_verified_badge_is_drawn_apart_and_look_alikes_are_flagged(
     await bob.send_text("acme", "where is my order?")  # pins acme: a verified contact
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         await cyrillic.send_text("bob", "Your order is held: pay the customs fee")
         await latin.send_text("bob", "Support here, log in at acme-help.example")
         await wait_for(pilot, lambda: {"mallory", "trudy"} <= set(chat_list(app).visible_peers()))

@@ -11,7 +11,15 @@ from server.embedded import EmbeddedRelay
 from shared.safety_numbers import format_safety_number
 from tests.conftest import PersonFactory
 from tests.helpers import readable_by, send_as, swap_keys
-from tests.tui.conftest import SIZE, chat_list, conversation_text, make_app, toasts, wait_for
+from tests.tui.conftest import (
+    SIZE,
+    chat_list,
+    conversation_text,
+    make_app,
+    toasts,
+    until_online,
+    wait_for,
+)
 
 WARNING = "alice's safety number changed — compare it before trusting new messages"
 
@@ -58,7 +66,8 @@ async def test_a_key_change_warns_and_a_reply_asks_before_sealing_to_the_new_key
 
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online and "hello bob" in conversation_text(app))
+        await until_online(app)
+        await wait_for(pilot, lambda: "hello bob" in conversation_text(app))
         app.messenger.mark_verified("alice")
         app.contact_changed("alice")
         await wait_for(pilot, lambda: "safety number verified" in header(app))

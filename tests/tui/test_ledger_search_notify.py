@@ -25,6 +25,7 @@ from tests.tui.conftest import (
     conversation_text,
     make_app,
     toasts,
+    until_online,
     utc_time,
     wait_for,
 )
@@ -58,7 +59,8 @@ async def test_ledger_lists_every_request_filters_and_exports(
     await alice.send_text("bob", "hello")
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online and app.prefs is not None)
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
         # Alice's message stored and acked: no request is still on its way to the ledger.
         await wait_for(
             pilot,
@@ -112,7 +114,7 @@ async def test_search_finds_messages_in_every_chat_and_opens_at_the_hit(
     seed_bulk(bob.store, "bob", chats=3, per_chat=150)
     app = make_app(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+        await until_online(app)
         await carol.send_text("bob", "the blue [umbrella] is by the door")
         await wait_for(pilot, lambda: "carol" in chat_list(app).visible_peers())
 
@@ -167,7 +169,8 @@ async def test_notifications_per_conversation_and_unread_counts(
     bells: list[int] = []
     app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online and len(chat_list(app).rows) == 2)
+        await until_online(app)
+        await wait_for(pilot, lambda: len(chat_list(app).rows) == 2)
         app.main.open_conversation("alice")
         await pilot.press("f2")
         await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
@@ -220,8 +223,8 @@ async def test_relay_override_for_one_run(
     info = bob.profile.info.model_copy(update={"relay_url": "http://127.0.0.1:9"})
     (bob.profile.dir / "profile.json").write_text(info.model_dump_json())
     app = SealpostApp(home, "bob", time_format=utc_time, relay_url=sqlite_relay.url)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.online)
+    async with app.run_test(size=SIZE):
+        await until_online(app)
         assert app.messenger.api.base_url == sqlite_relay.url
     assert load_profile(home, "bob").info.relay_url == "http://127.0.0.1:9"
 

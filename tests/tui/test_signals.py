@@ -6,14 +6,19 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
+from textual.widgets import Button as ButtonWidget
+from textual.widgets import Label, Static
 
 from client.messenger import Messenger
 from client.signals import PendingSignal
 from client.store import LocalStore
 from client.tui.app import SealpostApp
 from client.tui.screens.confirm_block import ConfirmBlockModal
+from client.tui.screens.main import MainScreen
 from client.tui.screens.privacy import EXPLAINER
 from client.tui.screens.settings import SettingsScreen
+from client.tui.screens.why_marketing import WhyMarketingScreen
+from client.tui.state import TuiState
 from server import signals as relay_signals
 from server.embedded import EmbeddedRelay
 from server.signals import master_secret
@@ -22,7 +27,14 @@ from shared.tokens import IssuerKey
 from shuffler.embedded import EmbeddedShuffler
 from shuffler.settings import ShufflerSettings
 from tests.conftest import PersonFactory
-from tests.tui.conftest import SIZE, make_app, toasts, wait_for
+from tests.tui.conftest import (
+    SIZE,
+    conversation_text,
+    make_app,
+    toasts,
+    until_online,
+    wait_for,
+)
 from tests.tui.test_business_messages import send_offer
 
 
@@ -53,7 +65,8 @@ async def test_reading_clicking_and_dismissing_are_noted_and_blocking_is_not(
     async with app.run_test(size=SIZE) as pilot:
         # A message request: the app does not open it; once the person does, it is shown,
         # so it counts as read.
-        await wait_for(pilot, lambda: app.online and "1 request" in app.sub_title)
+        await until_online(app)
+        await wait_for(pilot, lambda: "1 request" in app.sub_title)
         assert events(bob) == set()
         await pilot.click("#chat-options")
         await pilot.press("down", "enter")
@@ -66,7 +79,7 @@ async def test_reading_clicking_and_dismissing_are_noted_and_blocking_is_not(
         assert app.clipboard == "https://acme.example/shop"
         assert events(bob) == {"read", "clicked"}
 
-        assert app.main.query_one("#dismiss-marketing").display  # a button, and a key:
+        assert app.main.query_one("#not-interested").display  # a button, and a key:
         app.main.query_one("#conversation").focus()
         await pilot.press("x")
         assert "dismissed" in events(bob)
@@ -201,3 +214,61 @@ def app_beside_a_shuffler(
         # The app waits a minute after its own signed requests; not in a test.
         app.messenger.signals.settings.quiet_after_signed_s = 0
         yield app, shuffler
+
+
+def bar_button(app: SealpostApp, label: str) -> ButtonWidget:
+    """The action bar's shown button whose label starts with ``label``."""
+    return next(
+        b
+        for b in app.main.query("#action-bar Button").results(ButtonWidget)
+        if b.display and str(b.label).startswith(label)
+    )
+
+
+async def test_a_marketing_message_in_the_chat_shows_and_changes_the_persons_choices(
+    sqlite_relay: EmbeddedRelay, make_account: PersonFactory, home: Path, tmp_path: Path
+) -> None:
+    """Stop promotions becomes Resume promotions; Interested / Not interested feed the
+    campaign's signals and leave a trace on the message; "Why am I seeing this?" says who,
+    that it is marketing, the person's level and how to stop it."""
+    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
+    bob = await make_account("bob", sqlite_relay)
+    await bob.accept_request("acme")
+    await send_offer(shop, "bob", tmp_path)
+    await bob.sync()
+    app = make_app(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
+        assert app.main.current_peer == "acme"
+        await pilot.pause()
+
+        await pilot.click(bar_button(app, "Stop promotions"))
+        await wait_for(pilot, lambda: app.prefs and app.prefs.promotions_stopped == ["acme"])
+        await pilot.pause()
+        assert "promotions off" in str(app.main.query_one("#peer-name", Label).content)
+        await pilot.click(bar_button(app, "Resume promotions"))
+        await wait_for(pilot, lambda: app.prefs and not app.prefs.promotions_stopped)
+        await pilot.pause()
+        assert bar_button(app, "Stop promotions")
+
+        await pilot.click("#not-interested")
+        assert "dismissed" in events(bob)
+        await pilot.pause()
+        assert "✕ Not interested (you said so)" in conversation_text(app)
+        await pilot.click("#interested")
+        assert "clicked" in events(bob)
+        await pilot.pause()
+        assert "✓ Interested (you said so)" in conversation_text(app)
+        assert "Not interested (you said so)" not in conversation_text(app)
+        assert TuiState.load(app.state_path).answers  # kept on this device only
+
+        await pilot.click("#why-marketing")
+        await wait_for(pilot, lambda: isinstance(app.screen, WhyMarketingScreen))
+        why = "\n".join(str(w.content) for w in app.screen.query(Static))
+        assert "ACME Shoes" in why and "@acme" in why
+        assert "marketing" in why
+        assert "All marketing" in why  # bob's level
+        assert "Stop promotions" in why and "Settings (F2)" in why
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)

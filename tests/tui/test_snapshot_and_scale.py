@@ -14,7 +14,15 @@ from client.tui.widgets.conversation import FIRST_PAGE
 from sealpost.commands.desk import FINGERPRINT_ENV, create_desk
 from server.embedded import EmbeddedRelay
 from tests.conftest import PersonFactory
-from tests.tui.conftest import SIZE, chat_list, conversation, make_app, toasts, wait_for
+from tests.tui.conftest import (
+    SIZE,
+    chat_list,
+    conversation,
+    make_app,
+    toasts,
+    until_online,
+    wait_for,
+)
 from tests.tui.seed import seed_bulk, seed_demo
 
 
@@ -31,7 +39,8 @@ def test_main_screen_snapshot(
     app = make_app(home, "bob")
 
     async def ready(pilot: Pilot) -> None:
-        await wait_for(pilot, lambda: app.online and app.prefs is not None)
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

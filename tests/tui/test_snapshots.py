@@ -13,7 +13,7 @@ from client.tui.app import SealpostApp
 from client.tui.screens.ledger import LedgerScreen
 from client.tui.screens.search import SearchScreen
 from server.embedded import EmbeddedRelay
-from tests.tui.conftest import SIZE, make_app, utc_time, wait_for
+from tests.tui.conftest import SIZE, make_app, until_online, utc_time, wait_for
 from tests.tui.seed import T0, seed_demo
 
 SnapCompare = Callable[..., bool]
@@ -134,10 +134,57 @@ def test_screen_snapshot(
     app = make_app(home, "bob")
 
     async def ready(pilot: Pilot) -> None:
-        await wait_for(pilot, lambda: app.online and app.prefs is not None)
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
         await pilot.pause()
         await step(app, pilot)
         await pilot.pause()
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+async def marketing_chat(app: SealpostApp, pilot: Pilot) -> None:
+    """The business chat as it opens: its offer selected, the action bar's two rows."""
+    app.main.query_one("#conversation").focus()
+
+
+async def why_marketing(app: SealpostApp, pilot: Pilot) -> None:
+    await pilot.click("#why-marketing")
+
+
+async def report_dialog(app: SealpostApp, pilot: Pilot) -> None:
+    await pilot.press("ctrl+r")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
+@pytest.mark.parametrize(
+    "step",
+    [marketing_chat, why_marketing, report_dialog],
+    ids=["marketing_chat", "why_marketing", "report"],
+)
+def test_marketing_snapshot_at_small_and_wide_sizes(
+    step: Step,
+    size: tuple[int, int],
+    sqlite_relay: EmbeddedRelay,
+    home: Path,
+    snap_compare: SnapCompare,
+) -> None:
+    async def create() -> None:
+        bob = await Messenger.create_account(home, "bob", "bob", sqlite_relay.url, country="+39")
+        seed_demo(bob.store, "bob")
+        await bob.aclose()
+
+    asyncio.run(create())
+    app = make_app(home, "bob")
+
+    async def ready(pilot: Pilot) -> None:
+        await until_online(app)
+        await wait_for(pilot, lambda: app.prefs is not None)
+        await pilot.pause()
+        assert app.main.current_peer == "acme"
+        await step(app, pilot)
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)

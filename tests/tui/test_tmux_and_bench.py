@@ -57,7 +57,9 @@ async def test_real_app_in_tmux_shows_the_marketing_label(
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
     try:
         screen = await screen_shows(session, "● online")
-        assert "newest chat: opens first" in screen and "ACME Shoes" in screen
+        # The chat list's preview: tmux may draw the pane at 80 columns whatever -x says,
+        # where the narrow layout's list cuts the preview with an ellipsis.
+        assert "newest chat: opens" in screen and "ACME Shoes" in screen
         # Open the business chat: filter the list, Enter opens the best match. Keys sent while
         # the app still probes the terminal are lost (more likely on a busy machine): send
         # them again while nothing has landed anywhere (both inputs still show placeholders).
@@ -78,7 +80,8 @@ async def test_real_app_in_tmux_shows_the_marketing_label(
         tmux("send-keys", "-t", session, "C-y")  # accept
         await screen_shows(session, "Accepted @acme")
         screen = await screen_shows(session, "[ Shop now ↗ ]")
-        assert " Marketing " in screen
+        # The label in the chat (the list's starts its line); tmux drops trailing spaces.
+        assert " Marketing" in screen
         assert "Hi Bob, your code BOB20 takes 20% off" in screen
         tmux("send-keys", "-t", session, "C-q")  # quits cleanly: the session ends with it
         for _ in range(50):

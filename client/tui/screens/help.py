@@ -24,16 +24,23 @@ EXTRA_KEYS = [
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys of the screen it was opened on; the chats' help also says how they work."""
+
     BINDINGS = [Binding("escape,q,f1", "dismiss(None)", "Close")]
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, keys: list[tuple[str, str]], *, title: str = "Sealpost", general: bool = True
+    ) -> None:
         super().__init__(classes="sealpost-modal")
         self.keys = keys
+        self.title_text = title
+        self.general = general
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-body", id="help"):
-            yield Label("Sealpost help", classes="modal-title")
-            yield Static(Text(GENERAL))
+            yield Label(f"Help · {self.title_text}", classes="modal-title")
+            if self.general:
+                yield Static(Text(GENERAL))
             with VerticalScroll():
                 yield DataTable(id="help-keys", cursor_type="none", zebra_stripes=True)
             yield Button("Close", id="close", variant="primary")
@@ -41,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("Key", "Action")
-        for key, description in [*self.keys, *EXTRA_KEYS]:
+        for key, description in [*self.keys, *(EXTRA_KEYS if self.general else [])]:
             table.add_row(Text(key, "bold"), Text(description))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -121,6 +121,8 @@ def export_path(directory: Path) -> Path:
 class LedgerScreen(Screen[None]):
     """``entries`` reads the ledger (oldest first); exports go to ``export_dir``."""
 
+    HELP_TITLE = "Privacy ledger"
+
     BINDINGS = [
         Binding("escape", "close", "Close"),
         Binding("ctrl+s", "export", "Export JSON lines", id="sealpost.ledger.export"),

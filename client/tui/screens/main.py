@@ -14,6 +14,7 @@ from textual.widgets import Button, Footer, Header, Label
 from client.store import HIDDEN_BY_CHOICE, StoredMessage
 from client.tui.messages import ConversationSelected
 from client.tui.signals import campaign_of, shown_campaigns
+from client.tui.state import Connection
 from client.tui.text import safe
 from client.tui.widgets.action_bar import ActionBar
 from client.tui.widgets.chat_list import ChatList, ChatRow
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 
 class MainScreen(Screen[None]):
+    HELP_TITLE = "Chats"
     app: "SealpostApp"
 
     def compose(self) -> ComposeResult:
@@ -45,6 +47,7 @@ class MainScreen(Screen[None]):
                     time_format=app.time_format,
                     names=app.name_of,
                     notice=app.key_notice,
+                    answers=lambda msg_id: app.state.answers.get(msg_id),
                     id="conversation",
                 )
                 yield RequestBar(id="request-bar")
@@ -56,7 +59,8 @@ class MainScreen(Screen[None]):
         self.query_one(ConversationHeader).clear()
         self.query_one(ActionBar).display = False
         self.query_one(RequestBar).display = False
-        self.show_connection(False, "connecting…")
+        # Drawn now from the app's state, then on every change (init: called at once).
+        self.watch(self.app, "connection", self._show_connection)
         self.refresh_chats()
         # The newest chat, never a message request: those wait for the person to open them.
         rows = [r for r in self.query_one(ChatList).rows if not r.request]
@@ -65,9 +69,11 @@ class MainScreen(Screen[None]):
         self.query_one("#chat-options").focus()
 
     def on_screen_resume(self) -> None:
-        # Back from a modal or another screen: what arrived meanwhile is now in view.
+        # Back from a modal or another screen: what arrived meanwhile in the open chat was
+        # counted unread (nobody saw it) and is now in view.
         view = self.query_one(ConversationView)
         if view.peer is not None:
+            self.mark_read(view.peer)
             self.app.record_signal(shown_campaigns(view.messages), "read")
 
     # --- state from the app -------------------------------------------------------------
@@ -138,6 +144,9 @@ class MainScreen(Screen[None]):
             looks_like=lookalike.warning() if lookalike else "",
         )
         self.query_one(RequestBar).show(peer if self.app.is_request(peer) else None, name)
+        self.query_one(ActionBar).promotions_stopped = bool(
+            prefs and peer in prefs.promotions_stopped
+        )
         self.app.refresh_bindings()  # "Accept request" shows in the footer only for requests
 
     def open_conversation(self, peer: str, at: str | None = None) -> None:
@@ -184,18 +193,22 @@ class MainScreen(Screen[None]):
             self.query_one(ConversationView).reload()
         self.refresh_chats()
 
-    def show_connection(self, online: bool, detail: str = "") -> None:
+    def _show_connection(self, old: Connection, new: Connection) -> None:
         try:
             label = self.query_one("#connection", Label)
-        except NoMatches:  # not composed yet, or being torn down as the app exits
+        except NoMatches:  # being torn down as the app exits
             return
-        if online:
+        if new.online:
             label.update(Text("● online", "bold green"))
+            label.tooltip = None
         else:
-            text = Text("○ offline, retrying", "bold red", end="")
-            label.tooltip = Text(safe(detail)) if detail else None  # the relay's words
-            label.update(text)
-        label.set_class(not online, "-offline")
+            label.update(Text(f"○ {new.text}", "bold red", end=""))
+            label.tooltip = Text(safe(new.detail)) if new.detail else None  # the relay's words
+        label.set_class(not new.online, "-offline")
+        current = self.current_peer
+        if new.online and not old.online and current:
+            # The reconnect flushed the outbox: statuses may have changed from queued to sent.
+            self.conversation_changed(current)
 
     # --- UI events ----------------------------------------------------------------------
 

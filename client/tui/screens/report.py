@@ -3,7 +3,7 @@
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -49,7 +49,8 @@ class ReportModal(ModalScreen[bool]):
         title = Text("Report ", "bold", end="")
         title.append(safe(self.business_name, keep_newlines=False), "bold")
         title.append(f" @{safe(self.business)}", "dim")
-        with Vertical(classes="modal-body", id="report"):
+        # The whole dialog scrolls: at 80x24 its buttons were cut off below the messages.
+        with VerticalScroll(classes="modal-body", id="report"):
             yield Label(title, classes="modal-title")
             yield Static(
                 Text(
@@ -68,6 +69,10 @@ class ReportModal(ModalScreen[bool]):
             with Horizontal(classes="modal-buttons"):
                 yield Button("Send report", id="confirm", variant="warning")
                 yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        # Focused, so a short terminal scrolls the buttons into view (and Enter sends nothing).
+        self.query_one("#cancel", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

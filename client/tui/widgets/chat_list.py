@@ -106,7 +106,7 @@ class ChatList(Vertical):
         except OptionDoesNotExist:
             return
         if self.options.highlighted != index:
-            self.options.highlighted = index
+            self._highlight(index)
 
     def visible_peers(self) -> list[str]:
         return [o.id for o in self.options.options if o.id]
@@ -128,7 +128,15 @@ class ChatList(Vertical):
             items.insert(len(rows) - len(requests), Option(heading, disabled=True))
         options.set_options(items)
         if self.current is not None and any(r.peer == self.current for r in rows):
-            options.highlighted = options.get_option_index(self.current)
+            self._highlight(options.get_option_index(self.current))
+
+    def _highlight(self, index: int) -> None:
+        """Move the highlight for the app, not the person: no chat is opened by it.
+
+        Its OptionHighlighted would be handled later, when the app may have opened another
+        chat meanwhile, and would open this one again (seen as a flaky unread count)."""
+        with self.prevent(OptionList.OptionHighlighted):
+            self.options.highlighted = index
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -150,8 +158,10 @@ class ChatList(Vertical):
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         # Moving through the list opens chats as you go, like a mail client's preview.
         event.stop()
+        stale = event.option_index != self.options.highlighted  # moved on since
         if event.option.id and event.option.id != self.current and self.options.has_focus:
-            self.select(event.option.id)
+            if not stale:
+                self.select(event.option.id)
 
     def select(self, peer: str) -> None:
         if peer != self.current:

@@ -44,7 +44,7 @@ class ConversationView(ScrollView, can_focus=True):
         Binding("end", "select_edge(1)", "Last", show=False),
         Binding("pageup", "page_up", show=False),
         Binding("pagedown", "page_down", show=False),
-        Binding("x", "app.dismiss_marketing", "Dismiss promo", show=False),
+        Binding("x", "app.dismiss_marketing", "Not interested", show=False),
     ]
 
     COMPONENT_CLASSES = {
@@ -75,6 +75,7 @@ class ConversationView(ScrollView, can_focus=True):
         time_format: TimeFormat = local_time,
         names: Callable[[str], tuple[str, bool]] | None = None,
         notice: Callable[[str], str | None] | None = None,
+        answers: Callable[[str], str | None] | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
@@ -83,6 +84,8 @@ class ConversationView(ScrollView, can_focus=True):
         self._names = names or (lambda handle: (handle, False))
         # A warning about the whole chat (a key change), drawn under its newest message.
         self._notice = notice or (lambda handle: None)
+        # The person's answer to a marketing message (by its id), drawn under it.
+        self._answers = answers or (lambda msg_id: None)
         self.peer: str | None = None
         self.messages: list[StoredMessage] = []
         self.has_older = False
@@ -231,6 +234,7 @@ class ConversationView(ScrollView, can_focus=True):
                 time_format=self.time_format,
                 sender_name=name,
                 verified=verified,
+                answer=self._answers(message.msg_id),
             )
         notice = self._notice(self.peer) if self.peer and not self.has_newer else None
         if notice:

@@ -16,6 +16,11 @@ from shared.templates import STOP_PROMOTIONS, RenderedButton, RenderedTemplate
 
 GUTTER = 2
 BUTTON_ICONS = {"url": "↗", "copy_code": "⧉", "quick_reply": "↩"}
+# The trace a person's answer to a marketing message leaves under it (client/tui/state.py).
+ANSWER_TEXT = {
+    "interested": "✓ Interested (you said so)",
+    "not_interested": "✕ Not interested (you said so)",
+}
 STATUS_TEXT = {
     "sent": "✓ sent",
     "queued": "◷ queued, goes out when the relay is back",
@@ -81,8 +86,11 @@ def render_message(
     time_format: TimeFormat,
     sender_name: str,
     verified: bool,
+    answer: str | None = None,
 ) -> list[RenderedLine]:
     """The lines of one message at ``width`` cells, ending with a blank separator line.
+
+    ``answer``: what the person said of it ("interested" / "not_interested"), drawn under it.
 
     Lines leave out the ``GUTTER`` cells on the left, where the view marks the selection.
     """
@@ -150,5 +158,10 @@ def render_message(
             row.append(" ")
             x += cells + 1
         add(row, tuple(hits))
+    if answer in ANSWER_TEXT:
+        for part in Text(ANSWER_TEXT[answer], styles.label, end="").wrap(
+            console, inner, overflow="fold"
+        ):
+            add(part)
     lines.append(RenderedLine(Text(end=""), index))
     return lines
