@@ -12,7 +12,6 @@ import json
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -36,50 +35,20 @@ from pywa_async.types.templates import (
 from client.gateway.config import load_config, map_recipient
 from client.gateway.tokens import issue_token
 from client.gateway.webhooks import WebhookError
-from client.messenger import Messenger
-from server.embedded import EmbeddedRelay
 from tests.helpers import (
     ALICE_NUMBER,
     APP_SECRET,
     EVENT_TIMEOUT_S,
     SPRING,
     VERIFY_TOKEN,
-    Running,
     Served,
     ToGateway,
-    WebhookInbox,
     prepare_gateway,
     run_cli,
     same_shape,
     sealpost,
     spring_to,
 )
-
-
-@pytest.fixture
-async def shop(sqlite_relay: EmbeddedRelay, make_account: Any) -> Messenger:
-    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
-    await shop.api.top_up(50_000_000)
-    return shop
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[tuple[WebhookInbox, str]]:
-    inbox = WebhookInbox()
-    served = Served(inbox.app())
-    yield inbox, served.url + "/hook"
-    await served.stop()
-
-
-@pytest.fixture
-async def gateway(
-    sqlite_relay: EmbeddedRelay, shop: Messenger, inbox: tuple[WebhookInbox, str]
-) -> AsyncIterator[Running]:
-    running = prepare_gateway(shop, sqlite_relay, inbox[1])
-    await running.server.start()
-    yield running
-    await running.server.stop()
-
 
 # --- pywa, as published -------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from pywa_async.errors import WhatsAppError
 from client.gateway.config import config_path, load_config, map_recipient, save_config
 from client.gateway.tokens import issue_token
 from client.ledger import PrivacyLedger
-from client.messenger import Messenger
 from client.relay_api import RelayAPI
 from server.embedded import EmbeddedRelay
 from shared.api import SetLevel
@@ -30,41 +29,13 @@ from tests.conftest import relay_settings
 from tests.helpers import (
     EVENT_TIMEOUT_S,
     SPRING,
-    Running,
-    Served,
     ToGateway,
-    WebhookInbox,
     prepare_gateway,
     run_cli,
     same_shape,
     spring_to,
     swap_keys,
 )
-
-
-@pytest.fixture
-async def shop(sqlite_relay: EmbeddedRelay, make_account: Any) -> Messenger:
-    shop = await make_account("acme", sqlite_relay, business=True, display_name="ACME Shoes")
-    await shop.api.top_up(50_000_000)
-    return shop
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[tuple[WebhookInbox, str]]:
-    inbox = WebhookInbox()
-    served = Served(inbox.app())
-    yield inbox, served.url + "/hook"
-    await served.stop()
-
-
-@pytest.fixture
-async def gateway(
-    sqlite_relay: EmbeddedRelay, shop: Messenger, inbox: tuple[WebhookInbox, str]
-) -> AsyncIterator[Running]:
-    running = prepare_gateway(shop, sqlite_relay, inbox[1])
-    await running.server.start()
-    yield running
-    await running.server.stop()
 
 
 def _change(webhook: dict[str, Any]) -> dict[str, Any]:
