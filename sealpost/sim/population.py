@@ -6,11 +6,14 @@ amounts to one outcome, :func:`outcome_of_actions`), a marketing level drawn fro
 researcher's mix, and a few choices made before the week (promotions stopped or a business
 blocked, as in the audit's world; interaction signals switched off on a share of devices,
 drawn apart so that the share changes nothing else). Some write to businesses first, which
-is what the ``chatted`` level needs. Businesses each get a customer list and a marketing template;
-campaigns are spread over the simulated days, each at a business hour, each to part of its
-business's customers, with personalised variables that are planted canaries. What every
-recipient will do with every copy, should it arrive, is drawn here too: so the same seed
-plays the same week, whatever the timing of the run.
+is what the ``chatted`` level needs; most customers accepted their businesses' messages (so
+message requests do not cap them). Businesses each get a customer list and a marketing
+template, and are welcome or spammy (a spammy one writes to nearly everyone, and people
+dismiss most of its marketing: :func:`reception`); campaigns are spread over the simulated
+days, each at a business hour, each to part of its business's customers, with personalised
+variables that are planted canaries. What every recipient will do with every copy, should it
+arrive, is drawn here too: so the same seed plays the same week, whatever the timing of the
+run.
 """
 
 import random
