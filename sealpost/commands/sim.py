@@ -54,7 +54,7 @@ examples:
   sealpost sim --persons 50 --seed 7 --signals-off 0.2 --cap 3
   sealpost sim --levels all=0.5,chatted=0.2,weekly1=0.2,none=0.1
   sealpost sim --relay http://127.0.0.1:8700 --persons 100
-  sealpost sim --persons 1000 --days 14 --campaigns 42 --compare-quality   # spam, curbed?
+  sealpost sim --persons 1000 --days 21 --campaigns 63 --accepts 0.8 --compare-quality
   sealpost sim sweep --epsilons 0.5,1,ln3,2 --sizes 100,1000,10000 --out results/
 """
 
@@ -149,6 +149,15 @@ def register(sub: Any) -> None:
         "businesses)",
     )
     knobs.add_argument(
+        "--accepts",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of each business's customers who accepted its messages before the run "
+        "(default 0: businesses are strangers, and message requests let a stranger's first "
+        "3 messages through); runs of weeks want e.g. 0.8",
+    )
+    knobs.add_argument(
         "--no-quality",
         dest="quality",
         action="store_false",
@@ -232,6 +241,7 @@ def run(args: Any) -> int:
             keep=args.keep,
             workers=args.workers,
             spammy=args.spammy,
+            accepts=args.accepts,
             quality=args.quality,
             compare_quality=args.compare_quality,
             figures_epsilon=args.figures_epsilon,

@@ -105,6 +105,11 @@ class SimOptions:
     # Businesses whose marketing people do not want (broad audiences, who dismiss, stop and
     # block it); None: one when there are at least two businesses, else none.
     spammy: int | None = None
+    # Share of a business's customers who accepted its messages before the run (else it is
+    # a stranger to them, and message requests let only its first few copies through). Off
+    # by default: at 10,000 persons the extra signed requests at once overflow the relay's
+    # open files (20,000 here) while every stream is open.
+    accepts: float = 0.0
     quality: bool = True  # the own relay acts on template quality (pauses, disables)
     compare_quality: bool = False  # play the same seed again with quality off, side by side
     # ε of one campaign's published figures on the own relay (None: the relay's default,
@@ -128,6 +133,8 @@ class SimOptions:
             raise OptionError("--workers must be between 0 and 16")
         if self.cap is not None and self.cap < 0:
             raise OptionError("--cap must be zero or more")
+        if not 0 <= self.accepts <= 1:
+            raise OptionError("--accepts must be a share between 0 and 1")
         if not 0 <= self.effective_spammy <= self.businesses:
             raise OptionError("--spammy must be between 0 and --businesses")
         if self.figures_epsilon is not None and not 0 < self.figures_epsilon <= MAX_FIGURES_EPSILON:

@@ -6,8 +6,8 @@ amounts to one outcome, :func:`outcome_of_actions`), a marketing level drawn fro
 researcher's mix, and a few choices made before the week (promotions stopped or a business
 blocked, as in the audit's world; interaction signals switched off on a share of devices,
 drawn apart so that the share changes nothing else). Some write to businesses first, which
-is what the ``chatted`` level needs; most customers accepted their businesses' messages (so
-message requests do not cap them). Businesses each get a customer list and a marketing
+is what the ``chatted`` level needs; with ``--accepts``, customers accepted their businesses'
+messages (so message requests do not cap them). Businesses each get a customer list and a marketing
 template, and are welcome or spammy (a spammy one writes to nearly everyone, and people
 dismiss most of its marketing: :func:`reception`); campaigns are spread over the simulated
 days, each at a business hour, each to part of its business's customers, with personalised
@@ -68,9 +68,6 @@ WELCOME_SCALE = {"dismissed": 0.3, "stopped_promotions": 0.2, "blocked": 0.2, "r
 # Most people dismiss spam and move on; few take the trouble to stop or block it, so it
 # keeps reaching them unless the platform acts on what the dismissals say.
 SPAMMY_FLOOR = {"dismissed": 0.7, "stopped_promotions": 0.03, "blocked": 0.02, "reported": 0.02}
-# Customers who once accepted the business's messages (a chat, or accepting its message
-# request): its marketing reaches them beyond a stranger's first few (message requests).
-ACCEPTS_SHARE = 0.8
 SPAMMY_CLICKS = 0.05  # of the person's own click rate
 Kind = Literal["welcome", "spammy"]
 
@@ -257,7 +254,7 @@ def plan(options: SimOptions, prefix: str = "") -> SimPlan:
         share = rng.uniform(0.9, 1.0) if business.kind == "spammy" else rng.uniform(0.5, 0.9)
         customers[business.handle] = [p.handle for p in persons if rng.random() < share]
         for handle in customers[business.handle]:
-            if accepts_rng.random() < ACCEPTS_SHARE:
+            if accepts_rng.random() < options.accepts:
                 by_handle[handle].accepts.append(business.handle)
 
     campaigns: list[Campaign] = []

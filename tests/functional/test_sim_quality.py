@@ -24,6 +24,7 @@ def spam_run():
         figures_epsilon=3.0,
         figures_after_h=30,
         seed=3,
+        accepts=0.8,
     )
     return summarize(run_sim(options))
 
