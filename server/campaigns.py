@@ -150,7 +150,7 @@ def report(
     due_at = figures_at(campaign, policy)
     published = stored(session, campaign.id)
     status: CampaignStatus
-    held_until: dict[str, int] = {}
+    held_until: int | None = None  # while a paused template holds its copies
     if published is not None:
         status, note = ("cancelled" if campaign.cancelled else "done"), "published"
     elif campaign.cancelled and not sent:
@@ -161,7 +161,9 @@ def report(
         status, note = "open", f"due at {_when(due_at)}, once copies are sent"
     elif scheduled and now_ms < campaign.send_at:
         status, note = "scheduled", f"due at {_when(due_at)}"
-    elif scheduled and (held_until := quality.paused_campaigns(session, [campaign.id], now_ms)):
+    elif scheduled and (
+        held_until := quality.paused_campaigns(session, [campaign.id], now_ms).get(campaign.id)
+    ):
         status, note = "held", f"due at {_when(due_at)}"
     elif scheduled:
         status, note = "sending", f"due at {_when(due_at)}"
@@ -211,7 +213,7 @@ def report(
         figures_at=due_at,
         figures_note=note,
         figures=published,
-        held_until=held_until.get(campaign.id) if status == "held" else None,
+        held_until=held_until,
     )
 
 

@@ -55,6 +55,10 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one pass at a time within this process
+        # Whether a template may have been disabled since its campaigns were last stopped:
+        # true at start-up (another process, or this one before a restart, may have
+        # published), then after each publication; not a query every tick.
+        self._disables_to_apply = True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, daemon=True, name="dispatcher")
@@ -82,7 +86,8 @@ class Dispatcher:
         now due; returns how many messages changed."""
         changed = 0
         with self._lock:
-            changed += self._withdraw_disabled()
+            if self._disables_to_apply:  # at start-up, and until a withdrawal commits
+                changed += self._withdraw_disabled()
             while True:
                 released, expired = self._release_batch(), self._expire_batch()
                 changed += released + expired
@@ -90,16 +95,20 @@ class Dispatcher:
                     break
             if self.figures is not None:
                 with Session(self.engine) as session:
-                    publish_due(session, self.figures, self.clock.now_ms())
-                # A publication may just have disabled a template: stop its campaigns now.
-                changed += self._withdraw_disabled()
+                    published = publish_due(session, self.figures, self.clock.now_ms())
+                # Only a publication disables a template: then stop its campaigns at once.
+                if published:
+                    self._disables_to_apply = True
+                    changed += self._withdraw_disabled()
         return changed
 
     def _withdraw_disabled(self) -> int:
         if not self.template_quality:
             return 0
         with Session(self.engine) as session:
-            return withdraw_disabled(session, self.clock.now_ms())
+            withdrawn = withdraw_disabled(session, self.clock.now_ms())
+        self._disables_to_apply = False
+        return withdrawn
 
     def _release_batch(self) -> int:
         now = self.clock.now_ms()

@@ -139,16 +139,21 @@ def rate_template(
     return quality
 
 
+def _why(quality: TemplateQuality) -> str:
+    """The figures behind a rating, in the business's words (its note and its refusals)."""
+    return (
+        f"{quality.share_low:.0%} to {quality.share_high:.0%} of the people its campaigns of "
+        f"the last 7 days reached ({quality.campaigns}) blocked you, stopped your promotions or "
+        "dismissed it"
+    )
+
+
 def view(session: Session, template: Template, now_ms: int) -> TemplateQualityView:
     """What the business is shown of one template's quality."""
     found = session.get(TemplateQuality, template.id)
     if found is None:
         found = TemplateQuality(template_id=template.id, rating="medium", updated_at=now_ms)
-    why = (
-        f"{found.share_low:.0%} to {found.share_high:.0%} of the people its campaigns of the "
-        f"last 7 days reached ({found.campaigns}) blocked you, stopped your promotions or "
-        "dismissed it"
-    )
+    why = _why(found)
     if found.disabled:
         note = f"disabled: its quality fell to low {found.lows} times; lately {why}"
     elif found.paused_until is not None and now_ms < found.paused_until:
@@ -188,10 +193,7 @@ def unusable(
 
 def _unusable(quality: TemplateQuality, now_ms: int) -> tuple[str, str] | None:
     template_id = quality.template_id
-    why = (
-        f"{quality.share_low:.0%} to {quality.share_high:.0%} of the people its recent campaigns "
-        "reached blocked you, stopped your promotions or dismissed it"
-    )
+    why = _why(quality)
     if quality.disabled:
         return (
             "template_disabled",
