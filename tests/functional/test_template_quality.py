@@ -3,6 +3,7 @@ campaigns' published figures only (no privacy spent beyond them), on a real rela
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,16 @@ HOUR_MS = 3_600_000
 OFFER = TemplateDraft(
     name="offer", category="marketing", body="Hi {{name}}, 20% off today.", examples={"name": "Ana"}
 )
+
+
+def audience_of(people: list[Any]) -> Audience:
+    """A campaign's audience: these people, each with a name."""
+    return Audience(
+        rows=[
+            AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
+            for i, p in enumerate(people)
+        ]
+    )
 
 
 def _figures(delivered: int, blocked: int, stopped: int, dismissed: float, margin: int):
@@ -90,12 +101,7 @@ async def test_a_template_people_turn_away_from_is_paused_then_disabled(
         people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
         for person in people[:50]:  # most of them stopped its promotions
             await person.api.set_choice("promotions-stopped", "acme", True)
-        audience = Audience(
-            rows=[
-                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
-                for i, p in enumerate(people)
-            ]
-        )
+        audience = audience_of(people)
 
         async def campaign():  # type: ignore[no-untyped-def]
             run = await run_campaign(
@@ -174,12 +180,7 @@ async def test_a_business_moves_up_a_tier_and_down_after_a_bad_week(
         people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
         for person in people[:50]:
             await person.api.set_choice("promotions-stopped", "acme", True)
-        audience = Audience(
-            rows=[
-                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
-                for i, p in enumerate(people)
-            ]
-        )
+        audience = audience_of(people)
         run = await run_campaign(
             shop.api, shop.profile.keys, "acme", template, audience, budget=10**8
         )
@@ -208,14 +209,6 @@ async def test_a_paused_templates_scheduled_copies_wait_and_a_disabled_ones_are_
         for person in unhappy[:50]:
             await person.api.set_choice("promotions-stopped", "acme", True)
         fans = [await make_account(f"fan{i}", relay) for i in range(4)]
-
-        def audience_of(people) -> Audience:  # type: ignore[no-untyped-def]
-            return Audience(
-                rows=[
-                    AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
-                    for i, p in enumerate(people)
-                ]
-            )
 
         async def bad_campaign() -> int:
             run = await run_campaign(
@@ -299,12 +292,7 @@ async def test_with_quality_off_a_low_template_is_rated_and_nothing_is_paused(
         people = [await make_account(f"p{i:02d}", relay) for i in range(60)]
         for person in people[:50]:
             await person.api.set_choice("promotions-stopped", "acme", True)
-        audience = Audience(
-            rows=[
-                AudienceRow(line=i + 2, handle=p.profile.handle, variables={"name": "N"})
-                for i, p in enumerate(people)
-            ]
-        )
+        audience = audience_of(people)
         for _ in range(2):
             run = await run_campaign(
                 shop.api, shop.profile.keys, "acme", template, audience, budget=10**8
